@@ -1,0 +1,93 @@
+"""The one exception family every Kalshi failure is turned into.
+
+Messages are written for the person reading a task log: what went wrong and what to do.
+None of them ever carries key material or a request signature.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class KalshiError(Exception):
+    """Base class for every error this provider raises."""
+
+    #: Whether retrying the same request later may succeed.
+    retryable: bool = False
+
+
+class KalshiConfigError(KalshiError):
+    """The Airflow connection cannot be used as configured (key, key ID, host, extras)."""
+
+
+class KalshiTransportError(KalshiError):
+    """Kalshi could not be reached, or did not answer in time."""
+
+    retryable = True
+
+
+class KalshiResponseError(KalshiError):
+    """Kalshi answered 2xx, but the body is not what the API documents."""
+
+
+class KalshiAPIError(KalshiError):
+    """Kalshi answered with an HTTP error status."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str | None,
+        message: str,
+        details: Any = None,
+        *,
+        hint: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.hint = hint
+        self.retry_after = retry_after
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        label = f"Kalshi API error {self.status}"
+        if self.code:
+            label += f" ({self.code}"
+            label += f", {self.details})" if isinstance(self.details, str) and self.details else ")"
+        text = f"{label}: {self.message}"
+        return f"{text}. {self.hint}" if self.hint else text
+
+
+class KalshiAuthError(KalshiAPIError):
+    """401: Kalshi did not accept the key ID, signature or timestamp."""
+
+
+class KalshiPermissionError(KalshiAPIError):
+    """403: the key is valid but may not use this endpoint (FCM members only)."""
+
+
+class KalshiNotFoundError(KalshiAPIError):
+    """404: the path does not exist on this host (often a wrong base URL)."""
+
+
+class KalshiRateLimitError(KalshiAPIError):
+    """429: Kalshi's token bucket for this key is empty."""
+
+    retryable = True
+
+
+class KalshiServerError(KalshiAPIError):
+    """5xx: a fault on Kalshi's side or a proxy in front of it."""
+
+    retryable = True
+
+
+#: Errors that no amount of retrying fixes: the task should fail at once.
+PERMANENT_ERRORS: tuple[type[KalshiError], ...] = (
+    KalshiConfigError,
+    KalshiAuthError,
+    KalshiPermissionError,
+    KalshiNotFoundError,
+)
