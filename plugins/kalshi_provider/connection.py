@@ -1,0 +1,198 @@
+"""Turn an Airflow Connection into validated Kalshi client settings.
+
+Kept apart from the hook so the rules (which host, which key, which limits) read in one place and
+so the connection form's metadata and the hook cannot disagree about field names.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from kalshi_provider.exceptions import KalshiConfigError
+from kalshi_provider.signing import KeyLoadError, PrivateKey, load_private_key
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+API_PATH = "/trade-api/v2"
+BASE_URLS = {
+    "production": "https://api.elections.kalshi.com" + API_PATH,
+    "demo": "https://demo-api.kalshi.co" + API_PATH,
+}
+
+# Names of the connection extras; provider metadata (the UI form) uses the same constants.
+EXTRA_PRIVATE_KEY = "private_key"
+EXTRA_PRIVATE_KEY_PATH = "private_key_path"
+EXTRA_PASSPHRASE = "private_key_passphrase"
+EXTRA_ENVIRONMENT = "environment"
+EXTRA_TIMEOUT = "timeout"
+EXTRA_MAX_RETRIES = "max_retries"
+
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_MAX_RETRIES = 4
+MAX_RETRIES_LIMIT = 10
+
+
+@dataclass(frozen=True)
+class KalshiSettings:
+    """Everything the hook needs, checked once. ``repr`` never shows the key."""
+
+    conn_id: str
+    key_id: str
+    base_url: str
+    environment: str
+    timeout: float
+    max_retries: int
+
+
+def settings_from_connection(conn: Connection) -> KalshiSettings:
+    """Validate the non-secret parts of a Kalshi connection."""
+    extras = conn.extra_dejson
+    environment = _environment(conn.conn_id, extras)
+    key_id = (conn.login or "").strip()
+    if not key_id:
+        raise _config_error(
+            conn.conn_id, "has no API key ID: put the key ID in the 'API key ID' (login) field"
+        )
+    return KalshiSettings(
+        conn_id=conn.conn_id,
+        key_id=key_id,
+        base_url=resolve_base_url(conn.conn_id, conn.host, conn.port, environment),
+        environment=environment,
+        timeout=_positive_float(conn.conn_id, extras, EXTRA_TIMEOUT, DEFAULT_TIMEOUT),
+        max_retries=_retry_count(conn.conn_id, extras),
+    )
+
+
+def private_key_from_connection(conn: Connection) -> PrivateKey:
+    """Load the signing key from exactly one place: the key field, the password, or a key file.
+
+    The UI form stores the PEM in the ``private_key`` extra (a multi-line secret field); URIs,
+    environment variables and the CLI usually put it in the password.
+    """
+    extras = conn.extra_dejson
+    inline_field = (extras.get(EXTRA_PRIVATE_KEY) or "").strip()
+    password = (conn.password or "").strip()
+    path = (extras.get(EXTRA_PRIVATE_KEY_PATH) or "").strip()
+    given = [
+        name
+        for name, value in (
+            (f"the '{EXTRA_PRIVATE_KEY}' field", inline_field),
+            ("the password field", password),
+            (f"'{EXTRA_PRIVATE_KEY_PATH}'", path),
+        )
+        if value
+    ]
+    if not given:
+        raise _config_error(
+            conn.conn_id,
+            "has no private key: paste the PEM into the private key field, or set "
+            f"'{EXTRA_PRIVATE_KEY_PATH}' to a PEM file readable by the workers",
+        )
+    if len(given) > 1:
+        raise _config_error(conn.conn_id, f"has a key in {' and '.join(given)}: keep only one of them")
+    if path:
+        pem, source = _read_key_file(conn.conn_id, path), f"the key file {path}"
+    else:
+        pem, source = _unescape_newlines(inline_field or password).encode(), given[0]
+    passphrase = extras.get(EXTRA_PASSPHRASE) or None
+    try:
+        return load_private_key(pem, passphrase.encode() if passphrase else None)
+    except KeyLoadError as err:
+        raise _config_error(conn.conn_id, f"cannot use {source}: {err}") from None
+
+
+def resolve_base_url(conn_id: str, host: str | None, port: int | None, environment: str) -> str:
+    """Apply the host rules: default per environment, https only (plain http on loopback)."""
+    host = (host or "").strip()
+    if not host:
+        return BASE_URLS[environment]
+    parts = urlsplit(host if "://" in host else f"https://{host}")
+    scheme = parts.scheme.lower()
+    try:
+        hostname, parsed_port = parts.hostname, parts.port
+    except ValueError:
+        raise _config_error(conn_id, f"has a host with an invalid port: {host!r}") from None
+    if scheme not in ("https", "http") or not hostname or parts.query or parts.fragment:
+        raise _config_error(
+            conn_id,
+            f"has an unusable host {host!r}: give a base URL such as {BASE_URLS['production']}",
+        )
+    if scheme == "http" and not _is_loopback(hostname):
+        raise _config_error(
+            conn_id,
+            f"uses plain http for {hostname}: Kalshi requests carry account data and must use https "
+            "(plain http is allowed only on loopback, for the local simulator)",
+        )
+    effective_port = parsed_port or port
+    netloc = f"[{hostname}]" if ":" in hostname else hostname
+    if effective_port:
+        netloc += f":{effective_port}"
+    path = parts.path.rstrip("/") or API_PATH
+    return urlunsplit((scheme, netloc, path, "", ""))
+
+
+def _environment(conn_id: str, extras: dict[str, Any]) -> str:
+    environment = str(extras.get(EXTRA_ENVIRONMENT) or "production").strip().lower()
+    if environment not in BASE_URLS:
+        raise _config_error(conn_id, f"has environment {environment!r}: use 'production' or 'demo'")
+    return environment
+
+
+def _positive_float(conn_id: str, extras: dict[str, Any], name: str, default: float) -> float:
+    raw = extras.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = -1.0
+    if not 0 < value <= 300:
+        raise _config_error(conn_id, f"has {name}={raw!r}: give a number of seconds between 0 and 300")
+    return value
+
+
+def _retry_count(conn_id: str, extras: dict[str, Any]) -> int:
+    raw = extras.get(EXTRA_MAX_RETRIES)
+    if raw in (None, ""):
+        return DEFAULT_MAX_RETRIES
+    try:
+        value = int(str(raw))
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_RETRIES_LIMIT:
+        raise _config_error(
+            conn_id, f"has {EXTRA_MAX_RETRIES}={raw!r}: give a whole number from 0 to {MAX_RETRIES_LIMIT}"
+        )
+    return value
+
+
+def _read_key_file(conn_id: str, path: str) -> bytes:
+    try:
+        return Path(path).expanduser().read_bytes()
+    except OSError as err:
+        raise _config_error(
+            conn_id, f"names the key file {path}, which cannot be read ({err.strerror})"
+        ) from None
+
+
+def _unescape_newlines(pem: str) -> str:
+    """Accept a PEM whose line breaks arrived as literal ``\\n`` (common in env vars and JSON)."""
+    return pem.replace("\\n", "\n") if "\n" not in pem else pem
+
+
+def _is_loopback(hostname: str) -> bool:
+    if hostname.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def _config_error(conn_id: str, problem: str) -> KalshiConfigError:
+    return KalshiConfigError(f"Kalshi connection {conn_id!r} {problem}.")

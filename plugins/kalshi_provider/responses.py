@@ -1,0 +1,205 @@
+"""Read Kalshi's answers: the value we ask for, and every error shape seen in the wild.
+
+Both parsers are total: whatever the body, they return a checked value or raise one of the
+project's own exceptions, never a ``KeyError``, ``TypeError`` or ``JSONDecodeError``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from kalshi_provider.exceptions import (
+    KalshiAPIError,
+    KalshiAuthError,
+    KalshiNotFoundError,
+    KalshiPermissionError,
+    KalshiRateLimitError,
+    KalshiResponseError,
+    KalshiServerError,
+)
+
+MAX_CENTS = 2**63 - 1  # what a BIGINT column holds
+_SNIPPET = 200
+
+
+@dataclass(frozen=True)
+class BreakdownEntry:
+    exchange_index: int
+    balance_dollars: Decimal
+
+
+@dataclass(frozen=True)
+class RestingOrderValue:
+    """The endpoint's answer: the total in cents and, when Kalshi sends it, the per-exchange split."""
+
+    total_cents: int
+    breakdown: tuple[BreakdownEntry, ...] = ()
+
+
+def decode_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise KalshiResponseError(f"Kalshi's answer to {what} is not JSON: {_snippet(text)}") from None
+
+
+def parse_resting_order_value(body: Any) -> RestingOrderValue:
+    """Check the body of ``GET /portfolio/summary/total_resting_order_value``."""
+    if not isinstance(body, dict):
+        raise KalshiResponseError(
+            f"Kalshi's answer is a JSON {type(body).__name__}, expected an object with "
+            "'total_resting_order_value'"
+        )
+    if "total_resting_order_value" not in body:
+        raise KalshiResponseError(
+            "Kalshi's answer has no 'total_resting_order_value' field "
+            f"(fields: {', '.join(sorted(map(str, body))) or 'none'})"
+        )
+    total = body["total_resting_order_value"]
+    # bool is an int subclass in Python; a float like 12.0 is not cents. Both are refused.
+    if type(total) is not int:
+        raise KalshiResponseError(
+            "Kalshi's 'total_resting_order_value' must be a whole number of cents, got "
+            f"{type(total).__name__} {_snippet(json.dumps(total))}"
+        )
+    if not 0 <= total <= MAX_CENTS:
+        raise KalshiResponseError(
+            f"Kalshi's 'total_resting_order_value' is {total}, outside 0..{MAX_CENTS} cents"
+        )
+    return RestingOrderValue(total, _parse_breakdown(body.get("resting_order_value_breakdown")))
+
+
+def _parse_breakdown(raw: Any) -> tuple[BreakdownEntry, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise KalshiResponseError("Kalshi's 'resting_order_value_breakdown' is not a list")
+    entries = []
+    for item in raw:
+        index = item.get("exchange_index") if isinstance(item, dict) else None
+        balance = item.get("balance") if isinstance(item, dict) else None
+        if type(index) is not int or not isinstance(balance, str):
+            raise KalshiResponseError(
+                "Kalshi's breakdown entry must be {'exchange_index': int, 'balance': 'dollars'}, got "
+                f"{_snippet(json.dumps(item, default=str))}"
+            )
+        try:
+            dollars = Decimal(balance)
+        except InvalidOperation:
+            dollars = Decimal("NaN")
+        if not dollars.is_finite():
+            raise KalshiResponseError(f"Kalshi's breakdown balance {balance!r} is not a decimal amount")
+        entries.append(BreakdownEntry(index, dollars))
+    return tuple(entries)
+
+
+def error_from_response(
+    status: int, text: str, headers: Any = None, *, request_label: str = ""
+) -> KalshiAPIError:
+    """Build the matching exception from any error body Kalshi or a proxy sends."""
+    code, message, details = _error_fields(text)
+    if not message:
+        message = f"HTTP {status} with no error message" + (f" from {request_label}" if request_label else "")
+    kind = _ERROR_KINDS.get(status, KalshiServerError if status >= 500 else KalshiAPIError)
+    return kind(
+        status,
+        code,
+        message,
+        details,
+        hint=_hint(status, code, details),
+        retry_after=_retry_after(headers),
+    )
+
+
+def _error_fields(text: str) -> tuple[str | None, str, Any]:
+    """Find (code, message, details) in the wrapped, flat, string and ``msg`` shapes."""
+    try:
+        body = json.loads(text) if text.strip() else None
+    except ValueError:
+        return None, _snippet(text), None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = body["error"]
+    if isinstance(body, dict):
+        message = body.get("message") or body.get("msg") or body.get("error") or ""
+        code = body.get("code")
+        return (
+            str(code) if code not in (None, "") else None,
+            _snippet(message if isinstance(message, str) else json.dumps(message)),
+            body.get("details"),
+        )
+    if body is None:
+        return None, "", None
+    return None, _snippet(json.dumps(body)), None
+
+
+_ERROR_KINDS: dict[int, type[KalshiAPIError]] = {
+    401: KalshiAuthError,
+    403: KalshiPermissionError,
+    404: KalshiNotFoundError,
+    429: KalshiRateLimitError,
+}
+
+_AUTH_HINTS = {
+    "incorrect_api_key_signature": (
+        "Kalshi rejected the signature: the private key does not belong to this key ID, or the key "
+        "is for the other environment (demo keys work only on demo hosts, production keys only on "
+        "production hosts)"
+    ),
+    "not_found": (
+        "Kalshi does not know this API key ID on this host: check the key ID, and that the "
+        "connection's environment/host matches where the key was created (demo or production)"
+    ),
+    "header_timestamp_expired": (
+        "Kalshi found the request timestamp too far from its clock: this machine's clock is off; "
+        "sync it with NTP"
+    ),
+    "signature_is_missing_from_headers": (
+        "the request reached Kalshi without signature headers: a proxy may be stripping them"
+    ),
+}
+
+
+def _hint(status: int, code: str | None, details: Any) -> str | None:
+    if status == 401:
+        for marker in (details, code):
+            if isinstance(marker, str) and marker.lower() in _AUTH_HINTS:
+                return _AUTH_HINTS[marker.lower()] + "."
+        return "Check the API key ID and private key in the Kalshi connection."
+    if status == 403:
+        return (
+            "This endpoint is only for FCM members (Futures Commission Merchants): the API key is "
+            "valid but its account may not read the total resting order value. Ask Kalshi to enable "
+            "FCM access for this account, or use an FCM member's key."
+        )
+    if status == 404:
+        return "Check the connection's base URL: it should end in /trade-api/v2."
+    if status == 429:
+        return "Kalshi's rate limit for this key was hit."
+    return None
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP date), if there is one."""
+    raw = headers.get("Retry-After") if headers is not None else None
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        from datetime import datetime, timezone
+
+        when = parsedate_to_datetime(raw)
+        return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+def _snippet(text: Any) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= _SNIPPET else text[: _SNIPPET - 1] + "…"
