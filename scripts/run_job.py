@@ -153,9 +153,10 @@ def latest_run_state(airflow: str, env: dict[str, str]) -> str:
     result = subprocess.run(
         [airflow, "dags", "list-runs", DAG_ID, "--output", "json"], env=env, capture_output=True, text=True
     )
+    lines = [line for line in result.stdout.splitlines() if line.startswith(("[{", "[]"))]
     try:
-        runs = json.loads(result.stdout[result.stdout.index("[") :])
-    except ValueError:
+        runs = json.loads(lines[-1])
+    except (IndexError, ValueError):
         return "unknown"
     runs.sort(key=lambda run: run.get("run_after") or run.get("start_date") or "")
     return runs[-1]["state"] if runs else "unknown"
