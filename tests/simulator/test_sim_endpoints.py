@@ -1,0 +1,170 @@
+"""Paths, bodies and HTTP behaviour of the simulator outside authentication."""
+
+from __future__ import annotations
+
+import http.client
+import json
+
+import pytest
+import requests
+
+from kalshi_provider.signing import KalshiAuth
+from kalshi_provider.simulator import KalshiSimulator, generate_private_key
+
+TOTAL = "/portfolio/summary/total_resting_order_value"
+
+
+def get(simulator, account, path, **kwargs):
+    auth = KalshiAuth(account.key_id, account.private_key)
+    return requests.get(simulator.base_url + path, auth=auth, timeout=5, **kwargs)
+
+
+def test_base_url_shape(simulator):
+    assert simulator.base_url == f"http://127.0.0.1:{simulator.port}/trade-api/v2"
+
+
+def test_exchange_status_needs_no_auth(simulator):
+    response = requests.get(simulator.base_url + "/exchange/status", timeout=5)
+    assert response.status_code == 200
+    assert response.json() == {"exchange_active": True, "trading_active": True}
+
+
+def test_not_fcm_member_gets_403(simulator, make_kalshi_account):
+    account = make_kalshi_account(fcm_member=False)
+    response = get(simulator, account, TOTAL)
+    assert response.status_code == 403
+    assert response.json() == {"error": {"code": "permission_denied", "message": "permission denied"}}
+    # The balance endpoint works for every key: that is what a connection test should call.
+    assert get(simulator, account, "/portfolio/balance").status_code == 200
+
+
+def test_custom_value_and_breakdown(simulator, make_kalshi_account):
+    breakdown = [{"exchange_index": 0, "balance": "10.0000"}, {"exchange_index": 1, "balance": "2.3400"}]
+    account = make_kalshi_account(
+        total_resting_order_value=1234, breakdown=breakdown, balance=5, portfolio_value=7
+    )
+    assert get(simulator, account, TOTAL).json() == {
+        "total_resting_order_value": 1234,
+        "resting_order_value_breakdown": breakdown,
+    }
+    balance = get(simulator, account, "/portfolio/balance").json()
+    assert (balance["balance"], balance["portfolio_value"]) == (5, 7)
+
+
+def test_set_value_and_empty_breakdown(simulator, kalshi_account):
+    simulator.set_value(kalshi_account.key_id, 0, breakdown=[])
+    assert get(simulator, kalshi_account, TOTAL).json() == {
+        "total_resting_order_value": 0,
+        "resting_order_value_breakdown": [],
+    }
+    simulator.set_value(kalshi_account.key_id, 5)
+    assert get(simulator, kalshi_account, TOTAL).json()["resting_order_value_breakdown"] == [
+        {"exchange_index": 0, "balance": "0.0500"}
+    ]
+
+
+def test_set_value_for_unknown_key(simulator):
+    with pytest.raises(KeyError, match="no-such"):
+        simulator.set_value("no-such", 1)
+
+
+@pytest.mark.parametrize("bad", [1.5, "100", True, None])
+def test_value_must_be_integer_cents(simulator, bad):
+    with pytest.raises(ValueError, match="cents"):
+        simulator.add_account("k", generate_private_key("ed25519"), total_resting_order_value=bad)
+
+
+def test_add_account_accepts_pem_and_private_key(simulator, kalshi_account):
+    from kalshi_provider.simulator import public_pem
+
+    simulator.add_account(kalshi_account.key_id, public_pem(kalshi_account.private_key).decode())
+    assert get(simulator, kalshi_account, TOTAL).status_code == 200
+    simulator.add_account(kalshi_account.key_id, kalshi_account.private_key)
+    assert get(simulator, kalshi_account, TOTAL).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path", ["/portfolio/nothing", "/portfolio/balance/", "/", "/trade-api/v1/exchange/status"]
+)
+def test_unknown_path_is_wrapped_404(simulator, kalshi_account, path):
+    auth = KalshiAuth(kalshi_account.key_id, kalshi_account.private_key)
+    target = (
+        simulator.base_url + path
+        if not path.startswith("/trade-api") and path != "/"
+        else simulator.root_url + path
+    )
+    response = requests.get(target, auth=auth, timeout=5)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+def test_wrong_method_is_405(simulator, kalshi_account, method):
+    auth = KalshiAuth(kalshi_account.key_id, kalshi_account.private_key)
+    response = requests.request(method, simulator.base_url + TOTAL, auth=auth, json={"a": 1}, timeout=5)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "GET"
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_keep_alive_serves_many_requests_on_one_connection(simulator, kalshi_account):
+    conn = http.client.HTTPConnection(simulator.host, simulator.port, timeout=5)
+    try:
+        for _ in range(3):
+            conn.request("GET", "/trade-api/v2/exchange/status")
+            response = conn.getresponse()
+            assert response.status == 200
+            assert response.getheader("Connection") != "close"
+            assert json.loads(response.read())["exchange_active"] is True
+        # A request with a body (drained by the server) does not corrupt the next one.
+        conn.request("POST", "/trade-api/v2/exchange/status", body=b'{"x": 1}')
+        response = conn.getresponse()
+        assert response.status == 405
+        response.read()
+        conn.request("GET", "/trade-api/v2/exchange/status")
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()
+
+
+def test_session_reuses_its_connection(simulator, kalshi_account):
+    with requests.Session() as session:
+        session.auth = KalshiAuth(kalshi_account.key_id, kalshi_account.private_key)
+        for _ in range(5):
+            assert session.get(simulator.base_url + TOTAL, timeout=5).status_code == 200
+    assert [r.status for r in simulator.requests] == [200] * 5
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "::", "example.com", ""])
+def test_refuses_non_loopback_host(host):
+    with pytest.raises(ValueError):
+        KalshiSimulator(host=host)
+
+
+def test_localhost_and_restart():
+    with KalshiSimulator(host="localhost") as sim:
+        assert sim.host == "127.0.0.1"
+        assert requests.get(sim.base_url + "/exchange/status", timeout=5).status_code == 200
+    assert not sim.running
+    with pytest.raises(RuntimeError):
+        sim.base_url  # noqa: B018 - the property raises when stopped
+    sim.start()
+    try:
+        assert requests.get(sim.base_url + "/exchange/status", timeout=5).status_code == 200
+    finally:
+        sim.stop()
+    sim.stop()  # idempotent
+
+
+def test_stop_closes_idle_keep_alive_connections():
+    sim = KalshiSimulator().start()
+    session = requests.Session()
+    status_url = sim.base_url + "/exchange/status"
+    try:
+        assert session.get(status_url, timeout=5).status_code == 200
+        sim.stop()
+        with pytest.raises(requests.ConnectionError):
+            session.get(status_url, timeout=5)
+    finally:
+        session.close()
+        sim.stop()
