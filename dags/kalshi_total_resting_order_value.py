@@ -22,18 +22,14 @@ from kalshi_provider.pipeline import (
 
 RESTING_ORDER_VALUE_ASSET = Asset(name=DEFAULT_TABLE, group="kalshi")
 
-# Retrying cannot fix a bad connection, a refused key or a 403: fail such tries at once.
+# Retrying cannot fix a bad connection (Kalshi's or the warehouse's), a refused key or a 403:
+# fail such tries at once instead of spending the task's retries.
 FAIL_FAST = ExceptionRetryPolicy(
     rules=[
         RetryRule(
             exception=list(PERMANENT_ERRORS),
             action=RetryAction.FAIL,
-            reason="Kalshi refused the request or the connection is misconfigured; retrying won't help",
-        ),
-        RetryRule(
-            exception="kalshi_provider.warehouse.WarehouseConfigError",
-            action=RetryAction.FAIL,
-            reason="The warehouse table settings are invalid; retrying won't help",
+            reason="Kalshi refused the request or a connection is misconfigured; retrying won't help",
         ),
     ]
 )

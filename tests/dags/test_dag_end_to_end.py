@@ -1,0 +1,150 @@
+"""The hourly DAG run by Airflow itself against the simulator and real warehouses."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import create_engine, make_url
+
+from kalshi_provider.warehouse import read_snapshots
+
+DAG_ID = "kalshi_total_resting_order_value"
+FETCH, LOAD, PLAN = "account_snapshot.fetch", "account_snapshot.load", "accounts_to_read"
+
+pytestmark = pytest.mark.slow
+
+
+class Warehouse:
+    """The warehouse a DAG run writes to, and the DAG-run conf that points the run at it."""
+
+    def __init__(self, url, schema=None):
+        self.engine = create_engine(url)
+        self.schema = schema
+        self.conf = {"schema": schema} if schema else {}
+
+    def rows(self):
+        return read_snapshots(self.engine, schema=self.schema, include_breakdown=True)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def warehouse(request, airflow_home, tmp_path):
+    """Wire ``kalshi_warehouse`` to a real SQLite file or the test PostgreSQL (own schema)."""
+    if request.param == "sqlite":
+        path = tmp_path / "warehouse.db"
+        airflow_home.set_connection("kalshi_warehouse", "sqlite", host=str(path))
+        target = Warehouse(f"sqlite:///{path}")
+    else:
+        url = make_url(request.getfixturevalue("postgres_url"))
+        airflow_home.set_connection(
+            "kalshi_warehouse",
+            "postgres",
+            host=url.host,
+            port=url.port,
+            login=url.username,
+            password=url.password,
+            schema=url.database,
+        )
+        target = Warehouse(url, schema=request.getfixturevalue("postgres_schema"))
+    yield target
+    target.engine.dispose()
+
+
+@pytest.fixture
+def kalshi_default(airflow_home, simulator, kalshi_account):
+    airflow_home.set_connection(
+        "kalshi_default",
+        "kalshi",
+        login=kalshi_account.key_id,
+        password=kalshi_account.private_pem.decode(),
+        host=simulator.base_url,
+        extra={"max_retries": 3},
+    )
+    return kalshi_account
+
+
+def hour_of(timestamp: str) -> datetime:
+    return datetime.fromisoformat(timestamp.replace(" ", "T")).replace(minute=0, second=0, microsecond=0)
+
+
+def test_one_run_writes_one_row(airflow_home, warehouse, kalshi_default, simulator):
+    simulator.set_value(kalshi_default.key_id, 987654, [{"exchange_index": 0, "balance": "9876.5400"}])
+    result = airflow_home.dags_test(DAG_ID, conf=warehouse.conf)
+    assert result.state == "success", result.output[-4000:]
+    [row] = warehouse.rows()
+    assert row["account"] == "kalshi_default"
+    assert row["total_resting_order_value_cents"] == 987654
+    assert row["dag_run_id"] == result.run_id
+    assert row["snapshot_hour"] == hour_of(result.run_after).replace(tzinfo=timezone.utc)
+    assert row["observed_at"] - row["snapshot_hour"] < timedelta(hours=1)
+    assert [str(entry["balance_dollars"]) for entry in row["breakdown"]] == ["9876.540000"]
+
+
+def test_running_twice_keeps_one_row_per_hour_with_the_later_value(
+    airflow_home, warehouse, kalshi_default, simulator
+):
+    first = airflow_home.dags_test(DAG_ID, conf=warehouse.conf)
+    simulator.set_value(kalshi_default.key_id, 222)
+    second = airflow_home.dags_test(DAG_ID, conf=warehouse.conf)
+    assert (first.state, second.state) == ("success", "success")
+    rows = warehouse.rows()
+    hours = {hour_of(run_after) for run_after in airflow_home.run_afters(DAG_ID)}
+    assert len(rows) == len(hours)  # one row per hour, whichever hours the two runs fell in
+    assert rows[-1]["dag_run_id"] == second.run_id
+    assert rows[-1]["total_resting_order_value_cents"] == 222
+
+
+def test_a_run_long_after_its_hour_skips_and_writes_nothing(
+    airflow_home, warehouse, kalshi_default, simulator
+):
+    three_hours_ago = (datetime.now(timezone.utc) - timedelta(hours=3)).isoformat()
+    result = airflow_home.dag_test_with_run_after(DAG_ID, three_hours_ago, conf=warehouse.conf)
+    assert result.state == "success", result.output[-4000:]
+    assert result.task_state(PLAN, -1) == "skipped"
+    assert "Kalshi only reports the current value" in result.output
+    assert warehouse.rows() == []
+    assert simulator.requests == []  # it did not even ask Kalshi
+
+
+def test_a_passing_fault_is_retried_and_the_run_recovers(airflow_home, warehouse, kalshi_default, simulator):
+    simulator.push_faults([{"status": 503, "body": "<html>upstream down</html>"}, {"drop": True}])
+    result = airflow_home.dags_test(DAG_ID, conf=warehouse.conf)
+    assert result.state == "success", result.output[-4000:]
+    assert [request.status for request in simulator.requests] == [503, None, 200]
+    assert len(warehouse.rows()) == 1
+
+
+def test_a_permanent_fault_fails_at_once_and_writes_nothing(
+    airflow_home, warehouse, make_kalshi_account, simulator
+):
+    account = make_kalshi_account(fcm_member=False)
+    airflow_home.set_connection(
+        "kalshi_default",
+        "kalshi",
+        login=account.key_id,
+        password=account.private_pem.decode(),
+        host=simulator.base_url,
+    )
+    result = airflow_home.dags_test(DAG_ID, conf=warehouse.conf)
+    assert result.state == "failed"
+    assert result.tasks[(FETCH, 0)] == ("failed", 1)  # no task retries for a 403
+    assert result.task_state(LOAD) == "upstream_failed"
+    assert "only for FCM members" in result.output
+    assert warehouse.rows() == []
+
+
+def test_accounts_are_independent(airflow_home, warehouse, kalshi_default, make_kalshi_account, simulator):
+    refused = make_kalshi_account(fcm_member=False)
+    airflow_home.set_connection(
+        "kalshi_other",
+        "kalshi",
+        login=refused.key_id,
+        password=refused.private_pem.decode(),
+        host=simulator.base_url,
+    )
+    result = airflow_home.dags_test(
+        DAG_ID, conf={**warehouse.conf, "kalshi_conn_ids": ["kalshi_default", "kalshi_other"]}
+    )
+    assert result.state == "failed"
+    assert result.task_state(LOAD, 0) == "success" and result.task_state(FETCH, 1) == "failed"
+    assert [row["account"] for row in warehouse.rows()] == ["kalshi_default"]
