@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from airflow.sdk import DAG, Asset, Param, task, task_group
+from airflow.sdk import DAG, Param, task, task_group
 from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
 
+from kalshi_provider.assets import RESTING_ORDER_VALUE_ASSET
 from kalshi_provider.exceptions import PERMANENT_ERRORS
 from kalshi_provider.operators.kalshi import KalshiTotalRestingOrderValueOperator
 from kalshi_provider.pipeline import (
@@ -19,8 +20,6 @@ from kalshi_provider.pipeline import (
     DEFAULT_TABLE,
     DEFAULT_WAREHOUSE_CONN_ID,
 )
-
-RESTING_ORDER_VALUE_ASSET = Asset(name=DEFAULT_TABLE, group="kalshi")
 
 # Retrying cannot fix a bad connection (Kalshi's or the warehouse's), a refused key or a 403:
 # fail such tries at once instead of spending the task's retries.

@@ -185,6 +185,15 @@ def _unescape_newlines(pem: str) -> str:
     return pem.replace("\\n", "\n") if "\n" not in pem else pem
 
 
+def is_loopback_url(url: str) -> bool:
+    """True for an http(s) URL whose host is loopback (the simulator, a local test receiver)."""
+    try:
+        hostname = urlsplit(url).hostname
+    except ValueError:
+        return False
+    return bool(hostname) and _is_loopback(hostname)
+
+
 def _is_loopback(hostname: str) -> bool:
     if hostname.lower() == "localhost":
         return True

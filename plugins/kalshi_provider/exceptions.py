@@ -91,3 +91,7 @@ PERMANENT_ERRORS: tuple[type[KalshiError], ...] = (
     KalshiPermissionError,
     KalshiNotFoundError,
 )
+
+
+class KalshiDataQualityError(KalshiError):
+    """The warehouse table misses expected hours or holds values that break the quality rules."""

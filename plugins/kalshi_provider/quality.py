@@ -1,0 +1,103 @@
+"""Freshness and quality rules for the hourly table: missing hours and implausible jumps.
+
+The rules read the warehouse only; they report problems as a list the check task turns into a
+failure, so Airflow's own failure handling (UI state, retries, notifiers) does the alerting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from itertools import pairwise
+from typing import Any
+
+
+@dataclass(frozen=True)
+class QualityRules:
+    window_hours: int = 24
+    #: Minutes after an hour starts before that hour's row is expected (the load runs at :00).
+    grace_minutes: int = 15
+    #: Largest allowed change from one hour to the next, in percent of the earlier value.
+    max_change_percent: float = 500.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.window_hours <= 24 * 90:
+            raise ValueError(f"window_hours must be 1 to 2160, got {self.window_hours}")
+        if not 0 <= self.grace_minutes < 60:
+            raise ValueError(f"grace_minutes must be 0 to 59, got {self.grace_minutes}")
+        if self.max_change_percent <= 0:
+            raise ValueError(f"max_change_percent must be positive, got {self.max_change_percent}")
+
+
+@dataclass(frozen=True)
+class Problem:
+    account: str
+    kind: str  # "no_rows" | "missing_hours" | "jump"
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.account}: {self.detail}"
+
+
+def expected_hours(now: datetime, rules: QualityRules) -> list[datetime]:
+    """The hours in the window whose rows should exist by ``now``."""
+    last = now.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    if now - last < timedelta(minutes=rules.grace_minutes):
+        last -= timedelta(hours=1)
+    return [last - timedelta(hours=offset) for offset in reversed(range(rules.window_hours))]
+
+
+def find_problems(
+    rows: Iterable[dict[str, Any]], accounts: Iterable[str], now: datetime, rules: QualityRules
+) -> list[Problem]:
+    """Check each account's rows in the window: every expected hour present, no big jumps.
+
+    Hours before an account's first row in the window are not counted as missing, so a new
+    account or a new deployment is not reported for the time before it started.
+    """
+    hours = expected_hours(now, rules)
+    by_account: dict[str, dict[datetime, int]] = {account: {} for account in accounts}
+    for row in rows:
+        if row["account"] in by_account:
+            by_account[row["account"]][row["snapshot_hour"]] = row["total_resting_order_value_cents"]
+    problems: list[Problem] = []
+    for account, values in by_account.items():
+        present = [hour for hour in hours if hour in values]
+        if not present:
+            problems.append(Problem(account, "no_rows", f"no rows in the last {rules.window_hours} hours"))
+            continue
+        missing = [hour for hour in hours if hour >= present[0] and hour not in values]
+        if missing:
+            problems.append(Problem(account, "missing_hours", f"missing hours {_hour_list(missing)}"))
+        problems.extend(_jumps(account, present, values, rules))
+    return problems
+
+
+def _jumps(
+    account: str, hours: list[datetime], values: dict[datetime, int], rules: QualityRules
+) -> Iterator[Problem]:
+    for before, after in pairwise(hours):
+        if after - before != timedelta(hours=1):
+            continue  # a gap is reported as missing hours, not as a jump
+        old, new = values[before], values[after]
+        change = abs(new - old) / max(old, 1) * 100
+        if change > rules.max_change_percent:
+            yield Problem(
+                account,
+                "jump",
+                f"value went from {old} to {new} cents between {before:%Y-%m-%d %H:00} and "
+                f"{after:%H:00} UTC ({change:.0f}% change, limit {rules.max_change_percent:g}%)",
+            )
+
+
+def _hour_list(hours: list[datetime]) -> str:
+    shown = ", ".join(f"{hour:%Y-%m-%d %H:00}" for hour in hours[:6])
+    more = f" and {len(hours) - 6} more" if len(hours) > 6 else ""
+    return f"{shown}{more} UTC"
+
+
+def report(problems: list[Problem]) -> str:
+    lines = [f"Kalshi resting order value: {len(problems)} data quality problem(s)"]
+    lines += [f"- {problem}" for problem in problems]
+    return "\n".join(lines)
