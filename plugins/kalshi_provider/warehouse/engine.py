@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,19 +19,24 @@ EMBEDDED_DB_FILENAME = "kalshi_warehouse.db"
 _SQLITE_BUSY_TIMEOUT_SECONDS = 30  # concurrent task instances wait for each other's write lock
 
 
-def warehouse_engine(conn_id: str = DEFAULT_CONN_ID) -> tuple[Engine, str]:
+def warehouse_engine(
+    conn_id: str = DEFAULT_CONN_ID, *, get_connection: Callable[[str], Any] | None = None
+) -> tuple[Engine, str]:
     """
     Return an engine for the warehouse and a one-line description of it for the task log.
 
     The connection ``conn_id`` (any SQL connection type whose hook builds SQLAlchemy engines:
     postgres, sqlite, ...) is used when it exists; otherwise an embedded SQLite file in
     ``$AIRFLOW_HOME``. The description never contains a password. Dispose the engine when done.
+
+    ``get_connection`` defaults to the Task SDK's lookup (tasks); the API server, which has no
+    task supervisor, passes the core model's ``Connection.get_connection_from_secrets``.
     """
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     try:
-        connection = BaseHook.get_connection(conn_id)
+        connection = (get_connection or BaseHook.get_connection)(conn_id)
     except AirflowNotFoundException:
         return _embedded_engine(conn_id)
     hook = _hook_of(connection)
