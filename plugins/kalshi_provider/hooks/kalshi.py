@@ -164,7 +164,7 @@ class KalshiHook(BaseHook):
         )
 
 
-_exponential_jitter = tenacity.wait_exponential_jitter(initial=INITIAL_BACKOFF, max=MAX_BACKOFF, jitter=1)
+_exponential_jitter = tenacity.wait_exponential_jitter(multiplier=INITIAL_BACKOFF, max=MAX_BACKOFF, jitter=1)
 
 
 def _wait_with_retry_after(state: tenacity.RetryCallState) -> float:
