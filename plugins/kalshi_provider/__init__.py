@@ -9,6 +9,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 _STRING = ["string", "null"]
+#: Where docker-compose.yaml mounts the Kalshi key (a compose secret) in the containers.
+KEY_SECRET_PATH = "/run/secrets/kalshi_private_key"
 
 
 def get_provider_info() -> dict:
@@ -45,8 +47,11 @@ def get_provider_info() -> dict:
                     },
                     "private_key_path": {
                         "label": "Private key path",
-                        "description": "Path to a PEM file on the workers, e.g. a mounted secret.",
-                        "schema": {"type": _STRING},
+                        "description": "Path to a PEM file on the workers and the API server, e.g. a "
+                        "mounted secret. Leave empty when the PEM is pasted above.",
+                        # The 3.3 UI drops ui-field-behaviour placeholders of extra fields; it shows
+                        # a field's schema "examples" as suggestions instead.
+                        "schema": {"type": _STRING, "examples": [KEY_SECRET_PATH]},
                     },
                     "private_key_passphrase": {
                         "label": "Private key passphrase",
@@ -80,7 +85,7 @@ def get_provider_info() -> dict:
                         "login": "e.g. a952bcbe-ec3b-4b5b-b8f9-11dae589608c",
                         "host": "empty: https://api.elections.kalshi.com/trade-api/v2 (or demo)",
                         "private_key": "-----BEGIN RSA PRIVATE KEY-----",
-                        "private_key_path": "/run/secrets/kalshi_private_key.pem",
+                        "private_key_path": KEY_SECRET_PATH,
                     },
                 },
             }

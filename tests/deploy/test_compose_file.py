@@ -1,0 +1,330 @@
+"""docker-compose.yaml: valid Compose, the intended topology, and the Kalshi key only as a secret.
+
+No Docker engine runs here: the file is checked against the Compose Specification's JSON schema
+(vendored in check-jsonschema, so offline) and read with Compose's interpolation rules using the
+values of .env.example.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from importlib.resources import files
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from kalshi_provider import KEY_SECRET_PATH
+from kalshi_provider.connection import settings_from_connection
+from kalshi_provider.hooks.kalshi import KalshiHook
+from tests.deploy.compose import (
+    COMPOSE_FILE,
+    ENV_EXAMPLE,
+    InterpolationError,
+    interpolate,
+    load,
+    load_raw,
+    read_env_file,
+    service_environment,
+    variables,
+)
+
+CHECK_JSONSCHEMA = str(Path(sys.executable).with_name("check-jsonschema"))
+AIRFLOW_SERVICES = {
+    "airflow-apiserver",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+    "airflow-init",
+}
+LONG_RUNNING = {"postgres", "redis", "warehouse"} | (AIRFLOW_SERVICES - {"airflow-init"})
+#: What a user would put into the required, empty-by-default values of .env.example.
+FILLED_IN = {
+    "AIRFLOW_ADMIN_PASSWORD": "s3cret-admin",
+    "KALSHI_API_KEY_ID": "a952bcbe-ec3b-4b5b-b8f9-11dae589608c",
+    "WAREHOUSE_PASSWORD": "0123456789abcdef",
+}
+
+
+def example_env(**overrides: str) -> dict[str, str]:
+    env = read_env_file(ENV_EXAMPLE)
+    env.update(FILLED_IN)
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return load(example_env())
+
+
+def connection(compose: dict, service: str, conn_id: str):
+    """The connection ``AIRFLOW_CONN_<ID>`` of ``service``, parsed as Airflow parses it."""
+    from airflow.sdk import Connection
+
+    value = service_environment(compose["services"][service])[f"AIRFLOW_CONN_{conn_id.upper()}"]
+    return Connection.from_json(value, conn_id=conn_id)
+
+
+# --- Validity -----------------------------------------------------------------------------------
+
+
+def test_compose_file_is_valid_against_the_compose_spec_offline():
+    done = subprocess.run(
+        [CHECK_JSONSCHEMA, "--builtin-schema", "vendor.compose-spec", str(COMPOSE_FILE)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_schema_check_catches_mistakes(tmp_path):
+    """The same check rejects a broken copy, so a pass above means the schema was applied."""
+    broken = load_raw()
+    broken["services"]["airflow-worker"]["healthcheck"]["interval"] = 30  # must be a duration string
+    broken["services"]["airflow-worker"]["restart_policy"] = "always"  # no such key
+    path = tmp_path / "docker-compose.yaml"
+    path.write_text(yaml.safe_dump(broken))
+    done = subprocess.run(
+        [CHECK_JSONSCHEMA, "--builtin-schema", "vendor.compose-spec", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "restart_policy" in done.stdout + done.stderr
+
+
+def test_interpolated_file_is_still_valid(compose):
+    """With .env.example's values filled in (ports, paths), the result is valid Compose too."""
+    resource = files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json")
+    schema = json.loads(resource.read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    errors = [f"{list(error.path)}: {error.message}" for error in validator.iter_errors(compose)]
+    assert errors == []
+
+
+def test_required_values_must_be_set():
+    env = example_env()
+    for name in FILLED_IN:
+        with pytest.raises(InterpolationError, match=name):
+            load({**env, name: ""})
+
+
+def test_env_example_lists_every_variable_the_file_uses():
+    used = variables()
+    listed = set(read_env_file(ENV_EXAMPLE))
+    assert set(used) - listed == set(), "variables used by docker-compose.yaml but not in .env.example"
+    assert listed - set(used) == set(), "variables in .env.example that docker-compose.yaml ignores"
+    required = {name for name, op in used.items() if op in (":?", "?")}
+    assert required >= set(FILLED_IN)
+
+
+def test_the_file_header_documents_every_variable():
+    header = COMPOSE_FILE.read_text().split("\n---\n", 1)[0]
+    undocumented = [name for name in variables() if f"\n# {name} " not in header]
+    assert undocumented == []
+
+
+def test_env_example_holds_no_secret_values():
+    values = read_env_file(ENV_EXAMPLE)
+    for name in ("AIRFLOW_ADMIN_PASSWORD", "KALSHI_API_KEY_ID", "WAREHOUSE_PASSWORD"):
+        assert values[name] in ("", None), name
+
+
+# --- Topology -----------------------------------------------------------------------------------
+
+
+def test_services(compose):
+    assert set(compose["services"]) >= AIRFLOW_SERVICES | {"postgres", "redis", "warehouse"}
+    assert compose["services"]["postgres"]["image"].startswith("postgres:")
+    assert compose["services"]["warehouse"]["image"].startswith("postgres:")
+    assert compose["services"]["redis"]["image"].startswith("redis:")
+
+
+def test_airflow_services_run_the_image_built_from_the_dockerfile(compose):
+    images = set()
+    for name in AIRFLOW_SERVICES:
+        service = compose["services"][name]
+        assert service["build"] == ".", name
+        images.add(service["image"])
+    assert len(images) == 1
+
+
+def test_celery_executor_everywhere_with_redis_and_postgres(compose):
+    for name in AIRFLOW_SERVICES:
+        env = service_environment(compose["services"][name])
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
+        assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://:@redis:6379/"), name
+        assert "@postgres/airflow" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], name
+        assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
+        assert env["AIRFLOW_CONFIG"] == "/opt/airflow/config/airflow.cfg", name
+
+
+def test_worker_is_a_celery_worker_that_scales(compose):
+    worker = compose["services"]["airflow-worker"]
+    assert worker["command"] == "celery worker"
+    # `docker compose up --scale airflow-worker=3` needs no fixed name and no published port.
+    assert "container_name" not in worker
+    assert "ports" not in worker
+    assert worker["depends_on"]["warehouse"]["condition"] == "service_healthy"
+    assert worker["depends_on"]["airflow-apiserver"]["condition"] == "service_healthy"
+
+
+def test_api_server_on_8080_with_connection_testing_enabled(compose):
+    api = compose["services"]["airflow-apiserver"]
+    assert api["command"] == "api-server"
+    assert api["ports"] == ["8080:8080"]
+    assert service_environment(api)["AIRFLOW__CORE__TEST_CONNECTION"] == "Enabled"
+    assert "/api/v2/monitor/health" in " ".join(api["healthcheck"]["test"])
+
+
+def test_commands_of_the_other_components(compose):
+    services = compose["services"]
+    assert services["airflow-scheduler"]["command"] == "scheduler"
+    assert services["airflow-dag-processor"]["command"] == "dag-processor"
+    assert services["airflow-triggerer"]["command"] == "triggerer"
+
+
+def test_every_long_running_service_has_a_healthcheck_and_waits_for_init(compose):
+    for name in LONG_RUNNING:
+        service = compose["services"][name]
+        assert service["healthcheck"]["test"], name
+        assert service.get("restart") == "always", name
+    for name in AIRFLOW_SERVICES - {"airflow-init"}:
+        depends_on = compose["services"][name]["depends_on"]
+        assert depends_on["airflow-init"]["condition"] == "service_completed_successfully", name
+        assert depends_on["postgres"]["condition"] == "service_healthy", name
+        assert depends_on["redis"]["condition"] == "service_healthy", name
+
+
+def test_dags_and_plugins_are_mounted(compose):
+    for name in AIRFLOW_SERVICES:
+        volumes = compose["services"][name]["volumes"]
+        assert "./dags:/opt/airflow/dags" in volumes, name
+        assert "./plugins:/opt/airflow/plugins" in volumes, name
+
+
+def test_init_job_migrates_and_creates_the_admin(compose):
+    init = compose["services"]["airflow-init"]
+    env = service_environment(init)
+    assert env["_AIRFLOW_DB_MIGRATE"] == "true"
+    assert env["AIRFLOW_ADMIN_PASSWORD"] == FILLED_IN["AIRFLOW_ADMIN_PASSWORD"]
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "admin:admin"
+    script = init["command"][-1]
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] in script
+    assert "airflow config list" in script and "/entrypoint" in script
+    # The admin password reaches only airflow-init, never the long-running services.
+    for name in LONG_RUNNING:
+        assert "AIRFLOW_ADMIN_PASSWORD" not in service_environment(compose["services"][name]), name
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_init_script_is_valid_bash(compose, tmp_path):
+    script = tmp_path / "init.sh"
+    script.write_text(compose["services"]["airflow-init"]["command"][-1])
+    done = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+# --- Connections --------------------------------------------------------------------------------
+
+
+def test_warehouse_connection_points_at_the_warehouse_service(compose):
+    warehouse = compose["services"]["warehouse"]
+    db = service_environment(warehouse)
+    for name in AIRFLOW_SERVICES:
+        conn = connection(compose, name, "kalshi_warehouse")
+        assert conn.conn_type == "postgres"
+        assert conn.host == "warehouse" and conn.host in compose["services"]
+        assert conn.port == 5432
+        assert conn.login == db["POSTGRES_USER"]
+        assert conn.password == db["POSTGRES_PASSWORD"] == FILLED_IN["WAREHOUSE_PASSWORD"]
+        assert conn.schema == db["POSTGRES_DB"]
+    # Not Airflow's own metadata database.
+    assert service_environment(compose["services"]["postgres"])["POSTGRES_DB"] != db["POSTGRES_DB"]
+
+
+def test_kalshi_connection_names_the_secret_file(compose):
+    for name in AIRFLOW_SERVICES:
+        conn = connection(compose, name, "kalshi_default")
+        assert conn.conn_type == "kalshi"
+        assert conn.login == FILLED_IN["KALSHI_API_KEY_ID"]
+        assert conn.password is None
+        extra = conn.extra_dejson
+        assert extra["private_key_path"] == KEY_SECRET_PATH == "/run/secrets/kalshi_private_key"
+        assert "private_key" not in extra
+        settings = settings_from_connection(conn)
+        assert settings.environment == "production"
+        assert settings.base_url == "https://api.elections.kalshi.com/trade-api/v2"
+
+
+def test_kalshi_environment_and_base_url_come_from_env():
+    compose = load(example_env(KALSHI_ENVIRONMENT="demo"))
+    assert settings_from_connection(connection(compose, "airflow-worker", "kalshi_default")).base_url == (
+        "https://demo-api.kalshi.co/trade-api/v2"
+    )
+    other = "https://external-api.kalshi.com/trade-api/v2"
+    compose = load(example_env(KALSHI_BASE_URL=other))
+    assert settings_from_connection(connection(compose, "airflow-worker", "kalshi_default")).base_url == other
+
+
+def test_the_key_is_a_compose_secret_never_an_environment_value(tmp_path, kalshi_account):
+    key_file = tmp_path / "kalshi.pem"
+    key_file.write_bytes(kalshi_account.private_pem)
+    compose = load(example_env(KALSHI_PRIVATE_KEY_FILE=str(key_file)))
+    assert compose["secrets"]["kalshi_private_key"] == {"file": str(key_file)}
+    raw = load_raw()
+    assert raw["secrets"]["kalshi_private_key"]["file"].startswith("${KALSHI_PRIVATE_KEY_FILE:?")
+    # The services that call Kalshi (tasks; the UI's Test button) get the secret, mounted by
+    # Compose at /run/secrets/<name>; the others do not need it.
+    for name in ("airflow-worker", "airflow-apiserver", "airflow-init"):
+        assert "kalshi_private_key" in compose["services"][name]["secrets"], name
+    for name in ("airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"):
+        assert "secrets" not in compose["services"][name], name
+    pem = kalshi_account.private_pem.decode()
+    body = "".join(pem.strip().splitlines()[1:-1])
+    for name, service in compose["services"].items():
+        for variable, value in service_environment(service).items():
+            assert "PRIVATE KEY" not in value, (name, variable)
+            assert body[:40] not in value.replace("\\n", "").replace("\n", ""), (name, variable)
+            assert str(key_file) not in value, (name, variable)
+        for volume in service.get("volumes", []):
+            assert str(key_file) not in str(volume), name
+
+
+def test_the_compose_kalshi_connection_works(tmp_path, monkeypatch, kalshi_account):
+    """kalshi_default exactly as Compose hands it to a worker, against the local simulator.
+
+    Only the key path differs: the test cannot write /run/secrets, so it points the connection at
+    a file with the same role.
+    """
+    compose = load(
+        example_env(KALSHI_API_KEY_ID=kalshi_account.key_id, KALSHI_BASE_URL=kalshi_account.base_url)
+    )
+    value = service_environment(compose["services"]["airflow-worker"])["AIRFLOW_CONN_KALSHI_DEFAULT"]
+    key_file = tmp_path / "kalshi_private_key"
+    key_file.write_bytes(kalshi_account.private_pem)
+    key_file.chmod(0o600)
+    assert KEY_SECRET_PATH in value
+    monkeypatch.setenv("AIRFLOW_CONN_KALSHI_DEFAULT", value.replace(KEY_SECRET_PATH, str(key_file)))
+    ok, message = KalshiHook().test_connection()
+    assert ok, message
+    assert KalshiHook().get_total_resting_order_value() == 123456
+
+
+def test_interpolation_follows_compose_rules():
+    env = {"SET": "x", "EMPTY": ""}
+    assert interpolate("$${SET}", env) == "${SET}"
+    assert interpolate("${SET}-${EMPTY}-${UNSET}", env) == "x--"
+    assert interpolate("${EMPTY:-d}|${EMPTY-d}|${UNSET-d}", env) == "d||d"
+    assert interpolate("${SET:+alt}|${EMPTY:+alt}|${EMPTY+alt}", env) == "alt||alt"
+    with pytest.raises(InterpolationError):
+        interpolate("${EMPTY:?needed}", env)
+    assert interpolate("${EMPTY?needed}", env) == ""
