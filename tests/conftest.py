@@ -18,4 +18,5 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.connections",
     "tests.fixtures.airflow",
+    "tests.fixtures.stack",
 ]

@@ -104,9 +104,10 @@ def test_a_worker_reads_the_same_connection_through_the_execution_api(round_trip
     assert round_trip["worker_key_matches"]
 
 
-def test_the_test_button_succeeds(round_trip):
+def test_the_test_button_succeeds(round_trip, simulator):
     assert round_trip["test_button"]["status"] is True, round_trip["test_button"]
-    assert "Connected to Kalshi demo" in round_trip["test_button"]["message"]
+    # A custom Base URL (the simulator's) is named as such, not as the unused environment's.
+    assert round_trip["test_button"]["message"].startswith(f"Connected to {simulator.base_url}: key ")
 
 
 def test_editing_keeps_the_masked_key(round_trip):

@@ -10,6 +10,7 @@ import tenacity
 from airflow.sdk import BaseHook
 
 from kalshi_provider.connection import (
+    BASE_URLS,
     KalshiSettings,
     private_key_from_connection,
     settings_from_connection,
@@ -114,10 +115,11 @@ class KalshiHook(BaseHook):
         except Exception as err:  # the UI must get an answer, never a stack trace
             return False, f"Unexpected error: {type(err).__name__}: {err}"
         settings = self.settings
-        return True, (
-            f"Connected to Kalshi {settings.environment} at {settings.base_url}: "
-            f"key {settings.key_id} signed a request that Kalshi accepted."
-        )
+        # Name the environment only when it chose the host; a custom Base URL overrides it.
+        where = settings.base_url
+        if settings.base_url == BASE_URLS[settings.environment]:
+            where = f"Kalshi {settings.environment} ({settings.base_url})"
+        return True, f"Connected to {where}: key {settings.key_id} signed a request that Kalshi accepted."
 
     def _send_once(
         self, method: str, url: str, params: dict[str, Any] | None, body: Any, label: str
