@@ -1,4 +1,5 @@
-"""The DAG run both stack tests look at: triggered once per session through the REST API.
+"""The DAG run the stack tests look at (triggered once per session through the REST API), and
+the browser fixtures of ``tests.stack.browser``.
 
 Needs the ``airflow_stack`` fixture from ``tests.fixtures.stack``.
 """
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.stack import DAG_ID, AirflowStack
+from tests.stack.browser import artifacts, browser, context, page  # noqa: F401 (fixtures)
 
 RUN_TIMEOUT = 240.0  # seconds for one run of the DAG, queueing included
 # Unpausing makes the scheduler run the current hour at once (CronTriggerTimetable, no catch-up).
