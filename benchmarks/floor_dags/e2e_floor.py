@@ -1,0 +1,71 @@
+"""Floor of the end-to-end benchmark: the hourly DAG's shape with no-op bodies.
+
+Same schedule, params (with their schemas), default retries, task ids, mapped task group and
+asset outlet as ``dags/kalshi_total_resting_order_value.py``; no Kalshi call, no warehouse, and it
+imports only ``airflow.sdk`` (so also no retry policy, which needs the provider's exceptions).
+Also the "same shape" reference of the DAG-parse figure.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from airflow.sdk import DAG, Asset, Param, task, task_group
+
+with DAG(
+    dag_id="benchmark_e2e_floor",
+    schedule="0 * * * *",
+    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    default_args={
+        "retries": 3,
+        "retry_delay": timedelta(seconds=30),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=5),
+    },
+    params={
+        "kalshi_conn_ids": Param(
+            ["kalshi_default"],
+            type="array",
+            items={"type": "string", "minLength": 1},
+            minItems=1,
+            uniqueItems=True,
+            description="Kalshi connections to read, one account each.",
+        ),
+        "warehouse_conn_id": Param(
+            "kalshi_warehouse",
+            type="string",
+            description="SQL connection of the warehouse; without it, an embedded SQLite file.",
+        ),
+        "table": Param(
+            "kalshi_total_resting_order_value", type="string", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+        ),
+        "schema": Param(None, type=["null", "string"], description="Warehouse schema, if any."),
+        "max_lateness_minutes": Param(
+            30,
+            type="integer",
+            minimum=0,
+            description="How late after its hour a run may still record that hour.",
+        ),
+    },
+    tags=["benchmark"],
+):
+
+    @task
+    def accounts_to_read(params=None) -> list[str]:
+        return list(params["kalshi_conn_ids"])
+
+    @task(task_id="fetch")
+    def fetch(kalshi_conn_id: str) -> dict:
+        return {"account": kalshi_conn_id}
+
+    @task(outlets=[Asset(name="benchmark_e2e_floor", group="kalshi")])
+    def load(reading: dict) -> dict:
+        return reading
+
+    @task_group
+    def account_snapshot(kalshi_conn_id: str) -> None:
+        load(fetch(kalshi_conn_id))
+
+    account_snapshot.expand(kalshi_conn_id=accounts_to_read())
