@@ -1,16 +1,20 @@
 """Write and read hourly snapshots: one transaction per load, the later observation wins.
 
-PostgreSQL and SQLite use their own ``INSERT ... ON CONFLICT DO UPDATE ... WHERE`` (one batched
-statement with ``RETURNING``, so we learn which hours we won). Other dialects, or
-``force_generic=True``, use select-then-update/insert in the same transaction, settling a
-concurrent insert of the same hour through a savepoint.
+PostgreSQL and SQLite use their own ``INSERT ... ON CONFLICT DO UPDATE ... WHERE``. With their
+stock drivers (psycopg, sqlite3) the rows go to the driver as plain tuples (``exec_driver_sql``:
+SQLAlchemy's events and error wrapping stay, its per-value type processing goes); other drivers
+use SQLAlchemy's batched statement with ``RETURNING``. Other dialects, or ``force_generic=True``,
+use select-then-update/insert in the same transaction, settling a concurrent insert of the same
+hour through a savepoint.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, bindparam, delete, insert, inspect, select, update
@@ -53,6 +57,8 @@ def upsert_snapshots(
     with _write_transaction(engine) as conn:
         if force_generic or not _has_native_upsert(conn):
             won = _upsert_totals_generic(conn, totals, rows)
+        elif _driver_of(conn) is not None:
+            won = _upsert_totals_driver(conn, totals, latest, loaded_at)
         else:
             won = _upsert_totals_native(conn, totals, rows)
         _replace_breakdown(conn, breakdown, [snapshot for snapshot in latest if snapshot.key in won])
@@ -168,7 +174,7 @@ def _upsert_totals_native(conn: Connection, totals: Table, rows: Sequence[dict[s
 
 def _upsert_totals_generic(conn: Connection, totals: Table, rows: Sequence[dict[str, Any]]) -> set[Key]:
     """Portable upsert: bulk insert the new hours, conditionally update the known ones."""
-    stored = _stored_observations(conn, totals, rows)
+    stored = _stored_observations(conn, totals, [_row_key(row) for row in rows])
     fresh = [row for row in rows if _row_key(row) not in stored]
     won = _insert_fresh(conn, totals, fresh) if fresh else set()
     for row in rows:
@@ -178,18 +184,16 @@ def _upsert_totals_generic(conn: Connection, totals: Table, rows: Sequence[dict[
     return won
 
 
-def _stored_observations(
-    conn: Connection, totals: Table, rows: Sequence[dict[str, Any]]
-) -> dict[Key, datetime]:
+def _stored_observations(conn: Connection, table: Table, keys: Collection[Key]) -> dict[Key, datetime]:
     """``observed_at`` of the stored rows for these keys (a range query, filtered here)."""
-    wanted = {_row_key(row) for row in rows}
+    wanted = set(keys)
     hours = [hour for _, hour in wanted]
     accounts = sorted({account for account, _ in wanted})
     stored: dict[Key, datetime] = {}
     for start in range(0, len(accounts), _ACCOUNT_CHUNK):
-        query = select(totals.c.account, totals.c.snapshot_hour, totals.c.observed_at).where(
-            totals.c.account.in_(accounts[start : start + _ACCOUNT_CHUNK]),
-            totals.c.snapshot_hour.between(min(hours), max(hours)),
+        query = select(table.c.account, table.c.snapshot_hour, table.c.observed_at).where(
+            table.c.account.in_(accounts[start : start + _ACCOUNT_CHUNK]),
+            table.c.snapshot_hour.between(min(hours), max(hours)),
         )
         for account, hour, observed_at in conn.execute(query):
             if (account, hour) in wanted:
@@ -246,6 +250,10 @@ def _replace_breakdown(conn: Connection, breakdown: Table, snapshots: Sequence[S
     """Replace the breakdown of every hour we won, so no rows of an older observation linger."""
     if not snapshots:
         return
+    driver = _driver_of(conn)
+    if driver is not None:
+        _replace_breakdown_driver(conn, breakdown, snapshots, driver)
+        return
     conn.execute(
         delete(breakdown).where(
             breakdown.c.account == bindparam("key_account"),
@@ -266,6 +274,149 @@ def _replace_breakdown(conn: Connection, breakdown: Table, snapshots: Sequence[S
     ]
     if entries:
         conn.execute(insert(breakdown), entries)
+
+
+# -- through the driver: PostgreSQL with psycopg, SQLite with sqlite3 ----------------------------
+
+
+@dataclass(frozen=True)
+class _Driver:
+    """What one DBAPI driver takes without SQLAlchemy's help: its placeholder and value forms."""
+
+    mark: str
+    timestamp: Callable[[datetime], Any]
+    balance: Callable[[Decimal], Any]
+
+
+def _sqlite_timestamp(value: datetime) -> str:
+    """UTC text in SQLAlchemy's SQLite format, so rows from every path store and compare alike."""
+    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+_DRIVERS = {
+    # Balances are already quantized to the column's scale by BreakdownEntry.
+    ("sqlite", "pysqlite"): _Driver("?", _sqlite_timestamp, lambda balance: format(balance, "f")),
+    ("postgresql", "psycopg"): _Driver("%s", _as_is, _as_is),
+}
+
+
+def _driver_of(conn: Connection) -> _Driver | None:
+    return _DRIVERS.get((conn.dialect.name, conn.dialect.driver))
+
+
+def _upsert_sql(conn: Connection, totals: Table, source: str) -> str:
+    """The native upsert of ``source`` (a VALUES list or a SELECT) as driver SQL."""
+    name = conn.dialect.identifier_preparer.format_table(totals)
+    updates = ", ".join(f"{column} = excluded.{column}" for column in _UPDATED_COLUMNS)
+    return (
+        f"INSERT INTO {name} ({', '.join(totals.c.keys())}) {source} "
+        f"ON CONFLICT (account, snapshot_hour) DO UPDATE SET {updates} "
+        f"WHERE {name}.observed_at <= excluded.observed_at"
+    )
+
+
+def _upsert_totals_driver(
+    conn: Connection, totals: Table, latest: Sequence[Snapshot], loaded_at: datetime
+) -> set[Key]:
+    """The native upsert with the driver doing the parameter work; returns the hours we won."""
+    if conn.dialect.name == "postgresql":
+        return _upsert_totals_postgresql(conn, totals, latest, loaded_at)
+    return _upsert_totals_sqlite(conn, totals, latest, loaded_at)
+
+
+def _upsert_totals_sqlite(
+    conn: Connection, totals: Table, latest: Sequence[Snapshot], loaded_at: datetime
+) -> set[Key]:
+    """
+    Read the stored observations first, then ``executemany`` the upsert of the hours we win.
+
+    sqlite3's executemany returns no rows, so the winners are decided by that read. It is exact:
+    ours holds the write lock from BEGIN IMMEDIATE (and SQLite transactions are serializable).
+    """
+    stored = _stored_observations(conn, totals, [snapshot.key for snapshot in latest])
+    won = [s for s in latest if s.key not in stored or stored[s.key] <= s.observed_at]
+    if won:
+        loaded = _sqlite_timestamp(loaded_at)
+        rows = [
+            (
+                s.account,
+                _sqlite_timestamp(s.snapshot_hour),
+                s.total_resting_order_value_cents,
+                _sqlite_timestamp(s.observed_at),
+                s.dag_run_id,
+                loaded,
+            )
+            for s in won
+        ]
+        conn.exec_driver_sql(_upsert_sql(conn, totals, "VALUES (?, ?, ?, ?, ?, ?)"), rows)
+    return {snapshot.key for snapshot in won}
+
+
+_UNNEST_ROWS = (
+    "SELECT a, h, c, o, d, %s::timestamptz FROM unnest("
+    "%s::text[], %s::timestamptz[], %s::bigint[], %s::timestamptz[], %s::text[]"
+    ") WITH ORDINALITY AS u(a, h, c, o, d, n) ORDER BY n"
+)
+
+
+def _upsert_totals_postgresql(
+    conn: Connection, totals: Table, latest: Sequence[Snapshot], loaded_at: datetime
+) -> set[Key]:
+    """
+    One upsert over column arrays, ``RETURNING`` the hours we won.
+
+    One statement and one round trip, with psycopg adapting whole columns. ``ORDER BY n`` keeps
+    the rows in key order, so concurrent loads lock rows in the same order (no deadlock).
+    """
+    columns = (
+        [s.account for s in latest],
+        [s.snapshot_hour for s in latest],
+        [s.total_resting_order_value_cents for s in latest],
+        [s.observed_at for s in latest],
+        [s.dag_run_id for s in latest],
+    )
+    statement = _upsert_sql(conn, totals, _UNNEST_ROWS) + " RETURNING account, snapshot_hour"
+    return {(account, hour) for account, hour in conn.exec_driver_sql(statement, (loaded_at, *columns))}
+
+
+def _replace_breakdown_driver(
+    conn: Connection, breakdown: Table, snapshots: Sequence[Snapshot], driver: _Driver
+) -> None:
+    """
+    Delete breakdown rows only where some are stored, then ``executemany`` the new ones.
+
+    The read is exact: we hold the totals row of every hour we won (SQLite: the write lock), and
+    a breakdown is only written by whoever holds that row. A fresh hour thus costs no DELETE.
+    """
+    name = conn.dialect.identifier_preparer.format_table(breakdown)
+    mark, timestamp = driver.mark, driver.timestamp
+    stored = _stored_observations(conn, breakdown, [snapshot.key for snapshot in snapshots])
+    if stored:
+        conn.exec_driver_sql(
+            f"DELETE FROM {name} WHERE account = {mark} AND snapshot_hour = {mark}",
+            [(s.account, timestamp(s.snapshot_hour)) for s in snapshots if s.key in stored],
+        )
+    entries = [
+        (
+            s.account,
+            timestamp(s.snapshot_hour),
+            entry.exchange_index,
+            driver.balance(entry.balance_dollars),
+            timestamp(s.observed_at),
+        )
+        for s in snapshots
+        for entry in s.breakdown
+    ]
+    if entries:
+        columns = ", ".join(breakdown.c.keys())
+        conn.exec_driver_sql(f"INSERT INTO {name} ({columns}) VALUES ({', '.join([mark] * 5)})", entries)
+
+
+# -- reading ---------------------------------------------------------------------------------------
 
 
 def _filtered(
