@@ -51,7 +51,7 @@ class KalshiSettings:
 
 def settings_from_connection(conn: Connection) -> KalshiSettings:
     """Validate the non-secret parts of a Kalshi connection."""
-    extras = conn.extra_dejson
+    extras = _extras(conn)
     environment = _environment(conn.conn_id, extras)
     key_id = (conn.login or "").strip()
     if not key_id:
@@ -74,10 +74,10 @@ def private_key_from_connection(conn: Connection) -> PrivateKey:
     The UI form stores the PEM in the ``private_key`` extra (a multi-line secret field); URIs,
     environment variables and the CLI usually put it in the password.
     """
-    extras = conn.extra_dejson
-    inline_field = (extras.get(EXTRA_PRIVATE_KEY) or "").strip()
+    extras = _extras(conn)
+    inline_field = _text_extra(conn.conn_id, extras, EXTRA_PRIVATE_KEY).strip()
     password = (conn.password or "").strip()
-    path = (extras.get(EXTRA_PRIVATE_KEY_PATH) or "").strip()
+    path = _text_extra(conn.conn_id, extras, EXTRA_PRIVATE_KEY_PATH).strip()
     given = [
         name
         for name, value in (
@@ -99,7 +99,7 @@ def private_key_from_connection(conn: Connection) -> PrivateKey:
         pem, source = _read_key_file(conn.conn_id, path), f"the key file {path}"
     else:
         pem, source = _unescape_newlines(inline_field or password).encode(), given[0]
-    passphrase = extras.get(EXTRA_PASSPHRASE) or None
+    passphrase = _text_extra(conn.conn_id, extras, EXTRA_PASSPHRASE) or None
     try:
         return load_private_key(pem, passphrase.encode() if passphrase else None)
     except KeyLoadError as err:
@@ -111,17 +111,26 @@ def resolve_base_url(conn_id: str, host: str | None, port: int | None, environme
     host = (host or "").strip()
     if not host:
         return BASE_URLS[environment]
-    parts = urlsplit(host if "://" in host else f"https://{host}")
+    try:
+        parts = urlsplit(host if "://" in host else f"https://{host}")
+    except ValueError:  # e.g. an unbalanced '[' of an IPv6 address
+        raise _config_error(conn_id, f"has an unusable host {_shown(host)!r}: {_BASE_URL_HINT}") from None
     scheme = parts.scheme.lower()
     try:
         hostname, parsed_port = parts.hostname, parts.port
     except ValueError:
-        raise _config_error(conn_id, f"has a host with an invalid port: {host!r}") from None
-    if scheme not in ("https", "http") or not hostname or parts.query or parts.fragment:
-        raise _config_error(
-            conn_id,
-            f"has an unusable host {host!r}: give a base URL such as {BASE_URLS['production']}",
-        )
+        raise _config_error(conn_id, f"has a host with an invalid port: {_shown(host)!r}") from None
+    if port is not None and not 0 < port <= 65535:
+        raise _config_error(conn_id, f"has port {port}: give a port from 1 to 65535")
+    if (
+        scheme not in ("https", "http")
+        or not hostname
+        or any(ch.isspace() or not ch.isprintable() for ch in hostname)
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+    ):
+        raise _config_error(conn_id, f"has an unusable host {_shown(host)!r}: {_BASE_URL_HINT}")
     if scheme == "http" and not _is_loopback(hostname):
         raise _config_error(
             conn_id,
@@ -134,6 +143,34 @@ def resolve_base_url(conn_id: str, host: str | None, port: int | None, environme
         netloc += f":{effective_port}"
     path = parts.path.rstrip("/") or API_PATH
     return urlunsplit((scheme, netloc, path, "", ""))
+
+
+_BASE_URL_HINT = f"give a base URL such as {BASE_URLS['production']}"
+
+
+def _shown(host: str) -> str:
+    """The host as typed, minus any ``user:password@`` part, for error messages."""
+    scheme, sep, rest = host.rpartition("://")
+    authority, slash, path = rest.partition("/")
+    authority = authority.rpartition("@")[2]
+    return f"{scheme}{sep}{authority}{slash}{path}"
+
+
+def _extras(conn: Connection) -> dict[str, Any]:
+    extras = conn.extra_dejson
+    if not isinstance(extras, dict):
+        raise _config_error(conn.conn_id, "has an 'extra' that is not a JSON object")
+    return extras
+
+
+def _text_extra(conn_id: str, extras: dict[str, Any], name: str) -> str:
+    """A string extra; any other JSON type is a config error (its value is never echoed)."""
+    value = extras.get(name)
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str):
+        raise _config_error(conn_id, f"has a {type(value).__name__} in '{name}': give it as a string")
+    return value
 
 
 def _environment(conn_id: str, extras: dict[str, Any]) -> str:

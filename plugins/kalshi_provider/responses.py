@@ -43,12 +43,16 @@ class RestingOrderValue:
 def decode_json(text: str, what: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply to decode
         raise KalshiResponseError(f"Kalshi's answer to {what} is not JSON: {_snippet(text)}") from None
 
 
 def parse_resting_order_value(body: Any) -> RestingOrderValue:
     """Check the body of ``GET /portfolio/summary/total_resting_order_value``."""
+    if body is None:
+        raise KalshiResponseError(
+            "Kalshi's answer is empty (or JSON null), expected an object with 'total_resting_order_value'"
+        )
     if not isinstance(body, dict):
         raise KalshiResponseError(
             f"Kalshi's answer is a JSON {type(body).__name__}, expected an object with "
@@ -64,11 +68,11 @@ def parse_resting_order_value(body: Any) -> RestingOrderValue:
     if type(total) is not int:
         raise KalshiResponseError(
             "Kalshi's 'total_resting_order_value' must be a whole number of cents, got "
-            f"{type(total).__name__} {_snippet(json.dumps(total))}"
+            f"{type(total).__name__} {_json_text(total)}"
         )
     if not 0 <= total <= MAX_CENTS:
         raise KalshiResponseError(
-            f"Kalshi's 'total_resting_order_value' is {total}, outside 0..{MAX_CENTS} cents"
+            f"Kalshi's 'total_resting_order_value' is {_json_text(total)}, outside 0..{MAX_CENTS} cents"
         )
     return RestingOrderValue(total, _parse_breakdown(body.get("resting_order_value_breakdown")))
 
@@ -85,7 +89,7 @@ def _parse_breakdown(raw: Any) -> tuple[BreakdownEntry, ...]:
         if type(index) is not int or not isinstance(balance, str):
             raise KalshiResponseError(
                 "Kalshi's breakdown entry must be {'exchange_index': int, 'balance': 'dollars'}, got "
-                f"{_snippet(json.dumps(item, default=str))}"
+                f"{_json_text(item)}"
             )
         try:
             dollars = Decimal(balance)
@@ -119,7 +123,7 @@ def _error_fields(text: str) -> tuple[str | None, str, Any]:
     """Find (code, message, details) in the wrapped, flat, string and ``msg`` shapes."""
     try:
         body = json.loads(text) if text.strip() else None
-    except ValueError:
+    except (ValueError, RecursionError):
         return None, _snippet(text), None
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         body = body["error"]
@@ -198,6 +202,14 @@ def _retry_after(headers: Any) -> float | None:
         return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
     except (TypeError, ValueError):
         return None
+
+
+def _json_text(value: Any) -> str:
+    """A short JSON rendering for a message; never raises (huge ints, deep nesting)."""
+    try:
+        return _snippet(json.dumps(value, default=str))
+    except (ValueError, RecursionError):
+        return f"<{type(value).__name__} too large to show>"
 
 
 def _snippet(text: Any) -> str:

@@ -82,6 +82,13 @@ def test_bad_hosts_are_refused_with_the_connection_id(host, expected):
     assert "'kalshi_x'" in str(caught.value)
 
 
+def test_credentials_typed_into_the_host_are_refused_and_not_echoed():
+    with pytest.raises(KalshiConfigError, match="unusable host") as caught:
+        resolve_base_url("kalshi_x", "https://user:hunter2@api.elections.kalshi.com", None, "production")
+    assert "hunter2" not in str(caught.value)
+    assert "https://api.elections.kalshi.com" in str(caught.value)
+
+
 def test_defaults_and_extras():
     settings = settings_from_connection(connection(login=" key-1 ", extra={"environment": "Demo"}))
     assert settings.key_id == "key-1"

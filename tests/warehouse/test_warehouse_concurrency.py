@@ -54,6 +54,7 @@ def _wait_for_lock_waiters(watcher: Engine, count: int) -> None:
     with watcher.connect() as conn:
         while conn.execute(query).scalar_one() < count:
             assert time.monotonic() < deadline, f"fewer than {count} loads reached the lock"
+            conn.rollback()  # pg_stat_activity is a per-transaction snapshot: take a fresh one
             time.sleep(0.02)
 
 
