@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import create_engine, make_url
+from sqlalchemy import make_url
 
-from kalshi_provider.warehouse import read_snapshots
+from tests.fixtures.airflow import hour_of, postgres_warehouse, sqlite_warehouse
 
 DAG_ID = "kalshi_total_resting_order_value"
 FETCH, LOAD, PLAN = "account_snapshot.fetch", "account_snapshot.load", "accounts_to_read"
@@ -15,56 +15,24 @@ FETCH, LOAD, PLAN = "account_snapshot.fetch", "account_snapshot.load", "accounts
 pytestmark = pytest.mark.slow
 
 
-class Warehouse:
-    """The warehouse a DAG run writes to, and the DAG-run conf that points the run at it."""
-
-    def __init__(self, url, schema=None):
-        self.engine = create_engine(url)
-        self.schema = schema
-        self.conf = {"schema": schema} if schema else {}
-
-    def rows(self):
-        return read_snapshots(self.engine, schema=self.schema, include_breakdown=True)
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def warehouse(request, airflow_home, tmp_path):
     """Wire ``kalshi_warehouse`` to a real SQLite file or the test PostgreSQL (own schema)."""
     if request.param == "sqlite":
-        path = tmp_path / "warehouse.db"
-        airflow_home.set_connection("kalshi_warehouse", "sqlite", host=str(path))
-        target = Warehouse(f"sqlite:///{path}")
+        target = sqlite_warehouse(airflow_home, tmp_path / "warehouse.db")
     else:
         url = make_url(request.getfixturevalue("postgres_url"))
-        airflow_home.set_connection(
-            "kalshi_warehouse",
-            "postgres",
-            host=url.host,
-            port=url.port,
-            login=url.username,
-            password=url.password,
-            schema=url.database,
-        )
-        target = Warehouse(url, schema=request.getfixturevalue("postgres_schema"))
+        target = postgres_warehouse(airflow_home, url, request.getfixturevalue("postgres_schema"))
     yield target
-    target.engine.dispose()
+    target.dispose()
 
 
 @pytest.fixture
 def kalshi_default(airflow_home, simulator, kalshi_account):
-    airflow_home.set_connection(
-        "kalshi_default",
-        "kalshi",
-        login=kalshi_account.key_id,
-        password=kalshi_account.private_pem.decode(),
-        host=simulator.base_url,
-        extra={"max_retries": 3},
+    airflow_home.set_kalshi_connection(
+        "kalshi_default", kalshi_account, simulator.base_url, {"max_retries": 3}
     )
     return kalshi_account
-
-
-def hour_of(timestamp: str) -> datetime:
-    return datetime.fromisoformat(timestamp.replace(" ", "T")).replace(minute=0, second=0, microsecond=0)
 
 
 def test_one_run_writes_one_row(airflow_home, warehouse, kalshi_default, simulator):
@@ -75,7 +43,7 @@ def test_one_run_writes_one_row(airflow_home, warehouse, kalshi_default, simulat
     assert row["account"] == "kalshi_default"
     assert row["total_resting_order_value_cents"] == 987654
     assert row["dag_run_id"] == result.run_id
-    assert row["snapshot_hour"] == hour_of(result.run_after).replace(tzinfo=timezone.utc)
+    assert row["snapshot_hour"] == hour_of(result.run_after)
     assert row["observed_at"] - row["snapshot_hour"] < timedelta(hours=1)
     assert [str(entry["balance_dollars"]) for entry in row["breakdown"]] == ["9876.540000"]
 
@@ -118,13 +86,7 @@ def test_a_permanent_fault_fails_at_once_and_writes_nothing(
     airflow_home, warehouse, make_kalshi_account, simulator
 ):
     account = make_kalshi_account(fcm_member=False)
-    airflow_home.set_connection(
-        "kalshi_default",
-        "kalshi",
-        login=account.key_id,
-        password=account.private_pem.decode(),
-        host=simulator.base_url,
-    )
+    airflow_home.set_kalshi_connection("kalshi_default", account, simulator.base_url)
     result = airflow_home.dags_test(DAG_ID, conf=warehouse.conf)
     assert result.state == "failed"
     assert result.tasks[(FETCH, 0)] == ("failed", 1)  # no task retries for a 403
@@ -135,13 +97,7 @@ def test_a_permanent_fault_fails_at_once_and_writes_nothing(
 
 def test_accounts_are_independent(airflow_home, warehouse, kalshi_default, make_kalshi_account, simulator):
     refused = make_kalshi_account(fcm_member=False)
-    airflow_home.set_connection(
-        "kalshi_other",
-        "kalshi",
-        login=refused.key_id,
-        password=refused.private_pem.decode(),
-        host=simulator.base_url,
-    )
+    airflow_home.set_kalshi_connection("kalshi_other", refused, simulator.base_url)
     result = airflow_home.dags_test(
         DAG_ID, conf={**warehouse.conf, "kalshi_conn_ids": ["kalshi_default", "kalshi_other"]}
     )

@@ -33,16 +33,19 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine
-
 from kalshi_provider.signing import PrivateKey
 from kalshi_provider.simulator import KalshiSimulator, generate_private_key, private_pem, public_pem
-from kalshi_provider.warehouse import read_snapshots
-from tests.fixtures.airflow import AirflowHome
+from tests.fixtures.airflow import (  # noqa: F401  (re-exported for the reliability tests)
+    AirflowHome,
+    Warehouse,
+    hour_of,
+    postgres_warehouse,
+    sqlite_warehouse,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "kalshi_total_resting_order_value"
@@ -260,56 +263,6 @@ def task_sections(output: str) -> dict[tuple[str, int], str]:
         if _SECTION_END.search(line):
             current = None
     return {key: "\n".join(lines) for key, lines in sections.items()}
-
-
-# -- the warehouse a run writes to -----------------------------------------------------------------
-
-
-class Warehouse:
-    """The warehouse a DAG run writes to, and the DAG-run conf that points the run at it."""
-
-    def __init__(self, url: Any, schema: str | None = None) -> None:
-        self.engine = create_engine(url)
-        self.schema = schema
-        self.conf: dict[str, Any] = {"schema": schema} if schema else {}
-
-    def rows(self, account: str | None = None) -> list[dict[str, Any]]:
-        return read_snapshots(self.engine, account=account, schema=self.schema, include_breakdown=True)
-
-    def dispose(self) -> None:
-        self.engine.dispose()
-
-
-def sqlite_warehouse(home: AirflowHome, path: Path) -> Warehouse:
-    home.set_connection("kalshi_warehouse", "sqlite", host=str(path))
-    return Warehouse(f"sqlite:///{path}")
-
-
-def postgres_warehouse(
-    home: AirflowHome, url: Any, schema: str, *, port: int | None = None, password: str | None = None
-) -> Warehouse:
-    """Point ``kalshi_warehouse`` at the test PostgreSQL (or at ``port`` instead of its own).
-
-    ``password`` goes into the connection; the test server trusts local connections, so any
-    password works, and a known one lets the leak sweep look for it.
-    """
-    home.set_connection(
-        "kalshi_warehouse",
-        "postgres",
-        host=url.host,
-        port=port or url.port,
-        login=url.username,
-        password=password or url.password,
-        schema=url.database,
-    )
-    return Warehouse(url, schema=schema)
-
-
-def hour_of(run_after: str) -> datetime:
-    moment = datetime.fromisoformat(run_after.replace(" ", "T"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
 
 
 def run_dag(home: AirflowHome, conf: dict[str, Any], run_after: str | None = None):

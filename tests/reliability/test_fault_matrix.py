@@ -140,14 +140,7 @@ def _check_batch_case(case: Case, matrix_run) -> float:
 
 
 def _kalshi_default(home, simulator, account) -> None:
-    home.set_connection(
-        "kalshi_default",
-        "kalshi",
-        login=account.key_id,
-        password=account.private_pem.decode(),
-        host=simulator.base_url,
-        extra=FAST_EXTRAS,
-    )
+    home.set_kalshi_connection("kalshi_default", account, simulator.base_url, FAST_EXTRAS)
 
 
 def _requests_of(simulator, account) -> list:

@@ -125,14 +125,7 @@ def test_the_dag_run_twice_for_one_hour_keeps_one_row_with_the_later_value(
     """Two DAG runs of the same hour on PostgreSQL: one row, the second run's reading."""
     home = cap_retry_delay(airflow_home)
     account = make_kalshi_account(total_resting_order_value=111)
-    home.set_connection(
-        "kalshi_default",
-        "kalshi",
-        login=account.key_id,
-        password=account.private_pem.decode(),
-        host=simulator.base_url,
-        extra=FAST_EXTRAS,
-    )
+    home.set_kalshi_connection("kalshi_default", account, simulator.base_url, FAST_EXTRAS)
     warehouse = postgres_warehouse(home, make_url(postgres_url), postgres_schema)
     try:
         first_after = datetime.now(timezone.utc) - timedelta(minutes=1)
