@@ -15,12 +15,12 @@ if ! command -v uv >/dev/null 2>&1; then
     "$python" -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
 fi
 
-stamp=.venv/.installed-$(cat requirements.txt requirements-test.txt constraints.txt pyproject.toml | sha256sum | cut -c1-16)
+stamp=.venv/.installed-$(cat requirements.txt requirements-test.txt constraints.txt pyproject.toml simulator/pyproject.toml | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
     [ -x .venv/bin/python ] || uv venv --quiet --python "$python" .venv
     # constraints.txt pins every transitive version CI passed with (as Airflow's own constraint
     # files do): a fresh resolve once picked celery 5.7, which Airflow's Celery provider can't load.
     uv pip install --quiet --python .venv/bin/python \
-        -r requirements.txt -r requirements-test.txt -c constraints.txt -e .
+        -r requirements.txt -r requirements-test.txt -c constraints.txt -e . -e simulator
     rm -f .venv/.installed-* && touch "$stamp"
 fi

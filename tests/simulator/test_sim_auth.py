@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from kalshi_provider.signing import KalshiAuth, sign
-from kalshi_provider.simulator import generate_private_key
+from kalshi_simulator import generate_private_key
 
 TOTAL = "/trade-api/v2/portfolio/summary/total_resting_order_value"
 BALANCE = "/trade-api/v2/portfolio/balance"

@@ -1,4 +1,4 @@
-"""``python -m kalshi_provider.simulator`` as a real subprocess: output, key file, signals."""
+"""``python -m kalshi_simulator`` as a real subprocess: output, key file, signals."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from kalshi_provider.signing import KalshiAuth, load_private_key
-from kalshi_provider.simulator import generate_private_key, public_pem
+from kalshi_simulator import generate_private_key, public_pem
 
 REPO = Path(__file__).resolve().parents[2]
 TOTAL = "/portfolio/summary/total_resting_order_value"
@@ -30,11 +30,11 @@ def cli_env(tmp_path):
 
 
 class Cli:
-    """One ``python -m kalshi_provider.simulator`` process, run from a directory outside the repo."""
+    """One ``python -m kalshi_simulator`` process, run from a directory outside the repo."""
 
     def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kalshi_provider.simulator", "--port", "0", *args],
+            [sys.executable, "-m", "kalshi_simulator", "--port", "0", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,

@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from kalshi_provider.signing import KalshiAuth
-from kalshi_provider.simulator import generate_private_key, public_pem
+from kalshi_simulator import generate_private_key, public_pem
 
 TOTAL = "/portfolio/summary/total_resting_order_value"
 

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from kalshi_provider.signing import KalshiAuth
-from kalshi_provider.simulator import KalshiSimulator, generate_private_key
+from kalshi_simulator import KalshiSimulator, generate_private_key
 
 TOTAL = "/portfolio/summary/total_resting_order_value"
 
@@ -75,7 +75,7 @@ def test_value_must_be_integer_cents(simulator, bad):
 
 
 def test_add_account_accepts_pem_and_private_key(simulator, kalshi_account):
-    from kalshi_provider.simulator import public_pem
+    from kalshi_simulator import public_pem
 
     simulator.add_account(kalshi_account.key_id, public_pem(kalshi_account.private_key).decode())
     assert get(simulator, kalshi_account, TOTAL).status_code == 200

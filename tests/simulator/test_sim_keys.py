@@ -6,7 +6,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from kalshi_provider.signing import load_private_key, sign, signing_message, verify
-from kalshi_provider.simulator import generate_private_key, load_public_key, private_pem, public_pem
+from kalshi_simulator import generate_private_key, load_public_key, private_pem, public_pem
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kalshi_provider.simulator.auth import UNKNOWN_KEY, AuthResult, message_for
-from kalshi_provider.simulator.state import Account
+from kalshi_simulator.auth import UNKNOWN_KEY, AuthResult, message_for
+from kalshi_simulator.state import Account
 
 API_PREFIX = "/trade-api/v2"
 

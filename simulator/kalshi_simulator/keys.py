@@ -12,7 +12,7 @@ from typing import Literal
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from kalshi_provider.signing import PrivateKey, PublicKey
+from kalshi_simulator.signature import PrivateKey, PublicKey
 
 KeyKind = Literal["rsa", "ed25519"]
 PemFormat = Literal["pkcs1", "pkcs8"]
@@ -85,3 +85,14 @@ def as_public_key(key: PrivateKey | PublicKey | bytes | str) -> PublicKey:
     if isinstance(key, (rsa.RSAPublicKey, ed25519.Ed25519PublicKey)):
         return key
     raise TypeError(f"expected an RSA or Ed25519 key or a PEM public key, got {type(key).__name__}")
+
+
+def load_private_key(pem: bytes) -> PrivateKey:
+    """Parse an unencrypted PEM private key (PKCS#1 or PKCS#8); only RSA and Ed25519."""
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (TypeError, ValueError):
+        raise ValueError("not an unencrypted PEM private key") from None
+    if isinstance(key, (rsa.RSAPrivateKey, ed25519.Ed25519PrivateKey)):
+        return key
+    raise ValueError(f"unsupported private key type {type(key).__name__}: Kalshi keys are RSA or Ed25519")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from kalshi_provider.signing import PublicKey
+from kalshi_simulator.signature import PublicKey
 
 _FOUR_PLACES = Decimal("0.0001")
 

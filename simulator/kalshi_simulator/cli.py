@@ -1,4 +1,4 @@
-"""``python -m kalshi_provider.simulator``: run the simulator as a process for demos and scripts.
+"""``python -m kalshi_simulator``: run the simulator as a process for demos and scripts.
 
 Without a key it makes one and keeps it in a private state directory (never in the git
 checkout, so a key can't be committed by accident), reusing it on later runs so a configured
@@ -21,11 +21,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
-from kalshi_provider.signing import KeyLoadError, PrivateKey, load_private_key
-from kalshi_provider.simulator.keys import generate_private_key, load_public_key, private_pem
-from kalshi_provider.simulator.server import KalshiSimulator
+from kalshi_simulator.keys import generate_private_key, load_private_key, load_public_key, private_pem
+from kalshi_simulator.server import KalshiSimulator
+from kalshi_simulator.signature import PrivateKey
 
-log = logging.getLogger("kalshi_provider.simulator")
+log = logging.getLogger("kalshi_simulator")
 
 _KEY_ID_NAMESPACE = uuid.UUID("6f1c1d1e-3c9b-4a53-9d55-8b0f6d1a2e11")
 
@@ -78,7 +78,7 @@ def load_or_create_key(state_dir: Path, kind: str) -> tuple[Path, PrivateKey]:
             path.chmod(0o600)
         try:
             key = load_private_key(path.read_bytes())
-        except KeyLoadError as exc:
+        except ValueError as exc:
             raise CliError(f"cannot use {path}: {exc}; delete it to have a new key generated") from None
         log.info("reusing the simulator key in %s", path)
         return path, key
@@ -107,7 +107,7 @@ def write_atomically(path: Path, text: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m kalshi_provider.simulator",
+        prog="kalshi-simulator",
         description="Serve a local Kalshi Trade API v2 simulator on a loopback address.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")

@@ -1,8 +1,8 @@
 """Kalshi's authentication rules as the simulator enforces them.
 
 Kept apart from the HTTP plumbing so that each rule, its order and its 401 ``details`` code
-live in one place. Signatures are checked with ``kalshi_provider.signing.verify``, the same
-code the provider's own tests trust, so client and simulator cannot disagree on the algorithm.
+live in one place. Signatures are checked by ``signature.py``, written from Kalshi's documentation
+independently of the provider, so a signing mistake in the provider shows up as a 401 here.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kalshi_provider.signing import (
+from kalshi_simulator.signature import (
     KEY_HEADER,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     PublicKey,
-    signing_message,
-    verify,
+    signature_is_valid,
+    signed_message,
 )
 
 MISSING = "signature_is_missing_from_headers"
@@ -78,7 +78,7 @@ def authenticate(
         public_key is not None
         and timestamp is not None
         and signature is not None
-        and verify(public_key, signing_message(timestamp, method, target), signature)
+        and signature_is_valid(public_key, signed_message(timestamp, method, target), signature)
     )
     if key_id is None or timestamp is None or signature is None:
         failure: str | None = MISSING

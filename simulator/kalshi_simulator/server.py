@@ -20,14 +20,14 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from kalshi_provider.signing import PrivateKey, PublicKey
-from kalshi_provider.simulator import api, control
-from kalshi_provider.simulator.api import API_PREFIX, error_body
-from kalshi_provider.simulator.auth import authenticate
-from kalshi_provider.simulator.control import CONTROL_PREFIX
-from kalshi_provider.simulator.faults import Fault, FaultQueue
-from kalshi_provider.simulator.keys import as_public_key
-from kalshi_provider.simulator.state import Account, RecordedRequest, make_breakdown
+from kalshi_simulator import api, control
+from kalshi_simulator.api import API_PREFIX, error_body
+from kalshi_simulator.auth import authenticate
+from kalshi_simulator.control import CONTROL_PREFIX
+from kalshi_simulator.faults import Fault, FaultQueue
+from kalshi_simulator.keys import as_public_key
+from kalshi_simulator.signature import PrivateKey, PublicKey
+from kalshi_simulator.state import Account, RecordedRequest, make_breakdown
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from kalshi_provider.simulator.api import error_body
+from kalshi_simulator.api import error_body
 
 if TYPE_CHECKING:
-    from kalshi_provider.simulator.server import KalshiSimulator
+    from kalshi_simulator.server import KalshiSimulator
 
 CONTROL_PREFIX = "/_simulator"
 _ACCOUNT_OPTIONS = frozenset(
