@@ -24,4 +24,4 @@ COPY --chown=airflow:0 plugins/kalshi_provider /tmp/airflow-provider-kalshi/plug
 RUN pip install --no-cache-dir --no-deps /tmp/airflow-provider-kalshi \
     && rm -rf /tmp/airflow-provider-kalshi \
     && python -c "from importlib.metadata import entry_points; \
-assert 'kalshi_provider:get_provider_info' in {e.value for e in entry_points(group='apache_airflow_provider')}"
+assert 'kalshi_provider.get_provider_info:get_provider_info' in {e.value for e in entry_points(group='apache_airflow_provider')}"

@@ -63,7 +63,7 @@ def simulator(workdir: Path) -> Iterator[dict[str, Any]]:
     """A Kalshi simulator process on loopback with a generated RSA key; yields its ready line."""
     state = Path(tempfile.mkdtemp(prefix="sim-state-", dir=workdir))
     ready = state / "ready.json"
-    command = [PYTHON, "-m", "kalshi_provider.simulator", "--port", "0", "--state-dir", str(state)]
+    command = [PYTHON, "-m", "kalshi_simulator", "--port", "0", "--state-dir", str(state)]
     command += ["--ready-file", str(ready), "--log-level", "WARNING"]
     env = dict(os.environ, PYTHONPATH=str(REPO / "plugins"))
     log = (state / "simulator.log").open("w")

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from sqlalchemy import URL, Engine, create_engine, func, make_url, select, text
 
-from kalshi_provider.warehouse import BreakdownEntry, Snapshot, ensure_tables, upsert_snapshots
+from kalshi_provider.pipelines.warehouse import BreakdownEntry, Snapshot, ensure_tables, upsert_snapshots
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # for tests.fixtures.postgres

@@ -40,9 +40,9 @@ import sys, time
 from airflow.dag_processing.dagbag import DagBag
 import airflow.sdk.definitions.retry_policy
 from airflow.sdk import DAG, Asset, Param, task, task_group
-import kalshi_provider.exceptions, kalshi_provider.operators.kalshi, kalshi_provider.pipeline
+import kalshi_provider.exceptions, kalshi_provider.operators.kalshi, kalshi_provider.pipelines.hours
 try:
-    import kalshi_provider.assets
+    import kalshi_provider.pipelines.assets
 except ImportError:
     pass
 t0 = time.perf_counter()

@@ -17,8 +17,10 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from kalshi_provider.pipelines.settings import DEFAULT_TABLE, DEFAULT_WAREHOUSE_CONN_ID, HOURLY_DAG_ID
+
 REPO = Path(__file__).resolve().parent.parent
-DAG_ID = "kalshi_total_resting_order_value"
+DAG_ID = HOURLY_DAG_ID
 STATE = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "airflow-provider-kalshi"
 
 
@@ -98,7 +100,7 @@ def simulator(env: dict[str, str]):
         command = [
             sys.executable,
             "-m",
-            "kalshi_provider.simulator",
+            "kalshi_simulator",
             "--port",
             "0",
             "--state-dir",
@@ -129,11 +131,11 @@ def warehouse_description(env: dict[str, str]) -> str:
 
 
 def show_rows(env: dict[str, str]) -> None:
-    from kalshi_provider.warehouse import read_snapshots, warehouse_engine
+    from kalshi_provider.pipelines.warehouse import read_snapshots, warehouse_engine
 
-    engine, description = warehouse_engine("kalshi_warehouse")
+    engine, description = warehouse_engine(DEFAULT_WAREHOUSE_CONN_ID)
     rows = read_snapshots(engine)[-5:]
-    print(f"\nLatest rows in kalshi_total_resting_order_value ({description}):")
+    print(f"\nLatest rows in {DEFAULT_TABLE} ({description}):")
     columns = ["account", "snapshot_hour", "total_resting_order_value_cents", "observed_at", "dag_run_id"]
     print("  " + " | ".join(columns))
     for row in rows:

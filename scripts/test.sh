@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: system packages, the venv, lint, then pytest.
-# Extra arguments go to pytest (e.g. `bash scripts/test.sh tests/unit -x`).
+# Extra arguments go to pytest (e.g. `bash scripts/test.sh tests/provider -x`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

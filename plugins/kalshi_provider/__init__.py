@@ -1,93 +1,11 @@
 """Apache Airflow provider for Kalshi's Trade API v2.
 
-This module stays import-light: Airflow reads ``get_provider_info`` when it lists providers and
-builds the connection form, and the plugins folder imports this package at every parse.
+The provider (``hooks``, ``operators``, and the modules they use: ``connection``, ``signing``,
+``responses``, ``readings``, ``exceptions``) stands on its own; ``kalshi_provider.pipelines`` is the
+application built on it (DAG factories, warehouse, quality rules, the chart) and is imported by
+nothing in the provider.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-_STRING = ["string", "null"]
-#: Where docker-compose.yaml mounts the Kalshi key (a compose secret) in the containers.
-KEY_SECRET_PATH = "/run/secrets/kalshi_private_key"
-
-
-def get_provider_info() -> dict:
-    """Provider metadata for Airflow's ``apache_airflow_provider`` entry point.
-
-    Since Airflow 3.2 the connection form is built only from ``conn-fields`` and
-    ``ui-field-behaviour`` here; field names are the extras ``KalshiHook`` reads.
-    """
-    return {
-        "package-name": "airflow-provider-kalshi",
-        "name": "Kalshi",
-        "description": "Signed access to Kalshi's Trade API v2 and an hourly resting-order-value pipeline.",
-        "versions": [__version__],
-        "integrations": [
-            {
-                "integration-name": "Kalshi",
-                "external-doc-url": "https://docs.kalshi.com/",
-                "tags": ["service"],
-            }
-        ],
-        "hooks": [{"integration-name": "Kalshi", "python-modules": ["kalshi_provider.hooks.kalshi"]}],
-        "operators": [{"integration-name": "Kalshi", "python-modules": ["kalshi_provider.operators.kalshi"]}],
-        "connection-types": [
-            {
-                "connection-type": "kalshi",
-                "hook-class-name": "kalshi_provider.hooks.kalshi.KalshiHook",
-                "hook-name": "Kalshi",
-                "conn-fields": {
-                    "private_key": {
-                        "label": "Private key (PEM)",
-                        "description": "The PEM file's whole text, RSA (PKCS#1 or PKCS#8) or Ed25519. "
-                        "Leave empty when 'Private key path' is set.",
-                        "schema": {"type": _STRING, "format": "multiline"},
-                    },
-                    "private_key_path": {
-                        "label": "Private key path",
-                        "description": "Path to a PEM file on the workers and the API server, e.g. a "
-                        "mounted secret. Leave empty when the PEM is pasted above.",
-                        # The 3.3 UI drops ui-field-behaviour placeholders of extra fields; it shows
-                        # a field's schema "examples" as suggestions instead.
-                        "schema": {"type": _STRING, "examples": [KEY_SECRET_PATH]},
-                    },
-                    "private_key_passphrase": {
-                        "label": "Private key passphrase",
-                        "description": "Only for an encrypted PEM.",
-                        "schema": {"type": _STRING, "format": "password"},
-                    },
-                    "environment": {
-                        "label": "Environment",
-                        "description": "Which Kalshi the key belongs to; used when Base URL is empty.",
-                        "schema": {
-                            "type": _STRING,
-                            "enum": ["production", "demo"],
-                            "default": "production",
-                        },
-                    },
-                    "timeout": {
-                        "label": "Timeout (seconds)",
-                        "description": "Per-request timeout.",
-                        "schema": {"type": ["number", "null"], "default": 10},
-                    },
-                    "max_retries": {
-                        "label": "Max retries",
-                        "description": "Retries for connection errors, timeouts, 429 and 5xx (0-10).",
-                        "schema": {"type": ["integer", "null"], "default": 4, "minimum": 0, "maximum": 10},
-                    },
-                },
-                "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port", "password", "extra"],
-                    "relabeling": {"login": "API key ID", "host": "Base URL"},
-                    "placeholders": {
-                        "login": "e.g. a952bcbe-ec3b-4b5b-b8f9-11dae589608c",
-                        "host": "empty: https://api.elections.kalshi.com/trade-api/v2 (or demo)",
-                        "private_key": "-----BEGIN RSA PRIVATE KEY-----",
-                        "private_key_path": KEY_SECRET_PATH,
-                    },
-                },
-            }
-        ],
-    }
+__version__ = "0.2.0"

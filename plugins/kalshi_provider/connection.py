@@ -1,7 +1,8 @@
 """Turn an Airflow Connection into validated Kalshi client settings.
 
 Kept apart from the hook so the rules (which host, which key, which limits) read in one place and
-so the connection form's metadata and the hook cannot disagree about field names.
+so the connection form's metadata and the hook cannot disagree about field names. Import-light:
+the provider info imports it for the extra names.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from kalshi_provider.exceptions import KalshiConfigError
-from kalshi_provider.signing import KeyLoadError, PrivateKey, load_private_key
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
+
+    from kalshi_provider.signing import PrivateKey
 
 API_PATH = "/trade-api/v2"
 BASE_URLS = {
@@ -74,6 +76,9 @@ def private_key_from_connection(conn: Connection) -> PrivateKey:
     The UI form stores the PEM in the ``private_key`` extra (a multi-line secret field); URIs,
     environment variables and the CLI usually put it in the password.
     """
+    # Imported here: the provider info (read at every CLI call) imports this module for the names.
+    from kalshi_provider.signing import KeyLoadError, load_private_key
+
     extras = _extras(conn)
     inline_field = _text_extra(conn.conn_id, extras, EXTRA_PRIVATE_KEY).strip()
     password = (conn.password or "").strip()

@@ -7,8 +7,6 @@ project's own exceptions, never a ``KeyError``, ``TypeError`` or ``JSONDecodeErr
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -21,23 +19,15 @@ from kalshi_provider.exceptions import (
     KalshiResponseError,
     KalshiServerError,
 )
+from kalshi_provider.readings import (
+    MAX_CENTS,
+    InvalidReadingError,
+    RestingOrderValue,
+    ShardAmount,
+    shard_amounts,
+)
 
-MAX_CENTS = 2**63 - 1  # what a BIGINT column holds
 _SNIPPET = 200
-
-
-@dataclass(frozen=True)
-class BreakdownEntry:
-    exchange_index: int
-    balance_dollars: Decimal
-
-
-@dataclass(frozen=True)
-class RestingOrderValue:
-    """The endpoint's answer: the total in cents and, when Kalshi sends it, the per-exchange split."""
-
-    total_cents: int
-    breakdown: tuple[BreakdownEntry, ...] = ()
 
 
 def decode_json(text: str, what: str) -> Any:
@@ -48,7 +38,12 @@ def decode_json(text: str, what: str) -> Any:
 
 
 def parse_resting_order_value(body: Any) -> RestingOrderValue:
-    """Check the body of ``GET /portfolio/summary/total_resting_order_value``."""
+    """Check the body of ``GET /portfolio/summary/total_resting_order_value``.
+
+    The total is what the pipeline exists for: a breakdown that cannot be stored exactly (a bad
+    entry, more than six decimal places, a repeated exchange) is left out with the reason in
+    ``breakdown_problem`` instead of costing the total.
+    """
     if body is None:
         raise KalshiResponseError(
             "Kalshi's answer is empty (or JSON null), expected an object with 'total_resting_order_value'"
@@ -61,7 +56,7 @@ def parse_resting_order_value(body: Any) -> RestingOrderValue:
     if "total_resting_order_value" not in body:
         raise KalshiResponseError(
             "Kalshi's answer has no 'total_resting_order_value' field "
-            f"(fields: {', '.join(sorted(map(str, body))) or 'none'})"
+            f"(fields: {_snippet(', '.join(sorted(map(str, body)))) or 'none'})"
         )
     total = body["total_resting_order_value"]
     # bool is an int subclass in Python; a float like 12.0 is not cents. Both are refused.
@@ -74,31 +69,25 @@ def parse_resting_order_value(body: Any) -> RestingOrderValue:
         raise KalshiResponseError(
             f"Kalshi's 'total_resting_order_value' is {_json_text(total)}, outside 0..{MAX_CENTS} cents"
         )
-    return RestingOrderValue(total, _parse_breakdown(body.get("resting_order_value_breakdown")))
+    try:
+        return RestingOrderValue(total, _parse_breakdown(body.get("resting_order_value_breakdown")))
+    except InvalidReadingError as err:
+        return RestingOrderValue(total, breakdown_problem=f"Kalshi's resting_order_value_breakdown: {err}")
 
 
-def _parse_breakdown(raw: Any) -> tuple[BreakdownEntry, ...]:
+def _parse_breakdown(raw: Any) -> tuple[ShardAmount, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        raise KalshiResponseError("Kalshi's 'resting_order_value_breakdown' is not a list")
+        raise InvalidReadingError("it is not a list")
     entries = []
     for item in raw:
-        index = item.get("exchange_index") if isinstance(item, dict) else None
-        balance = item.get("balance") if isinstance(item, dict) else None
-        if type(index) is not int or not isinstance(balance, str):
-            raise KalshiResponseError(
-                "Kalshi's breakdown entry must be {'exchange_index': int, 'balance': 'dollars'}, got "
-                f"{_json_text(item)}"
+        if not isinstance(item, dict) or "exchange_index" not in item or "balance" not in item:
+            raise InvalidReadingError(
+                "an entry is not {'exchange_index': int, 'balance': 'dollars'}: " + _json_text(item)
             )
-        try:
-            dollars = Decimal(balance)
-        except InvalidOperation:
-            dollars = Decimal("NaN")
-        if not dollars.is_finite():
-            raise KalshiResponseError(f"Kalshi's breakdown balance {balance!r} is not a decimal amount")
-        entries.append(BreakdownEntry(index, dollars))
-    return tuple(entries)
+        entries.append(ShardAmount(item["exchange_index"], item["balance"]))
+    return shard_amounts(entries)
 
 
 def error_from_response(

@@ -18,8 +18,8 @@ import jsonschema
 import pytest
 import yaml
 
-from kalshi_provider import KEY_SECRET_PATH
 from kalshi_provider.connection import settings_from_connection
+from kalshi_provider.get_provider_info import KEY_SECRET_PATH
 from kalshi_provider.hooks.kalshi import KalshiHook
 from tests.deploy.compose import (
     COMPOSE_FILE,

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def round_trip(migrated_airflow_home, simulator, tmp_path_factory) -> dict:
-    from kalshi_provider.simulator import generate_private_key, private_pem
+    from kalshi_simulator import generate_private_key, private_pem
     from tests.fixtures.airflow import AirflowHome
 
     key = generate_private_key("rsa")

@@ -23,7 +23,7 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, expect
 
-from kalshi_provider.warehouse import Snapshot, read_snapshots, upsert_snapshots
+from kalshi_provider.pipelines.warehouse import Snapshot, read_snapshots, upsert_snapshots
 from tests.fixtures.stack import AirflowStack
 from tests.stack.browser import Steps, log_in, new_context
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from kalshi_provider.warehouse import read_snapshots
+from kalshi_provider.pipelines.warehouse import read_snapshots
 from tests.fixtures.stack import DAG_ID, AirflowStack
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]

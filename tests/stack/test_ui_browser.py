@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Locator, Page, Route, expect
 
-from kalshi_provider.simulator import generate_private_key, private_pem
+from kalshi_simulator import generate_private_key, private_pem
 from tests.fixtures.stack import DAG_ID, AirflowStack
 from tests.stack.browser import UI_TIMEOUT_MS, Steps, log_in
 

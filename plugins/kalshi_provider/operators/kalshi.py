@@ -14,16 +14,12 @@ if TYPE_CHECKING:
 
 class KalshiTotalRestingOrderValueOperator(BaseOperator):
     """
-    Fetch ``GET /portfolio/summary/total_resting_order_value`` and return it as a small record.
+    Read ``GET /portfolio/summary/total_resting_order_value`` for one account.
 
-    The XCom value is JSON-safe and holds no secret::
-
-        {"account": "kalshi_default", "total_resting_order_value_cents": 123456,
-         "observed_at": "2026-11-24T10:00:01.234567+00:00",
-         "breakdown": [{"exchange_index": 0, "balance": "1234.5600"}]}
-
-    ``observed_at`` is when Kalshi's answer arrived (UTC): the value is a live reading, not a
-    figure for the run's logical date.
+    Returns :meth:`kalshi_provider.readings.AccountReading.to_xcom`: a JSON-safe record with the
+    account (the connection id), the total in cents, the per-exchange breakdown as exact decimal
+    strings and ``observed_at``, when Kalshi's answer arrived (UTC). It holds no secret. The value
+    is a live reading of *now*, not a figure for the run's logical date.
 
     :param kalshi_conn_id: Kalshi connection to use; it also names the account in the record.
     """
@@ -39,22 +35,21 @@ class KalshiTotalRestingOrderValueOperator(BaseOperator):
         # Imported here, not at module level: DAG files import this module at every parse, and
         # the hook pulls in requests, tenacity and cryptography.
         from kalshi_provider.hooks.kalshi import KalshiHook
+        from kalshi_provider.readings import AccountReading
 
         hook = KalshiHook(kalshi_conn_id=self.kalshi_conn_id)
-        reading = hook.get_resting_order_value()
-        observed_at = datetime.now(timezone.utc)
+        value = hook.get_resting_order_value()
+        reading = AccountReading(self.kalshi_conn_id, datetime.now(timezone.utc), value)
         self.log.info(
             "Kalshi account %s: total resting order value %d cents (%d exchange(s) in the breakdown)",
             self.kalshi_conn_id,
-            reading.total_cents,
-            len(reading.breakdown),
+            value.total_cents,
+            len(value.breakdown),
         )
-        return {
-            "account": self.kalshi_conn_id,
-            "total_resting_order_value_cents": reading.total_cents,
-            "observed_at": observed_at.isoformat(),
-            "breakdown": [
-                {"exchange_index": entry.exchange_index, "balance": str(entry.balance_dollars)}
-                for entry in reading.breakdown
-            ],
-        }
+        if value.breakdown_problem:
+            self.log.warning(
+                "Kalshi account %s: the breakdown was left out, the total is kept: %s",
+                self.kalshi_conn_id,
+                value.breakdown_problem,
+            )
+        return reading.to_xcom()

@@ -1,0 +1,4 @@
+"""The application built on the Kalshi provider: DAG factories, the warehouse, quality rules, the chart.
+
+Nothing in the provider part of ``kalshi_provider`` imports from here.
+"""

@@ -1,0 +1,137 @@
+"""The hourly DAG: each Kalshi account's total resting order value, one warehouse row per hour.
+
+A DAG folder file calls :func:`hourly_dag` (see ``dags/``); everything the DAG does lives here and
+in the modules its tasks import when they run. This module imports only light Airflow SDK names,
+so parsing the DAG file touches no network, database, ``requests`` or SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from airflow.sdk import DAG, Param, task, task_group
+from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
+
+from kalshi_provider.exceptions import PERMANENT_ERRORS
+from kalshi_provider.operators.kalshi import KalshiTotalRestingOrderValueOperator
+from kalshi_provider.pipelines.assets import resting_order_value_asset
+from kalshi_provider.pipelines.settings import (
+    DEFAULT_KALSHI_CONN_ID,
+    DEFAULT_MAX_LATENESS_MINUTES,
+    HOURLY_DAG_ID,
+    IDENTIFIER_RULE,
+    WarehouseTarget,
+    warehouse_target,
+)
+
+# Retrying cannot fix a bad connection (Kalshi's or the warehouse's), a refused key or a 403:
+# fail such tries at once instead of spending the task's retries.
+FAIL_FAST = ExceptionRetryPolicy(
+    rules=[
+        RetryRule(
+            exception=list(PERMANENT_ERRORS),
+            action=RetryAction.FAIL,
+            reason="Kalshi refused the request or a connection is misconfigured; retrying won't help",
+        ),
+    ]
+)
+
+
+def hourly_dag(
+    dag_id: str = HOURLY_DAG_ID,
+    *,
+    kalshi_conn_ids: Sequence[str] = (DEFAULT_KALSHI_CONN_ID,),
+    warehouse: WarehouseTarget | None = None,
+    max_lateness_minutes: int = DEFAULT_MAX_LATENESS_MINUTES,
+    schedule: str = "0 * * * *",
+    start_date: datetime = datetime(2026, 1, 1, tzinfo=timezone.utc),
+    **dag_kwargs: Any,
+) -> DAG:
+    """
+    Build the hourly DAG that records each account's total resting order value.
+
+    :param dag_id: The DAG's id.
+    :param kalshi_conn_ids: Kalshi connections to read, one account each (the ``kalshi_conn_ids``
+        param's default; a run may override it, see the README on who may trigger).
+    :param warehouse: Where rows go; defaults to
+        :func:`~kalshi_provider.pipelines.settings.warehouse_target`.
+    :param max_lateness_minutes: How late after its hour a run may still record that hour.
+    :param schedule: Cron expression; minute 0 of every hour by default.
+    :param start_date: First hour the DAG may run for (no catch-up).
+    :param dag_kwargs: Further ``DAG`` arguments (``tags``, ``default_args``, ...).
+    """
+    target = warehouse or warehouse_target()
+    with DAG(
+        dag_id=dag_id,
+        description="Hourly snapshot of Kalshi's total resting order value per account",
+        schedule=schedule,
+        start_date=start_date,
+        catchup=False,
+        max_active_runs=1,
+        default_args={
+            "retries": 3,
+            "retry_delay": timedelta(seconds=30),
+            "retry_exponential_backoff": 2.0,
+            "max_retry_delay": timedelta(minutes=5),
+            "retry_policy": FAIL_FAST,
+        },
+        params={
+            "kalshi_conn_ids": Param(
+                list(kalshi_conn_ids),
+                type="array",
+                items={"type": "string", "minLength": 1},
+                minItems=1,
+                uniqueItems=True,
+                description="Kalshi connections to read, one account each.",
+            ),
+            "warehouse_conn_id": Param(
+                target.conn_id,
+                type="string",
+                description="SQL connection of the warehouse; without it, an embedded SQLite file.",
+            ),
+            "table": Param(target.table, type="string", pattern=IDENTIFIER_RULE),
+            "schema": Param(target.schema, type=["null", "string"], description="Warehouse schema, if any."),
+            "max_lateness_minutes": Param(
+                max_lateness_minutes,
+                type="integer",
+                minimum=0,
+                description="How late after its hour a run may still record that hour.",
+            ),
+        },
+        tags=["kalshi"],
+        doc_md=__doc__,
+        **dag_kwargs,
+    ) as dag:
+
+        @task
+        def accounts_to_read(params=None, dag_run=None) -> list[str]:
+            """Skip the whole run early when it is already too late for its hour."""
+            from kalshi_provider.pipelines.hours import skip_if_late
+
+            skip_if_late(dag_run.run_after, datetime.now(timezone.utc), params["max_lateness_minutes"])
+            return list(params["kalshi_conn_ids"])
+
+        @task(outlets=[resting_order_value_asset(target.table)])
+        def load(reading: dict, params=None, dag_run=None) -> dict:
+            from kalshi_provider.pipelines.load import load_reading
+
+            return load_reading(
+                reading,
+                run_after=dag_run.run_after,
+                dag_run_id=dag_run.run_id,
+                warehouse_conn_id=params["warehouse_conn_id"],
+                table=params["table"],
+                schema=params["schema"],
+                max_lateness_minutes=params["max_lateness_minutes"],
+            )
+
+        @task_group
+        def account_snapshot(kalshi_conn_id: str) -> None:
+            """Fetch and load one account; a failing account leaves the others untouched."""
+            fetch = KalshiTotalRestingOrderValueOperator(task_id="fetch", kalshi_conn_id=kalshi_conn_id)
+            load(fetch.output)
+
+        account_snapshot.expand(kalshi_conn_id=accounts_to_read())
+    return dag

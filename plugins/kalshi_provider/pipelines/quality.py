@@ -1,0 +1,113 @@
+"""The quality DAG: every expected hour present in the hourly table, no implausible jumps.
+
+It runs after every load (scheduled on the table's Asset) and at minute 30 of every hour, so a
+pipeline that stopped writing altogether is noticed too. Problems fail the check task, which
+Airflow shows like any failure and which calls the notifiers given to :func:`quality_dag`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
+
+from kalshi_provider.pipelines.assets import resting_order_value_asset
+from kalshi_provider.pipelines.settings import (
+    DEFAULT_ALERT_CONN_ID,
+    DEFAULT_KALSHI_CONN_ID,
+    IDENTIFIER_RULE,
+    QUALITY_DAG_ID,
+    WarehouseTarget,
+    warehouse_target,
+)
+
+
+def quality_dag(
+    dag_id: str = QUALITY_DAG_ID,
+    *,
+    kalshi_conn_ids: Sequence[str] = (DEFAULT_KALSHI_CONN_ID,),
+    warehouse: WarehouseTarget | None = None,
+    on_failure_callback: Callable[..., Any] | Sequence[Callable[..., Any]] | None = None,
+    start_date: datetime = datetime(2026, 1, 1, tzinfo=timezone.utc),
+    **dag_kwargs: Any,
+) -> DAG:
+    """
+    Build the DAG that checks the hourly table's freshness and plausibility.
+
+    :param dag_id: The DAG's id.
+    :param kalshi_conn_ids: Accounts expected in the table (the ``kalshi_conn_ids`` param's default).
+    :param warehouse: The table to check; defaults to
+        :func:`~kalshi_provider.pipelines.settings.warehouse_target`.
+    :param on_failure_callback: Notifier(s) called when the check finds problems, e.g. Airflow's
+        ``SlackWebhookNotifier`` or ``SmtpNotifier``.
+    :param start_date: First hour the DAG may run for (no catch-up).
+    :param dag_kwargs: Further ``DAG`` arguments.
+    """
+    target = warehouse or warehouse_target()
+    if on_failure_callback is None:
+        from kalshi_provider.pipelines.notifications.alert import KalshiAlertNotifier
+
+        on_failure_callback = KalshiAlertNotifier(conn_id="{{ params.alert_conn_id }}")
+    with DAG(
+        dag_id=dag_id,
+        description="Freshness and plausibility of the hourly Kalshi resting order value table",
+        schedule=AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable("30 * * * *", timezone="UTC"),
+            assets=resting_order_value_asset(target.table),
+        ),
+        start_date=start_date,
+        catchup=False,
+        max_active_runs=1,
+        default_args={"retries": 1, "retry_delay": timedelta(minutes=2)},
+        params={
+            "kalshi_conn_ids": Param(
+                list(kalshi_conn_ids), type="array", items={"type": "string"}, minItems=1
+            ),
+            "warehouse_conn_id": Param(target.conn_id, type="string"),
+            "table": Param(target.table, type="string", pattern=IDENTIFIER_RULE),
+            "schema": Param(target.schema, type=["null", "string"]),
+            "window_hours": Param(24, type="integer", minimum=1, maximum=2160),
+            "grace_minutes": Param(15, type="integer", minimum=0, maximum=59),
+            "max_change_percent": Param(500, type="number", exclusiveMinimum=0),
+            "alert_conn_id": Param(DEFAULT_ALERT_CONN_ID, type="string"),
+        },
+        tags=["kalshi"],
+        doc_md=__doc__,
+        **dag_kwargs,
+    ) as dag:
+
+        @task(
+            retries=0,  # a data problem does not go away by asking again a minute later
+            on_failure_callback=on_failure_callback,
+        )
+        def check_freshness_and_quality(params=None) -> dict:
+            from kalshi_provider.pipelines.quality_rules import QualityRules, find_problems, report
+            from kalshi_provider.pipelines.warehouse import read_snapshots, warehouse_engine
+
+            rules = QualityRules(
+                window_hours=params["window_hours"],
+                grace_minutes=params["grace_minutes"],
+                max_change_percent=float(params["max_change_percent"]),
+            )
+            now = datetime.now(timezone.utc)
+            engine, description = warehouse_engine(params["warehouse_conn_id"])
+            try:
+                rows = read_snapshots(
+                    engine,
+                    since=now - timedelta(hours=rules.window_hours + 1),
+                    table_name=params["table"],
+                    schema=params["schema"],
+                )
+            finally:
+                engine.dispose()
+            problems = find_problems(rows, params["kalshi_conn_ids"], now, rules)
+            if problems:
+                from kalshi_provider.exceptions import KalshiDataQualityError
+
+                raise KalshiDataQualityError(report(problems))
+            return {"rows_checked": len(rows), "warehouse": description}
+
+        check_freshness_and_quality()
+    return dag

@@ -1,0 +1,49 @@
+"""Every default and setting of the pipelines, defined once and imported everywhere else.
+
+The hourly DAG, the quality DAG and the chart in the UI all take their warehouse from
+:func:`warehouse_target`, so by default they read and write the same table. A deployment changes
+it in one place, Airflow's ``[kalshi]`` config section (or ``AIRFLOW__KALSHI__TABLE`` etc.).
+Import-light: DAG files import this module at every parse.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+HOURLY_DAG_ID = "kalshi_total_resting_order_value"
+QUALITY_DAG_ID = "kalshi_resting_order_value_quality"
+
+DEFAULT_KALSHI_CONN_ID = "kalshi_default"
+DEFAULT_WAREHOUSE_CONN_ID = "kalshi_warehouse"
+DEFAULT_TABLE = "kalshi_total_resting_order_value"
+DEFAULT_ALERT_CONN_ID = "kalshi_alerts"
+#: How late after its ``run_after`` a run may still record its hour.
+DEFAULT_MAX_LATENESS_MINUTES = 30
+
+#: Table and schema names: a plain SQL identifier, never quoted from untrusted text.
+IDENTIFIER_RULE = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+IDENTIFIER = re.compile(IDENTIFIER_RULE)
+
+#: Airflow config section read by :func:`warehouse_target`.
+CONFIG_SECTION = "kalshi"
+
+
+@dataclass(frozen=True)
+class WarehouseTarget:
+    """Where the hourly rows live: an Airflow SQL connection, a table name and an optional schema."""
+
+    conn_id: str = DEFAULT_WAREHOUSE_CONN_ID
+    table: str = DEFAULT_TABLE
+    schema: str | None = None
+
+
+def warehouse_target() -> WarehouseTarget:
+    """The deployment's warehouse: ``[kalshi] warehouse_conn_id``, ``table`` and ``schema``, else defaults."""
+    from airflow.configuration import conf
+
+    return WarehouseTarget(
+        conn_id=conf.get(CONFIG_SECTION, "warehouse_conn_id", fallback=DEFAULT_WAREHOUSE_CONN_ID),
+        table=conf.get(CONFIG_SECTION, "table", fallback=DEFAULT_TABLE),
+        schema=conf.get(CONFIG_SECTION, "schema", fallback=None) or None,
+    )

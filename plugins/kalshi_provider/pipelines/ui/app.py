@@ -1,0 +1,102 @@
+"""The "Kalshi resting orders" page and its data endpoint, served inside Airflow's API server.
+
+Airflow does not authenticate plugin apps: every route here depends on Airflow's own
+``requires_access_dag`` check for the pipeline's DAG, so only a signed-in user who may read that
+DAG sees account data (the UI's session cookie or an API bearer token both work).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from html import escape
+from typing import Annotated, Any
+
+from airflow.api_fastapi.core_api.security import requires_access_dag
+from fastapi import Depends, FastAPI, Query
+from fastapi.responses import HTMLResponse
+
+from kalshi_provider.pipelines.settings import HOURLY_DAG_ID
+from kalshi_provider.pipelines.ui.chart import render_svg, series_by_account
+
+WINDOWS = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
+
+app = FastAPI(
+    title="Kalshi resting order value",
+    dependencies=[Depends(requires_access_dag("GET", param_dag_id=HOURLY_DAG_ID))],
+)
+
+Hours = Annotated[int, Query(ge=1, le=24 * 90, description="How many hours back to show")]
+
+
+def load_rows(hours: int) -> tuple[list[dict[str, Any]], datetime, datetime]:
+    """Rows of the last ``hours`` hours, from the warehouse the DAG writes to by default."""
+    from airflow.models.connection import Connection
+
+    from kalshi_provider.pipelines.settings import warehouse_target
+    from kalshi_provider.pipelines.warehouse import read_snapshots, warehouse_engine
+
+    end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    start = end - timedelta(hours=hours - 1)
+    target = warehouse_target()
+    engine, _ = warehouse_engine(target.conn_id, get_connection=Connection.get_connection_from_secrets)
+    try:
+        rows = read_snapshots(
+            engine,
+            since=start,
+            until=end + timedelta(hours=1),
+            table_name=target.table,
+            schema=target.schema,
+        )
+    finally:
+        engine.dispose()
+    return rows, start, end
+
+
+@app.get("/data")
+def data(hours: Hours = 24) -> dict[str, Any]:
+    rows, start, end = load_rows(hours)
+    return {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "series": {
+            account: [{"snapshot_hour": m.isoformat(), "cents": v} for m, v in points]
+            for account, points in series_by_account(rows).items()
+        },
+    }
+
+
+@app.get("/chart", response_class=HTMLResponse)
+def chart(hours: Hours = 24) -> str:
+    rows, start, end = load_rows(hours)
+    series = series_by_account(rows)
+    links = " · ".join(
+        f'<a href="?hours={value}"{" aria-current=page" if value == hours else ""}>{label}</a>'
+        for label, value in WINDOWS.items()
+    )
+    latest = "".join(
+        f"<tr><td>{escape(account)}</td><td>{points[-1][0]:%Y-%m-%d %H:00}</td>"
+        f"<td class=num>${points[-1][1] / 100:,.2f}</td><td class=num>{len(points)}</td></tr>"
+        for account, points in series.items()
+    )
+    body = (
+        render_svg(series, start, end) + f"<table><tr><th>account</th><th>latest hour (UTC)</th>"
+        f"<th>value</th><th>hours shown</th></tr>{latest}</table>"
+        if series
+        else "<p class=empty>No rows in this window yet: the hourly DAG has not written any.</p>"
+    )
+    return _PAGE.format(links=links, hours=hours, body=body)
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Kalshi resting order value</title>
+<style>
+ body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }}
+ h1 {{ font-size: 1.3rem; }} svg {{ max-width: 100%; height: auto; }}
+ table {{ border-collapse: collapse; margin-top: 1rem; }}
+ td, th {{ padding: .3rem .8rem; border-bottom: 1px solid #ddd; }}
+ .num {{ text-align: right; font-variant-numeric: tabular-nums; }} a[aria-current] {{ font-weight: bold; }}
+</style></head><body>
+<h1>Total resting order value per account, last {hours} hours</h1>
+<nav>{links}</nav>
+{body}
+</body></html>"""

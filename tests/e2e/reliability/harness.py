@@ -1,0 +1,466 @@
+"""Run fault cases through the real DAG and read back what Airflow, the simulator and the warehouse saw.
+
+Shared by the fault matrix (tests/e2e/reliability) and the secret-leak sweep (tests/security).
+
+One ``airflow dags test`` costs about ten seconds, so a *batch* runs many cases in one DAG run:
+every case is its own Kalshi connection (the DAG maps one ``fetch`` and one ``load`` per
+connection, and one account's failure leaves the others alone) talking to its own simulator
+instance, so each case has its own fault queue, its own recorded requests and its own row in
+the warehouse. Per-case outcomes come from Airflow's metadata DB (task states, try numbers and
+the start/end of every try) and from the ``[DAG TEST] starting/end task`` sections of the CLI
+output, which is where ``airflow dags test`` writes the task logs.
+
+Task retries: the DAG retries a failed task 3 times, 30 s doubling. The tests keep that
+schedule but cap each wait at 1 s with Airflow's global ``[core] max_task_retry_delay`` (a
+deployment setting, not the DAG's ``default_args``), so a case that uses all four tries still
+proves the tries are bounded without waiting 3.5 minutes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from kalshi_provider.signing import PrivateKey
+from kalshi_simulator import KalshiSimulator, generate_private_key, private_pem, public_pem
+from tests.fixtures.airflow import (  # noqa: F401  (re-exported for the reliability tests)
+    AirflowHome,
+    Warehouse,
+    hour_of,
+    postgres_warehouse,
+    sqlite_warehouse,
+)
+
+REPO = Path(__file__).resolve().parents[3]
+DAG_ID = "kalshi_total_resting_order_value"
+PLAN, FETCH, LOAD = "accounts_to_read", "account_snapshot.fetch", "account_snapshot.load"
+#: The DAG's task retries (default_args["retries"]) plus the first try.
+TASK_TRIES = 4
+#: ``[core] max_task_retry_delay`` in the tests' AIRFLOW_HOME (seconds).
+RETRY_DELAY_CAP_SECONDS = 1
+
+
+def fresh_airflow_home(template: Path, dest: Path) -> AirflowHome:
+    """A copy of the migrated template home, with the task retry waits capped (see module doc)."""
+    shutil.copytree(template, dest)
+    return cap_retry_delay(AirflowHome(dest))
+
+
+def cap_retry_delay(home: AirflowHome) -> AirflowHome:
+    home.env["AIRFLOW__CORE__MAX_TASK_RETRY_DELAY"] = str(RETRY_DELAY_CAP_SECONDS)
+    return home
+
+
+# -- things that are not there ---------------------------------------------------------------------
+
+
+@contextmanager
+def closed_port() -> Iterator[int]:
+    """A loopback port that refuses connections: bound (so nobody else takes it), never listening."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+    finally:
+        sock.close()
+
+
+class SkewedSimulator:
+    """The simulator in its own process, with a clock ``offset_seconds`` ahead of this machine's.
+
+    A real clock difference between client and server, which is what Kalshi's
+    ``header_timestamp_expired`` is about: the provider signs with its own (correct) clock and
+    the server, whose clock differs by more than the ±5 s it accepts, refuses the timestamp.
+    Only the public key is handed over (as a file in ``workdir``, outside the checkout).
+    """
+
+    _SCRIPT = (
+        "import sys, time\n"
+        "offset_ns = int(float(sys.argv[1]) * 1e9)\n"
+        "real_ns, real = time.time_ns, time.time\n"
+        "time.time_ns = lambda: real_ns() + offset_ns\n"
+        "time.time = lambda: real() + offset_ns / 1e9\n"
+        "from kalshi_simulator.cli import main\n"
+        "sys.exit(main(sys.argv[2:]))\n"
+    )
+
+    def __init__(self, workdir: Path, key_id: str, key: PrivateKey, offset_seconds: float) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        public = workdir / f"{key_id}.pub.pem"
+        public.write_bytes(public_pem(key))
+        ready = workdir / f"{key_id}.ready.json"
+        argv = [sys.executable, "-c", self._SCRIPT, str(offset_seconds), "--port", "0"]
+        argv += ["--key-id", key_id, "--public-key", str(public), "--ready-file", str(ready)]
+        argv += ["--log-level", "WARNING"]
+        self.process = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=workdir, text=True
+        )
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the skewed simulator did not start: {self.process.stderr.read()}")
+            time.sleep(0.05)
+        line = json.loads(ready.read_text())
+        self.base_url: str = line["base_url"]
+        self.control_url: str = line["control_url"]
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        import requests
+
+        return requests.get(self.control_url + "/requests", timeout=10).json()["requests"]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+# -- keys as a connection holds them ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyPlacement:
+    """How a connection carries its key: PKCS#1 in the password (what Kalshi issues), or an
+    encrypted PKCS#8 PEM in the ``private_key`` extra with ``private_key_passphrase``, or a
+    PEM file named by ``private_key_path``."""
+
+    name: str
+    where: str  # "password" | "extra" | "file"
+    passphrase: str | None = None
+    fmt: str | None = None
+
+
+PKCS1_IN_PASSWORD = KeyPlacement("pkcs1-password", "password")
+ENCRYPTED_IN_EXTRA = KeyPlacement(
+    "encrypted-pkcs8-extra", "extra", passphrase="pp-" + uuid.uuid4().hex + "-Ω", fmt="pkcs8"
+)
+KEY_FILE = KeyPlacement("pkcs1-file", "file")
+
+
+@dataclass
+class CaseKey:
+    key: PrivateKey
+    pem: bytes
+    placement: KeyPlacement
+    path: Path | None = None
+
+    def fields(self, *, passphrase_override: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(connection fields, extras) carrying this key."""
+        passphrase = passphrase_override or self.placement.passphrase
+        if self.placement.where == "password":
+            return {"password": self.pem.decode()}, {}
+        extras: dict[str, Any] = {"private_key_passphrase": passphrase} if passphrase else {}
+        if self.placement.where == "extra":
+            return {}, {"private_key": self.pem.decode(), **extras}
+        return {}, {"private_key_path": str(self.path), **extras}
+
+
+def make_key(placement: KeyPlacement, keydir: Path, name: str) -> CaseKey:
+    key = generate_private_key("rsa")
+    pem = private_pem(key, placement.passphrase, placement.fmt)  # type: ignore[arg-type]
+    path = None
+    if placement.where == "file":
+        keydir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = keydir / f"{name}.pem"
+        path.write_bytes(pem)
+        path.chmod(0o600)
+    return CaseKey(key, pem, placement, path)
+
+
+# -- what Airflow recorded -------------------------------------------------------------------------
+
+
+@dataclass
+class Try:
+    number: int
+    state: str | None
+    seconds: float
+
+
+@dataclass
+class TaskRecord:
+    """One (task_id, map_index) of a run: its final state and every try's duration."""
+
+    state: str | None
+    try_number: int
+    tries: list[Try] = field(default_factory=list)
+
+    @property
+    def busy_seconds(self) -> float:
+        return sum(t.seconds for t in self.tries)
+
+
+def _seconds(start: str | None, end: str | None) -> float:
+    if not start or not end:
+        return 0.0
+    parse = lambda s: datetime.fromisoformat(s.replace(" ", "T"))  # noqa: E731
+    return (parse(end) - parse(start)).total_seconds()
+
+
+def task_records(home: AirflowHome, run_id: str) -> dict[tuple[str, int], TaskRecord]:
+    """Every task instance of ``run_id``, with its earlier tries from ``task_instance_history``."""
+    with sqlite3.connect(home.path / "airflow.db") as db:
+        records = {
+            (task_id, index): TaskRecord(state, tries, [])
+            for task_id, index, state, tries in db.execute(
+                "SELECT task_id, map_index, state, try_number FROM task_instance WHERE run_id = ?", (run_id,)
+            )
+        }
+        history = db.execute(
+            "SELECT task_id, map_index, try_number, state, start_date, end_date FROM task_instance_history"
+            " WHERE run_id = ? ORDER BY try_number",
+            (run_id,),
+        ).fetchall()
+        for task_id, index, number, state, start, end in history:
+            records[(task_id, index)].tries.append(Try(number, state, _seconds(start, end)))
+        for task_id, index, number, state, start, end in db.execute(
+            "SELECT task_id, map_index, try_number, state, start_date, end_date FROM task_instance"
+            " WHERE run_id = ?",
+            (run_id,),
+        ):
+            record = records[(task_id, index)]
+            if number and all(t.number != number for t in record.tries):
+                record.tries.append(Try(number, state, _seconds(start, end)))
+    return records
+
+
+_SECTION_START = re.compile(r"\[DAG TEST\] starting task_id=(\S+) map_index=(-?\d+)")
+_SECTION_END = re.compile(r"\[DAG TEST\] end task task_id=(\S+) map_index=(-?\d+)")
+
+
+def task_sections(output: str) -> dict[tuple[str, int], str]:
+    """The CLI output of ``airflow dags test`` split into each task instance's log (all tries)."""
+    sections: dict[tuple[str, int], list[str]] = {}
+    current: tuple[str, int] | None = None
+    for line in output.splitlines():
+        start = _SECTION_START.search(line)
+        if start:
+            current = (start.group(1), int(start.group(2)))
+        if current is not None:
+            sections.setdefault(current, []).append(line)
+        if _SECTION_END.search(line):
+            current = None
+    return {key: "\n".join(lines) for key, lines in sections.items()}
+
+
+def run_dag(home: AirflowHome, conf: dict[str, Any], run_after: str | None = None):
+    """One DAG run (``airflow dags test``, or ``DAG.test(run_after=...)`` for a fixed hour)."""
+    started = time.monotonic()
+    if run_after is None:
+        result = home.dags_test(DAG_ID, conf=conf)
+    else:
+        result = home.dag_test_with_run_after(DAG_ID, run_after, conf=conf)
+    result.seconds = time.monotonic() - started  # type: ignore[attr-defined]
+    return result
+
+
+def new_simulator() -> KalshiSimulator:
+    return KalshiSimulator().start()
+
+
+def env_without_airflow_conns() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
+
+
+# -- fault cases and batches of them ---------------------------------------------------------------
+
+#: Connection extras of most cases: one hook retry and a short timeout keep each try short.
+FAST_EXTRAS: dict[str, Any] = {"max_retries": 1, "timeout": 2}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One row of the fault matrix: how the fault is made and what must follow.
+
+    ``setup`` names how the case's connection and simulator are built (see ``Batch.add``);
+    ``tries`` is the final try number of the task that decides the case (``fetch`` for Kalshi
+    faults, ``load`` for warehouse faults); ``requests`` is how many requests the simulator
+    must have seen (None: nothing listens); ``bound`` caps the case's time in seconds: the
+    summed duration of its tries for batched cases, the wall time of its DAG runs otherwise.
+    """
+
+    id: str
+    fault: str
+    how: str
+    outcome: str  # ok | recovered | failed | skipped
+    tries: int
+    requests: int | None
+    rows: int
+    message: str
+    bound: int
+    setup: str = "normal"
+    faults: tuple[dict[str, Any], ...] = ()
+    account: dict[str, Any] = field(default_factory=dict)
+    value: int = 123456
+    extras: dict[str, Any] = field(default_factory=lambda: dict(FAST_EXTRAS))
+    #: Seconds that must pass between the first and the second request (a honoured Retry-After).
+    min_gap: float | None = None
+    #: "batch": one account of the shared DAG run; anything else has a test of its own.
+    group: str = "batch"
+
+    @property
+    def extras_text(self) -> str:
+        return ", ".join(f"{name}={value}" for name, value in self.extras.items()) or "—"
+
+
+SETUPS = (
+    "normal",
+    "closed_port",
+    "wrong_key",
+    "unknown_key",
+    "skewed_clock",
+    "wrong_path",
+    "wrong_passphrase",
+)
+
+
+@dataclass
+class CaseRun:
+    case: Case
+    conn_id: str
+    key: CaseKey
+    key_id: str
+    simulator: KalshiSimulator | SkewedSimulator | None
+    map_index: int
+    #: The passphrase the connection holds (the wrong one for a wrong-passphrase case).
+    passphrase: str | None = None
+
+    def requests(self) -> list[dict[str, Any]]:
+        if self.simulator is None:
+            return []
+        if isinstance(self.simulator, SkewedSimulator):
+            return self.simulator.requests
+        return [record.to_dict() for record in self.simulator.requests]
+
+
+@dataclass
+class CaseOutcome:
+    """What one case ended as, read back after the batch run."""
+
+    run: CaseRun
+    fetch: TaskRecord
+    load: TaskRecord
+    log: str
+    rows: list[dict[str, Any]]
+    requests: list[dict[str, Any]]
+
+    @property
+    def busy_seconds(self) -> float:
+        return self.fetch.busy_seconds + self.load.busy_seconds
+
+
+class Batch:
+    """Many cases, one DAG run: each case is a Kalshi connection with its own simulator."""
+
+    def __init__(self, home: AirflowHome, workdir: Path) -> None:
+        self.home = home
+        self.workdir = workdir
+        self.runs: list[CaseRun] = []
+        self._cleanup: list[Any] = []
+
+    def add(
+        self,
+        case: Case,
+        placement: KeyPlacement = PKCS1_IN_PASSWORD,
+        suffix: str = "",
+        extras: dict[str, Any] | None = None,
+    ) -> CaseRun:
+        """Make ``case``'s simulator and connection; ``extras`` replace the case's own."""
+        extras_override = extras
+        conn_id = "kalshi_" + re.sub(r"[^a-z0-9]+", "_", (case.id + suffix).lower()).strip("_")
+        if case.setup == "wrong_passphrase" and placement.passphrase is None:
+            placement = ENCRYPTED_IN_EXTRA
+        key = make_key(placement, self.workdir / "keys", conn_id)
+        key_id = f"case-{uuid.uuid4()}"
+        host, simulator = self._simulator_for(case, key, key_id)
+        fields, extras = key.fields(
+            passphrase_override=f"wrong-{uuid.uuid4().hex}" if case.setup == "wrong_passphrase" else None
+        )
+        self.home.set_connection(
+            conn_id,
+            "kalshi",
+            login=key_id,
+            host=host,
+            extra={**(extras_override or case.extras), **extras},
+            **fields,
+        )
+        passphrase = extras.get("private_key_passphrase")
+        run = CaseRun(case, conn_id, key, key_id, simulator, len(self.runs), passphrase)
+        self.runs.append(run)
+        return run
+
+    def _simulator_for(self, case: Case, key: CaseKey, key_id: str):
+        if case.setup not in SETUPS:
+            raise ValueError(f"unknown setup {case.setup!r}")
+        if case.setup == "closed_port":
+            port_context = closed_port()
+            port = port_context.__enter__()
+            self._cleanup.append(lambda: port_context.__exit__(None, None, None))
+            return f"http://127.0.0.1:{port}/trade-api/v2", None
+        if case.setup == "skewed_clock":
+            skewed = SkewedSimulator(self.workdir / "skewed", key_id, key.key, offset_seconds=60)
+            self._cleanup.append(skewed.stop)
+            return skewed.base_url, skewed
+        simulator = new_simulator()
+        self._cleanup.append(simulator.stop)
+        if case.setup == "wrong_key":
+            simulator.add_account(key_id, generate_private_key("rsa"), total_resting_order_value=case.value)
+        elif case.setup != "unknown_key":
+            simulator.add_account(key_id, key.key, total_resting_order_value=case.value, **case.account)
+        if case.faults:
+            simulator.push_faults([dict(fault) for fault in case.faults])
+        if case.setup == "wrong_path":
+            return simulator.root_url + "/trade-api/v1", simulator
+        return simulator.base_url, simulator
+
+    @property
+    def conn_ids(self) -> list[str]:
+        return [run.conn_id for run in self.runs]
+
+    def run(self, warehouse: Warehouse, run_after: str | None = None):
+        result = run_dag(self.home, {**warehouse.conf, "kalshi_conn_ids": self.conn_ids}, run_after)
+        records = task_records(self.home, result.run_id) if result.run_id else {}
+        sections = task_sections(result.output)
+        outcomes = {}
+        for run in self.runs:
+            index = run.map_index
+            outcomes[run.conn_id] = CaseOutcome(
+                run=run,
+                fetch=records.get((FETCH, index), TaskRecord(None, 0)),
+                load=records.get((LOAD, index), TaskRecord(None, 0)),
+                log=sections.get((FETCH, index), "") + "\n" + sections.get((LOAD, index), ""),
+                rows=warehouse.rows(run.conn_id),
+                requests=run.requests(),
+            )
+        return result, outcomes
+
+    def close(self) -> None:
+        # Quietly: this may run after pytest has printed its summary.
+        logging.getLogger("kalshi_simulator").setLevel(logging.WARNING)
+        while self._cleanup:
+            try:
+                self._cleanup.pop()()
+            except Exception:  # noqa: BLE001 - cleanup must go on
+                pass

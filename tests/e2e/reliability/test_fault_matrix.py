@@ -1,0 +1,313 @@
+"""The fault matrix (docs/fault-matrix.md), run end to end by Airflow against the simulator.
+
+Rows of group ``batch`` are accounts of one shared DAG run on a SQLite warehouse (see
+harness.py for why and how); the others (a late run, the warehouse cases on PostgreSQL) need
+DAG runs of their own. For every row: the outcome, the try number of the task that decides it
+(1 means the DAG's retry policy failed it at once), the rows in the warehouse afterwards (one
+correct row or none), what the log says, how many requests Kalshi saw, and a time bound that
+proves retries stop.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import make_url, text
+
+from kalshi_provider.pipelines.warehouse import ensure_tables
+from tests.e2e.reliability.harness import (
+    FAST_EXTRAS,
+    FETCH,
+    LOAD,
+    PLAN,
+    SETUPS,
+    TASK_TRIES,
+    Case,
+    cap_retry_delay,
+    closed_port,
+    hour_of,
+    postgres_warehouse,
+    run_dag,
+    sqlite_warehouse,
+)
+from tests.e2e.reliability.matrix import CASES, markdown_table
+from tests.e2e.reliability.shared import matrix_run_once
+
+DOC = Path(__file__).resolve().parents[3] / "docs" / "fault-matrix.md"
+BATCH = [case for case in CASES if case.group == "batch"]
+#: The shared run does every batch case's tries one after another; far above what it needs.
+BATCH_RUN_BOUND_SECONDS = 600
+
+
+# -- the doc and the code agree --------------------------------------------------------------------
+
+
+def _doc_table_lines() -> list[str]:
+    lines = DOC.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| case |"))
+    table = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        table.append(line)
+    return table
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split(" | ")]
+
+
+def test_the_doc_table_mirrors_the_code_table():
+    """docs/fault-matrix.md's table is the code's table, row by row and cell by cell."""
+    expected = markdown_table().splitlines()
+    actual = _doc_table_lines()
+    assert [_cells(line) for line in actual] == [_cells(line) for line in expected], (
+        "docs/fault-matrix.md is out of date: regenerate its table with "
+        "`.venv/bin/python -m tests.e2e.reliability.matrix`"
+    )
+
+
+def test_the_table_is_well_formed():
+    ids = [case.id for case in CASES]
+    assert len(ids) == len(set(ids)), "case ids must be unique"
+    assert {case.setup for case in CASES} == set(SETUPS), "every way of making a fault is used"
+    for case in CASES:
+        assert case.outcome in ("ok", "recovered", "failed", "skipped", "failed, rerun ok"), case.id
+        assert 1 <= case.tries <= TASK_TRIES and case.rows in (0, 1), case.id
+        assert case.rows == (0 if case.outcome in ("failed", "skipped") else 1), case.id
+        assert "|" not in case.message + case.fault + case.how, case.id
+
+
+# -- the shared DAG run ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def matrix_run(request):
+    """Every ``batch`` row as one account of a single DAG run; (run result, outcome per case id)."""
+    run = matrix_run_once(request)
+    return run.result, run.outcomes
+
+
+@pytest.mark.slow
+def test_the_shared_run_is_bounded_and_plans_every_account(matrix_run):
+    result, outcomes = matrix_run
+    assert result.task_state(PLAN, -1) == "success", result.output[-4000:]
+    assert result.seconds < BATCH_RUN_BOUND_SECONDS
+    assert set(outcomes) == {case.id for case in BATCH}
+    # Some accounts failed, so the run did; the others still wrote their rows.
+    assert result.state == "failed"
+
+
+def _check_batch_case(case: Case, matrix_run) -> float:
+    result, outcomes = matrix_run
+    outcome = outcomes[case.id]
+    fetch, load = outcome.fetch, outcome.load
+    context = f"{case.id}: fetch={fetch}, load={load}\n{outcome.log[-6000:]}"
+
+    if case.outcome in ("ok", "recovered"):
+        assert (fetch.state, load.state) == ("success", "success"), context
+    else:
+        assert (fetch.state, load.state) == ("failed", "upstream_failed"), context
+    assert fetch.try_number == case.tries, context
+    if case.outcome == "failed" and case.tries == 1:
+        assert "Retry policy decision" in outcome.log and "action=fail" in outcome.log, context
+
+    assert case.message in outcome.log, context
+
+    assert len(outcome.rows) == case.rows, outcome.rows
+    if case.rows:
+        (row,) = outcome.rows
+        assert row["total_resting_order_value_cents"] == case.value
+        assert row["dag_run_id"] == result.run_id
+        assert row["snapshot_hour"] == hour_of(result.run_after)
+        assert sum(entry["balance_dollars"] for entry in row["breakdown"]) * 100 == case.value
+
+    if case.requests is not None:
+        assert len(outcome.requests) == case.requests, [r["status"] for r in outcome.requests]
+    signatures = [request["signature"] for request in outcome.requests]
+    assert len(set(signatures)) == len(signatures), "an attempt re-sent an old signature"
+    if case.min_gap is not None:
+        first, second = outcome.requests[:2]
+        assert second["received_at"] - first["received_at"] >= case.min_gap
+
+    assert outcome.busy_seconds <= case.bound, f"{case.id} took {outcome.busy_seconds:.1f} s"
+    return outcome.busy_seconds
+
+
+# -- cases with DAG runs of their own --------------------------------------------------------------
+
+
+def _kalshi_default(home, simulator, account) -> None:
+    home.set_kalshi_connection("kalshi_default", account, simulator.base_url, FAST_EXTRAS)
+
+
+def _requests_of(simulator, account) -> list:
+    return [request for request in simulator.requests if request.key_id == account.key_id]
+
+
+def _late_run(case: Case, request) -> float:
+    home = cap_retry_delay(request.getfixturevalue("airflow_home"))
+    simulator = request.getfixturevalue("simulator")
+    account = request.getfixturevalue("make_kalshi_account")()
+    _kalshi_default(home, simulator, account)
+    warehouse = sqlite_warehouse(home, request.getfixturevalue("tmp_path") / "warehouse.db")
+    try:
+        three_hours_ago = (datetime.now(timezone.utc) - timedelta(hours=3)).isoformat()
+        result = run_dag(home, warehouse.conf, run_after=three_hours_ago)
+        assert result.state == "success", result.output[-4000:]
+        assert result.tasks[(PLAN, -1)] == ("skipped", case.tries)
+        assert case.message in result.output
+        assert len(_requests_of(simulator, account)) == case.requests
+        assert len(warehouse.rows()) == case.rows
+    finally:
+        warehouse.dispose()
+    return result.seconds
+
+
+_FAILING_TRIGGER = """
+CREATE SEQUENCE {schema}.load_attempts;
+CREATE FUNCTION {schema}.fail_loads() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF nextval('{schema}.load_attempts') <= {failures} THEN
+        RAISE EXCEPTION 'simulated warehouse failure in the middle of the load transaction';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER fail_loads BEFORE INSERT ON {schema}.kalshi_total_resting_order_value_breakdown
+    FOR EACH ROW EXECUTE FUNCTION {schema}.fail_loads();
+"""
+
+
+class _PostgresCase:
+    """The Kalshi connection and a PostgreSQL warehouse in the test's own schema."""
+
+    def __init__(self, request) -> None:
+        self.home = cap_retry_delay(request.getfixturevalue("airflow_home"))
+        self.simulator = request.getfixturevalue("simulator")
+        self.account = request.getfixturevalue("make_kalshi_account")()
+        _kalshi_default(self.home, self.simulator, self.account)
+        self.url = make_url(request.getfixturevalue("postgres_url"))
+        self.schema = request.getfixturevalue("postgres_schema")
+        self.warehouse = postgres_warehouse(self.home, self.url, self.schema)
+        # The run and its rerun stand for the same hour: a minute ago (well within
+        # max_lateness_minutes), and a microsecond apart (Airflow derives the run id from it).
+        first = datetime.now(timezone.utc) - timedelta(minutes=1)
+        second = first + timedelta(microseconds=1)
+        if hour_of(second.isoformat()) != hour_of(first.isoformat()):
+            second = first - timedelta(microseconds=1)
+        self.run_afters = [first.isoformat(), second.isoformat()]
+        self.hour = hour_of(first.isoformat())
+        self.seconds = 0.0
+        request.addfinalizer(self.warehouse.dispose)
+
+    def run(self):
+        result = run_dag(self.home, self.warehouse.conf, run_after=self.run_afters.pop(0))
+        self.seconds += result.seconds
+        return result
+
+    def install_failing_trigger(self, failures: int) -> None:
+        ensure_tables(self.warehouse.engine, schema=self.schema)
+        with self.warehouse.engine.begin() as conn:
+            conn.exec_driver_sql(_FAILING_TRIGGER.format(schema=self.schema, failures=failures))
+
+    def drop_trigger(self) -> None:
+        with self.warehouse.engine.begin() as conn:
+            conn.execute(
+                text(f"DROP TRIGGER fail_loads ON {self.schema}.kalshi_total_resting_order_value_breakdown")
+            )
+
+    def breakdown_rows(self) -> int:
+        with self.warehouse.engine.connect() as conn:
+            table = f"{self.schema}.kalshi_total_resting_order_value_breakdown"
+            return conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+
+    def assert_one_row_for_the_hour(self, result) -> None:
+        (row,) = self.warehouse.rows()
+        assert row["dag_run_id"] == result.run_id
+        assert row["snapshot_hour"] == self.hour
+        assert row["total_resting_order_value_cents"] == 123456
+        assert [str(entry["balance_dollars"]) for entry in row["breakdown"]] == ["1234.560000"]
+
+    def requests(self) -> int:
+        return len(_requests_of(self.simulator, self.account))
+
+
+def _assert_load_failed(result, case: Case) -> None:
+    assert result.state == "failed", result.output[-4000:]
+    assert result.tasks[(FETCH, 0)] == ("success", 1)
+    assert result.tasks[(LOAD, 0)] == ("failed", case.tries)
+    assert case.message in result.output
+
+
+def _warehouse_unreachable(case: Case, request) -> float:
+    pg = _PostgresCase(request)
+    with closed_port() as port:
+        pg.warehouse.dispose()
+        pg.warehouse = postgres_warehouse(pg.home, pg.url, pg.schema, port=port)
+        first = pg.run()
+    _assert_load_failed(first, case)
+    assert pg.warehouse.rows() == []  # read from the real server: nothing was written
+
+    pg.warehouse.dispose()
+    pg.warehouse = postgres_warehouse(pg.home, pg.url, pg.schema)  # the warehouse is back
+    second = pg.run()
+    assert second.state == "success", second.output[-4000:]
+    pg.assert_one_row_for_the_hour(second)
+    assert pg.requests() == case.requests
+    return pg.seconds
+
+
+def _warehouse_fails_mid_transaction(case: Case, request) -> float:
+    pg = _PostgresCase(request)
+    pg.install_failing_trigger(failures=2)
+    result = pg.run()
+    assert result.state == "success", result.output[-4000:]
+    assert result.tasks[(FETCH, 0)] == ("success", 1)
+    assert result.tasks[(LOAD, 0)] == ("success", case.tries)
+    assert case.message in result.output
+    pg.assert_one_row_for_the_hour(result)
+    assert pg.breakdown_rows() == 1
+    assert pg.requests() == case.requests
+    return pg.seconds
+
+
+def _warehouse_fails_until_fixed(case: Case, request) -> float:
+    pg = _PostgresCase(request)
+    pg.install_failing_trigger(failures=1000)
+    first = pg.run()
+    _assert_load_failed(first, case)
+    # The totals upsert ran before the breakdown insert failed: the rollback took it back.
+    assert pg.warehouse.rows() == [] and pg.breakdown_rows() == 0
+
+    pg.drop_trigger()
+    second = pg.run()
+    assert second.state == "success", second.output[-4000:]
+    pg.assert_one_row_for_the_hour(second)
+    assert pg.requests() == case.requests
+    return pg.seconds
+
+
+SCENARIOS = {
+    "late-run": _late_run,
+    "warehouse-unreachable": _warehouse_unreachable,
+    "warehouse-fails-mid-transaction": _warehouse_fails_mid_transaction,
+    "warehouse-fails-until-fixed": _warehouse_fails_until_fixed,
+}
+
+
+def test_every_row_has_a_runner():
+    assert {case.id for case in CASES if case.group != "batch"} == set(SCENARIOS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_fault_matrix(case: Case, request):
+    if case.group == "batch":
+        seconds = _check_batch_case(case, request.getfixturevalue("matrix_run"))
+    else:
+        seconds = SCENARIOS[case.id](case, request)
+        assert seconds <= case.bound, f"{case.id} took {seconds:.1f} s"
+    request.node.user_properties.append(("seconds", round(seconds, 1)))
+    print(f"\n{case.id}: {seconds:.1f} s (bound {case.bound} s)")

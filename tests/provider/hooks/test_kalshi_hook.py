@@ -1,0 +1,257 @@
+"""KalshiHook over real HTTP against the simulator, which verifies signatures as Kalshi does."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from kalshi_provider import signing
+from kalshi_provider.exceptions import (
+    KalshiAPIError,
+    KalshiAuthError,
+    KalshiConfigError,
+    KalshiNotFoundError,
+    KalshiPermissionError,
+    KalshiRateLimitError,
+    KalshiResponseError,
+    KalshiServerError,
+    KalshiTransportError,
+)
+from kalshi_provider.hooks.kalshi import KalshiHook
+
+VALUE_PATH = "/trade-api/v2/portfolio/summary/total_resting_order_value"
+
+
+def test_reads_the_value_with_a_signature_kalshi_accepts(kalshi_connection, simulator):
+    hook = KalshiHook(kalshi_connection())
+    assert hook.get_total_resting_order_value() == 123456
+    [request] = simulator.requests
+    assert (request.method, request.path, request.status) == ("GET", VALUE_PATH, 200)
+    assert request.signature_valid and request.auth_error is None
+
+
+def test_breakdown_and_unknown_fields_are_accepted(kalshi_connection, simulator, kalshi_account):
+    simulator.set_value(
+        kalshi_account.key_id,
+        5000,
+        [{"exchange_index": 0, "balance": "30.0000"}, {"exchange_index": 1, "balance": "20.0000"}],
+    )
+    reading = KalshiHook(kalshi_connection()).get_resting_order_value()
+    assert reading.total_cents == 5000
+    assert [(entry.exchange_index, str(entry.dollars)) for entry in reading.breakdown] == [
+        (0, "30.000000"),
+        (1, "20.000000"),
+    ]
+
+
+def test_generic_request_signs_path_without_query(kalshi_connection, simulator):
+    body = KalshiHook(kalshi_connection()).request("GET", "/portfolio/balance", params={"subaccount": "0"})
+    assert body["balance"] == 100000
+    [request] = simulator.requests
+    assert request.query == "subaccount=0" and request.signature_valid
+
+
+@pytest.mark.parametrize("fmt", ["pkcs8", "ed25519", "encrypted", "file", "private_key_extra"])
+def test_key_formats(make_kalshi_account, set_connection, simulator, tmp_path, fmt):
+    account = make_kalshi_account("ed25519" if fmt == "ed25519" else "rsa")
+    fields = {"login": account.key_id, "host": simulator.base_url, "extra": {}}
+    encryption = serialization.NoEncryption()
+    if fmt == "encrypted":
+        encryption = serialization.BestAvailableEncryption(b"pass-phrase-123")
+        fields["extra"]["private_key_passphrase"] = "pass-phrase-123"
+    pem = account.private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    ).decode()
+    if fmt == "file":
+        key_file = tmp_path / "key.pem"
+        key_file.write_text(pem)
+        fields["extra"]["private_key_path"] = str(key_file)
+    elif fmt == "private_key_extra":
+        fields["extra"]["private_key"] = pem
+    else:
+        fields["password"] = pem
+    hook = KalshiHook(set_connection("kalshi_fmt", "kalshi", **fields))
+    assert hook.get_total_resting_order_value() == 123456
+    assert all(request.signature_valid for request in simulator.requests)
+
+
+def test_retries_recover_and_every_attempt_is_signed_afresh(kalshi_connection, simulator, capfd):
+    simulator.push_faults(
+        [
+            {"status": 503, "body": "<html>Service Unavailable</html>"},
+            {"status": 429, "json": {"error": "too many requests"}},
+            {"drop": True},
+        ]
+    )
+    assert KalshiHook(kalshi_connection()).get_total_resting_order_value() == 123456
+    requests = simulator.requests
+    assert [request.status for request in requests] == [503, 429, None, 200]
+    assert len({request.timestamp for request in requests}) == 4
+    assert len({request.signature for request in requests}) == 4
+    assert all(request.signature_valid for request in requests)
+    # Outside a task, Airflow's structlog setup prints hook logs to the console.
+    output = capfd.readouterr()
+    assert (output.out + output.err).count("retrying in") == 3
+
+
+def test_retry_after_is_honoured(kalshi_connection, simulator):
+    simulator.push_faults(
+        [{"status": 429, "json": {"error": "too many requests"}, "headers": {"Retry-After": "2"}}]
+    )
+    assert KalshiHook(kalshi_connection()).get_total_resting_order_value() == 123456
+    first, second = simulator.requests
+    assert second.received_at - first.received_at >= 2.0
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind", "expected"),
+    [
+        ({"status": 502, "body": "bad gateway"}, KalshiServerError, "502"),
+        ({"status": 429, "json": {"error": "too many requests"}}, KalshiRateLimitError, "rate limit"),
+    ],
+)
+def test_retries_are_bounded(kalshi_connection, simulator, fault, kind, expected):
+    simulator.push_faults([{**fault, "times": 10}])
+    hook = KalshiHook(kalshi_connection(extra={"max_retries": 2}))
+    with pytest.raises(kind, match=expected):
+        hook.get_total_resting_order_value()
+    assert len(simulator.requests) == 3
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind"),
+    [
+        (
+            {"status": 401, "json": {"error": {"code": "authentication_error", "message": "x"}}},
+            KalshiAuthError,
+        ),
+        (
+            {"status": 403, "json": {"error": {"code": "permission_denied", "message": "permission denied"}}},
+            KalshiPermissionError,
+        ),
+        ({"status": 404, "json": {"code": "not_found", "message": "not found"}}, KalshiNotFoundError),
+        ({"status": 400, "json": {"code": "bad_request", "message": "bad request"}}, KalshiAPIError),
+    ],
+    ids=["401", "403", "404", "400"],
+)
+def test_client_errors_are_not_retried(kalshi_connection, simulator, fault, kind):
+    simulator.push_faults([fault, fault])
+    with pytest.raises(kind):
+        KalshiHook(kalshi_connection()).get_total_resting_order_value()
+    assert len(simulator.requests) == 1
+
+
+def test_non_fcm_key_gets_a_message_about_fcm_membership(make_kalshi_account, kalshi_connection, simulator):
+    account = make_kalshi_account(fcm_member=False)
+    hook = KalshiHook(kalshi_connection(login=account.key_id, password=account.private_pem.decode()))
+    with pytest.raises(KalshiPermissionError, match="only for FCM members") as caught:
+        hook.get_total_resting_order_value()
+    assert caught.value.status == 403 and caught.value.code == "permission_denied"
+
+
+def test_wrong_key_unknown_key_and_clock_skew(make_kalshi_account, kalshi_connection, monkeypatch):
+    other = make_kalshi_account()
+    with pytest.raises(KalshiAuthError, match="does not belong to this key ID"):
+        KalshiHook(
+            kalshi_connection(password=other.private_pem.decode(), login=make_kalshi_account().key_id)
+        ).get_total_resting_order_value()
+    with pytest.raises(KalshiAuthError, match="does not know this API key ID"):
+        KalshiHook(kalshi_connection(login="no-such-key")).get_total_resting_order_value()
+    # A machine clock a minute behind: Kalshi (and the simulator) allow only a few seconds.
+    real_now = signing.now_ms
+    monkeypatch.setattr(signing, "now_ms", lambda: str(int(real_now()) - 60_000))
+    with pytest.raises(KalshiAuthError, match="clock is off"):
+        KalshiHook(kalshi_connection()).get_total_resting_order_value()
+
+
+def test_wrong_base_path_is_a_404_with_a_hint(kalshi_connection, simulator):
+    hook = KalshiHook(kalshi_connection(host=simulator.base_url.replace("/trade-api/v2", "/trade-api/v1")))
+    with pytest.raises(KalshiNotFoundError, match="should end in /trade-api/v2"):
+        hook.get_total_resting_order_value()
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        ({"status": 200, "body": "<html>maintenance</html>"}, "is not JSON"),
+        ({"status": 200, "json": {"total_resting_order_value": "123"}}, "whole number of cents"),
+        ({"status": 200, "json": {"total_resting_order_value": -5}}, "outside 0"),
+    ],
+)
+def test_bad_bodies(kalshi_connection, simulator, fault, expected):
+    simulator.push_faults([fault])
+    with pytest.raises(KalshiResponseError, match=expected):
+        KalshiHook(kalshi_connection()).get_total_resting_order_value()
+
+
+def test_timeout_then_unreachable(kalshi_connection, simulator):
+    simulator.push_faults([{"delay": 3, "times": 2}])
+    hook = KalshiHook(kalshi_connection(extra={"timeout": 0.5, "max_retries": 1}))
+    with pytest.raises(KalshiTransportError, match="did not answer"):
+        hook.get_total_resting_order_value()
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    hook = KalshiHook(kalshi_connection(host=f"http://127.0.0.1:{port}", extra={"max_retries": 0}))
+    with pytest.raises(KalshiTransportError, match="Could not reach Kalshi .*refused"):
+        hook.get_total_resting_order_value()
+
+
+def test_plain_http_to_a_remote_host_is_refused_before_any_request(kalshi_connection):
+    hook = KalshiHook(kalshi_connection(host="http://api.elections.kalshi.com"))
+    with pytest.raises(KalshiConfigError, match="must use https"):
+        hook.get_total_resting_order_value()
+
+
+def test_tls_verification_stays_on(kalshi_connection):
+    hook = KalshiHook(kalshi_connection())
+    assert hook.get_conn().verify is True
+
+
+def test_key_is_parsed_once_and_session_reused(kalshi_connection, simulator, monkeypatch):
+    hook = KalshiHook(kalshi_connection())
+    calls = []
+    real_load = signing.load_private_key
+    monkeypatch.setattr(
+        "kalshi_provider.signing.load_private_key", lambda *a: calls.append(1) or real_load(*a)
+    )
+    for _ in range(3):
+        hook.get_total_resting_order_value()
+    assert len(calls) == 1
+    assert hook.get_conn() is hook.get_conn()
+
+
+def test_test_connection_reports_success_and_actionable_failures(make_kalshi_account, kalshi_connection):
+    ok, message = KalshiHook(kalshi_connection()).test_connection()
+    assert ok and "accepted" in message
+    ok, message = KalshiHook(kalshi_connection(login="unknown-key")).test_connection()
+    assert not ok and "does not know this API key ID" in message
+    ok, message = KalshiHook(kalshi_connection(password="not a key")).test_connection()
+    assert not ok and "not a PEM private key" in message
+
+
+def test_no_key_material_or_signature_in_logs_or_errors(
+    kalshi_connection, simulator, kalshi_account, caplog, capfd
+):
+    simulator.push_faults(
+        [{"status": 500, "body": "oops"}, {"status": 401, "json": {"error": {"code": "x"}}}]
+    )
+    hook = KalshiHook(kalshi_connection())
+    with caplog.at_level(logging.DEBUG), pytest.raises(KalshiAuthError) as caught:
+        hook.get_total_resting_order_value()
+    output = capfd.readouterr()
+    text = (
+        output.out
+        + output.err
+        + caplog.text
+        + str(caught.value)
+        + repr(caught.value)
+        + repr(hook.get_conn().auth)
+    )
+    key_lines = [line for line in kalshi_account.private_pem.decode().splitlines() if "-----" not in line]
+    assert "retrying in" in text  # the capture did see the hook's log
+    assert key_lines and not any(line in text for line in key_lines)
+    assert not any(request.signature in text for request in simulator.requests)
