@@ -19,12 +19,10 @@ from pathlib import Path
 import pytest
 
 import kalshi_provider
-from tests.deploy.compose import REPO
+from tests.fixtures.checkout import REPO, copy_checkout
 
 DIST = "airflow-provider-kalshi"
 PACKAGE = "kalshi_provider"
-#: Not part of the source a wheel is built from (local state, caches, earlier builds).
-NOT_SOURCE = (".venv", ".git", "__pycache__", "*.egg-info", "build", "dist", "test-artifacts", ".airflow")
 
 
 def _uv() -> str:
@@ -40,8 +38,7 @@ def _uv() -> str:
 def wheel(tmp_path_factory) -> zipfile.ZipFile:
     """The wheel built from a copy of this checkout (the build must not litter the checkout)."""
     root = tmp_path_factory.mktemp("wheel")
-    source = root / "src"
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*NOT_SOURCE))
+    source = copy_checkout(root / "src")
     done = subprocess.run(
         [_uv(), "build", "--wheel", "--quiet", "--out-dir", str(root / "dist"), str(source)],
         capture_output=True,
