@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -182,9 +183,13 @@ def test_providers_manager_lists_the_plugin(providers_manager):
     )
 
 
-def test_conn_fields_are_the_extras_the_hook_reads():
-    assert set(_kalshi_connection_type()["conn-fields"]) == set(FIELDS.values())
-    assert FIELDS == {name: name for name in FIELDS}
+def test_conn_fields_are_the_extras_the_readme_documents():
+    """The form writes these names into a connection's extra, the hook reads them, and users type
+    them into AIRFLOW_CONN_* JSON from the README's table: all three must agree."""
+    readme = (Path(kalshi_provider.__file__).parents[2] / "README.md").read_text()
+    table = readme.split("### The Kalshi connection", 1)[1].split("\n\n", 2)[1]
+    documented = set(re.findall(r"extra `(\w+)`", table))
+    assert set(_kalshi_connection_type()["conn-fields"]) == documented == set(FIELDS.values())
 
 
 def test_hook_class_matches_the_declared_connection_type():
