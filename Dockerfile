@@ -20,9 +20,11 @@ RUN pip wheel --no-cache-dir --no-deps --wheel-dir /tmp/dist /tmp/airflow-provid
 
 FROM apache/airflow:3.3.2
 COPY --from=wheel --chown=airflow:0 /tmp/dist/ /tmp/dist/
-# [postgres]: the driver for the compose stack's PostgreSQL warehouse (the image has the provider).
+# psycopg (v3): the warehouse's fast write path on PostgreSQL. The image already has the postgres
+# provider (and psycopg2, which works too, through SQLAlchemy's own upsert); naming the provider's
+# version here could clash with the one the image pins.
 RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" \
-        "$(ls /tmp/dist/airflow_provider_kalshi-*.whl)[postgres]" \
+        /tmp/dist/airflow_provider_kalshi-*.whl "psycopg[binary]" \
         --constraint "${HOME}/constraints.txt" \
     && rm -rf /tmp/dist \
     && python -c "from importlib.metadata import entry_points as e; \
