@@ -1,27 +1,35 @@
 # syntax=docker/dockerfile:1
 #
-# Airflow 3.3.2 with this provider installed, for docker-compose.yaml (`build: .`).
+# The official Airflow 3.3.2 image plus this provider's BUILT WHEEL and the DAG files, for
+# docker-compose.yaml (`build: .`) and Airflow's official Helm chart alike: nothing is bind-mounted.
 #
-# Installing the distribution `airflow-provider-kalshi` (not only mounting plugins/) is what makes
-# the `kalshi` connection type and its form appear: Airflow reads connection types only from an
-# installed distribution's `apache_airflow_provider` entry point.
-#
-# The Kalshi private key is never part of the image or of the build context (.dockerignore keeps
-# keys, .env and state out): compose mounts it at run time as the secret
-# /run/secrets/kalshi_private_key.
-FROM apache/airflow:3.3.2
-
-# The pinned runtime dependencies CI tests with (requirements.txt pins apache-airflow==3.3.2 too,
-# so pip keeps the image's Airflow as it is). As the image's docs ask: install as user airflow.
-COPY --chown=airflow:0 requirements.txt /tmp/airflow-provider-kalshi/requirements.txt
-RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" \
-        -r /tmp/airflow-provider-kalshi/requirements.txt
-
-# The provider itself. --no-deps: all it needs is pinned above. Not editable: the image holds the
-# code that runs; rebuild after a change (`docker compose up -d --build`).
-COPY --chown=airflow:0 pyproject.toml README.md /tmp/airflow-provider-kalshi/
+# - The wheel, not the source tree, is what a data team installs: the `kalshi` connection type
+#   and form (apache_airflow_provider entry point), the chart page (airflow.plugins entry point)
+#   and the DAG factories. The simulator and the tests are not in it.
+# - As Airflow's "extend the image" docs ask: install as user airflow, name the image's own
+#   Airflow version and use the image's constraints file, so pip can neither move Airflow nor the
+#   libraries it was released with (a conflict fails the build instead).
+# - The Kalshi private key is never part of the image or of the build context (.dockerignore keeps
+#   keys, .env and state out): compose mounts it at run time as the secret
+#   /run/secrets/kalshi_private_key, the Helm chart as a Kubernetes Secret (README).
+FROM apache/airflow:3.3.2 AS wheel
+# The wheel, built the way a release is: setuptools from pyproject.toml, no dependencies bundled.
+COPY --chown=airflow:0 pyproject.toml README.md LICENSE /tmp/airflow-provider-kalshi/
 COPY --chown=airflow:0 plugins/kalshi_provider /tmp/airflow-provider-kalshi/plugins/kalshi_provider
-RUN pip install --no-cache-dir --no-deps /tmp/airflow-provider-kalshi \
-    && rm -rf /tmp/airflow-provider-kalshi \
-    && python -c "from importlib.metadata import entry_points; \
-assert 'kalshi_provider.get_provider_info:get_provider_info' in {e.value for e in entry_points(group='apache_airflow_provider')}"
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /tmp/dist /tmp/airflow-provider-kalshi
+
+FROM apache/airflow:3.3.2
+COPY --from=wheel --chown=airflow:0 /tmp/dist/ /tmp/dist/
+# psycopg (v3): the warehouse's fast write path on PostgreSQL. The image already has the postgres
+# provider (and psycopg2, which works too, through SQLAlchemy's own upsert); naming the provider's
+# version here could clash with the one the image pins.
+RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" \
+        /tmp/dist/airflow_provider_kalshi-*.whl "psycopg[binary]" \
+        --constraint "${HOME}/constraints.txt" \
+    && rm -rf /tmp/dist \
+    && python -c "from importlib.metadata import entry_points as e; \
+assert 'kalshi_provider.get_provider_info:get_provider_info' in {p.value for p in e(group='apache_airflow_provider')}; \
+assert 'kalshi_provider.pipelines.ui.plugin:KalshiUIPlugin' in {p.value for p in e(group='airflow.plugins')}"
+
+# The DAG files: a few lines each calling the factories in the installed wheel.
+COPY --chown=airflow:0 dags/ /opt/airflow/dags/

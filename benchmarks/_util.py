@@ -1,4 +1,7 @@
-"""Helpers shared by the benchmark runner and its workers (standard library only, plus psutil)."""
+"""Helpers shared by the benchmark runner and its workers.
+
+An isolated Airflow home is made the one way the tests make it (``tests/fixtures/airflow.py``).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +23,11 @@ REPO = BENCH_DIR.parent
 PYTHON = sys.executable
 AIRFLOW = str(Path(PYTHON).with_name("airflow"))
 
+sys.path.insert(0, str(REPO))  # for tests.fixtures
+from tests.fixtures.airflow import copy_airflow_home, isolated_airflow_env, migrate_airflow_home  # noqa: E402
+
+__all__ = ["copy_airflow_home", "migrate_airflow_home"]
+
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
@@ -32,17 +40,7 @@ def spread(values: Sequence[float]) -> str:
 
 def base_env(airflow_home: Path) -> dict[str, str]:
     """The environment every Airflow-touching worker gets: a throwaway home, no examples, no conns."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "AIRFLOW__"))}
-    env.update(
-        AIRFLOW_HOME=str(airflow_home),
-        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{airflow_home / 'airflow.db'}",
-        AIRFLOW__CORE__DAGS_FOLDER=str(REPO / "dags"),
-        AIRFLOW__CORE__PLUGINS_FOLDER=str(REPO / "plugins"),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__CORE__UNIT_TEST_MODE="False",
-        PYTHONPATH=str(REPO / "plugins"),
-    )
-    return env
+    return isolated_airflow_env(airflow_home)
 
 
 def run_json_worker(

@@ -10,14 +10,13 @@ Prints one JSON line with seconds per write (one sample per fresh, empty databas
   ``warehouse_tables`` under another name), both tables in one transaction, committed.
 
 Also the same pair without breakdown rows (diagnostic). PostgreSQL is a throwaway server started
-the way tests/fixtures/postgres.py does it (as ``nobody`` when root), or ``KALSHI_TEST_POSTGRES_URL``.
+from tests/fixtures/postgres.py (as ``nobody`` when root), or ``KALSHI_TEST_POSTGRES_URL``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from kalshi_provider.pipelines.warehouse import BreakdownEntry, Snapshot, ensure
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # for tests.fixtures.postgres
 
-from tests.fixtures.postgres import POSTGRES_URL_ENV, _find_pg_bindir, _PostgresServer  # noqa: E402
+from tests.fixtures.postgres import throwaway_postgres  # noqa: E402
 
 OURS = "kalshi_total_resting_order_value"
 FLOOR = "floor_total_resting_order_value"
@@ -159,26 +158,6 @@ def check_counts(engine: Engine, table: str, snapshots: list[Snapshot]) -> None:
         raise SystemExit(
             f"{table}: {totals} rows / {parts} breakdown rows, want {len(snapshots)} / {want_parts}"
         )
-
-
-@contextmanager
-def postgres_url() -> Iterator[str]:
-    configured = os.environ.get(POSTGRES_URL_ENV)
-    if configured:
-        url = make_url(configured)
-        if url.drivername == "postgresql":
-            url = url.set(drivername="postgresql+psycopg")
-        yield url.render_as_string(hide_password=False)
-        return
-    bindir = _find_pg_bindir()
-    if bindir is None:
-        raise RuntimeError(f"no PostgreSQL server binaries found; install them or set {POSTGRES_URL_ENV}")
-    server = _PostgresServer(bindir)
-    try:
-        server.start()
-        yield server.create_database()
-    finally:
-        server.stop()
 
 
 def sqlite_pair(workdir: Path, snapshots: list[Snapshot]) -> dict[str, Callable[[], float]]:
@@ -313,7 +292,7 @@ def main() -> None:
         results["postgres_error"] = "skipped (--no-postgres)"
     else:
         try:
-            with postgres_url() as url:
+            with throwaway_postgres() as url:
                 results["postgres"] = alternate(postgres_pair(url, with_breakdown), args.samples)
                 results["postgres_totals_only"] = alternate(
                     postgres_pair(url, totals_only), max(3, args.samples // 2)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from _util import AIRFLOW, BENCH_DIR, REPO, base_env
+from _util import AIRFLOW, BENCH_DIR, REPO, base_env, copy_airflow_home, migrate_airflow_home
 
 DAG_ID = "kalshi_total_resting_order_value"
 FLOOR_DAG_ID = "benchmark_e2e_floor"
@@ -27,14 +27,7 @@ _POLL_SECONDS = 0.02
 
 
 def migrated_template(workdir: Path) -> Path:
-    home = workdir / "airflow-home-template"
-    home.mkdir()
-    done = subprocess.run(
-        [AIRFLOW, "db", "migrate"], env=base_env(home), capture_output=True, text=True, timeout=900
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"airflow db migrate failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return home
+    return migrate_airflow_home(workdir / "airflow-home-template")
 
 
 def dags_folder(workdir: Path, source: Path) -> Path:
@@ -45,12 +38,7 @@ def dags_folder(workdir: Path, source: Path) -> Path:
 
 
 def _fresh_home(template: Path, workdir: Path) -> Path:
-    home = Path(tempfile.mkdtemp(prefix="airflow-home-", dir=workdir)) / "home"
-    shutil.copytree(template, home)
-    cfg = home / "airflow.cfg"
-    if cfg.exists():  # airflow.cfg holds the template's absolute paths (logs, dags, DB)
-        cfg.write_text(cfg.read_text().replace(str(template), str(home)))
-    return home
+    return copy_airflow_home(template, Path(tempfile.mkdtemp(prefix="airflow-home-", dir=workdir)) / "home")
 
 
 def _tree_rss(process: psutil.Process) -> int:

@@ -18,7 +18,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-bash scripts/setup.sh
+bash scripts/setup.sh --test
 
 .venv/bin/ruff check .
 .venv/bin/python -m pytest "$@"

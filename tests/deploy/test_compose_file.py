@@ -204,25 +204,41 @@ def test_every_long_running_service_has_a_healthcheck_and_waits_for_init(compose
         assert depends_on["redis"]["condition"] == "service_healthy", name
 
 
-def test_dags_and_plugins_are_mounted(compose):
+def test_dags_and_plugin_come_from_the_image_not_from_bind_mounts(compose):
+    """The same image then runs under Airflow's Helm chart, which mounts no checkout."""
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            target = volume.split(":")[1] if isinstance(volume, str) else volume["target"]
+            assert not target.startswith(("/opt/airflow/dags", "/opt/airflow/plugins")), (name, volume)
     for name in AIRFLOW_SERVICES:
-        volumes = compose["services"][name]["volumes"]
-        assert "./dags:/opt/airflow/dags" in volumes, name
-        assert "./plugins:/opt/airflow/plugins" in volumes, name
+        mounted = {volume.split(":")[1] for volume in compose["services"][name]["volumes"]}
+        assert mounted == {"/opt/airflow/logs", "/opt/airflow/config"}, name
+
+
+def test_fab_auth_manager_everywhere(compose):
+    """Airflow's production auth manager; the simple one is for development and tests only."""
+    for name in AIRFLOW_SERVICES | {"airflow-cli"}:
+        env = service_environment(compose["services"][name])
+        assert env["AIRFLOW__CORE__AUTH_MANAGER"] == (
+            "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+        ), name
+        assert not [key for key in env if "SIMPLE_AUTH_MANAGER" in key], name
 
 
 def test_init_job_migrates_and_creates_the_admin(compose):
+    """The image's entrypoint migrates and creates the FAB Admin user from these variables."""
     init = compose["services"]["airflow-init"]
     env = service_environment(init)
     assert env["_AIRFLOW_DB_MIGRATE"] == "true"
-    assert env["AIRFLOW_ADMIN_PASSWORD"] == FILLED_IN["AIRFLOW_ADMIN_PASSWORD"]
-    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "admin:admin"
+    assert env["_AIRFLOW_WWW_USER_CREATE"] == "true"
+    assert env["_AIRFLOW_WWW_USER_USERNAME"] == "admin"
+    assert env["_AIRFLOW_WWW_USER_PASSWORD"] == FILLED_IN["AIRFLOW_ADMIN_PASSWORD"]
     script = init["command"][-1]
-    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] in script
     assert "airflow config list" in script and "/entrypoint" in script
     # The admin password reaches only airflow-init, never the long-running services.
-    for name in LONG_RUNNING:
-        assert "AIRFLOW_ADMIN_PASSWORD" not in service_environment(compose["services"][name]), name
+    for name in LONG_RUNNING | {"airflow-cli"}:
+        values = service_environment(compose["services"][name]).values()
+        assert FILLED_IN["AIRFLOW_ADMIN_PASSWORD"] not in values, name
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")

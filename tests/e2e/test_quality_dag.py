@@ -1,16 +1,27 @@
-"""The quality DAG run by Airflow against a seeded warehouse, alerting a real local webhook."""
+"""The quality DAG run by Airflow against a seeded warehouse, alerting through Airflow's notifiers.
+
+The DAG file is the README's example (``SlackWebhookNotifier`` and ``SmtpNotifier``), taken from
+the README itself; the Slack webhook is a local HTTP receiver and the mail server a local
+aiosmtpd, both on loopback.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+import socket
 import threading
 from datetime import datetime, timedelta, timezone
+from email import message_from_bytes
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine
 
 from kalshi_provider.pipelines.warehouse import Snapshot, upsert_snapshots
+from tests.fixtures.airflow import REPO
 
 DAG_ID = "kalshi_resting_order_value_quality"
 TASK = "check_freshness_and_quality"
@@ -18,37 +29,87 @@ TASK = "check_freshness_and_quality"
 pytestmark = pytest.mark.slow
 
 
+def readme_quality_dag() -> str:
+    """The README's quality DAG file with notifiers (the python block that uses SmtpNotifier)."""
+    blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    [dag_file] = [block for block in blocks if "SmtpNotifier(" in block and "quality_dag(" in block]
+    return dag_file
+
+
 @pytest.fixture
-def webhook():
-    """A loopback HTTP endpoint that records the JSON bodies posted to it (a Slack stand-in)."""
+def slack_webhook():
+    """A loopback HTTP endpoint that records the JSON bodies posted to it (Slack's webhook API)."""
     received: list[dict] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
             self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
             self.end_headers()
+            self.wfile.write(b"ok")  # what Slack answers
 
         def log_message(self, *args):
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/services/hook", received
+    yield f"http://127.0.0.1:{server.server_port}/services/T000/B000/XXXX", received
     server.shutdown()
     server.server_close()
 
 
+class _Mailbox:
+    """aiosmtpd handler: keeps every message it accepts."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], Message]] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.original_content)))
+        return "250 OK"
+
+
 @pytest.fixture
-def seeded(airflow_home, tmp_path, webhook):
+def smtp_server():
+    """A real SMTP server (aiosmtpd) on loopback; yields its port and mailbox."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mailbox = _Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port, ready_timeout=10)
+    controller.start()
+    yield port, mailbox
+    controller.stop()
+
+
+@pytest.fixture
+def notifying_home(airflow_home, tmp_path, slack_webhook, smtp_server):
+    """An Airflow home whose DAG folder holds only the README's quality DAG, with its connections."""
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "kalshi_resting_order_value_quality.py").write_text(readme_quality_dag())
+    airflow_home.env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags)
+    airflow_home.set_connection("slack_alerts", "slackwebhook", password=slack_webhook[0])
+    airflow_home.set_connection(
+        "smtp_alerts",
+        "smtp",
+        host="127.0.0.1",
+        port=smtp_server[0],
+        extra={"disable_tls": True, "disable_ssl": True, "timeout": 10},
+    )
+    return airflow_home
+
+
+@pytest.fixture
+def seeded(notifying_home, tmp_path):
     """A SQLite warehouse and the 7 hours ending with the current one.
 
     With a 6-hour window and 59 minutes of grace, the checked hours are the first six or the last
     six of them depending on the minute the test runs; the cases below hold for both.
     """
     path = tmp_path / "warehouse.db"
-    airflow_home.set_connection("kalshi_warehouse", "sqlite", host=str(path))
-    airflow_home.set_connection("kalshi_alerts", "http", host=webhook[0])
+    notifying_home.set_connection("kalshi_warehouse", "sqlite", host=str(path))
     engine = create_engine(f"sqlite:///{path}")
     now = datetime.now(timezone.utc)
     current = now.replace(minute=0, second=0, microsecond=0)
@@ -70,24 +131,37 @@ def seeded(airflow_home, tmp_path, webhook):
 CONF = {"window_hours": 6, "grace_minutes": 59}
 
 
-def test_complete_data_passes_and_sends_nothing(airflow_home, seeded, webhook):
+def test_complete_data_passes_and_notifies_no_one(notifying_home, seeded, slack_webhook, smtp_server):
     write, hours = seeded
     write({hour: 1000 + i for i, hour in enumerate(hours)})
-    result = airflow_home.dags_test(DAG_ID, conf=CONF)
+    result = notifying_home.dags_test(DAG_ID, conf=CONF)
     assert result.state == "success", result.output[-3000:]
-    assert webhook[1] == []
+    assert slack_webhook[1] == []
+    assert smtp_server[1].messages == []
 
 
-def test_missing_hour_and_jump_fail_the_check_and_alert_the_webhook(airflow_home, seeded, webhook):
+def test_missing_hour_and_jump_fail_the_check_and_reach_slack_and_email(
+    notifying_home, seeded, slack_webhook, smtp_server
+):
     write, hours = seeded
     values = {hour: 1000 for hour in hours}
     del values[hours[2]]
     values[hours[5]] = 900_000
     write(values)
-    result = airflow_home.dags_test(DAG_ID, conf=CONF)
+    result = notifying_home.dags_test(DAG_ID, conf=CONF)
     assert result.state == "failed"
     assert result.tasks[(TASK, -1)] == ("failed", 1)
-    [alert] = webhook[1]
-    assert f"missing hours {hours[2]:%Y-%m-%d %H:00} UTC" in alert["text"]
-    assert "from 1000 to 900000 cents" in alert["text"]
-    assert f"{DAG_ID}.{TASK}" in alert["text"]
+    missing = f"missing hours {hours[2]:%Y-%m-%d %H:00} UTC"
+    jump = "from 1000 to 900000 cents"
+
+    [slack] = slack_webhook[1]
+    assert f"{DAG_ID}.{TASK} failed (run {result.run_id})" in slack["text"]
+    assert missing in slack["text"] and jump in slack["text"]
+
+    [(recipients, mail)] = smtp_server[1].messages
+    assert recipients == ["data-team@example.com"]
+    assert mail["From"] == "airflow@example.com"
+    assert mail["Subject"] == f"Kalshi quality check {DAG_ID}.{TASK} failed (run {result.run_id})"
+    [html] = [part for part in mail.walk() if part.get_content_type() == "text/html"]
+    body = html.get_payload(decode=True).decode()
+    assert missing in body and jump in body

@@ -6,8 +6,10 @@ ship in the airflow package, and the service behind the UI's ``/ui/connections/h
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -104,6 +106,15 @@ def test_entry_point_of_the_installed_distribution():
     assert info["versions"][0] == metadata.version(DIST)
 
 
+def test_plugin_entry_point_and_declared_plugin_are_the_same_class():
+    """``pip install`` brings the chart through the ``airflow.plugins`` entry point; the provider
+    info's ``plugins`` key (what ``airflow providers plugins`` lists) names the same class."""
+    [entry_point] = [ep for ep in metadata.entry_points(group="airflow.plugins") if ep.dist.name == DIST]
+    [declared] = get_provider_info()["plugins"]
+    assert entry_point.value.replace(":", ".") == declared["plugin-class"]
+    assert entry_point.name == declared["name"] == entry_point.load().name
+
+
 # --- The declared metadata ----------------------------------------------------------------------
 
 
@@ -125,9 +136,60 @@ def test_provider_info_is_valid_against_the_provider_yaml_schema():
     assert errors == []
 
 
-def test_conn_fields_are_the_extras_the_hook_reads():
-    assert set(_kalshi_connection_type()["conn-fields"]) == set(FIELDS.values())
-    assert FIELDS == {name: name for name in FIELDS}
+def _resolve(dotted: str):
+    module, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def test_every_declared_component_resolves():
+    """What the metadata claims exists: each module imports, each class is the right kind."""
+    from airflow.plugins_manager import AirflowPlugin
+    from airflow.sdk import BaseHook, BaseOperator
+
+    info = get_provider_info()
+    integrations = {entry["integration-name"] for entry in info["integrations"]}
+    kinds = {"hooks": BaseHook, "operators": BaseOperator}
+    for key, base in kinds.items():
+        assert info[key], key
+        for entry in info[key]:
+            assert entry["integration-name"] in integrations, entry
+            for module_name in entry["python-modules"]:
+                module = importlib.import_module(module_name)
+                found = [
+                    obj
+                    for obj in vars(module).values()
+                    if isinstance(obj, type) and issubclass(obj, base) and obj.__module__ == module_name
+                ]
+                assert found, f"{module_name} declares no {base.__name__}"
+    for conn_type in info["connection-types"]:
+        hook = _resolve(conn_type["hook-class-name"])
+        assert issubclass(hook, BaseHook) and hook.conn_type == conn_type["connection-type"]
+    for plugin in info["plugins"]:
+        assert issubclass(_resolve(plugin["plugin-class"]), AirflowPlugin), plugin
+    # Nothing of ours is undeclared: every hook and operator module of the package is listed.
+    package = Path(kalshi_provider.__file__).parent
+    for key in kinds:
+        modules = [path.stem for path in (package / key).glob("*.py") if path.stem != "__init__"]
+        on_disk = {f"kalshi_provider.{key}.{stem}" for stem in modules}
+        declared = {module for entry in info[key] for module in entry["python-modules"]}
+        assert declared == on_disk, key
+
+
+def test_providers_manager_lists_the_plugin(providers_manager):
+    [plugin] = [p for p in providers_manager().plugins if p.provider_name == DIST]
+    assert (plugin.name, plugin.plugin_class) == (
+        "kalshi_ui",
+        "kalshi_provider.pipelines.ui.plugin.KalshiUIPlugin",
+    )
+
+
+def test_conn_fields_are_the_extras_the_readme_documents():
+    """The form writes these names into a connection's extra, the hook reads them, and users type
+    them into AIRFLOW_CONN_* JSON from the README's table: all three must agree."""
+    readme = (Path(kalshi_provider.__file__).parents[2] / "README.md").read_text()
+    table = readme.split("### The Kalshi connection", 1)[1].split("\n\n", 2)[1]
+    documented = set(re.findall(r"extra `(\w+)`", table))
+    assert set(_kalshi_connection_type()["conn-fields"]) == documented == set(FIELDS.values())
 
 
 def test_hook_class_matches_the_declared_connection_type():

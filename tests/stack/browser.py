@@ -101,11 +101,13 @@ class Steps:
 
 
 def log_in(page: Page, stack: AirflowStack, steps: Steps) -> None:
+    """Through the FAB auth manager's login page, as a user of the compose stack signs in."""
     page.goto(stack.base_url + "/")
-    expect(page.get_by_text("Sign into Airflow")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/auth/login/"))
+    expect(page.get_by_role("button", name="Sign In")).to_be_visible()
     steps.shot("login page")
-    page.get_by_label("Username").fill(stack.username)
-    page.get_by_label("Password").fill(stack.password)
-    page.get_by_role("button", name="Sign in").click()
+    page.locator("#username").fill(stack.username)
+    page.locator("#password").fill(stack.password)
+    page.get_by_role("button", name="Sign In").click()
     expect(page.get_by_role("button", name="Admin")).to_be_visible()
     steps.shot("logged in home")

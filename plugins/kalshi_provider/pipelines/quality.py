@@ -15,7 +15,6 @@ from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, t
 
 from kalshi_provider.pipelines.assets import resting_order_value_asset
 from kalshi_provider.pipelines.settings import (
-    DEFAULT_ALERT_CONN_ID,
     DEFAULT_KALSHI_CONN_ID,
     IDENTIFIER_RULE,
     QUALITY_DAG_ID,
@@ -40,16 +39,14 @@ def quality_dag(
     :param kalshi_conn_ids: Accounts expected in the table (the ``kalshi_conn_ids`` param's default).
     :param warehouse: The table to check; defaults to
         :func:`~kalshi_provider.pipelines.settings.warehouse_target`.
-    :param on_failure_callback: Notifier(s) called when the check finds problems, e.g. Airflow's
-        ``SlackWebhookNotifier`` or ``SmtpNotifier``.
+    :param on_failure_callback: Notifier(s) called when the check fails, e.g. Airflow's
+        ``SlackWebhookNotifier`` (apache-airflow-providers-slack) or ``SmtpNotifier``
+        (apache-airflow-providers-smtp), or any callable taking the task's context. Without one the
+        failed task in the UI is the alert.
     :param start_date: First hour the DAG may run for (no catch-up).
     :param dag_kwargs: Further ``DAG`` arguments.
     """
     target = warehouse or warehouse_target()
-    if on_failure_callback is None:
-        from kalshi_provider.pipelines.notifications.alert import KalshiAlertNotifier
-
-        on_failure_callback = KalshiAlertNotifier(conn_id="{{ params.alert_conn_id }}")
     with DAG(
         dag_id=dag_id,
         description="Freshness and plausibility of the hourly Kalshi resting order value table",
@@ -71,7 +68,6 @@ def quality_dag(
             "window_hours": Param(24, type="integer", minimum=1, maximum=2160),
             "grace_minutes": Param(15, type="integer", minimum=0, maximum=59),
             "max_change_percent": Param(500, type="number", exclusiveMinimum=0),
-            "alert_conn_id": Param(DEFAULT_ALERT_CONN_ID, type="string"),
         },
         tags=["kalshi"],
         doc_md=__doc__,

@@ -17,7 +17,6 @@ QUALITY_DAG_ID = "kalshi_resting_order_value_quality"
 DEFAULT_KALSHI_CONN_ID = "kalshi_default"
 DEFAULT_WAREHOUSE_CONN_ID = "kalshi_warehouse"
 DEFAULT_TABLE = "kalshi_total_resting_order_value"
-DEFAULT_ALERT_CONN_ID = "kalshi_alerts"
 #: How late after its ``run_after`` a run may still record its hour.
 DEFAULT_MAX_LATENESS_MINUTES = 30
 

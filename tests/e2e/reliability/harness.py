@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import signal
 import socket
 import sqlite3
@@ -42,6 +41,7 @@ from kalshi_simulator import KalshiSimulator, generate_private_key, private_pem,
 from tests.fixtures.airflow import (  # noqa: F401  (re-exported for the reliability tests)
     AirflowHome,
     Warehouse,
+    copy_airflow_home,
     hour_of,
     postgres_warehouse,
     sqlite_warehouse,
@@ -58,8 +58,7 @@ RETRY_DELAY_CAP_SECONDS = 1
 
 def fresh_airflow_home(template: Path, dest: Path) -> AirflowHome:
     """A copy of the migrated template home, with the task retry waits capped (see module doc)."""
-    shutil.copytree(template, dest)
-    return cap_retry_delay(AirflowHome(dest))
+    return cap_retry_delay(AirflowHome(copy_airflow_home(template, dest)))
 
 
 def cap_retry_delay(home: AirflowHome) -> AirflowHome:

@@ -87,12 +87,6 @@ def test_errors_belong_to_the_provider_family_and_are_value_errors():
     assert isinstance(caught.value, KalshiError)
 
 
-def test_snapshot_is_frozen():
-    snapshot = _snapshot()
-    with pytest.raises(AttributeError):
-        snapshot.account = "other"
-
-
 def test_breakdown_becomes_a_tuple_and_rejects_other_items():
     entries = [BreakdownEntry(0, Decimal("1.5")), BreakdownEntry(1, Decimal("2"))]
     assert _snapshot(breakdown=entries).breakdown == tuple(entries)

@@ -206,11 +206,6 @@ def test_plain_http_to_a_remote_host_is_refused_before_any_request(kalshi_connec
         hook.get_total_resting_order_value()
 
 
-def test_tls_verification_stays_on(kalshi_connection):
-    hook = KalshiHook(kalshi_connection())
-    assert hook.get_conn().verify is True
-
-
 def test_key_is_parsed_once_and_session_reused(kalshi_connection, simulator, monkeypatch):
     hook = KalshiHook(kalshi_connection())
     calls = []

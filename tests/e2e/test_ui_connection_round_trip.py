@@ -11,14 +11,13 @@ belong to that run alone.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from kalshi_provider.connection import EXTRA_PRIVATE_KEY, EXTRA_PRIVATE_KEY_PATH
+from kalshi_provider.connection import EXTRA_PRIVATE_KEY
 
 SCRIPT = Path(__file__).with_name("ui_round_trip.py")
 REPO = Path(__file__).resolve().parents[2]
@@ -27,7 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def round_trip(migrated_airflow_home, simulator, tmp_path_factory) -> dict:
     from kalshi_simulator import generate_private_key, private_pem
-    from tests.fixtures.airflow import AirflowHome
+    from tests.fixtures.airflow import AirflowHome, copy_airflow_home
 
     key = generate_private_key("rsa")
     key_id = "ui-round-trip"
@@ -37,9 +36,7 @@ def round_trip(migrated_airflow_home, simulator, tmp_path_factory) -> dict:
         key_file = tmp / "kalshi.pem"
         key_file.write_bytes(private_pem(key))
         key_file.chmod(0o600)
-        home = tmp / "airflow"
-        shutil.copytree(migrated_airflow_home, home)
-        env = AirflowHome(home).env
+        env = AirflowHome(copy_airflow_home(migrated_airflow_home, tmp / "airflow")).env
         env.update(
             # What `airflow api-server` sets: connections resolve from the metadata DB.
             _AIRFLOW_PROCESS_CONTEXT="server",
@@ -122,4 +119,3 @@ def test_key_by_path_instead_of_pasted(round_trip):
     assert round_trip["path_settings"] == {"environment": "production", "timeout": 10.0}
     assert round_trip["path_value"] == 123456
     assert round_trip["path_test_button"]["status"] is True, round_trip["path_test_button"]
-    assert EXTRA_PRIVATE_KEY_PATH == "private_key_path"
