@@ -17,6 +17,16 @@ fi
 
 stamp=.venv/.installed-$(cat requirements.txt requirements-test.txt constraints.txt pyproject.toml simulator/pyproject.toml | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
+    # Airflow's MySQL provider (a test requirement) needs mysqlclient, which PyPI has only as source
+    # for Linux: it builds against MariaDB's client library, found through pkg-config.
+    if ! pkg-config --exists mariadb 2>/dev/null; then
+        sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        echo "setup: installing libmariadb-dev and pkg-config with apt-get (mysqlclient builds against them)" >&2
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+            libmariadb-dev pkg-config >/dev/null
+    fi
     [ -x .venv/bin/python ] || uv venv --quiet --python "$python" .venv
     # constraints.txt pins every transitive version CI passed with (as Airflow's own constraint
     # files do): a fresh resolve once picked celery 5.7, which Airflow's Celery provider can't load.
