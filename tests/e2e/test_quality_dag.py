@@ -10,7 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from sqlalchemy import create_engine
 
-from kalshi_provider.pipelines.warehouse import Snapshot, upsert_snapshots
+from kalshi_provider.pipelines.warehouse import store_reading
+from kalshi_provider.readings import AccountReading, RestingOrderValue
 
 DAG_ID = "kalshi_resting_order_value_quality"
 TASK = "check_freshness_and_quality"
@@ -54,14 +55,12 @@ def seeded(airflow_home, tmp_path, webhook):
     current = now.replace(minute=0, second=0, microsecond=0)
     hours = [current - timedelta(hours=i) for i in reversed(range(7))]
 
-    def write(values: dict[datetime, int]) -> None:
-        upsert_snapshots(
-            engine,
-            [
-                Snapshot("kalshi_default", hour, value, hour + timedelta(seconds=5), "seed")
-                for hour, value in values.items()
-            ],
-        )
+    def write(values: dict[datetime, int], left_out: dict[datetime, str] | None = None) -> None:
+        for hour, value in values.items():
+            problem = (left_out or {}).get(hour)
+            value_read = RestingOrderValue(value, breakdown_problem=problem)
+            reading = AccountReading("kalshi_default", hour + timedelta(seconds=5), value_read)
+            store_reading(engine, reading, snapshot_hour=hour, dag_run_id="seed")
 
     yield write, hours
     engine.dispose()
@@ -78,16 +77,19 @@ def test_complete_data_passes_and_sends_nothing(airflow_home, seeded, webhook):
     assert webhook[1] == []
 
 
-def test_missing_hour_and_jump_fail_the_check_and_alert_the_webhook(airflow_home, seeded, webhook):
+def test_missing_hour_jumps_and_left_out_breakdown_fail_the_check_and_alert(airflow_home, seeded, webhook):
     write, hours = seeded
     values = {hour: 1000 for hour in hours}
     del values[hours[2]]
-    values[hours[5]] = 900_000
-    write(values)
+    values[hours[4]] = 900_000
+    values[hours[5]] = 0  # a drop to nothing
+    write(values, left_out={hours[3]: "exchange 1's amount has more than 6 decimal places"})
     result = airflow_home.dags_test(DAG_ID, conf=CONF)
     assert result.state == "failed"
     assert result.tasks[(TASK, -1)] == ("failed", 1)
     [alert] = webhook[1]
     assert f"missing hours {hours[2]:%Y-%m-%d %H:00} UTC" in alert["text"]
-    assert "from 1000 to 900000 cents" in alert["text"]
+    assert "rose from 1000 to 900000 cents" in alert["text"]
+    assert "fell from 900000 to 0 cents" in alert["text"]
+    assert f"breakdown left out (total stored) for hours {hours[3]:%Y-%m-%d %H:00} UTC" in alert["text"]
     assert f"{DAG_ID}.{TASK}" in alert["text"]

@@ -44,7 +44,7 @@ def observation_problem(run_after: datetime, observed_at: datetime, max_lateness
     late_by = observed - run_after
     if late_by > max_lateness:
         return (
-            f"{stands_for}, but Kalshi's answer arrived {_minutes(late_by)} after run_after, beyond "
+            f"{stands_for}, but Kalshi's answer arrived {_duration(late_by)} after run_after, beyond "
             f"the {_minutes(max_lateness)} allowed by 'max_lateness_minutes'. Nothing was written; "
             "raise 'max_lateness_minutes' if such late readings should count for their hour."
         )
@@ -60,6 +60,11 @@ def skip_unless_observed_in_hour(
         from airflow.sdk.exceptions import AirflowSkipException
 
         raise AirflowSkipException(problem)
+
+
+def _duration(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    return f"{seconds:.0f} s" if seconds < 120 else _minutes(delta)
 
 
 def _minutes(delta: timedelta) -> str:

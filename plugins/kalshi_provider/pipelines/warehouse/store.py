@@ -139,7 +139,9 @@ def read_snapshots(
             for row in conn.execute(query.order_by(totals.c.account, totals.c.snapshot_hour))
         ]
         if include_breakdown:
-            entries = _breakdown_by_key(conn, tables.breakdown, account, since, until)
+            entries: dict[tuple[str, datetime], list[dict[str, Any]]] = {}
+            if tables.breakdown.name in existing:  # a table made by hand may come alone
+                entries = _breakdown_by_key(conn, tables.breakdown, account, since, until)
             problems: dict[tuple[str, datetime], str] = {}
             if tables.problems.name in existing:
                 problems = _problems_by_key(conn, tables.problems, account, since, until)
