@@ -9,7 +9,8 @@ import signal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, make_url
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from kalshi_provider.exceptions import KalshiConfigError

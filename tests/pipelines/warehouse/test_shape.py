@@ -8,8 +8,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import create_engine, event, inspect, make_url, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy.engine import Engine, make_url
 
 from kalshi_provider.exceptions import KalshiConfigError
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE
