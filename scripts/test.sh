@@ -5,9 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Servers and the browser the tests drive for real: PostgreSQL (warehouse and Airflow's metadata
-# DB), Redis (Celery broker), Debian's Chromium (the UI tests; test tools cannot download browsers).
+# DB), MariaDB (warehouse, with the client library mysqlclient builds against), Redis (Celery
+# broker), Debian's Chromium (the UI tests; test tools cannot download browsers).
 missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v mariadbd >/dev/null 2>&1 || missing+=(mariadb-server)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+pkg-config --exists mariadb 2>/dev/null || missing+=(libmariadb-dev)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -16,6 +16,7 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 pytest_plugins = [
     "tests.fixtures.simulator",
     "tests.fixtures.postgres",
+    "tests.fixtures.mariadb",
     "tests.fixtures.connections",
     "tests.fixtures.airflow",
     "tests.fixtures.stack",

@@ -1,8 +1,11 @@
-"""The hourly DAG run by Airflow itself against the simulator and real warehouses."""
+"""The hourly DAG run by Airflow itself against the simulator and real warehouses.
+
+Re-runs of an hour and late runs are in tests/e2e/reliability (test_idempotence, the fault matrix).
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import make_url
@@ -46,32 +49,6 @@ def test_one_run_writes_one_row(airflow_home, warehouse, kalshi_default, simulat
     assert row["snapshot_hour"] == hour_of(result.run_after)
     assert row["observed_at"] - row["snapshot_hour"] < timedelta(hours=1)
     assert [str(entry["balance_dollars"]) for entry in row["breakdown"]] == ["9876.540000"]
-
-
-def test_running_twice_keeps_one_row_per_hour_with_the_later_value(
-    airflow_home, warehouse, kalshi_default, simulator
-):
-    first = airflow_home.dags_test(DAG_ID, conf=warehouse.conf)
-    simulator.set_value(kalshi_default.key_id, 222)
-    second = airflow_home.dags_test(DAG_ID, conf=warehouse.conf)
-    assert (first.state, second.state) == ("success", "success")
-    rows = warehouse.rows()
-    hours = {hour_of(run_after) for run_after in airflow_home.run_afters(DAG_ID)}
-    assert len(rows) == len(hours)  # one row per hour, whichever hours the two runs fell in
-    assert rows[-1]["dag_run_id"] == second.run_id
-    assert rows[-1]["total_resting_order_value_cents"] == 222
-
-
-def test_a_run_long_after_its_hour_skips_and_writes_nothing(
-    airflow_home, warehouse, kalshi_default, simulator
-):
-    three_hours_ago = (datetime.now(timezone.utc) - timedelta(hours=3)).isoformat()
-    result = airflow_home.dag_test_with_run_after(DAG_ID, three_hours_ago, conf=warehouse.conf)
-    assert result.state == "success", result.output[-4000:]
-    assert result.task_state(PLAN, -1) == "skipped"
-    assert "Kalshi only reports the current value" in result.output
-    assert warehouse.rows() == []
-    assert simulator.requests == []  # it did not even ask Kalshi
 
 
 def test_a_passing_fault_is_retried_and_the_run_recovers(airflow_home, warehouse, kalshi_default, simulator):

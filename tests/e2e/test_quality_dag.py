@@ -20,7 +20,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine
 
-from kalshi_provider.pipelines.warehouse import Snapshot, upsert_snapshots
+from kalshi_provider.pipelines.warehouse import store_reading
+from kalshi_provider.readings import AccountReading, RestingOrderValue
 from tests.fixtures.airflow import REPO
 
 DAG_ID = "kalshi_resting_order_value_quality"
@@ -115,14 +116,12 @@ def seeded(notifying_home, tmp_path):
     current = now.replace(minute=0, second=0, microsecond=0)
     hours = [current - timedelta(hours=i) for i in reversed(range(7))]
 
-    def write(values: dict[datetime, int]) -> None:
-        upsert_snapshots(
-            engine,
-            [
-                Snapshot("kalshi_default", hour, value, hour + timedelta(seconds=5), "seed")
-                for hour, value in values.items()
-            ],
-        )
+    def write(values: dict[datetime, int], left_out: dict[datetime, str] | None = None) -> None:
+        for hour, value in values.items():
+            problem = (left_out or {}).get(hour)
+            value_read = RestingOrderValue(value, breakdown_problem=problem)
+            reading = AccountReading("kalshi_default", hour + timedelta(seconds=5), value_read)
+            store_reading(engine, reading, snapshot_hour=hour, dag_run_id="seed")
 
     yield write, hours
     engine.dispose()
@@ -140,23 +139,28 @@ def test_complete_data_passes_and_notifies_no_one(notifying_home, seeded, slack_
     assert smtp_server[1].messages == []
 
 
-def test_missing_hour_and_jump_fail_the_check_and_reach_slack_and_email(
+def test_missing_hour_jumps_and_left_out_breakdown_fail_the_check_and_reach_slack_and_email(
     notifying_home, seeded, slack_webhook, smtp_server
 ):
     write, hours = seeded
     values = {hour: 1000 for hour in hours}
     del values[hours[2]]
-    values[hours[5]] = 900_000
-    write(values)
+    values[hours[4]] = 900_000
+    values[hours[5]] = 0  # a drop to nothing
+    write(values, left_out={hours[3]: "exchange 1's amount has more than 6 decimal places"})
     result = notifying_home.dags_test(DAG_ID, conf=CONF)
     assert result.state == "failed"
     assert result.tasks[(TASK, -1)] == ("failed", 1)
-    missing = f"missing hours {hours[2]:%Y-%m-%d %H:00} UTC"
-    jump = "from 1000 to 900000 cents"
+    problems = [
+        f"missing hours {hours[2]:%Y-%m-%d %H:00} UTC",
+        "rose from 1000 to 900000 cents",
+        "fell from 900000 to 0 cents",
+        f"breakdown left out (total stored) for hours {hours[3]:%Y-%m-%d %H:00} UTC",
+    ]
 
     [slack] = slack_webhook[1]
     assert f"{DAG_ID}.{TASK} failed (run {result.run_id})" in slack["text"]
-    assert missing in slack["text"] and jump in slack["text"]
+    assert all(problem in slack["text"] for problem in problems), slack["text"]
 
     [(recipients, mail)] = smtp_server[1].messages
     assert recipients == ["data-team@example.com"]
@@ -164,4 +168,4 @@ def test_missing_hour_and_jump_fail_the_check_and_reach_slack_and_email(
     assert mail["Subject"] == f"Kalshi quality check {DAG_ID}.{TASK} failed (run {result.run_id})"
     [html] = [part for part in mail.walk() if part.get_content_type() == "text/html"]
     body = html.get_payload(decode=True).decode()
-    assert missing in body and jump in body
+    assert all(problem in body for problem in problems), body

@@ -51,13 +51,49 @@ def test_a_jump_beyond_the_limit_is_reported_once():
     data = rows("a", [1000, 1100, 9000, 9100])
     [problem] = find_problems(data, ["a"], NOW, QualityRules(window_hours=4, max_change_percent=200))
     assert problem.kind == "jump"
-    assert "from 1100 to 9000 cents" in problem.detail
+    assert "rose from 1100 to 9000 cents" in problem.detail
+
+
+def test_a_drop_to_zero_is_flagged():
+    """|new - old| / old never exceeds 100 %, so the old rule let a fall to $0 pass a 500 % limit."""
+    [problem] = find_problems(rows("a", [1_000_000, 0]), ["a"], NOW, QualityRules(window_hours=2))
+    assert problem.kind == "jump"
+    assert "fell from 1000000 to 0 cents" in problem.detail
+    assert "allows 6x either way" in problem.detail
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "flagged"),
+    [
+        (600, 100, False),  # down to 1/6: exactly at the 500 % limit
+        (601, 100, True),  # just below 1/6
+        (100, 600, False),  # up to 6x: exactly at the limit, as before
+        (100, 601, True),
+        (100, 0, True),  # zero counts as one cent
+        (0, 0, False),
+    ],
+)
+def test_the_limit_is_the_same_factor_both_ways(old, new, flagged):
+    problems = find_problems(rows("a", [old, new]), ["a"], NOW, QualityRules(window_hours=2))
+    assert bool(problems) is flagged
 
 
 def test_a_jump_from_zero_counts_against_one_cent():
     data = rows("a", [0, 50])
     [problem] = find_problems(data, ["a"], NOW, QualityRules(window_hours=2, max_change_percent=1000))
-    assert "5000% change" in problem.detail
+    assert "a factor of 50.0" in problem.detail
+
+
+def test_hours_whose_breakdown_was_left_out_are_reported():
+    data = rows("a", [100, 100, 100])
+    data[0]["breakdown_problem"] = "too old to matter"  # outside the 2-hour window
+    data[2]["breakdown_problem"] = "Kalshi's resting_order_value_breakdown: 7 decimal places"
+    [problem] = find_problems(data, ["a"], NOW, QualityRules(window_hours=2))
+    assert problem.kind == "breakdown_left_out"
+    assert problem.detail == (
+        "breakdown left out (total stored) for hours 2026-11-24 12:00 UTC: "
+        "Kalshi's resting_order_value_breakdown: 7 decimal places"
+    )
 
 
 @pytest.mark.parametrize("kwargs", [{"window_hours": 0}, {"grace_minutes": 60}, {"max_change_percent": 0}])

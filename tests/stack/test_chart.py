@@ -23,7 +23,8 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, expect
 
-from kalshi_provider.pipelines.warehouse import Snapshot, read_snapshots, upsert_snapshots
+from kalshi_provider.pipelines.warehouse import read_snapshots, store_reading
+from kalshi_provider.readings import AccountReading, RestingOrderValue
 from tests.fixtures.stack import AirflowStack
 from tests.stack.browser import Steps, log_in, new_context
 
@@ -59,13 +60,11 @@ def seeded(airflow_stack: AirflowStack, run_hour: datetime) -> dict[datetime, in
     """Write ``SEED_VALUES`` for the hours before the triggered run's; return them by hour."""
     hours = [run_hour - timedelta(hours=len(SEED_VALUES) - i) for i in range(len(SEED_VALUES))]
     seeds = dict(zip(hours, SEED_VALUES, strict=True))
-    snapshots = [
-        Snapshot(ACCOUNT, hour, cents, observed_at=hour + timedelta(minutes=1), dag_run_id=SEED_RUN_ID)
-        for hour, cents in seeds.items()
-    ]
     engine = airflow_stack.warehouse_engine()
     try:
-        assert upsert_snapshots(engine, snapshots) == len(snapshots)
+        for hour, cents in seeds.items():
+            reading = AccountReading(ACCOUNT, hour + timedelta(minutes=1), RestingOrderValue(cents))
+            assert store_reading(engine, reading, snapshot_hour=hour, dag_run_id=SEED_RUN_ID).held
     finally:
         engine.dispose()
     return seeds

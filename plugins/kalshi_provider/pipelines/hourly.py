@@ -57,7 +57,8 @@ def hourly_dag(
         param's default; a run may override it, see the README on who may trigger).
     :param warehouse: Where rows go; defaults to
         :func:`~kalshi_provider.pipelines.settings.warehouse_target`.
-    :param max_lateness_minutes: How late after its hour a run may still record that hour.
+    :param max_lateness_minutes: How long after ``run_after`` a reading may be observed and still
+        stand for the run's hour (it must also be observed inside that hour).
     :param schedule: Cron expression; minute 0 of every hour by default.
     :param start_date: First hour the DAG may run for (no catch-up).
     :param dag_kwargs: Further ``DAG`` arguments (``tags``, ``default_args``, ...).
@@ -97,7 +98,8 @@ def hourly_dag(
                 max_lateness_minutes,
                 type="integer",
                 minimum=0,
-                description="How late after its hour a run may still record that hour.",
+                description="How long after run_after Kalshi's answer may arrive and still count for "
+                "the run's hour (it must also arrive inside that hour).",
             ),
         },
         tags=["kalshi"],
@@ -106,11 +108,9 @@ def hourly_dag(
     ) as dag:
 
         @task
-        def accounts_to_read(params=None, dag_run=None) -> list[str]:
-            """Skip the whole run early when it is already too late for its hour."""
-            from kalshi_provider.pipelines.hours import skip_if_late
-
-            skip_if_late(dag_run.run_after, datetime.now(timezone.utc), params["max_lateness_minutes"])
+        def accounts_to_read(params=None) -> list[str]:
+            """The accounts to read. Whether a reading may stand for the run's hour is decided once,
+            by the load task, on when Kalshi's answer arrived (see ``pipelines/hours.py``)."""
             return list(params["kalshi_conn_ids"])
 
         @task(outlets=[resting_order_value_asset(target.table)])

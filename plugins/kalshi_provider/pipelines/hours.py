@@ -1,13 +1,20 @@
 """Which hour a reading stands for, kept out of the DAG file so the rule is testable and parse-cheap.
 
-Kalshi only ever reports the value *now*. A run therefore labels its reading with the hour of
-its ``run_after`` and refuses to label a reading taken long after that hour: a cleared old run or
-a backfill must not write today's value under yesterday's hour.
+Kalshi only ever reports the value *now*. A run stands for the hour of its ``run_after``, and its
+reading may be stored under that hour only when it was **observed inside the hour** and within
+``max_lateness_minutes`` after ``run_after``. So a run triggered at 10:59:58 whose fetch ran at
+11:00:03, or a 10:40 run whose third try fetched at 11:09, stores nothing (11:00's own run records
+11:00), and a cleared old run or a backfill never writes today's value under yesterday's hour.
+
+The rule is applied once, at load time, on the moment Kalshi's answer arrived (``observed_at``):
+no earlier guess from the planning task's clock, which could only approximate it.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+
+HOUR = timedelta(hours=1)
 
 
 def snapshot_hour(run_after: datetime) -> datetime:
@@ -17,27 +24,47 @@ def snapshot_hour(run_after: datetime) -> datetime:
     return run_after.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
 
 
-def lateness_problem(run_after: datetime, moment: datetime, max_lateness: timedelta) -> str | None:
-    """Why a reading taken at ``moment`` may not stand for ``run_after``'s hour, or None if it may."""
-    late_by = moment - run_after
-    if late_by <= max_lateness:
-        return None
-    return (
-        f"This run is for the hour {snapshot_hour(run_after):%Y-%m-%d %H:00} UTC (run_after "
-        f"{run_after.isoformat()}), but it is {_minutes(late_by)} later than that, beyond the "
-        f"{_minutes(max_lateness)} allowed by 'max_lateness_minutes'. Kalshi only reports the current "
-        "value, so writing it now would label today's value with an old hour. Nothing was written; "
-        "trigger a new run to record the current hour."
-    )
+def observation_problem(run_after: datetime, observed_at: datetime, max_lateness: timedelta) -> str | None:
+    """Why a reading observed at ``observed_at`` may not stand for ``run_after``'s hour, or None."""
+    hour = snapshot_hour(run_after)
+    observed = observed_at.astimezone(timezone.utc)
+    stands_for = f"This run stands for the hour {hour:%Y-%m-%d %H:00} UTC (run_after {run_after.isoformat()})"
+    if observed < hour:
+        return (
+            f"{stands_for}, but Kalshi's answer is stamped {observed.isoformat()}, before that hour "
+            "began: the worker's clock is off. Nothing was written; fix the clock (NTP)."
+        )
+    if observed >= hour + HOUR:
+        return (
+            f"{stands_for}, but Kalshi's answer arrived at {observed.isoformat()}, after that hour "
+            "ended. Nothing was written: a reading is stored only under the hour it was observed in "
+            "(Kalshi reports the value now, not for a past hour), and the current hour's own run "
+            "records the current value."
+        )
+    late_by = observed - run_after
+    if late_by > max_lateness:
+        return (
+            f"{stands_for}, but Kalshi's answer arrived {_duration(late_by)} after run_after, beyond "
+            f"the {_minutes(max_lateness)} allowed by 'max_lateness_minutes'. Nothing was written; "
+            "raise 'max_lateness_minutes' if such late readings should count for their hour."
+        )
+    return None
 
 
-def skip_if_late(run_after: datetime, moment: datetime, max_lateness_minutes: int) -> None:
-    """Raise Airflow's skip when the run is too late to record its hour."""
-    problem = lateness_problem(run_after, moment, timedelta(minutes=max_lateness_minutes))
+def skip_unless_observed_in_hour(
+    run_after: datetime, observed_at: datetime, max_lateness_minutes: int
+) -> None:
+    """Raise Airflow's skip when the reading may not stand for the run's hour."""
+    problem = observation_problem(run_after, observed_at, timedelta(minutes=max_lateness_minutes))
     if problem:
         from airflow.sdk.exceptions import AirflowSkipException
 
         raise AirflowSkipException(problem)
+
+
+def _duration(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    return f"{seconds:.0f} s" if seconds < 120 else _minutes(delta)
 
 
 def _minutes(delta: timedelta) -> str:

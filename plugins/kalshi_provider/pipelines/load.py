@@ -6,7 +6,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from kalshi_provider.pipelines.hours import skip_if_late, snapshot_hour
+from kalshi_provider.pipelines.hours import skip_unless_observed_in_hour, snapshot_hour
 
 log = logging.getLogger(__name__)
 
@@ -21,45 +21,50 @@ def load_reading(
     schema: str | None,
     max_lateness_minutes: int,
 ) -> dict[str, Any]:
-    """Upsert one account's reading (the fetch task's XCom) as the row for the run's hour."""
-    from kalshi_provider.pipelines.warehouse import (
-        BreakdownEntry,
-        Snapshot,
-        upsert_snapshots,
-        warehouse_engine,
-    )
+    """Store one account's reading (the fetch task's XCom) as the row for the run's hour.
+
+    Skips when the reading was not observed inside that hour (see :mod:`..hours`). An hour that
+    already holds an earlier observation keeps it: a re-run leaves a finished hour as it was.
+    """
+    from kalshi_provider.pipelines.warehouse import store_reading, warehouse_engine
     from kalshi_provider.readings import AccountReading
 
     reading = AccountReading.from_xcom(payload)
-    skip_if_late(run_after, reading.observed_at, max_lateness_minutes)
-    value = reading.resting_order_value
-    snapshot = Snapshot(
-        account=reading.account,
-        snapshot_hour=snapshot_hour(run_after),
-        total_resting_order_value_cents=value.total_cents,
-        observed_at=reading.observed_at,
-        dag_run_id=dag_run_id,
-        breakdown=tuple(BreakdownEntry(entry.exchange_index, entry.dollars) for entry in value.breakdown),
-    )
+    skip_unless_observed_in_hour(run_after, reading.observed_at, max_lateness_minutes)
+    hour = snapshot_hour(run_after)
+    problem = reading.resting_order_value.breakdown_problem
+    if problem:
+        log.warning(
+            "Account %s, hour %s: storing the total without its breakdown, which was left out: %s",
+            reading.account,
+            f"{hour:%Y-%m-%d %H:00} UTC",
+            problem,
+        )
     engine, description = warehouse_engine(warehouse_conn_id)
     log.info("Warehouse: %s", description)
     try:
-        written = upsert_snapshots(engine, [snapshot], table_name=table, schema=schema)
+        stored = store_reading(
+            engine, reading, snapshot_hour=hour, dag_run_id=dag_run_id, table_name=table, schema=schema
+        )
     finally:
         engine.dispose()
     target = f"{schema}.{table}" if schema else table
-    if written:
-        log.info("Wrote %s for account %s, hour %s", target, snapshot.account, snapshot.snapshot_hour)
+    if stored.held:
+        log.info("Wrote %s for account %s, hour %s", target, reading.account, f"{hour:%Y-%m-%d %H:00} UTC")
     else:
         log.info(
-            "Kept the row already in %s for account %s, hour %s: it holds a later observation",
+            "Kept the row already in %s for account %s, hour %s: it holds an earlier observation "
+            "(%s, run %s), and the earliest reading inside an hour is the one an hour keeps",
             target,
-            snapshot.account,
-            snapshot.snapshot_hour,
+            reading.account,
+            f"{hour:%Y-%m-%d %H:00} UTC",
+            stored.observed_at.isoformat(),
+            stored.dag_run_id,
         )
     return {
-        "account": snapshot.account,
-        "snapshot_hour": snapshot.snapshot_hour.isoformat(),
-        "total_resting_order_value_cents": snapshot.total_resting_order_value_cents,
-        "written": bool(written),
+        "account": reading.account,
+        "snapshot_hour": hour.isoformat(),
+        "total_resting_order_value_cents": reading.resting_order_value.total_cents,
+        "written": stored.held,
+        "breakdown_left_out": bool(problem),
     }

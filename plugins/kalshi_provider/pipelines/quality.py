@@ -1,4 +1,5 @@
-"""The quality DAG: every expected hour present in the hourly table, no implausible jumps.
+"""The quality DAG: every expected hour present in the hourly table, no implausible jumps either
+way, every hour's breakdown stored.
 
 It runs after every load (scheduled on the table's Asset) and at minute 30 of every hour, so a
 pipeline that stopped writing altogether is noticed too. Problems fail the check task, which
@@ -67,7 +68,13 @@ def quality_dag(
             "schema": Param(target.schema, type=["null", "string"]),
             "window_hours": Param(24, type="integer", minimum=1, maximum=2160),
             "grace_minutes": Param(15, type="integer", minimum=0, maximum=59),
-            "max_change_percent": Param(500, type="number", exclusiveMinimum=0),
+            "max_change_percent": Param(
+                500,
+                type="number",
+                exclusiveMinimum=0,
+                description="Largest change from one hour to the next, either way: 500 flags a rise "
+                "to more than 6x or a fall to less than 1/6 of the earlier value.",
+            ),
         },
         tags=["kalshi"],
         doc_md=__doc__,
@@ -95,6 +102,7 @@ def quality_dag(
                     since=now - timedelta(hours=rules.window_hours + 1),
                     table_name=params["table"],
                     schema=params["schema"],
+                    include_breakdown=True,  # for the breakdowns a load left out
                 )
             finally:
                 engine.dispose()

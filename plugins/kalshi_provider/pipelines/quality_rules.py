@@ -1,4 +1,4 @@
-"""Freshness and quality rules for the hourly table: missing hours and implausible jumps.
+"""Freshness and quality rules for the hourly table: missing hours, implausible jumps, left-out breakdowns.
 
 The rules read the warehouse only; they report problems as a list the check task turns into a
 failure, so Airflow's own failure handling (UI state, retries, notifiers) does the alerting.
@@ -18,7 +18,10 @@ class QualityRules:
     window_hours: int = 24
     #: Minutes after an hour starts before that hour's row is expected (the load runs at :00).
     grace_minutes: int = 15
-    #: Largest allowed change from one hour to the next, in percent of the earlier value.
+    #: Largest allowed change from one hour to the next, either way: the larger of the two values
+    #: may be at most ``1 + max_change_percent / 100`` times the smaller (500 %: a rise to more than
+    #: 6x, or a fall to less than 1/6). A ratio, because a fall measured as ``|new - old| / old``
+    #: never exceeds 100 %, so a drop to $0 would never be flagged.
     max_change_percent: float = 500.0
 
     def __post_init__(self) -> None:
@@ -33,7 +36,7 @@ class QualityRules:
 @dataclass(frozen=True)
 class Problem:
     account: str
-    kind: str  # "no_rows" | "missing_hours" | "jump"
+    kind: str  # "no_rows" | "missing_hours" | "jump" | "breakdown_left_out"
     detail: str
 
     def __str__(self) -> str:
@@ -51,16 +54,20 @@ def expected_hours(now: datetime, rules: QualityRules) -> list[datetime]:
 def find_problems(
     rows: Iterable[dict[str, Any]], accounts: Iterable[str], now: datetime, rules: QualityRules
 ) -> list[Problem]:
-    """Check each account's rows in the window: every expected hour present, no big jumps.
+    """Check each account's rows in the window: every expected hour present, no big jumps, and
+    every hour's breakdown stored (rows carry ``breakdown_problem`` when read with the breakdown).
 
     Hours before an account's first row in the window are not counted as missing, so a new
     account or a new deployment is not reported for the time before it started.
     """
     hours = expected_hours(now, rules)
     by_account: dict[str, dict[datetime, int]] = {account: {} for account in accounts}
+    left_out: dict[str, dict[datetime, str]] = {account: {} for account in accounts}
     for row in rows:
         if row["account"] in by_account:
             by_account[row["account"]][row["snapshot_hour"]] = row["total_resting_order_value_cents"]
+            if row.get("breakdown_problem"):
+                left_out[row["account"]][row["snapshot_hour"]] = row["breakdown_problem"]
     problems: list[Problem] = []
     for account, values in by_account.items():
         present = [hour for hour in hours if hour in values]
@@ -71,6 +78,16 @@ def find_problems(
         if missing:
             problems.append(Problem(account, "missing_hours", f"missing hours {_hour_list(missing)}"))
         problems.extend(_jumps(account, present, values, rules))
+        without = sorted(hour for hour in left_out[account] if hour in hours)
+        if without:
+            problems.append(
+                Problem(
+                    account,
+                    "breakdown_left_out",
+                    f"breakdown left out (total stored) for hours {_hour_list(without)}: "
+                    f"{left_out[account][without[-1]]}",
+                )
+            )
     return problems
 
 
@@ -81,13 +98,18 @@ def _jumps(
         if after - before != timedelta(hours=1):
             continue  # a gap is reported as missing hours, not as a jump
         old, new = values[before], values[after]
-        change = abs(new - old) / max(old, 1) * 100
-        if change > rules.max_change_percent:
+        # Zero counts as one cent, so a fall to (or a rise from) nothing has a finite ratio.
+        low, high = sorted((max(old, 1), max(new, 1)))
+        factor = high / low
+        limit = 1 + rules.max_change_percent / 100
+        if factor > limit:
+            way = "rose" if new > old else "fell"
             yield Problem(
                 account,
                 "jump",
-                f"value went from {old} to {new} cents between {before:%Y-%m-%d %H:00} and "
-                f"{after:%H:00} UTC ({change:.0f}% change, limit {rules.max_change_percent:g}%)",
+                f"value {way} from {old} to {new} cents between {before:%Y-%m-%d %H:00} and "
+                f"{after:%H:00} UTC (a factor of {factor:,.1f}; max_change_percent "
+                f"{rules.max_change_percent:g}% allows {limit:g}x either way)",
             )
 
 

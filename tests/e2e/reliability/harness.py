@@ -318,6 +318,8 @@ class Case:
     min_gap: float | None = None
     #: "batch": one account of the shared DAG run; anything else has a test of its own.
     group: str = "batch"
+    #: Whether the row carries Kalshi's breakdown (False: the fetch left it out, the total stays).
+    breakdown: bool = True
 
     @property
     def extras_text(self) -> str:

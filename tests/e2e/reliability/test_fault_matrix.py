@@ -10,13 +10,14 @@ proves retries stop.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from sqlalchemy import make_url, text
 
-from kalshi_provider.pipelines.warehouse import ensure_tables
+from kalshi_provider.pipelines.warehouse import prepare_tables
 from tests.e2e.reliability.harness import (
     FAST_EXTRAS,
     FETCH,
@@ -122,7 +123,11 @@ def _check_batch_case(case: Case, matrix_run) -> float:
         assert row["total_resting_order_value_cents"] == case.value
         assert row["dag_run_id"] == result.run_id
         assert row["snapshot_hour"] == hour_of(result.run_after)
-        assert sum(entry["balance_dollars"] for entry in row["breakdown"]) * 100 == case.value
+        if case.breakdown:
+            assert sum(entry["balance_dollars"] for entry in row["breakdown"]) * 100 == case.value
+            assert row["breakdown_problem"] is None
+        else:  # the total is kept, the breakdown left out and noted for the quality check
+            assert row["breakdown"] == [] and "more than 6 decimal places" in row["breakdown_problem"]
 
     if case.requests is not None:
         assert len(outcome.requests) == case.requests, [r["status"] for r in outcome.requests]
@@ -147,23 +152,49 @@ def _requests_of(simulator, account) -> list:
     return [request for request in simulator.requests if request.key_id == account.key_id]
 
 
-def _late_run(case: Case, request) -> float:
+def _skipped_at_load(case: Case, request, run_after: datetime, max_lateness_minutes: int) -> float:
+    """One run for ``run_after``: Kalshi is asked, and the load skips because of when it answered."""
     home = cap_retry_delay(request.getfixturevalue("airflow_home"))
     simulator = request.getfixturevalue("simulator")
     account = request.getfixturevalue("make_kalshi_account")()
     _kalshi_default(home, simulator, account)
     warehouse = sqlite_warehouse(home, request.getfixturevalue("tmp_path") / "warehouse.db")
     try:
-        three_hours_ago = (datetime.now(timezone.utc) - timedelta(hours=3)).isoformat()
-        result = run_dag(home, warehouse.conf, run_after=three_hours_ago)
+        conf = {**warehouse.conf, "max_lateness_minutes": max_lateness_minutes}
+        result = run_dag(home, conf, run_after=run_after.isoformat())
         assert result.state == "success", result.output[-4000:]
-        assert result.tasks[(PLAN, -1)] == ("skipped", case.tries)
+        assert result.tasks[(FETCH, 0)] == ("success", 1)
+        assert result.tasks[(LOAD, 0)] == ("skipped", case.tries)
         assert case.message in result.output
         assert len(_requests_of(simulator, account)) == case.requests
         assert len(warehouse.rows()) == case.rows
     finally:
         warehouse.dispose()
     return result.seconds
+
+
+def _current_hour(margin: timedelta) -> datetime:
+    """The current UTC hour, once at least ``margin`` of it is left (waits at most ``margin``)."""
+    now = datetime.now(timezone.utc)
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    left = hour + timedelta(hours=1) - now
+    if left < margin:
+        time.sleep(left.total_seconds() + 1)
+        hour += timedelta(hours=1)
+    return hour
+
+
+def _late_run(case: Case, request) -> float:
+    # run_after now (inside the hour, with room for the run to finish in it): any answer is late.
+    _current_hour(timedelta(minutes=1))
+    return _skipped_at_load(case, request, datetime.now(timezone.utc), max_lateness_minutes=0)
+
+
+def _observed_after_its_hour(case: Case, request) -> float:
+    # Triggered 2 s before this hour began, so Kalshi answers in the next hour (this one), well
+    # within the lateness limit: the reading must not be stored under the hour before.
+    hour = _current_hour(timedelta(minutes=1))
+    return _skipped_at_load(case, request, hour - timedelta(seconds=2), max_lateness_minutes=120)
 
 
 _FAILING_TRIGGER = """
@@ -208,7 +239,7 @@ class _PostgresCase:
         return result
 
     def install_failing_trigger(self, failures: int) -> None:
-        ensure_tables(self.warehouse.engine, schema=self.schema)
+        prepare_tables(self.warehouse.engine, schema=self.schema)
         with self.warehouse.engine.begin() as conn:
             conn.exec_driver_sql(_FAILING_TRIGGER.format(schema=self.schema, failures=failures))
 
@@ -289,8 +320,46 @@ def _warehouse_fails_until_fixed(case: Case, request) -> float:
     return pg.seconds
 
 
+def _warehouse_table_wrong_shape(case: Case, request) -> float:
+    pg = _PostgresCase(request)
+    with pg.warehouse.engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"CREATE TABLE {pg.schema}.kalshi_total_resting_order_value (account text, snapshot_hour "
+            "timestamp, total_resting_order_value_cents double precision, observed_at timestamp, "
+            "dag_run_id text, loaded_at timestamp, PRIMARY KEY (account, snapshot_hour))"
+        )
+    result = pg.run()
+    _assert_load_failed(result, case)
+    assert "Retry policy decision" in result.output and "action=fail" in result.output
+    assert "snapshot_hour is TIMESTAMP WITHOUT TIME ZONE" in result.output
+    assert "total_resting_order_value_cents is DOUBLE PRECISION" in result.output
+    assert pg.warehouse.rows() == []
+    assert pg.requests() == case.requests
+    return pg.seconds
+
+
+def _warehouse_not_sql(case: Case, request) -> float:
+    home = cap_retry_delay(request.getfixturevalue("airflow_home"))
+    simulator = request.getfixturevalue("simulator")
+    account = request.getfixturevalue("make_kalshi_account")()
+    _kalshi_default(home, simulator, account)
+    warehouse = sqlite_warehouse(home, request.getfixturevalue("tmp_path") / "warehouse.db")
+    try:
+        result = run_dag(home, {**warehouse.conf, "warehouse_conn_id": "kalshi_default"})
+        _assert_load_failed(result, case)
+        assert "action=fail" in result.output
+        assert warehouse.rows() == []
+        assert len(_requests_of(simulator, account)) == case.requests
+    finally:
+        warehouse.dispose()
+    return result.seconds
+
+
 SCENARIOS = {
     "late-run": _late_run,
+    "observed-after-its-hour": _observed_after_its_hour,
+    "warehouse-table-wrong-shape": _warehouse_table_wrong_shape,
+    "warehouse-not-sql": _warehouse_not_sql,
     "warehouse-unreachable": _warehouse_unreachable,
     "warehouse-fails-mid-transaction": _warehouse_fails_mid_transaction,
     "warehouse-fails-until-fixed": _warehouse_fails_until_fixed,

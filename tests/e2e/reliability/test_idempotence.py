@@ -1,4 +1,4 @@
-"""Loading an hour twice, or twice at the same moment, leaves one row: the later observation.
+"""Loading an hour twice, or twice at the same moment, leaves one row: the earliest observation.
 
 The DAG's load path is ``kalshi_provider.pipelines.load.load_reading`` (what the ``load`` task calls
 with the ``fetch`` task's XCom); these tests drive it the way Airflow does: in a DAG run, in this
@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, make_url, text
 
 from kalshi_provider.pipelines.load import load_reading
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE
-from kalshi_provider.pipelines.warehouse import BREAKDOWN_SUFFIX, ensure_tables, read_snapshots
+from kalshi_provider.pipelines.warehouse import BREAKDOWN_SUFFIX, prepare_tables, read_snapshots
 from kalshi_provider.readings import AccountReading, RestingOrderValue, ShardAmount
 from tests.e2e.reliability.harness import (
     FAST_EXTRAS,
@@ -32,6 +32,7 @@ from tests.e2e.reliability.harness import (
     run_dag,
 )
 from tests.fixtures.connections import conn_json
+from tests.fixtures.gates import writers_held
 
 BASE_HOUR = datetime(2026, 3, 1, 0, tzinfo=timezone.utc)
 WAIT_LIMIT_SECONDS = 120  # a deadline for waiting on processes, not a timing assertion
@@ -52,13 +53,13 @@ class Target:
         return read_snapshots(self.engine, schema=self.schema, include_breakdown=True)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
 def target(request, tmp_path, monkeypatch):
     if request.param == "sqlite":
         path = tmp_path / "warehouse.db"
         conn = conn_json("sqlite", host=str(path))
         engine, schema = create_engine(f"sqlite:///{path}"), None
-    else:
+    elif request.param == "postgresql":
         url = make_url(request.getfixturevalue("postgres_url"))
         schema = request.getfixturevalue("postgres_schema")
         conn = conn_json(
@@ -70,6 +71,13 @@ def target(request, tmp_path, monkeypatch):
             schema=url.database,
         )
         engine = create_engine(url)
+    else:  # MariaDB through Airflow's MySQL connection; its database is the test's own
+        database = request.getfixturevalue("mariadb_database")
+        url = make_url(request.getfixturevalue("mariadb_url")).set(database=database)
+        conn = conn_json(
+            "mysql", host=url.host, port=url.port, login=url.username, password=url.password, schema=database
+        )
+        engine, schema = create_engine(url), None
     monkeypatch.setenv("AIRFLOW_CONN_KALSHI_WAREHOUSE", conn)
     yield Target(request.param, engine, conn, schema)
     engine.dispose()
@@ -96,31 +104,31 @@ def load(target: Target, item: dict, run_after: datetime, run_id: str) -> dict:
 # -- the same hour, loaded again -------------------------------------------------------------------
 
 
-def test_the_same_hour_loaded_again_keeps_one_row_with_the_later_observation(target):
+def test_the_same_hour_loaded_again_keeps_one_row_with_the_earliest_observation(target):
     hour = BASE_HOUR
     first = load(target, reading(100, hour + timedelta(minutes=1)), hour, "run-1")
     later = load(target, reading(200, hour + timedelta(minutes=2)), hour, "run-2")
-    older = load(target, reading(300, hour + timedelta(minutes=1, seconds=30)), hour, "run-3")
-    again = load(target, reading(200, hour + timedelta(minutes=2)), hour, "run-4")
+    earlier = load(target, reading(300, hour + timedelta(seconds=30)), hour, "run-3")
+    again = load(target, reading(300, hour + timedelta(seconds=30)), hour, "run-4")
 
-    assert [first["written"], later["written"], older["written"], again["written"]] == [
-        True,
+    assert [first["written"], later["written"], earlier["written"], again["written"]] == [
         True,
         False,
         True,
+        True,  # the row holds this very observation (a retried load of the same reading)
     ]
     (row,) = target.rows()
-    assert row["total_resting_order_value_cents"] == 200
-    assert row["observed_at"] == hour + timedelta(minutes=2)
-    assert row["dag_run_id"] == "run-4"  # an equal observation is a rerun: it replaces the row
-    assert [entry["balance_dollars"] for entry in row["breakdown"]] == [Decimal("2.000000")]
+    assert row["total_resting_order_value_cents"] == 300
+    assert row["observed_at"] == hour + timedelta(seconds=30)
+    assert row["dag_run_id"] == "run-3"  # the same observation again changes nothing
+    assert [entry["balance_dollars"] for entry in row["breakdown"]] == [Decimal("3.000000")]
 
 
 @pytest.mark.slow
-def test_the_dag_run_twice_for_one_hour_keeps_one_row_with_the_later_value(
+def test_the_dag_run_twice_for_one_hour_leaves_the_first_runs_row(
     airflow_home, simulator, make_kalshi_account, postgres_url, postgres_schema
 ):
-    """Two DAG runs of the same hour on PostgreSQL: one row, the second run's reading."""
+    """Two DAG runs of the same hour on PostgreSQL: one row, the first run's (earlier) reading."""
     home = cap_retry_delay(airflow_home)
     account = make_kalshi_account(total_resting_order_value=111)
     home.set_kalshi_connection("kalshi_default", account, simulator.base_url, FAST_EXTRAS)
@@ -136,12 +144,11 @@ def test_the_dag_run_twice_for_one_hour_keeps_one_row_with_the_later_value(
         second = run_dag(home, warehouse.conf, run_after=second_after.isoformat())
         assert (first.state, second.state) == ("success", "success"), second.output[-4000:]
         assert second.tasks[(LOAD, 0)] == ("success", 1)
-        (row,) = warehouse.rows()
-        assert row["snapshot_hour"] == first_row["snapshot_hour"] == hour_of(first_after.isoformat())
-        assert row["total_resting_order_value_cents"] == 222
-        assert row["dag_run_id"] == second.run_id
-        assert row["observed_at"] > first_row["observed_at"]
-        assert [str(entry["balance_dollars"]) for entry in row["breakdown"]] == ["2.220000"]
+        assert warehouse.rows() == [first_row]  # re-running a finished hour leaves its row as it was
+        assert first_row["snapshot_hour"] == hour_of(first_after.isoformat())
+        assert first_row["total_resting_order_value_cents"] == 111
+        assert first_row["dag_run_id"] == first.run_id
+        assert "it holds an earlier observation" in second.output
     finally:
         warehouse.dispose()
 
@@ -175,7 +182,8 @@ print(json.dumps(written), flush=True)
 
 
 def _loader_spec(target: Target, name: str, hours: list[datetime], go: Path) -> dict:
-    """Loader ``a`` observes later on even hours, ``b`` on odd ones: each wins half the hours."""
+    """Loader ``a`` observes later on even hours, ``b`` on odd ones: each wins half the hours (the
+    earlier observation wins)."""
     loads = []
     for index, hour in enumerate(hours):
         later = (index % 2 == 0) == (name == "a")
@@ -219,30 +227,10 @@ class _Loader:
             self.process.wait()
 
 
-def _wait_for_lock_waiters(target: Target, count: int) -> None:
-    query = text(
-        "SELECT count(*) FROM pg_stat_activity"
-        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    deadline = time.monotonic() + WAIT_LIMIT_SECONDS
-    with target.engine.connect() as conn:
-        while conn.execute(query).scalar_one() < count:
-            if time.monotonic() > deadline:
-                activity = conn.execute(
-                    text(
-                        "SELECT pid, state, wait_event_type, wait_event, left(query, 120)"
-                        " FROM pg_stat_activity"
-                    )
-                ).fetchall()
-                pytest.fail(f"fewer than {count} loads reached the lock: {activity}")
-            conn.rollback()  # pg_stat_activity is a snapshot per transaction: take a new one
-            time.sleep(0.02)
-
-
 @pytest.mark.slow
-def test_two_processes_loading_the_same_hours_at_once_leave_the_later_observation(target, tmp_path):
-    hours = [BASE_HOUR + timedelta(hours=i) for i in range(20)]
-    ensure_tables(target.engine, schema=target.schema)  # so the gate below can lock the table
+def test_two_processes_loading_the_same_hours_at_once_leave_the_earlier_observation(target, tmp_path):
+    hours = [BASE_HOUR + timedelta(hours=i) for i in range(10)]
+    prepare_tables(target.engine, schema=target.schema)  # so the gate below can lock the table
     go = tmp_path / "go"
     specs = {name: _loader_spec(target, name, hours, go) for name in ("a", "b")}
     loaders = {name: _Loader(target, name, spec, tmp_path) for name, spec in specs.items()}
@@ -250,16 +238,9 @@ def test_two_processes_loading_the_same_hours_at_once_leave_the_later_observatio
         for loader in loaders.values():
             loader.wait_ready()
         # The gate: both loaders block on the table, then start writing at the same moment.
-        with target.engine.connect() as gate:
-            if target.dialect == "postgresql":
-                gate.execute(text(f"LOCK TABLE {target.table()} IN EXCLUSIVE MODE"))
-                go.touch()
-                _wait_for_lock_waiters(target, 2)
-            else:
-                gate.exec_driver_sql("BEGIN IMMEDIATE")
-                go.touch()
-                time.sleep(1.0)  # both are now waiting on SQLite's write lock (busy timeout 30 s)
-            gate.commit()
+        with writers_held(target.engine, target.table()) as wait_for:
+            go.touch()
+            wait_for(2)
         results = {name: loader.written() for name, loader in loaders.items()}
     finally:
         for loader in loaders.values():
@@ -268,16 +249,16 @@ def test_two_processes_loading_the_same_hours_at_once_leave_the_later_observatio
     rows = target.rows()
     assert [row["snapshot_hour"] for row in rows] == hours  # exactly one row per hour
     for index, row in enumerate(rows):
-        winner = "a" if index % 2 == 0 else "b"
+        winner = "b" if index % 2 == 0 else "a"  # the one observing earlier that hour
         expected = specs[winner]["loads"][index]
         assert row["dag_run_id"] == expected["run_id"]
         expected_cents = expected["reading"]["resting_order_value"]["total_cents"]
         assert row["total_resting_order_value_cents"] == expected_cents
-        assert row["observed_at"] == row["snapshot_hour"] + timedelta(minutes=2)
+        assert row["observed_at"] == row["snapshot_hour"] + timedelta(minutes=1)
         assert [str(entry["balance_dollars"]) for entry in row["breakdown"]] == [
             f"{Decimal(row['total_resting_order_value_cents']) / 100:.6f}"
         ]
-        assert results[winner][index] is True  # the later observation always reports it wrote
+        assert results[winner][index] is True  # the earlier observation always reports it wrote
     with target.engine.connect() as conn:
         breakdown_rows = conn.execute(
             text(f"SELECT count(*) FROM {target.table(BREAKDOWN_SUFFIX)}")
@@ -289,7 +270,7 @@ def test_two_processes_loading_the_same_hours_at_once_leave_the_later_observatio
 
 
 def _install_failing_trigger(target: Target) -> None:
-    ensure_tables(target.engine, schema=target.schema)
+    prepare_tables(target.engine, schema=target.schema)
     breakdown = target.table(BREAKDOWN_SUFFIX)
     with target.engine.begin() as conn:
         if target.dialect == "postgresql":
@@ -298,6 +279,11 @@ def _install_failing_trigger(target: Target) -> None:
                 " BEGIN RAISE EXCEPTION 'simulated warehouse failure'; END $$;"
                 f" CREATE TRIGGER fail_loads BEFORE INSERT ON {breakdown}"
                 f" FOR EACH ROW EXECUTE FUNCTION {target.schema}.fail_loads();"
+            )
+        elif target.dialect == "mariadb":
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER fail_loads BEFORE INSERT ON {breakdown} FOR EACH ROW"
+                " SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'simulated warehouse failure'"
             )
         else:
             conn.exec_driver_sql(

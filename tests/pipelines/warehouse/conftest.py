@@ -1,36 +1,37 @@
-"""Fixtures for the warehouse tests: the same tests run on a SQLite file and on PostgreSQL."""
+"""Fixtures for the warehouse tests: the same tests on a SQLite file, PostgreSQL and MariaDB, through
+the dialect's upsert and through the portable path."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy.engine import Engine
 
-from kalshi_provider.pipelines.warehouse import BreakdownEntry, Snapshot
+from kalshi_provider.pipelines.warehouse import StoredHour, store_reading
+from kalshi_provider.readings import AccountReading, RestingOrderValue, ShardAmount
 
 BASE_HOUR = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
-
-SnapshotFactory = Callable[..., Snapshot]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_engine(request: pytest.FixtureRequest) -> Engine:
-    """A real database per dialect: ``sqlite_engine`` or ``postgres_engine`` (fresh schema)."""
-    return request.getfixturevalue(
-        {"sqlite": "sqlite_engine", "postgresql": "postgres_engine"}[request.param]
-    )
+ENGINES = {"sqlite": "sqlite_engine", "postgresql": "postgres_engine", "mariadb": "mariadb_engine"}
 
 
-@pytest.fixture(params=[False, True], ids=["native", "generic"])
-def force_generic(request: pytest.FixtureRequest) -> bool:
-    """Run a test through the dialect's ON CONFLICT upsert and through the portable fallback."""
-    return request.param
+@dataclass(frozen=True)
+class Load:
+    """One account-hour as the load task stores it: a reading, the run's hour and its run id."""
+
+    reading: AccountReading
+    hour: datetime
+    dag_run_id: str | None
+
+    @property
+    def observed_at(self) -> datetime:
+        return self.reading.observed_at
 
 
-def _make_snapshot(
+def make_load(
     *,
     account: str = "acct-1",
     hour: int = 0,
@@ -38,19 +39,46 @@ def _make_snapshot(
     observed_minute: int = 5,
     dag_run_id: str | None = "run-1",
     breakdown: dict[int, str] | None = None,
-) -> Snapshot:
+    problem: str | None = None,
+) -> Load:
+    """A reading of ``account`` observed ``observed_minute`` minutes into ``BASE_HOUR + hour``."""
     snapshot_hour = BASE_HOUR + timedelta(hours=hour)
-    return Snapshot(
-        account=account,
-        snapshot_hour=snapshot_hour,
-        total_resting_order_value_cents=cents,
-        observed_at=snapshot_hour + timedelta(minutes=observed_minute),
-        dag_run_id=dag_run_id,
-        breakdown=tuple(BreakdownEntry(i, Decimal(v)) for i, v in (breakdown or {}).items()),
+    value = RestingOrderValue(
+        cents,
+        tuple(ShardAmount(index, Decimal(dollars)) for index, dollars in (breakdown or {}).items()),
+        breakdown_problem=problem,
     )
+    reading = AccountReading(account, snapshot_hour + timedelta(minutes=observed_minute), value)
+    return Load(reading, snapshot_hour, dag_run_id)
+
+
+Store = Callable[..., StoredHour]
+
+
+@pytest.fixture(params=list(ENGINES))
+def db_engine(request: pytest.FixtureRequest) -> Engine:
+    """A real database per engine, each test with its own fresh schema (database) or file."""
+    return request.getfixturevalue(ENGINES[request.param])
+
+
+@pytest.fixture(params=[False, True], ids=["upsert", "portable"])
+def portable(request: pytest.FixtureRequest) -> bool:
+    """Run a test through the dialect's own upsert and through the portable path."""
+    return request.param
 
 
 @pytest.fixture
-def make_snapshot() -> SnapshotFactory:
-    """Build a Snapshot for ``BASE_HOUR + hour``, observed ``observed_minute`` minutes into it."""
-    return _make_snapshot
+def store(portable: bool) -> Store:
+    """``store(engine, load, **table)``: ``store_reading`` on the path this test runs."""
+
+    def _store(engine: Engine, load: Load, **table: str | None) -> StoredHour:
+        return store_reading(
+            engine,
+            load.reading,
+            snapshot_hour=load.hour,
+            dag_run_id=load.dag_run_id,
+            portable=portable,
+            **table,
+        )
+
+    return _store

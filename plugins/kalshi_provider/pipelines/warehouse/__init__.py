@@ -1,39 +1,54 @@
 """
-Warehouse for hourly total-resting-order-value snapshots (SQLAlchemy Core 2.x).
+Warehouse for the hourly total-resting-order-value rows (SQLAlchemy Core, 1.4 and 2.x).
 
-``upsert_snapshots`` writes a batch in one transaction and keeps, per account and hour, the row
-with the latest observation; ``read_snapshots`` reads them back; ``warehouse_engine`` finds the
-database (an Airflow connection, else an embedded SQLite file).
+``store_reading`` writes one account-hour (total, breakdown, a note of a breakdown left out) in
+one transaction, keeping the earliest observation inside the hour; ``read_snapshots`` reads rows
+back; ``warehouse_engine`` finds the database (an Airflow SQL connection, else an embedded SQLite
+file) with bounded waits; ``prepare_tables`` creates missing tables and refuses existing ones
+that cannot hold the values exactly.
 """
 
 from __future__ import annotations
 
-from kalshi_provider.pipelines.warehouse.engine import embedded_database_path, warehouse_engine
+from kalshi_provider.pipelines.warehouse.engine import (
+    DEFAULT_TIMEOUTS,
+    WarehouseTimeouts,
+    bound_engine,
+    embedded_database_path,
+    warehouse_engine,
+)
 from kalshi_provider.pipelines.warehouse.errors import (
     InvalidIdentifierError,
     InvalidSnapshotError,
     WarehouseConnectionError,
+    WarehouseSchemaError,
 )
 from kalshi_provider.pipelines.warehouse.schema import (
     BREAKDOWN_SUFFIX,
-    ensure_tables,
+    PROBLEMS_SUFFIX,
+    WarehouseTables,
     validate_identifier,
     warehouse_tables,
 )
-from kalshi_provider.pipelines.warehouse.snapshot import BreakdownEntry, Snapshot
-from kalshi_provider.pipelines.warehouse.store import read_snapshots, upsert_snapshots
+from kalshi_provider.pipelines.warehouse.shape import prepare_tables
+from kalshi_provider.pipelines.warehouse.store import StoredHour, read_snapshots, store_reading
 
 __all__ = [
     "BREAKDOWN_SUFFIX",
-    "BreakdownEntry",
+    "DEFAULT_TIMEOUTS",
+    "PROBLEMS_SUFFIX",
     "InvalidIdentifierError",
     "InvalidSnapshotError",
-    "Snapshot",
+    "StoredHour",
     "WarehouseConnectionError",
+    "WarehouseSchemaError",
+    "WarehouseTables",
+    "WarehouseTimeouts",
+    "bound_engine",
     "embedded_database_path",
-    "ensure_tables",
+    "prepare_tables",
     "read_snapshots",
-    "upsert_snapshots",
+    "store_reading",
     "validate_identifier",
     "warehouse_engine",
     "warehouse_tables",

@@ -10,8 +10,15 @@ class InvalidIdentifierError(KalshiConfigError, ValueError):
 
 
 class InvalidSnapshotError(KalshiError, ValueError):
-    """A snapshot or breakdown entry holds a value the warehouse cannot store faithfully."""
+    """A row would break the warehouse's rules (an hour not on the hour, an observation outside it)."""
 
 
 class WarehouseConnectionError(KalshiConfigError):
-    """The Airflow connection named for the warehouse cannot give an SQLAlchemy engine."""
+    """The Airflow connection named for the warehouse is not a SQL connection that builds engines."""
+
+
+class WarehouseSchemaError(KalshiConfigError, ValueError):
+    """A table that already exists cannot hold the rows exactly (a column type, the primary key).
+
+    Permanent: the DAG fails at once instead of retrying, and nothing is written.
+    """

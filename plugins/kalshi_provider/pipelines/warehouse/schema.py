@@ -1,9 +1,12 @@
 """Table definitions and the column types that make every dialect store the same values.
 
-SQLite has neither time zones nor exact decimals: SQLAlchemy's ``DateTime`` is naive there and a
-``NUMERIC`` column silently turns ``'0.1'`` into a float. The two ``TypeDecorator`` classes below
-store UTC / fixed-point text on SQLite and give back aware UTC datetimes and ``Decimal`` values,
-so callers and tests see identical results on SQLite and PostgreSQL.
+The two ``TypeDecorator`` classes are the only place values are converted on their way to and
+from the database: SQLite has neither time zones nor exact decimals (SQLAlchemy's ``DateTime`` is
+naive there and a ``NUMERIC`` column silently turns ``'0.1'`` into a float), and MySQL/MariaDB
+keep no zone and drop microseconds unless the column is ``DATETIME(6)``. The types store naive
+UTC / fixed-point text where they must and give back aware UTC datetimes and ``Decimal`` values,
+so callers see identical results on every engine. (No ``TypeDecorator[...]`` subscripting and
+only ``sqlalchemy.engine`` imports: SQLAlchemy 1.4, which Airflow 3.0 pins, has neither.)
 """
 
 from __future__ import annotations
@@ -11,13 +14,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
-    Engine,
     Integer,
     MetaData,
     Numeric,
@@ -26,23 +28,27 @@ from sqlalchemy import (
     Table,
     Text,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE, IDENTIFIER, IDENTIFIER_RULE
 from kalshi_provider.pipelines.warehouse.errors import InvalidIdentifierError
+from kalshi_provider.readings import DOLLAR_PRECISION, DOLLAR_QUANTUM, DOLLAR_SCALE
 
 BREAKDOWN_SUFFIX = "_breakdown"
+#: The side table naming hours whose breakdown was left out (no longer than BREAKDOWN_SUFFIX, so
+#: every table name accepted before it existed is still accepted).
+PROBLEMS_SUFFIX = "_problems"
 
+#: Longest text the key columns hold: Airflow's own limit for connection and run ids (ID_LEN).
+ID_LENGTH = 250
+#: Longest breakdown problem stored; the full text is in the load task's log.
+PROBLEM_LENGTH = 1000
 
-#: Scale of ``balance_dollars``: Numeric(24, 6).
-BALANCE_PRECISION = 24
-BALANCE_SCALE = 6
-BALANCE_QUANTUM = Decimal(1).scaleb(-BALANCE_SCALE)
-
+_MYSQL = frozenset({"mysql", "mariadb"})
 #: Dialects whose timestamp type has no zone: we store naive UTC there.
-_NAIVE_TIMESTAMP_DIALECTS = frozenset({"sqlite", "mysql", "mariadb"})
+_NAIVE_TIMESTAMP_DIALECTS = frozenset({"sqlite"}) | _MYSQL
 
 
 def validate_identifier(value: object, what: str) -> str:
@@ -55,11 +61,20 @@ def validate_identifier(value: object, what: str) -> str:
     return value
 
 
-class UTCDateTime(TypeDecorator[datetime]):
-    """``timestamp with time zone`` that accepts only aware datetimes and returns them in UTC."""
+class UTCDateTime(TypeDecorator):
+    """``timestamp with time zone`` that accepts only aware datetimes and returns them in UTC.
+
+    MySQL/MariaDB get ``DATETIME(6)`` holding naive UTC: their ``TIMESTAMP`` converts through the
+    session's time zone and ends in 2038, and a plain ``DATETIME`` drops the microseconds.
+    """
 
     impl = DateTime(timezone=True)
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in _MYSQL:
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime(timezone=True))
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -77,35 +92,52 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(timezone.utc)
 
 
-class ExactDecimal(TypeDecorator[Decimal]):
-    """Numeric(24, 6) that never passes through a float; fixed-point text on SQLite."""
+class ExactDecimal(TypeDecorator):
+    """Numeric(24, 6) that never passes through a float and never rounds; fixed-point text on SQLite."""
 
-    impl = Numeric(BALANCE_PRECISION, BALANCE_SCALE, asdecimal=True)
+    impl = Numeric(DOLLAR_PRECISION, DOLLAR_SCALE, asdecimal=True)
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
             # A NUMERIC column would coerce the text to REAL; a VARCHAR keeps every digit.
-            return dialect.type_descriptor(String(BALANCE_PRECISION + 2))
-        return dialect.type_descriptor(Numeric(BALANCE_PRECISION, BALANCE_SCALE, asdecimal=True))
+            return dialect.type_descriptor(String(DOLLAR_PRECISION + 2))
+        return dialect.type_descriptor(Numeric(DOLLAR_PRECISION, DOLLAR_SCALE, asdecimal=True))
 
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Decimal | str | None:
         if value is None:
             return None
         if not isinstance(value, Decimal):
-            raise ValueError(f"balance must be a Decimal, got {value!r}")
-        value = value.quantize(BALANCE_QUANTUM)
-        return format(value, "f") if dialect.name == "sqlite" else value
+            raise ValueError(f"amounts must be Decimal, got {type(value).__name__}")
+        quantized = value.quantize(DOLLAR_QUANTUM)
+        if quantized != value:
+            raise ValueError(f"{value} has more than {DOLLAR_SCALE} decimal places: refused, not rounded")
+        return format(quantized, "f") if dialect.name == "sqlite" else quantized
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
         if value is None:
             return None
-        return Decimal(str(value) if isinstance(value, float) else value).quantize(BALANCE_QUANTUM)
+        return Decimal(str(value) if isinstance(value, float) else value).quantize(DOLLAR_QUANTUM)
+
+
+def _key_text() -> TypeEngine[Any]:
+    """Text in a primary key: MySQL/MariaDB cannot index TEXT, and compare case-insensitively
+    unless told otherwise, so there it is a binary-collated VARCHAR."""
+    varchar = mysql.VARCHAR(ID_LENGTH, charset="utf8mb4", collation="utf8mb4_bin")
+    return Text().with_variant(varchar, "mysql").with_variant(varchar, "mariadb")  # one name a call: 1.4
+
+
+class WarehouseTables(NamedTuple):
+    """The three tables of one deployment: the hourly totals, their breakdown, left-out breakdowns."""
+
+    totals: Table
+    breakdown: Table
+    problems: Table
 
 
 @lru_cache(maxsize=64)
-def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None) -> tuple[Table, Table]:
-    """Return the (totals, breakdown) tables, refusing names that are not plain identifiers."""
+def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None) -> WarehouseTables:
+    """Return the tables for ``table_name``, refusing names that are not plain identifiers."""
     validate_identifier(table_name, "table name")
     breakdown_name = validate_identifier(
         table_name + BREAKDOWN_SUFFIX, f"breakdown table name (table name + {BREAKDOWN_SUFFIX!r})"
@@ -116,7 +148,7 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
     totals = Table(
         table_name,
         metadata,
-        Column("account", Text, nullable=False),
+        Column("account", _key_text(), nullable=False),
         Column("snapshot_hour", UTCDateTime, nullable=False),
         Column("total_resting_order_value_cents", BigInteger, nullable=False),
         Column("observed_at", UTCDateTime, nullable=False),
@@ -127,24 +159,20 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
     breakdown = Table(
         breakdown_name,
         metadata,
-        Column("account", Text, nullable=False),
+        Column("account", _key_text(), nullable=False),
         Column("snapshot_hour", UTCDateTime, nullable=False),
         Column("exchange_index", Integer, nullable=False, autoincrement=False),
         Column("balance_dollars", ExactDecimal, nullable=False),
         Column("observed_at", UTCDateTime, nullable=False),
         PrimaryKeyConstraint("account", "snapshot_hour", "exchange_index"),
     )
-    return totals, breakdown
-
-
-def ensure_tables(
-    engine: Engine, *, table_name: str = DEFAULT_TABLE, schema: str | None = None
-) -> tuple[Table, Table]:
-    """Create both tables when absent; safe when two loaders race to create them."""
-    totals, breakdown = warehouse_tables(table_name, schema)
-    try:
-        totals.metadata.create_all(engine, checkfirst=True)
-    except DBAPIError:
-        # Another loader may have created a table between our check and our CREATE: check again.
-        totals.metadata.create_all(engine, checkfirst=True)
-    return totals, breakdown
+    problems = Table(
+        table_name + PROBLEMS_SUFFIX,
+        metadata,
+        Column("account", _key_text(), nullable=False),
+        Column("snapshot_hour", UTCDateTime, nullable=False),
+        Column("observed_at", UTCDateTime, nullable=False),
+        Column("breakdown_problem", Text, nullable=False),
+        PrimaryKeyConstraint("account", "snapshot_hour"),
+    )
+    return WarehouseTables(totals, breakdown, problems)

@@ -1,69 +1,111 @@
-"""Write and read hourly snapshots: one transaction per load, the later observation wins.
+"""Write one account-hour, read rows back. An hour keeps the earliest observation made inside it.
 
-PostgreSQL and SQLite use their own ``INSERT ... ON CONFLICT DO UPDATE ... WHERE``. With their
-stock drivers (psycopg, sqlite3) the rows go to the driver as plain tuples (``exec_driver_sql``:
-SQLAlchemy's events and error wrapping stay, its per-value type processing goes); other drivers
-use SQLAlchemy's batched statement with ``RETURNING``. Other dialects, or ``force_generic=True``,
-use select-then-update/insert in the same transaction, settling a concurrent insert of the same
-hour through a savepoint.
+The totals row is written by one of two paths, both in the transaction that also writes the hour's
+breakdown, so a load is whole or absent:
+
+- **upsert**: SQLAlchemy's own dialect construct where there is one: PostgreSQL and SQLite
+  ``INSERT ... ON CONFLICT DO UPDATE ... WHERE stored.observed_at > new.observed_at``; MySQL and
+  MariaDB ``INSERT ... ON DUPLICATE KEY UPDATE``, which has no WHERE, so every assignment is
+  conditional and ``observed_at`` is assigned last (MySQL evaluates SET left to right, later
+  assignments seeing the new values of earlier ones).
+- **portable**, for every other dialect: INSERT in a savepoint; on a duplicate key, an UPDATE
+  whose WHERE holds the same keep-rule.
+
+Either way the hour's row is then read back with a locking read, and the load *holds the hour*
+when the row carries its observation: only then does it replace the hour's breakdown (and the
+note of a breakdown left out). Concurrent loads of one hour thus settle to one row, the earliest
+observation's, with its own breakdown. Values are converted only by the column types (schema.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from decimal import Decimal
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, bindparam, delete, insert, inspect, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Table, case, delete, insert, inspect, select, update
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE
 from kalshi_provider.pipelines.warehouse.errors import InvalidSnapshotError
-from kalshi_provider.pipelines.warehouse.schema import ensure_tables, warehouse_tables
-from kalshi_provider.pipelines.warehouse.snapshot import Snapshot, aware_utc
+from kalshi_provider.pipelines.warehouse.schema import PROBLEM_LENGTH, WarehouseTables, warehouse_tables
+from kalshi_provider.pipelines.warehouse.shape import prepare_tables
+from kalshi_provider.readings import AccountReading
 
-Key = tuple[str, datetime]
+_HOUR = timedelta(hours=1)
+#: Columns an earlier observation replaces; ``observed_at`` last (see the module doc on MySQL).
+_REPLACED = ("total_resting_order_value_cents", "dag_run_id", "loaded_at", "observed_at")
+_ON_CONFLICT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+_ON_DUPLICATE_KEY = frozenset({"mysql", "mariadb"})
 
-_NATIVE_UPSERT = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
-_UPDATED_COLUMNS = ("total_resting_order_value_cents", "observed_at", "dag_run_id", "loaded_at")
-_ACCOUNT_CHUNK = 500  # keeps the generic path's IN lists well under every driver's parameter limit
+
+@dataclass(frozen=True)
+class StoredHour:
+    """What one write left in the table for its account and hour.
+
+    ``held`` is True when the row holds this load's observation (written now, or by an earlier
+    try of the same load); False when an earlier observation of the hour was kept.
+    """
+
+    account: str
+    snapshot_hour: datetime
+    held: bool
+    observed_at: datetime
+    dag_run_id: str | None
 
 
-def upsert_snapshots(
+def store_reading(
     engine: Engine,
-    snapshots: Iterable[Snapshot],
+    reading: AccountReading,
     *,
+    snapshot_hour: datetime,
+    dag_run_id: str | None,
     table_name: str = DEFAULT_TABLE,
     schema: str | None = None,
-    force_generic: bool = False,
-) -> int:
+    portable: bool = False,
+) -> StoredHour:
     """
-    Write ``snapshots`` and their breakdowns in one transaction; return how many hours we wrote.
+    Store ``reading`` as its account's row for ``snapshot_hour``, unless an earlier one is there.
 
-    A stored row with a newer ``observed_at`` is kept (an equal one is replaced, so a re-run
-    wins). Duplicates within ``snapshots`` collapse to their latest observation first.
-    ``force_generic`` uses the portable select-then-write path even where a native upsert exists.
+    :param engine: The warehouse.
+    :param reading: What the fetch task read; it must have been observed inside the hour.
+    :param snapshot_hour: The UTC hour the row stands for (aware, on the hour).
+    :param dag_run_id: The run writing the row.
+    :param table_name: The totals table; the breakdown and problems tables are named after it.
+    :param schema: The tables' schema (database on MySQL), or the connection's default.
+    :param portable: Use the portable path even where the dialect has an upsert (tests, and
+        proof that the fallback keeps the same promises).
     """
-    totals, breakdown = ensure_tables(engine, table_name=table_name, schema=schema)
-    latest = _latest_per_key(snapshots)
-    if not latest:
-        return 0
-    loaded_at = datetime.now(timezone.utc)
-    rows = [_total_row(snapshot, loaded_at) for snapshot in latest]
+    if not isinstance(reading, AccountReading):
+        raise InvalidSnapshotError(f"expected an AccountReading, got {type(reading).__name__}")
+    hour = _checked_hour(snapshot_hour, reading.observed_at)
+    if dag_run_id is not None and not isinstance(dag_run_id, str):
+        raise InvalidSnapshotError(f"dag_run_id must be a string or None, got {type(dag_run_id).__name__}")
+    tables = prepare_tables(engine, table_name=table_name, schema=schema)
+    total = {
+        "account": reading.account,
+        "snapshot_hour": hour,
+        "total_resting_order_value_cents": reading.resting_order_value.total_cents,
+        "observed_at": reading.observed_at,
+        "dag_run_id": dag_run_id,
+        "loaded_at": datetime.now(timezone.utc),
+    }
     with _write_transaction(engine) as conn:
-        if force_generic or not _has_native_upsert(conn):
-            won = _upsert_totals_generic(conn, totals, rows)
-        elif _driver_of(conn) is not None:
-            won = _upsert_totals_driver(conn, totals, latest, loaded_at)
+        if portable or not _has_upsert(conn):
+            refused = _write_portably(conn, tables.totals, total)
         else:
-            won = _upsert_totals_native(conn, totals, rows)
-        _replace_breakdown(conn, breakdown, [snapshot for snapshot in latest if snapshot.key in won])
-    return len(won)
+            refused = _upsert(conn, tables.totals, total)
+        row = _locked_row(conn, tables.totals, reading.account, hour)
+        if row is None:  # the INSERT failed on something other than the key
+            raise refused or InvalidSnapshotError("the database kept no row for the hour")
+        held = row.observed_at == reading.observed_at
+        if held:
+            _replace_details(conn, tables, reading, hour)
+    return StoredHour(reading.account, hour, held, row.observed_at, row.dag_run_id)
 
 
 def read_snapshots(
@@ -79,14 +121,17 @@ def read_snapshots(
     """
     Return stored rows with ``since <= snapshot_hour < until``, ordered by account and hour.
 
-    Each dict has the table's columns (timestamps aware UTC); with ``include_breakdown`` also
-    ``breakdown``: a list of ``{"exchange_index", "balance_dollars"}``. No table yet means no rows.
+    Each dict has the table's columns (timestamps aware UTC). With ``include_breakdown`` also
+    ``breakdown`` (a list of ``{"exchange_index", "balance_dollars"}``) and ``breakdown_problem``
+    (why Kalshi's breakdown was left out of that hour, or None). No table yet means no rows.
     """
-    totals, breakdown = warehouse_tables(table_name, schema)
+    tables = warehouse_tables(table_name, schema)
     since = None if since is None else aware_utc(since, "since")
     until = None if until is None else aware_utc(until, "until")
-    if not inspect(engine).has_table(totals.name, schema=schema):
+    existing = set(inspect(engine).get_table_names(schema=schema))
+    if tables.totals.name not in existing:
         return []
+    totals = tables.totals
     with engine.connect() as conn:
         query = _filtered(select(totals), totals, account, since, until)
         rows = [
@@ -94,42 +139,42 @@ def read_snapshots(
             for row in conn.execute(query.order_by(totals.c.account, totals.c.snapshot_hour))
         ]
         if include_breakdown:
-            entries = _breakdown_by_key(conn, _filtered(select(breakdown), breakdown, account, since, until))
+            entries: dict[tuple[str, datetime], list[dict[str, Any]]] = {}
+            if tables.breakdown.name in existing:  # a table made by hand may come alone
+                entries = _breakdown_by_key(conn, tables.breakdown, account, since, until)
+            problems: dict[tuple[str, datetime], str] = {}
+            if tables.problems.name in existing:
+                problems = _problems_by_key(conn, tables.problems, account, since, until)
             for row in rows:
-                row["breakdown"] = entries.get((row["account"], row["snapshot_hour"]), [])
+                key = (row["account"], row["snapshot_hour"])
+                row["breakdown"] = entries.get(key, [])
+                row["breakdown_problem"] = problems.get(key)
     return rows
 
 
-def _latest_per_key(snapshots: Iterable[Snapshot]) -> list[Snapshot]:
-    """
-    One snapshot per (account, hour), in key order.
-
-    A single statement may not touch a row twice, and concurrent loads that lock rows in the same
-    order cannot deadlock each other.
-    """
-    latest: dict[Key, Snapshot] = {}
-    for snapshot in snapshots:
-        if not isinstance(snapshot, Snapshot):
-            raise InvalidSnapshotError(f"expected Snapshot objects, got {type(snapshot).__name__}")
-        current = latest.get(snapshot.key)
-        if current is None or snapshot.observed_at >= current.observed_at:
-            latest[snapshot.key] = snapshot
-    return [latest[key] for key in sorted(latest)]
+def aware_utc(value: object, what: str) -> datetime:
+    """Return ``value`` in UTC; naive datetimes are refused because their zone is a guess."""
+    if not isinstance(value, datetime):
+        raise InvalidSnapshotError(f"{what} must be a datetime, got {type(value).__name__}")
+    if value.utcoffset() is None:
+        raise InvalidSnapshotError(
+            f"{what} must be timezone-aware, got naive {value.isoformat()} (attach tzinfo, e.g. UTC)"
+        )
+    return value.astimezone(timezone.utc)
 
 
-def _total_row(snapshot: Snapshot, loaded_at: datetime) -> dict[str, Any]:
-    return {
-        "account": snapshot.account,
-        "snapshot_hour": snapshot.snapshot_hour,
-        "total_resting_order_value_cents": snapshot.total_resting_order_value_cents,
-        "observed_at": snapshot.observed_at,
-        "dag_run_id": snapshot.dag_run_id,
-        "loaded_at": loaded_at,
-    }
+def _checked_hour(snapshot_hour: datetime, observed_at: datetime) -> datetime:
+    hour = aware_utc(snapshot_hour, "snapshot_hour")
+    if hour != hour.replace(minute=0, second=0, microsecond=0):
+        raise InvalidSnapshotError(f"snapshot_hour must be exactly on a UTC hour, got {hour.isoformat()}")
+    if not hour <= observed_at < hour + _HOUR:
+        raise InvalidSnapshotError(
+            f"a reading observed at {observed_at.isoformat()} cannot stand for the hour {hour.isoformat()}"
+        )
+    return hour
 
 
-def _row_key(row: dict[str, Any]) -> Key:
-    return row["account"], row["snapshot_hour"]
+# -- writing ---------------------------------------------------------------------------------------
 
 
 @contextmanager
@@ -155,266 +200,88 @@ def _sqlite_begin_immediate(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _has_native_upsert(conn: Connection) -> bool:
-    """ON CONFLICT with a batched RETURNING: PostgreSQL, and SQLite 3.35+."""
-    dialect = conn.dialect
-    return dialect.name in _NATIVE_UPSERT and bool(dialect.insert_executemany_returning)
+def _has_upsert(conn: Connection) -> bool:
+    return conn.dialect.name in _ON_CONFLICT or conn.dialect.name in _ON_DUPLICATE_KEY
 
 
-def _upsert_totals_native(conn: Connection, totals: Table, rows: Sequence[dict[str, Any]]) -> set[Key]:
-    """One batched ``INSERT ... ON CONFLICT DO UPDATE ... WHERE`` returning the hours we won."""
-    statement = _NATIVE_UPSERT[conn.dialect.name](totals)
-    excluded = statement.excluded
-    statement = statement.on_conflict_do_update(
-        index_elements=[totals.c.account, totals.c.snapshot_hour],
-        set_={name: excluded[name] for name in _UPDATED_COLUMNS},
-        where=totals.c.observed_at <= excluded.observed_at,
-    ).returning(totals.c.account, totals.c.snapshot_hour)
-    return {(row.account, row.snapshot_hour) for row in conn.execute(statement, list(rows))}
-
-
-def _upsert_totals_generic(conn: Connection, totals: Table, rows: Sequence[dict[str, Any]]) -> set[Key]:
-    """Portable upsert: bulk insert the new hours, conditionally update the known ones."""
-    stored = _stored_observations(conn, totals, [_row_key(row) for row in rows])
-    fresh = [row for row in rows if _row_key(row) not in stored]
-    won = _insert_fresh(conn, totals, fresh) if fresh else set()
-    for row in rows:
-        key = _row_key(row)
-        if key in stored and stored[key] <= row["observed_at"] and _update_if_not_newer(conn, totals, row):
-            won.add(key)
-    return won
-
-
-def _stored_observations(conn: Connection, table: Table, keys: Collection[Key]) -> dict[Key, datetime]:
-    """``observed_at`` of the stored rows for these keys (a range query, filtered here)."""
-    wanted = set(keys)
-    hours = [hour for _, hour in wanted]
-    accounts = sorted({account for account, _ in wanted})
-    stored: dict[Key, datetime] = {}
-    for start in range(0, len(accounts), _ACCOUNT_CHUNK):
-        query = select(table.c.account, table.c.snapshot_hour, table.c.observed_at).where(
-            table.c.account.in_(accounts[start : start + _ACCOUNT_CHUNK]),
-            table.c.snapshot_hour.between(min(hours), max(hours)),
+def _upsert(conn: Connection, totals: Table, total: dict[str, Any]) -> None:
+    """The dialect's own upsert; the stored row changes only for an earlier observation."""
+    name = conn.dialect.name
+    if name in _ON_DUPLICATE_KEY:
+        statement = mysql.insert(totals).values(total)
+        new = statement.inserted
+        earlier = new.observed_at < totals.c.observed_at
+        statement = statement.on_duplicate_key_update(
+            [(column, case((earlier, new[column]), else_=totals.c[column])) for column in _REPLACED]
         )
-        for account, hour, observed_at in conn.execute(query):
-            if (account, hour) in wanted:
-                stored[(account, hour)] = observed_at
-    return stored
+    else:
+        statement = _ON_CONFLICT[name](totals).values(total)
+        new = statement.excluded
+        statement = statement.on_conflict_do_update(
+            index_elements=[totals.c.account, totals.c.snapshot_hour],
+            set_={column: new[column] for column in _REPLACED},
+            where=new.observed_at < totals.c.observed_at,
+        )
+    conn.execute(statement)
 
 
-def _insert_fresh(conn: Connection, totals: Table, rows: Sequence[dict[str, Any]]) -> set[Key]:
-    """Insert hours nobody had stored; if a concurrent load got there first, settle row by row."""
+def _write_portably(conn: Connection, totals: Table, total: dict[str, Any]) -> IntegrityError | None:
+    """INSERT, or on a duplicate key UPDATE if ours is earlier; returns the INSERT's refusal."""
     try:
         with conn.begin_nested():
-            conn.execute(insert(totals), list(rows))
-    except IntegrityError:
-        return {_row_key(row) for row in rows if _insert_or_update_one(conn, totals, row)}
-    return {_row_key(row) for row in rows}
-
-
-def _insert_or_update_one(conn: Connection, totals: Table, row: dict[str, Any]) -> bool:
-    """Insert one row, or update it if another transaction inserted it meanwhile."""
-    try:
-        with conn.begin_nested():
-            conn.execute(insert(totals), row)
-        return True
-    except IntegrityError:
-        if _update_if_not_newer(conn, totals, row):
-            return True
-        if _exists(conn, totals, row):
-            return False  # the stored observation is newer
-        raise  # not a duplicate key: some other constraint refused the row
-
-
-def _update_if_not_newer(conn: Connection, totals: Table, row: dict[str, Any]) -> bool:
-    """Update the stored row unless it now holds a newer observation (checked atomically)."""
-    statement = (
-        update(totals)
-        .where(
-            totals.c.account == row["account"],
-            totals.c.snapshot_hour == row["snapshot_hour"],
-            totals.c.observed_at <= row["observed_at"],
-        )
-        .values({name: row[name] for name in _UPDATED_COLUMNS})
-    )
-    return conn.execute(statement).rowcount == 1
-
-
-def _exists(conn: Connection, totals: Table, row: dict[str, Any]) -> bool:
-    query = select(totals.c.account).where(
-        totals.c.account == row["account"], totals.c.snapshot_hour == row["snapshot_hour"]
-    )
-    return conn.execute(query).first() is not None
-
-
-def _replace_breakdown(conn: Connection, breakdown: Table, snapshots: Sequence[Snapshot]) -> None:
-    """Replace the breakdown of every hour we won, so no rows of an older observation linger."""
-    if not snapshots:
-        return
-    driver = _driver_of(conn)
-    if driver is not None:
-        _replace_breakdown_driver(conn, breakdown, snapshots, driver)
-        return
-    conn.execute(
-        delete(breakdown).where(
-            breakdown.c.account == bindparam("key_account"),
-            breakdown.c.snapshot_hour == bindparam("key_hour"),
-        ),
-        [{"key_account": snapshot.account, "key_hour": snapshot.snapshot_hour} for snapshot in snapshots],
-    )
-    entries = [
-        {
-            "account": snapshot.account,
-            "snapshot_hour": snapshot.snapshot_hour,
-            "exchange_index": entry.exchange_index,
-            "balance_dollars": entry.balance_dollars,
-            "observed_at": snapshot.observed_at,
-        }
-        for snapshot in snapshots
-        for entry in snapshot.breakdown
-    ]
-    if entries:
-        conn.execute(insert(breakdown), entries)
-
-
-# -- through the driver: PostgreSQL with psycopg, SQLite with sqlite3 ----------------------------
-
-
-@dataclass(frozen=True)
-class _Driver:
-    """What one DBAPI driver takes without SQLAlchemy's help: its placeholder and value forms."""
-
-    mark: str
-    timestamp: Callable[[datetime], Any]
-    balance: Callable[[Decimal], Any]
-
-
-def _sqlite_timestamp(value: datetime) -> str:
-    """UTC text in SQLAlchemy's SQLite format, so rows from every path store and compare alike."""
-    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
-def _as_is(value: Any) -> Any:
-    return value
-
-
-_DRIVERS = {
-    # Balances are already quantized to the column's scale by BreakdownEntry.
-    ("sqlite", "pysqlite"): _Driver("?", _sqlite_timestamp, lambda balance: format(balance, "f")),
-    ("postgresql", "psycopg"): _Driver("%s", _as_is, _as_is),
-}
-
-
-def _driver_of(conn: Connection) -> _Driver | None:
-    return _DRIVERS.get((conn.dialect.name, conn.dialect.driver))
-
-
-def _upsert_sql(conn: Connection, totals: Table, source: str) -> str:
-    """The native upsert of ``source`` (a VALUES list or a SELECT) as driver SQL."""
-    name = conn.dialect.identifier_preparer.format_table(totals)
-    updates = ", ".join(f"{column} = excluded.{column}" for column in _UPDATED_COLUMNS)
-    return (
-        f"INSERT INTO {name} ({', '.join(totals.c.keys())}) {source} "
-        f"ON CONFLICT (account, snapshot_hour) DO UPDATE SET {updates} "
-        f"WHERE {name}.observed_at <= excluded.observed_at"
-    )
-
-
-def _upsert_totals_driver(
-    conn: Connection, totals: Table, latest: Sequence[Snapshot], loaded_at: datetime
-) -> set[Key]:
-    """The native upsert with the driver doing the parameter work; returns the hours we won."""
-    if conn.dialect.name == "postgresql":
-        return _upsert_totals_postgresql(conn, totals, latest, loaded_at)
-    return _upsert_totals_sqlite(conn, totals, latest, loaded_at)
-
-
-def _upsert_totals_sqlite(
-    conn: Connection, totals: Table, latest: Sequence[Snapshot], loaded_at: datetime
-) -> set[Key]:
-    """
-    Read the stored observations first, then ``executemany`` the upsert of the hours we win.
-
-    sqlite3's executemany returns no rows, so the winners are decided by that read. It is exact:
-    ours holds the write lock from BEGIN IMMEDIATE (and SQLite transactions are serializable).
-    """
-    stored = _stored_observations(conn, totals, [snapshot.key for snapshot in latest])
-    won = [s for s in latest if s.key not in stored or stored[s.key] <= s.observed_at]
-    if won:
-        loaded = _sqlite_timestamp(loaded_at)
-        rows = [
-            (
-                s.account,
-                _sqlite_timestamp(s.snapshot_hour),
-                s.total_resting_order_value_cents,
-                _sqlite_timestamp(s.observed_at),
-                s.dag_run_id,
-                loaded,
+            conn.execute(insert(totals).values(total))
+        return None
+    except IntegrityError as refused:
+        conn.execute(
+            update(totals)
+            .where(
+                totals.c.account == total["account"],
+                totals.c.snapshot_hour == total["snapshot_hour"],
+                totals.c.observed_at > total["observed_at"],
             )
-            for s in won
-        ]
-        conn.exec_driver_sql(_upsert_sql(conn, totals, "VALUES (?, ?, ?, ?, ?, ?)"), rows)
-    return {snapshot.key for snapshot in won}
+            .values({column: total[column] for column in _REPLACED})
+        )
+        return refused
 
 
-_UNNEST_ROWS = (
-    "SELECT a, h, c, o, d, %s::timestamptz FROM unnest("
-    "%s::text[], %s::timestamptz[], %s::bigint[], %s::timestamptz[], %s::text[]"
-    ") WITH ORDINALITY AS u(a, h, c, o, d, n) ORDER BY n"
-)
-
-
-def _upsert_totals_postgresql(
-    conn: Connection, totals: Table, latest: Sequence[Snapshot], loaded_at: datetime
-) -> set[Key]:
-    """
-    One upsert over column arrays, ``RETURNING`` the hours we won.
-
-    One statement and one round trip, with psycopg adapting whole columns. ``ORDER BY n`` keeps
-    the rows in key order, so concurrent loads lock rows in the same order (no deadlock).
-    """
-    columns = (
-        [s.account for s in latest],
-        [s.snapshot_hour for s in latest],
-        [s.total_resting_order_value_cents for s in latest],
-        [s.observed_at for s in latest],
-        [s.dag_run_id for s in latest],
+def _locked_row(conn: Connection, totals: Table, account: str, hour: datetime) -> Any:
+    """The hour's row as it now stands, locked until commit (SQLite: the write lock already is)."""
+    query = (
+        select(totals.c.observed_at, totals.c.dag_run_id)
+        .where(totals.c.account == account, totals.c.snapshot_hour == hour)
+        .with_for_update()
     )
-    statement = _upsert_sql(conn, totals, _UNNEST_ROWS) + " RETURNING account, snapshot_hour"
-    return {(account, hour) for account, hour in conn.exec_driver_sql(statement, (loaded_at, *columns))}
+    return conn.execute(query).first()
 
 
-def _replace_breakdown_driver(
-    conn: Connection, breakdown: Table, snapshots: Sequence[Snapshot], driver: _Driver
+def _replace_details(
+    conn: Connection, tables: WarehouseTables, reading: AccountReading, hour: datetime
 ) -> None:
-    """
-    Delete breakdown rows only where some are stored, then ``executemany`` the new ones.
-
-    The read is exact: we hold the totals row of every hour we won (SQLite: the write lock), and
-    a breakdown is only written by whoever holds that row. A fresh hour thus costs no DELETE.
-    """
-    name = conn.dialect.identifier_preparer.format_table(breakdown)
-    mark, timestamp = driver.mark, driver.timestamp
-    stored = _stored_observations(conn, breakdown, [snapshot.key for snapshot in snapshots])
-    if stored:
-        conn.exec_driver_sql(
-            f"DELETE FROM {name} WHERE account = {mark} AND snapshot_hour = {mark}",
-            [(s.account, timestamp(s.snapshot_hour)) for s in snapshots if s.key in stored],
+    """The hour's breakdown and left-out note become this reading's; none of an older one linger."""
+    value = reading.resting_order_value
+    for table in (tables.breakdown, tables.problems):
+        conn.execute(delete(table).where(table.c.account == reading.account, table.c.snapshot_hour == hour))
+    if value.breakdown:
+        entries = [
+            {
+                "account": reading.account,
+                "snapshot_hour": hour,
+                "exchange_index": entry.exchange_index,
+                "balance_dollars": entry.dollars,
+                "observed_at": reading.observed_at,
+            }
+            for entry in value.breakdown
+        ]
+        conn.execute(insert(tables.breakdown), entries)
+    if value.breakdown_problem:
+        conn.execute(
+            insert(tables.problems).values(
+                account=reading.account,
+                snapshot_hour=hour,
+                observed_at=reading.observed_at,
+                breakdown_problem=value.breakdown_problem[:PROBLEM_LENGTH],
+            )
         )
-    entries = [
-        (
-            s.account,
-            timestamp(s.snapshot_hour),
-            entry.exchange_index,
-            driver.balance(entry.balance_dollars),
-            timestamp(s.observed_at),
-        )
-        for s in snapshots
-        for entry in s.breakdown
-    ]
-    if entries:
-        columns = ", ".join(breakdown.c.keys())
-        conn.exec_driver_sql(f"INSERT INTO {name} ({columns}) VALUES ({', '.join([mark] * 5)})", entries)
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -432,12 +299,21 @@ def _filtered(
     return query
 
 
-def _breakdown_by_key(conn: Connection, query: Any) -> dict[Key, list[dict[str, Any]]]:
-    table = query.selected_columns
-    ordered = query.order_by(table.account, table.snapshot_hour, table.exchange_index)
-    grouped: dict[Key, list[dict[str, Any]]] = {}
+def _breakdown_by_key(
+    conn: Connection, table: Table, account: str | None, since: datetime | None, until: datetime | None
+) -> dict[tuple[str, datetime], list[dict[str, Any]]]:
+    query = _filtered(select(table), table, account, since, until)
+    ordered = query.order_by(table.c.account, table.c.snapshot_hour, table.c.exchange_index)
+    grouped: dict[tuple[str, datetime], list[dict[str, Any]]] = {}
     for row in conn.execute(ordered):
         grouped.setdefault((row.account, row.snapshot_hour), []).append(
             {"exchange_index": row.exchange_index, "balance_dollars": row.balance_dollars}
         )
     return grouped
+
+
+def _problems_by_key(
+    conn: Connection, table: Table, account: str | None, since: datetime | None, until: datetime | None
+) -> dict[tuple[str, datetime], str]:
+    query = _filtered(select(table), table, account, since, until)
+    return {(row.account, row.snapshot_hour): row.breakdown_problem for row in conn.execute(query)}
