@@ -227,6 +227,25 @@ def test_a_trickled_tls_handshake_cannot_outlive_the_deadline(kalshi_connection)
 
 
 @pytest.mark.timeout(120)
+def test_the_deadline_holds_behind_an_http_proxy(kalshi_connection, monkeypatch):
+    """Through a proxy from HTTP_PROXY (requests' own proxy support), the same cut applies."""
+    full = _full_answer()
+    with HostileServer(lambda exchange: exchange.trickle(full, 0.05)) as proxy:
+        for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", proxy.root_url)
+        hook = KalshiHook(
+            kalshi_connection(host="http://127.0.0.1:9/trade-api/v2", extra={"max_retries": 0, "timeout": 1})
+        )
+        with pytest.raises(KalshiTransportError, match="did not answer .* within 1 s"):
+            hook.get_total_resting_order_value()
+        [exchange] = proxy.exchanges
+        exchange.done.wait(30)
+    assert exchange.head.startswith(b"GET http://127.0.0.1:9/trade-api/v2" + PATH.encode())
+    assert exchange.client_left and exchange.sent < len(full)
+
+
+@pytest.mark.timeout(120)
 def test_the_call_deadline_bounds_all_attempts_together(kalshi_connection, monkeypatch):
     monkeypatch.setattr(hook_module, "CALL_DEADLINE_SECONDS", 2.5)
     full = _full_answer()
