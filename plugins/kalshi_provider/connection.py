@@ -200,7 +200,11 @@ def _shown(host: str) -> str:
     scheme, sep, rest = host.rpartition("://")
     authority, slash, path = rest.partition("/")
     authority = authority.rpartition("@")[2]
-    return shown(f"{scheme}{sep}{authority}{slash}{path}", 120)
+    text = f"{scheme}{sep}{authority}{slash}{path}"
+    if len(text) > 120 or "-----" in text or any(ch.isspace() for ch in text):
+        # Not a URL as typed, maybe a secret pasted into the wrong field: describe, don't repeat.
+        return f"(a value of {len(host)} characters, not shown)"
+    return shown(text)
 
 
 def _shown_path(path: str) -> str:

@@ -276,3 +276,12 @@ def test_huge_values_in_every_field_are_refused_quickly_and_not_echoed():
     for name, length, *echoed in results:
         assert length != "ACCEPTED", name
         assert int(length) < 800 and echoed == ["False"], (name, length)
+
+
+def test_a_pem_pasted_into_the_host_field_is_not_repeated(rsa_pem):
+    for host in (rsa_pem, rsa_pem.replace("\n", " "), "https://" + rsa_pem.replace("\n", "")):
+        with pytest.raises(KalshiConfigError) as caught:
+            settings_from_connection(connection(login="k", host=host))
+        message = str(caught.value)
+        assert "BEGIN" not in message
+        assert not any(line[:16] in message for line in rsa_pem.splitlines()[1:-1])
