@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3.connection
 
-from kalshi_provider import connection as kalshi_connection
+from kalshi_provider import signing as kalshi_signing
 from kalshi_provider.hooks.kalshi import TOTAL_RESTING_ORDER_VALUE_PATH, KalshiHook
 from kalshi_provider.signing import (
     KEY_HEADER,
@@ -48,7 +48,8 @@ def _count(name: str, func: Callable) -> Callable:
 
 
 urllib3.connection.HTTPConnection.connect = _count("tcp_connects", urllib3.connection.HTTPConnection.connect)
-kalshi_connection.load_private_key = _count("key_loads", kalshi_connection.load_private_key)
+# connection.private_key_from_connection imports it from signing at each call.
+kalshi_signing.load_private_key = _count("key_loads", kalshi_signing.load_private_key)
 
 
 def conn_json(ready: dict) -> str:

@@ -8,22 +8,37 @@ the provider info imports it for the extra names.
 from __future__ import annotations
 
 import ipaddress
+import os
+import stat
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from kalshi_provider.display import shown
 from kalshi_provider.exceptions import KalshiConfigError
+from kalshi_provider.limits import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT_SECONDS,
+    MAX_HOST_LENGTH,
+    MAX_KEY_ID_LENGTH,
+    MAX_KEY_PATH_LENGTH,
+    MAX_PEM_BYTES,
+    MAX_RETRIES_LIMIT,
+    MAX_TIMEOUT_SECONDS,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
     from kalshi_provider.signing import PrivateKey
 
+CONN_TYPE = "kalshi"
 API_PATH = "/trade-api/v2"
+#: Kalshi's recommended hosts, dedicated to the external Trade API. The shared hosts
+#: (https://api.elections.kalshi.com, https://demo-api.kalshi.co) still work as a custom Base URL.
 BASE_URLS = {
-    "production": "https://api.elections.kalshi.com" + API_PATH,
-    "demo": "https://demo-api.kalshi.co" + API_PATH,
+    "production": "https://external-api.kalshi.com" + API_PATH,
+    "demo": "https://external-api.demo.kalshi.co" + API_PATH,
 }
 
 # Names of the connection extras; provider metadata (the UI form) uses the same constants.
@@ -34,9 +49,7 @@ EXTRA_ENVIRONMENT = "environment"
 EXTRA_TIMEOUT = "timeout"
 EXTRA_MAX_RETRIES = "max_retries"
 
-DEFAULT_TIMEOUT = 10.0
-DEFAULT_MAX_RETRIES = 4
-MAX_RETRIES_LIMIT = 10
+DEFAULT_TIMEOUT = DEFAULT_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)
@@ -53,21 +66,47 @@ class KalshiSettings:
 
 def settings_from_connection(conn: Connection) -> KalshiSettings:
     """Validate the non-secret parts of a Kalshi connection."""
+    _check_type(conn)
     extras = _extras(conn)
     environment = _environment(conn.conn_id, extras)
-    key_id = (conn.login or "").strip()
-    if not key_id:
-        raise _config_error(
-            conn.conn_id, "has no API key ID: put the key ID in the 'API key ID' (login) field"
-        )
     return KalshiSettings(
         conn_id=conn.conn_id,
-        key_id=key_id,
+        key_id=_key_id(conn.conn_id, conn.login),
         base_url=resolve_base_url(conn.conn_id, conn.host, conn.port, environment),
         environment=environment,
-        timeout=_positive_float(conn.conn_id, extras, EXTRA_TIMEOUT, DEFAULT_TIMEOUT),
+        timeout=_positive_float(conn.conn_id, extras, EXTRA_TIMEOUT, DEFAULT_TIMEOUT, MAX_TIMEOUT_SECONDS),
         max_retries=_retry_count(conn.conn_id, extras),
     )
+
+
+def _check_type(conn: Connection) -> None:
+    """Refuse another kind of connection (SSH, SFTP, HTTP...) named where a Kalshi one belongs:
+    its key and host were never meant for Kalshi."""
+    conn_type = conn.conn_type or ""
+    if conn_type != CONN_TYPE:
+        raise _config_error(
+            conn.conn_id,
+            f"is of type {_echo(conn_type) if conn_type else 'none'}, not {CONN_TYPE!r}: the Kalshi hook "
+            "only uses Kalshi connections. Create one with Connection Type 'Kalshi' and name that one "
+            "(e.g. in the DAG's kalshi_conn_ids)",
+        )
+
+
+def _key_id(conn_id: str, login: str | None) -> str:
+    """The API key ID: printable ASCII without spaces, of bounded length. Never echoed: a value
+    that fails these rules is often a secret pasted into the wrong field."""
+    key_id = (login or "").strip()
+    if not key_id:
+        raise _config_error(conn_id, "has no API key ID: put the key ID in the 'API key ID' (login) field")
+    if len(key_id) > MAX_KEY_ID_LENGTH or not all("!" <= ch <= "~" for ch in key_id):
+        raise _config_error(
+            conn_id,
+            "has an API key ID (login) that cannot be one (it is not shown here): a key ID is printable "
+            f"ASCII without spaces or line breaks, at most {MAX_KEY_ID_LENGTH} characters; Kalshi's are "
+            "UUIDs such as a952bcbe-ec3b-4b5b-b8f9-11dae589608c. Put the key ID in the 'API key ID' "
+            "field and the private key in its own field",
+        )
+    return key_id
 
 
 def private_key_from_connection(conn: Connection) -> PrivateKey:
@@ -79,6 +118,7 @@ def private_key_from_connection(conn: Connection) -> PrivateKey:
     # Imported here: the provider info (read at every CLI call) imports this module for the names.
     from kalshi_provider.signing import KeyLoadError, load_private_key
 
+    _check_type(conn)
     extras = _extras(conn)
     inline_field = _text_extra(conn.conn_id, extras, EXTRA_PRIVATE_KEY).strip()
     password = (conn.password or "").strip()
@@ -101,7 +141,7 @@ def private_key_from_connection(conn: Connection) -> PrivateKey:
     if len(given) > 1:
         raise _config_error(conn.conn_id, f"has a key in {' and '.join(given)}: keep only one of them")
     if path:
-        pem, source = _read_key_file(conn.conn_id, path), f"the key file {path}"
+        pem, source = _read_key_file(conn.conn_id, path), f"the key file {_shown_path(path)}"
     else:
         pem, source = _unescape_newlines(inline_field or password).encode(), given[0]
     passphrase = _text_extra(conn.conn_id, extras, EXTRA_PASSPHRASE) or None
@@ -116,6 +156,8 @@ def resolve_base_url(conn_id: str, host: str | None, port: int | None, environme
     host = (host or "").strip()
     if not host:
         return BASE_URLS[environment]
+    if len(host) > MAX_HOST_LENGTH:
+        raise _config_error(conn_id, f"has a host longer than {MAX_HOST_LENGTH} characters: {_BASE_URL_HINT}")
     try:
         parts = urlsplit(host if "://" in host else f"https://{host}")
     except ValueError:  # e.g. an unbalanced '[' of an IPv6 address
@@ -158,7 +200,27 @@ def _shown(host: str) -> str:
     scheme, sep, rest = host.rpartition("://")
     authority, slash, path = rest.partition("/")
     authority = authority.rpartition("@")[2]
-    return f"{scheme}{sep}{authority}{slash}{path}"
+    text = f"{scheme}{sep}{authority}{slash}{path}"
+    if len(text) > 120 or "-----" in text or any(ch.isspace() for ch in text):
+        # Not a URL as typed, maybe a secret pasted into the wrong field: describe, don't repeat.
+        return f"(a value of {len(host)} characters, not shown)"
+    return shown(text)
+
+
+def _shown_path(path: str) -> str:
+    """A key path as typed, unless it cannot be a path (a PEM pasted into the path field)."""
+    if len(path) <= 256 and path.isprintable() and "-----" not in path:
+        return path
+    return f"(a value of {len(path)} characters, not shown)"
+
+
+def _echo(value: Any) -> str:
+    """A short setting as typed, for a message; anything longer is described, not repeated
+    (a long value in a settings field is often a secret pasted into the wrong one)."""
+    text = str(value)
+    if len(text) <= 24 and text.isprintable():
+        return repr(value)
+    return f"(a {type(value).__name__} of {len(text)} characters, not shown)"
 
 
 def _extras(conn: Connection) -> dict[str, Any]:
@@ -179,22 +241,25 @@ def _text_extra(conn_id: str, extras: dict[str, Any], name: str) -> str:
 
 
 def _environment(conn_id: str, extras: dict[str, Any]) -> str:
-    environment = str(extras.get(EXTRA_ENVIRONMENT) or "production").strip().lower()
+    raw = extras.get(EXTRA_ENVIRONMENT) or "production"
+    environment = raw.strip().lower() if isinstance(raw, str) else ""
     if environment not in BASE_URLS:
-        raise _config_error(conn_id, f"has environment {environment!r}: use 'production' or 'demo'")
+        raise _config_error(conn_id, f"has environment {_echo(raw)}: use 'production' or 'demo'")
     return environment
 
 
-def _positive_float(conn_id: str, extras: dict[str, Any], name: str, default: float) -> float:
+def _positive_float(conn_id: str, extras: dict[str, Any], name: str, default: float, limit: float) -> float:
     raw = extras.get(name)
     if raw in (None, ""):
         return default
     try:
-        value = float(raw)
-    except (TypeError, ValueError):
+        value = float(raw) if isinstance(raw, (int, float, str)) and len(str(raw)) <= 32 else -1.0
+    except ValueError:
         value = -1.0
-    if not 0 < value <= 300:
-        raise _config_error(conn_id, f"has {name}={raw!r}: give a number of seconds between 0 and 300")
+    if not 0 < value <= limit:  # also refuses NaN
+        raise _config_error(
+            conn_id, f"has {name}={_echo(raw)}: give a number of seconds above 0 and at most {limit:g}"
+        )
     return value
 
 
@@ -203,23 +268,60 @@ def _retry_count(conn_id: str, extras: dict[str, Any]) -> int:
     if raw in (None, ""):
         return DEFAULT_MAX_RETRIES
     try:
-        value = int(str(raw))
+        value = int(str(raw)) if len(str(raw)) <= 8 else -1
     except ValueError:
         value = -1
     if not 0 <= value <= MAX_RETRIES_LIMIT:
         raise _config_error(
-            conn_id, f"has {EXTRA_MAX_RETRIES}={raw!r}: give a whole number from 0 to {MAX_RETRIES_LIMIT}"
+            conn_id,
+            f"has {EXTRA_MAX_RETRIES}={_echo(raw)}: give a whole number from 0 to {MAX_RETRIES_LIMIT}",
         )
     return value
 
 
 def _read_key_file(conn_id: str, path: str) -> bytes:
+    """The key file's bytes: a regular file of at most MAX_PEM_BYTES, read without blocking.
+
+    This runs in the API server too (the Test button), so a path to a FIFO, a device or a huge
+    file must cost nothing. Every way the path can be unusable gets the same message, so the
+    message does not tell which files exist on the machine.
+    """
+    unusable = _config_error(
+        conn_id,
+        f"names the key file {_shown_path(path)} in '{EXTRA_PRIVATE_KEY_PATH}', which cannot be used: "
+        f"it must be a regular file of at most {MAX_PEM_BYTES // 1024} KiB holding the PEM, readable "
+        "by the workers and the API server",
+    )
+    if len(path) > MAX_KEY_PATH_LENGTH or "\0" in path:
+        raise unusable
     try:
-        return Path(path).expanduser().read_bytes()
-    except OSError as err:
-        raise _config_error(
-            conn_id, f"names the key file {path}, which cannot be read ({err.strerror})"
-        ) from None
+        # stat() first, so a FIFO or device is never even opened; fstat() after open() checks
+        # what was opened (the path may have changed in between). O_NONBLOCK: opening a FIFO
+        # must not wait for a writer.
+        if not stat.S_ISREG(os.stat(os.path.expanduser(path)).st_mode):
+            raise unusable
+        fd = os.open(
+            os.path.expanduser(path), os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
+        )
+    except (OSError, ValueError):
+        raise unusable from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_PEM_BYTES:
+            raise unusable
+        data = os.read(fd, MAX_PEM_BYTES + 1)
+        while data and len(data) <= MAX_PEM_BYTES:
+            more = os.read(fd, MAX_PEM_BYTES + 1 - len(data))
+            if not more:
+                break
+            data += more
+    except OSError:
+        raise unusable from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_PEM_BYTES:
+        raise unusable
+    return data
 
 
 def _unescape_newlines(pem: str) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kalshi_provider.display import shown
+
 
 class KalshiError(Exception):
     """Base class for every error this provider raises."""
@@ -52,11 +54,13 @@ class KalshiAPIError(KalshiError):
         super().__init__(self._render())
 
     def _render(self) -> str:
+        # Code, details and message come from the server: shown() keeps them on one bounded line.
         label = f"Kalshi API error {self.status}"
         if self.code:
-            label += f" ({self.code}"
-            label += f", {self.details})" if isinstance(self.details, str) and self.details else ")"
-        text = f"{label}: {self.message}"
+            label += f" ({shown(self.code, 60)}"
+            details = shown(self.details, 100) if isinstance(self.details, str) else ""
+            label += f", {details})" if details else ")"
+        text = f"{label}: {shown(self.message)}"
         return f"{text}. {self.hint}" if self.hint else text
 
 
@@ -84,12 +88,28 @@ class KalshiServerError(KalshiAPIError):
     retryable = True
 
 
+class KalshiRedirectError(KalshiError):
+    """A 3xx answer. Kalshi never redirects an API call, so whatever answered is not Kalshi;
+    the redirect is never followed, and the signed request goes nowhere else."""
+
+    def __init__(self, status: int, location_host: str | None, request_label: str, base_url: str) -> None:
+        self.status = status
+        self.location_host = location_host
+        where = f"to host {location_host}" if location_host else "without a usable Location"
+        super().__init__(
+            f"{base_url} answered {request_label} with HTTP {status}, a redirect {where}. Kalshi never "
+            "redirects an API call, so the redirect was not followed and nothing was sent there: check "
+            "the connection's Base URL (a proxy, a captive portal or another service answered)."
+        )
+
+
 #: Errors that no amount of retrying fixes: the task should fail at once.
 PERMANENT_ERRORS: tuple[type[KalshiError], ...] = (
     KalshiConfigError,
     KalshiAuthError,
     KalshiPermissionError,
     KalshiNotFoundError,
+    KalshiRedirectError,
 )
 
 

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 from kalshi_provider import __version__
 from kalshi_provider.connection import (
+    BASE_URLS,
     EXTRA_ENVIRONMENT,
     EXTRA_MAX_RETRIES,
     EXTRA_PASSPHRASE,
     EXTRA_PRIVATE_KEY,
     EXTRA_PRIVATE_KEY_PATH,
     EXTRA_TIMEOUT,
+)
+from kalshi_provider.limits import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT_SECONDS,
+    MAX_RETRIES_LIMIT,
+    MAX_TIMEOUT_SECONDS,
 )
 
 _STRING = ["string", "null"]
@@ -80,13 +87,25 @@ def get_provider_info() -> dict:
                     },
                     EXTRA_TIMEOUT: {
                         "label": "Timeout (seconds)",
-                        "description": "Per-request timeout.",
-                        "schema": {"type": ["number", "null"], "default": 10},
+                        "description": "Wall-clock limit of one attempt, answer included "
+                        f"(at most {MAX_TIMEOUT_SECONDS:g}).",
+                        "schema": {
+                            "type": ["number", "null"],
+                            "default": DEFAULT_TIMEOUT_SECONDS,
+                            "exclusiveMinimum": 0,
+                            "maximum": MAX_TIMEOUT_SECONDS,
+                        },
                     },
                     EXTRA_MAX_RETRIES: {
                         "label": "Max retries",
-                        "description": "Retries for connection errors, timeouts, 429 and 5xx (0-10).",
-                        "schema": {"type": ["integer", "null"], "default": 4, "minimum": 0, "maximum": 10},
+                        "description": "Retries within one call for connection errors, timeouts, 429 "
+                        f"and 5xx (0-{MAX_RETRIES_LIMIT}).",
+                        "schema": {
+                            "type": ["integer", "null"],
+                            "default": DEFAULT_MAX_RETRIES,
+                            "minimum": 0,
+                            "maximum": MAX_RETRIES_LIMIT,
+                        },
                     },
                 },
                 "ui-field-behaviour": {
@@ -94,7 +113,7 @@ def get_provider_info() -> dict:
                     "relabeling": {"login": "API key ID", "host": "Base URL"},
                     "placeholders": {
                         "login": "e.g. a952bcbe-ec3b-4b5b-b8f9-11dae589608c",
-                        "host": "empty: https://api.elections.kalshi.com/trade-api/v2 (or demo)",
+                        "host": f"empty: {BASE_URLS['production']} (or demo)",
                         EXTRA_PRIVATE_KEY: "-----BEGIN RSA PRIVATE KEY-----",
                         EXTRA_PRIVATE_KEY_PATH: KEY_SECRET_PATH,
                     },

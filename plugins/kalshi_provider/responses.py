@@ -10,6 +10,7 @@ import json
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from kalshi_provider.display import shown
 from kalshi_provider.exceptions import (
     KalshiAPIError,
     KalshiAuthError,
@@ -27,13 +28,13 @@ from kalshi_provider.readings import (
     shard_amounts,
 )
 
-_SNIPPET = 200
 
-
-def decode_json(text: str, what: str) -> Any:
+def decode_json(body: bytes | str, what: str) -> Any:
+    """The JSON value of an answer; bytes are decoded as JSON's UTF-8 (or a UTF-16/32 BOM)."""
     try:
-        return json.loads(text)
+        return json.loads(body)
     except (ValueError, RecursionError):  # RecursionError: JSON nested too deeply to decode
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
         raise KalshiResponseError(f"Kalshi's answer to {what} is not JSON: {_snippet(text)}") from None
 
 
@@ -202,5 +203,4 @@ def _json_text(value: Any) -> str:
 
 
 def _snippet(text: Any) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= _SNIPPET else text[: _SNIPPET - 1] + "…"
+    return shown(text)

@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from requests.auth import AuthBase
 
+from kalshi_provider.limits import MAX_PEM_BYTES
+
 if TYPE_CHECKING:
     from requests import PreparedRequest
 
@@ -31,7 +33,12 @@ SIGNATURE_HEADER = "KALSHI-ACCESS-SIGNATURE"
 
 _PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.DIGEST_LENGTH)
 _MIN_RSA_BITS = 2048
-_FLAT_PEM = re.compile(rb"(-----BEGIN [A-Z0-9 ]+-----)\s*([A-Za-z0-9+/=\s]+?)\s*(-----END [A-Z0-9 ]+-----)")
+# Linear-time pieces of a PEM: one bounded label, one character class. Never a pattern with
+# nested or adjacent unbounded repeats over the same characters (the old one-regex version
+# backtracked for minutes on a header followed by thousands of spaces).
+_PEM_HEAD = re.compile(rb"-----BEGIN [A-Z0-9 ]{1,60}-----")
+_PEM_TAIL = re.compile(rb"-----END [A-Z0-9 ]{1,60}-----")
+_BASE64_AND_SPACE = re.compile(rb"[A-Za-z0-9+/=\s]*")
 
 
 class KeyLoadError(ValueError):
@@ -39,7 +46,12 @@ class KeyLoadError(ValueError):
 
 
 def load_private_key(pem: bytes, passphrase: bytes | None = None) -> PrivateKey:
-    """Parse a PEM private key (PKCS#1 or PKCS#8 RSA, or PKCS#8 Ed25519)."""
+    """Parse a PEM private key (PKCS#1 or PKCS#8 RSA, or PKCS#8 Ed25519), at most 8 KiB."""
+    if len(pem) > MAX_PEM_BYTES:
+        raise KeyLoadError(
+            f"it is larger than {MAX_PEM_BYTES // 1024} KiB, far more than a private key PEM "
+            "(a Kalshi key is about 2 KiB): paste only the '-----BEGIN ... PRIVATE KEY-----' block"
+        )
     pem = _rewrap_flattened_pem(pem.strip())
     if b"-----BEGIN" not in pem:
         raise KeyLoadError("it is not a PEM private key (no '-----BEGIN ... PRIVATE KEY-----' line)")
@@ -69,13 +81,18 @@ def load_private_key(pem: bytes, passphrase: bytes | None = None) -> PrivateKey:
 
 def _rewrap_flattened_pem(pem: bytes) -> bytes:
     """Restore a PEM whose line breaks became spaces (a paste into a one-line field)."""
-    match = _FLAT_PEM.fullmatch(pem)
-    if not match or b"\n" in match.group(2).strip():
+    head = _PEM_HEAD.match(pem)
+    tail_at = pem.rfind(b"-----END ")
+    if head is None or tail_at < head.end() or not _PEM_TAIL.fullmatch(pem, tail_at):
         return pem
-    head, body, tail = match.groups()
+    body = pem[head.end() : tail_at]
+    if b"\n" in body.strip() or not _BASE64_AND_SPACE.fullmatch(body):
+        return pem
     body = b"".join(body.split())
+    if not body:
+        return pem
     lines = [body[i : i + 64] for i in range(0, len(body), 64)]
-    return b"\n".join([head, *lines, tail]) + b"\n"
+    return b"\n".join([head.group(), *lines, pem[tail_at:]]) + b"\n"
 
 
 def signing_message(timestamp_ms: str, method: str, url_or_path: str) -> bytes:

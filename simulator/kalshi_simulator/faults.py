@@ -7,6 +7,8 @@ that made it instead of silently doing nothing.
 
 from __future__ import annotations
 
+import functools
+import gzip
 import json
 import threading
 from collections.abc import Iterable, Mapping
@@ -14,8 +16,12 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
-_KEYS = frozenset({"status", "json", "body", "headers", "delay", "path", "drop", "times"})
-_MANAGED_HEADERS = frozenset({"content-length", "connection", "transfer-encoding"})
+_KEYS = frozenset(
+    {"status", "json", "body", "headers", "delay", "path", "drop", "times", "trickle", "gzip_bomb_mib"}
+)
+_MANAGED_HEADERS = frozenset({"content-length", "connection", "transfer-encoding", "content-encoding"})
+#: Most MiB a gzip bomb inflates to (its compressed size is about 1/1000 of that).
+MAX_BOMB_MIB = 4096
 
 
 @dataclass
@@ -30,6 +36,10 @@ class Fault:
     delay: float = 0.0
     path: str | None = None
     drop: bool = False
+    #: Seconds between the bytes of the answer (status line and headers included); 0: all at once.
+    trickle: float = 0.0
+    #: Answer with a gzip body that inflates to this many MiB of zero bytes; 0: no bomb.
+    gzip_bomb_mib: int = 0
     remaining: int = 1
 
     @classmethod
@@ -68,6 +78,16 @@ class Fault:
             raise ValueError("fault 'drop' must be true or false")
         if drop and (status is not None or "json" in spec or body is not None or headers):
             raise ValueError("a 'drop' fault sends nothing: it takes no status, json, body or headers")
+        trickle = spec.get("trickle", 0) or 0
+        if isinstance(trickle, bool) or not isinstance(trickle, (int, float)) or not 0 <= trickle <= 10:
+            raise ValueError(f"fault 'trickle' must be seconds between bytes, 0 to 10, got {trickle!r}")
+        bomb = spec.get("gzip_bomb_mib", 0) or 0
+        if isinstance(bomb, bool) or not isinstance(bomb, int) or not 0 <= bomb <= MAX_BOMB_MIB:
+            raise ValueError(f"fault 'gzip_bomb_mib' must be an integer, 0 to {MAX_BOMB_MIB}, got {bomb!r}")
+        if bomb and ("json" in spec or body is not None):
+            raise ValueError("a 'gzip_bomb_mib' fault is its own body: it takes no 'json' or 'body'")
+        if drop and (trickle or bomb):
+            raise ValueError("a 'drop' fault sends nothing: it takes no 'trickle' or 'gzip_bomb_mib'")
         times = spec.get("times", 1)
         if isinstance(times, bool) or not isinstance(times, int) or times < 1:
             raise ValueError(f"fault 'times' must be an integer >= 1, got {times!r}")
@@ -80,6 +100,8 @@ class Fault:
             delay=float(delay),
             path=path,
             drop=drop,
+            trickle=float(trickle),
+            gzip_bomb_mib=bomb,
             remaining=times,
         )
 
@@ -89,7 +111,7 @@ class Fault:
     @property
     def replaces_answer(self) -> bool:
         """False for a pure delay (or headers-only) fault: the normal answer follows."""
-        return self.status is not None or self.has_json or self.body is not None
+        return self.status is not None or self.has_json or self.body is not None or bool(self.gzip_bomb_mib)
 
     def answer(self) -> tuple[int, bytes, str]:
         """Status, body and content type of the answer that replaces the normal one.
@@ -97,6 +119,8 @@ class Fault:
         With a status but no body, the body is what Kalshi tends to send for that status.
         """
         status = self.status if self.status is not None else 200
+        if self.gzip_bomb_mib:
+            return status, gzip_bomb(self.gzip_bomb_mib), "application/json"
         if self.has_json:
             return status, json.dumps(self.json).encode(), "application/json"
         if self.body is not None:
@@ -117,7 +141,24 @@ class Fault:
             out["delay"] = self.delay
         if self.drop:
             out["drop"] = True
+        if self.trickle:
+            out["trickle"] = self.trickle
+        if self.gzip_bomb_mib:
+            out["gzip_bomb_mib"] = self.gzip_bomb_mib
         return out
+
+
+@functools.cache
+def _gzip_member() -> bytes:
+    return gzip.compress(b"\0" * (1 << 20), compresslevel=9)
+
+
+def gzip_bomb(mib: int) -> bytes:
+    """A gzip body of ``mib`` members of 1 MiB of zeros each: about 1 KiB per MiB it inflates to.
+
+    gzip allows members back to back, so the bomb is built without ever holding the inflated data.
+    """
+    return _gzip_member() * mib
 
 
 def default_error_body(status: int) -> Any:

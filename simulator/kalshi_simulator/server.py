@@ -416,7 +416,7 @@ class _Handler(BaseHTTPRequestHandler):
         status, payload, headers = api.answer(self.command, path, auth, sim._get_account)
         if fault is not None:
             headers = {**headers, **fault.headers}
-        self._finish(record, status, payload, headers)
+        self._finish(record, status, payload, headers, trickle=fault.trickle if fault else 0.0)
 
     def _apply_fault(self, fault: Fault, record: RecordedRequest) -> bool:
         """Apply ``fault``; True when it fully answered (or dropped) the request."""
@@ -431,7 +431,17 @@ class _Handler(BaseHTTPRequestHandler):
         if not fault.replaces_answer:
             return False
         status, raw, content_type = fault.answer()
-        self._finish(record, status, None, fault.headers, raw=raw, content_type=content_type, note=" (fault)")
+        headers = {**fault.headers, "Content-Encoding": "gzip"} if fault.gzip_bomb_mib else fault.headers
+        self._finish(
+            record,
+            status,
+            None,
+            headers,
+            raw=raw,
+            content_type=content_type,
+            note=" (fault)",
+            trickle=fault.trickle,
+        )
         return True
 
     def _finish(
@@ -444,17 +454,63 @@ class _Handler(BaseHTTPRequestHandler):
         raw: bytes | None = None,
         content_type: str = "application/json",
         note: str = "",
+        trickle: float = 0.0,
     ) -> None:
         # Record before writing: a test reading .requests right after its response must see it.
         self.server.simulator._set_status(record, status)
         log.debug("simulator: %s %s key=%s -> %s%s", record.method, record.path, record.key_id, status, note)
-        self._send(status, payload, headers, raw=raw, content_type=content_type)
+        if trickle:
+            self._send_trickled(
+                status, payload, headers, raw=raw, content_type=content_type, interval=trickle
+            )
+        else:
+            self._send(status, payload, headers, raw=raw, content_type=content_type)
+
+    def _send_trickled(
+        self,
+        status: int,
+        payload: Any,
+        headers: Mapping[str, str],
+        *,
+        raw: bytes | None,
+        content_type: str,
+        interval: float,
+    ) -> None:
+        """The whole answer, status line first, one byte every ``interval`` seconds; stops when
+        the client goes away or the simulator stops. The connection is closed afterwards."""
+        self.close_connection = True
+        body = raw if raw is not None else json.dumps(payload).encode()
+        lines = [f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}"]
+        extra = dict(headers)
+        if not any(name.lower() == "content-type" for name in extra):
+            extra["Content-Type"] = content_type
+        lines += [f"{name}: {value}" for name, value in extra.items()]
+        lines += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
+        answer = "\r\n".join(lines).encode("latin-1") + body
+        stopping = self.server.simulator._stopping
+        for index in range(len(answer)):
+            try:
+                self.connection.sendall(answer[index : index + 1])
+            except OSError:  # the client gave up: what the trickle is there to prove
+                return
+            if stopping.wait(interval):
+                return
 
     # -- control API ------------------------------------------------------------------------
 
     def _control(self, path: str, raw: bytes) -> None:
         if not ipaddress.ip_address(self.client_address[0]).is_loopback:
             self._send(403, error_body("forbidden", "the control API answers loopback clients only"))
+            return
+        # A web page in the developer's browser can reach loopback too: through DNS rebinding
+        # (a foreign name resolving to 127.0.0.1, so a foreign Host header) or a cross-site form
+        # POST (text/plain, no CORS preflight). Neither gets past these two checks.
+        if not self._loopback_host_header():
+            self._send(403, error_body("forbidden", "the control API answers a loopback Host header only"))
+            return
+        has_body = bool(raw) or self.command in ("POST", "PUT", "PATCH")
+        if has_body and not _is_json(self.headers.get("Content-Type")):
+            self._send(415, error_body("unsupported_media_type", "send the body as application/json"))
             return
         try:
             body = json.loads(raw) if raw else None
@@ -463,3 +519,14 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload = 400, error_body("bad_request", str(exc).strip("'\""))
         log.debug("simulator: control %s %s -> %s", self.command, path, status)
         self._send(status, payload)
+
+    def _loopback_host_header(self) -> bool:
+        port = self.server.server_address[1]
+        host = self.server.simulator.host
+        allowed = {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}
+        allowed.add(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        return (self.headers.get("Host") or "").strip().lower() in allowed
+
+
+def _is_json(content_type: str | None) -> bool:
+    return (content_type or "").split(";")[0].strip().lower() == "application/json"

@@ -278,15 +278,15 @@ def test_kalshi_connection_names_the_secret_file(compose):
         assert "private_key" not in extra
         settings = settings_from_connection(conn)
         assert settings.environment == "production"
-        assert settings.base_url == "https://api.elections.kalshi.com/trade-api/v2"
+        assert settings.base_url == "https://external-api.kalshi.com/trade-api/v2"
 
 
 def test_kalshi_environment_and_base_url_come_from_env():
     compose = load(example_env(KALSHI_ENVIRONMENT="demo"))
     assert settings_from_connection(connection(compose, "airflow-worker", "kalshi_default")).base_url == (
-        "https://demo-api.kalshi.co/trade-api/v2"
+        "https://external-api.demo.kalshi.co/trade-api/v2"
     )
-    other = "https://external-api.kalshi.com/trade-api/v2"
+    other = "https://api.elections.kalshi.com/trade-api/v2"  # the older shared host, still supported
     compose = load(example_env(KALSHI_BASE_URL=other))
     assert settings_from_connection(connection(compose, "airflow-worker", "kalshi_default")).base_url == other
 

@@ -10,9 +10,11 @@ test`` writes the task logs there; it writes no per-task log files, but every fi
 throwaway AIRFLOW_HOME is searched too), every table of the metadata DB (``xcom``,
 ``rendered_task_instance_fields``, ``task_instance``, ``log``, ...), the warehouse tables, and
 the exceptions, hook messages and log records of the same failures raised in this process.
-Secrets searched for: every key's PEM body (as given, and re-serialised as PKCS#1 and PKCS#8,
-through any re-wrapping or escaped line breaks), every passphrase, every signature the
-simulators recorded, and the warehouse password.
+The sweep includes a key pasted into the API key ID field (``pem-in-key-id``), which the old
+hook sent as a header: http.client's error then carried the PEM, with escaped line breaks that
+Airflow's masker does not match, into the task log. Secrets searched for: every key's PEM body
+(as given, and re-serialised as PKCS#1 and PKCS#8, through any re-wrapping or escaped line
+breaks), every passphrase, every signature the simulators recorded, and the warehouse password.
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ SWEPT = [
     "wrong-passphrase",
     "html-body",
     "value-string",
+    "redirect",
+    "pem-in-key-id",
+    "not-a-kalshi-connection",
 ]
 WAREHOUSE_PASSWORD = "wh-password-" + uuid.uuid4().hex
 

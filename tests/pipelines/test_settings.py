@@ -13,7 +13,8 @@ from kalshi_provider.pipelines.hourly import hourly_dag
 from kalshi_provider.pipelines.quality import quality_dag
 from kalshi_provider.pipelines.settings import WarehouseTarget, warehouse_target
 from kalshi_provider.pipelines.ui.app import load_rows
-from kalshi_provider.pipelines.warehouse import Snapshot, upsert_snapshots
+from kalshi_provider.pipelines.warehouse import store_reading
+from kalshi_provider.readings import AccountReading, RestingOrderValue
 
 SETTINGS = ("WAREHOUSE_CONN_ID", "TABLE", "SCHEMA")
 
@@ -55,8 +56,8 @@ def test_the_section_moves_both_dags_and_the_chart(kalshi_section, monkeypatch, 
     hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     engine = create_engine(f"sqlite:///{path}")
     try:
-        snapshot = Snapshot("kalshi_default", hour, 777, hour + timedelta(seconds=5), "seed")
-        upsert_snapshots(engine, [snapshot], table_name="fcm_resting_orders")
+        reading = AccountReading("kalshi_default", hour + timedelta(seconds=5), RestingOrderValue(777))
+        store_reading(engine, reading, snapshot_hour=hour, dag_run_id="seed", table_name="fcm_resting_orders")
     finally:
         engine.dispose()
     rows, _, _ = load_rows(24)

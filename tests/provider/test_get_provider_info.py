@@ -250,8 +250,9 @@ def test_connection_form_widgets(providers_manager):
     assert "number" in schema("timeout")["type"]
     assert widgets["extra__kalshi__timeout"].field["value"] == 10
     assert "integer" in schema("max_retries")["type"]
-    assert (schema("max_retries")["minimum"], schema("max_retries")["maximum"]) == (0, 10)
-    assert widgets["extra__kalshi__max_retries"].field["value"] == 4
+    assert (schema("max_retries")["minimum"], schema("max_retries")["maximum"]) == (0, 4)
+    assert widgets["extra__kalshi__max_retries"].field["value"] == 2
+    assert schema("timeout")["maximum"] == 60
 
 
 def test_extras_holding_key_material_are_masked_by_name():
@@ -271,7 +272,7 @@ def test_field_behaviour(providers_manager):
     assert behaviour["relabeling"] == {"login": "API key ID", "host": "Base URL"}
     placeholders = behaviour["placeholders"]
     assert placeholders["login"].startswith("e.g. ")
-    assert placeholders["host"].startswith("empty: https://api.elections.kalshi.com/trade-api/v2")
+    assert placeholders["host"].startswith("empty: https://external-api.kalshi.com/trade-api/v2")
     # Airflow namespaces placeholders of extra fields.
     assert placeholders["extra__kalshi__private_key"] == "-----BEGIN RSA PRIVATE KEY-----"
     assert placeholders["extra__kalshi__private_key_path"] == "/run/secrets/kalshi_private_key"

@@ -288,7 +288,10 @@ def test_the_documented_error_shapes_keep_their_code_and_message(status, code, m
     error = {"code": code, "message": message, "details": ""}
     err = error_from_response(status, json.dumps({"error": error} if wrapped else error))
     assert err.code == code
-    assert err.message == " ".join(message.split())  # whitespace is folded for the log line
+    # Whitespace is folded and control characters replaced: the message is one log line.
+    folded = " ".join(message.split())
+    assert err.message == "".join(ch if ch.isprintable() else "\ufffd" for ch in folded)
+    assert "\n" not in str(err) and "\r" not in str(err)
 
 
 @CI

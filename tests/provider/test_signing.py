@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
+import textwrap
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -150,3 +153,58 @@ def test_malformed_keys_get_clear_errors_without_key_material(rsa_key, make_pem,
 def test_auth_repr_hides_the_key(rsa_key):
     auth = KalshiAuth("key-123", rsa_key)
     assert repr(auth) == "KalshiAuth(key_id='key-123')"
+
+
+# -- pathological text: linear time, bounded size ---------------------------------------------------
+
+HEAD = b"-----BEGIN RSA PRIVATE KEY-----"
+TAIL = b"-----END RSA PRIVATE KEY-----"
+#: Each one made the old one-regex rewrap backtrack for minutes (header + thousands of spaces).
+PATHOLOGICAL = {
+    "spaces-then-a-letter": HEAD + b" " * 7000 + b"A",
+    "space-letter-pairs": HEAD + b" A" * 3500,
+    "spaces-then-a-bad-tail": HEAD + b" \t" * 2000 + TAIL + b" trailing",
+    "spaces-before-a-stray-char": HEAD + b" " * 4000 + b"!" + b" " * 3000 + TAIL,
+    "labels-of-spaces": b"-----BEGIN " + b" " * 4000 + b"-----" + b" " * 4000,
+}
+
+
+def test_pathological_pems_are_refused_in_linear_time():
+    """Run in a subprocess with a generous bound: a backtracking parse would blow it by minutes.
+
+    Not a speed assertion: linear-time code finishes these in milliseconds; the bound only keeps
+    a regression from hanging the suite.
+    """
+    script = textwrap.dedent(
+        f"""
+        from kalshi_provider.signing import KeyLoadError, load_private_key
+        for name, pem in {PATHOLOGICAL!r}.items():
+            try:
+                load_private_key(pem)
+            except KeyLoadError as err:
+                print(name, "refused:", err)
+            else:
+                print(name, "ACCEPTED")
+        """
+    )
+    try:
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("parsing pathological PEM text did not finish within 60 s: it backtracks")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == list(PATHOLOGICAL)
+    assert all(" refused: " in line for line in lines), lines
+
+
+def test_a_pem_larger_than_the_cap_is_refused_before_parsing(rsa_key):
+    padded = pem(rsa_key) + b"\n" * 8192
+    with pytest.raises(KeyLoadError, match="larger than 8 KiB"):
+        load_private_key(padded)
+
+
+def test_a_4096_bit_key_fits_the_cap():
+    key = rsa.generate_private_key(public_exponent=65537, key_size=4096)
+    encrypted = pem(key, password=b"a passphrase")
+    assert len(encrypted) < 8 * 1024
+    assert load_private_key(encrypted, b"a passphrase").key_size == 4096

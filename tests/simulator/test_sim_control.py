@@ -124,3 +124,76 @@ def test_invalid_json_is_400(simulator):
 def test_unknown_control_path_and_method(simulator):
     assert requests.get(simulator.control_url + "/nothing", timeout=5).status_code == 404
     assert requests.put(simulator.control_url + "/faults", json=[], timeout=5).status_code == 405
+
+
+# -- a web page in the developer's browser cannot script the control API ---------------------------
+
+
+def _raw_request(simulator, request: bytes) -> tuple[int, bytes]:
+    """Send bytes as they are (a browser's request, foreign Host and all); status and raw answer."""
+    import socket
+
+    with socket.create_connection((simulator.host, simulator.port), timeout=5) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return int(answer.split(b" ", 2)[1]), answer
+
+
+def _post_faults(simulator, *, host: str, content_type: str) -> int:
+    body = b'[{"status": 500, "times": 3}]'
+    head = (
+        f"POST /_simulator/faults HTTP/1.1\r\nHost: {host}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return _raw_request(simulator, head.encode() + body)[0]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""],
+)
+def test_a_cross_site_form_post_queues_nothing(simulator, kalshi_account, content_type):
+    """What a form on any web page can send without a CORS preflight: refused, nothing queued."""
+    status = _post_faults(simulator, host=f"127.0.0.1:{simulator.port}", content_type=content_type)
+    assert status == 415
+    assert simulator.pending_faults == 0
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "evil.example:{port}",  # DNS rebinding: a foreign name that resolves to 127.0.0.1
+        "evil.example",
+        "127.0.0.1.nip.io:{port}",
+        "127.0.0.1:{other}",  # another port: another service's origin
+        "127.0.0.1",
+        "",
+    ],
+)
+def test_a_foreign_host_header_is_refused(simulator, kalshi_account, host):
+    host = host.format(port=simulator.port, other=simulator.port + 1)
+    status = _post_faults(simulator, host=host, content_type="application/json")
+    assert status == 403
+    assert simulator.pending_faults == 0
+    # Reading is refused too: recorded requests carry key IDs and signatures.
+    status, _ = _raw_request(
+        simulator,
+        f"GET /_simulator/requests HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode(),
+    )
+    assert status == 403
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "LOCALHOST:{port}"])
+def test_loopback_host_headers_with_json_bodies_work(simulator, kalshi_account, host):
+    status = _post_faults(simulator, host=host.format(port=simulator.port), content_type="application/json")
+    assert status == 200
+    assert simulator.pending_faults == 3
+
+
+def test_the_kalshi_paths_are_not_affected(simulator, kalshi_account):
+    """Only the control API checks Host: the provider's requests (any Host a proxy sets) still work."""
+    auth = KalshiAuth(kalshi_account.key_id, kalshi_account.private_key)
+    response = requests.get(simulator.base_url + TOTAL, auth=auth, headers={"Host": "example.com"}, timeout=5)
+    assert response.status_code == 200

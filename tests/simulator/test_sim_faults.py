@@ -169,3 +169,57 @@ def test_bad_fault_is_refused_and_nothing_queued(simulator, fault):
 def test_push_faults_wants_a_list(simulator):
     with pytest.raises(ValueError, match="list"):
         simulator.push_faults({"status": 500})
+
+
+def test_a_trickle_fault_sends_the_answer_one_byte_at_a_time(simulator, session):
+    import socket
+
+    simulator.push_faults([{"trickle": 0.01}])
+    request = session.prepare_request(requests.Request("GET", simulator.base_url + TOTAL))
+    head = f"GET {request.path_url} HTTP/1.1\r\nHost: x\r\n" + "".join(
+        f"{name}: {value}\r\n" for name, value in request.headers.items()
+    )
+    with socket.create_connection((simulator.host, simulator.port), timeout=5) as sock:
+        sock.sendall((head + "\r\n").encode())
+        reads = []
+        while chunk := sock.recv(65536):
+            reads.append(chunk)
+    answer = b"".join(reads)
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert answer.endswith(
+        b'{"total_resting_order_value": 123456, "resting_order_value_breakdown": '
+        b'[{"exchange_index": 0, "balance": "1234.5600"}]}'
+    )
+    assert len(reads) > len(answer) // 2  # byte by byte, not in one send
+
+
+def test_a_gzip_bomb_fault_inflates_a_thousandfold(simulator, session):
+    import zlib
+
+    simulator.push_faults([{"gzip_bomb_mib": 8}])
+    response = session.get(simulator.base_url + TOTAL, timeout=5, stream=True)
+    assert response.headers["Content-Encoding"] == "gzip"
+    compressed = response.raw.read(decode_content=False)
+    assert len(compressed) < 8 * 1024 * 16  # about 1 KiB per MiB
+    inflated, rest = 0, compressed
+    while rest:  # member by member, never the whole inflated body at once
+        member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        inflated += len(member.decompress(rest, 0))
+        rest = member.unused_data
+    assert inflated == 8 << 20
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"trickle": -1},
+        {"trickle": 11},
+        {"gzip_bomb_mib": 5000},
+        {"gzip_bomb_mib": 1, "body": "x"},
+        {"drop": True, "trickle": 1},
+        {"headers": {"Content-Encoding": "gzip"}},
+    ],
+)
+def test_bad_trickle_and_bomb_faults_are_refused(simulator, fault):
+    with pytest.raises(ValueError):
+        simulator.push_faults([fault])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from functools import cached_property
 from typing import Any
 
@@ -9,16 +11,20 @@ import requests
 import tenacity
 from airflow.sdk import BaseHook
 
+from kalshi_provider import transport
 from kalshi_provider.connection import (
     BASE_URLS,
     KalshiSettings,
     private_key_from_connection,
     settings_from_connection,
 )
-from kalshi_provider.exceptions import (
-    KalshiAPIError,
-    KalshiError,
-    KalshiTransportError,
+from kalshi_provider.exceptions import KalshiAPIError, KalshiError
+from kalshi_provider.limits import (
+    BACKOFF_JITTER_SECONDS,
+    CALL_DEADLINE_SECONDS,
+    INITIAL_BACKOFF_SECONDS,
+    MAX_BACKOFF_SECONDS,
+    MAX_RETRY_AFTER_SECONDS,
 )
 from kalshi_provider.responses import (
     RestingOrderValue,
@@ -31,21 +37,21 @@ from kalshi_provider.signing import KalshiAuth
 TOTAL_RESTING_ORDER_VALUE_PATH = "/portfolio/summary/total_resting_order_value"
 BALANCE_PATH = "/portfolio/balance"
 
-#: Upper bound for one back-off sleep, and for all attempts of one call together (seconds).
-MAX_BACKOFF = 20.0
-MAX_TOTAL_RETRY_TIME = 120.0
-INITIAL_BACKOFF = 0.5
-
 
 class KalshiHook(BaseHook):
     """
     Interact with Kalshi's Trade API v2.
 
     Every request is signed with the connection's private key (RSA-PSS or Ed25519, Kalshi's
-    scheme), and connection errors, timeouts, 429 and 5xx answers are retried with exponential
-    back-off and jitter; each attempt is signed afresh.
+    scheme). Connection errors, timeouts, truncated answers, 429 and 5xx are retried with
+    exponential back-off and jitter, each attempt signed afresh. Every call is bounded: each
+    attempt by the connection's ``timeout`` (wall clock, body included), the call by
+    ``CALL_DEADLINE_SECONDS``, the answer by ``MAX_BODY_BYTES`` (see ``kalshi_provider.limits``);
+    redirects are never followed.
 
     :param kalshi_conn_id: The Airflow connection holding the API key ID (login) and private key.
+    :param max_attempts: Most attempts per call; lowers the connection's ``max_retries`` + 1,
+        never raises it (a task uses it to bound its requests across its own retries).
     """
 
     conn_name_attr = "kalshi_conn_id"
@@ -53,9 +59,12 @@ class KalshiHook(BaseHook):
     conn_type = "kalshi"
     hook_name = "Kalshi"
 
-    def __init__(self, kalshi_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+    def __init__(
+        self, kalshi_conn_id: str = default_conn_name, *, max_attempts: int | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.kalshi_conn_id = kalshi_conn_id
+        self.max_attempts = max_attempts
 
     @cached_property
     def _connection(self):
@@ -74,7 +83,7 @@ class KalshiHook(BaseHook):
     def _session(self) -> requests.Session:
         settings = self.settings
         key = private_key_from_connection(self._connection)  # parsed once per hook
-        session = requests.Session()
+        session = transport.new_session()
         session.auth = KalshiAuth(settings.key_id, key)
         session.headers["Accept"] = "application/json"
         session.headers["User-Agent"] = "airflow-provider-kalshi"
@@ -87,16 +96,26 @@ class KalshiHook(BaseHook):
         *,
         params: dict[str, Any] | None = None,
         json: Any = None,
+        max_attempts: int | None = None,
     ) -> Any:
         """
         Send a signed request to ``path`` (relative to the base URL) and return the decoded JSON.
 
+        :param max_attempts: Most attempts for this call (further lowers the hook's own limit).
         :raises KalshiError: a subclass that says what failed; see ``kalshi_provider.exceptions``.
         """
-        url = self.settings.base_url + "/" + path.lstrip("/")
+        settings = self.settings
+        url = settings.base_url + "/" + path.lstrip("/")
         label = f"{method.upper()} {path}"
-        response = self._retrying(label)(self._send_once, method.upper(), url, params, json, label)
-        return decode_json(response.text, label) if response.content else None
+        attempts = settings.max_retries + 1
+        for limit in (self.max_attempts, max_attempts):
+            if limit is not None:
+                attempts = max(1, min(attempts, limit))
+        deadline = time.monotonic() + CALL_DEADLINE_SECONDS
+        answer = self._retrying(label, attempts, deadline)(
+            self._send_once, method.upper(), url, params, json, label, deadline
+        )
+        return decode_json(answer.body, label) if answer.body else None
 
     def get_resting_order_value(self) -> RestingOrderValue:
         """The total resting order value (cents) and its per-exchange breakdown, checked."""
@@ -107,13 +126,18 @@ class KalshiHook(BaseHook):
         return self.get_resting_order_value().total_cents
 
     def test_connection(self) -> tuple[bool, str]:
-        """Sign a ``GET /portfolio/balance``: the one authenticated call every key may make."""
+        """Sign a ``GET /portfolio/balance``: the one authenticated call every key may make.
+
+        It runs in the API server, so it makes a single attempt: it answers within the
+        connection's ``timeout``, whatever the server at the other end does.
+        """
         try:
-            self.request("GET", BALANCE_PATH)
+            self.request("GET", BALANCE_PATH, max_attempts=1)
         except KalshiError as err:
             return False, str(err)
         except Exception as err:  # the UI must get an answer, never a stack trace
-            return False, f"Unexpected error: {type(err).__name__}: {err}"
+            # Only the type: the text of an unexpected error can hold a connection field's value.
+            return False, f"Unexpected error ({type(err).__name__}) while testing the Kalshi connection"
         settings = self.settings
         # Name the environment only when it chose the host; a custom Base URL overrides it.
         where = settings.base_url
@@ -122,64 +146,66 @@ class KalshiHook(BaseHook):
         return True, f"Connected to {where}: key {settings.key_id} signed a request that Kalshi accepted."
 
     def _send_once(
-        self, method: str, url: str, params: dict[str, Any] | None, body: Any, label: str
-    ) -> requests.Response:
+        self,
+        method: str,
+        url: str,
+        params: dict[str, Any] | None,
+        body: Any,
+        label: str,
+        call_deadline: float,
+    ) -> transport.Answer:
         """One attempt. ``requests`` runs the auth per call, so each attempt is signed afresh."""
-        try:
-            response = self._session.request(
-                method, url, params=params, json=body, timeout=self.settings.timeout
-            )
-        except requests.Timeout:
-            raise KalshiTransportError(
-                f"Kalshi did not answer {label} within {self.settings.timeout:g} s "
-                f"({self.settings.base_url}); raise the connection's 'timeout' extra if this persists"
-            ) from None
-        except requests.ConnectionError as err:
-            raise KalshiTransportError(
-                f"Could not reach Kalshi at {self.settings.base_url} for {label}: "
-                f"{_root_cause(err)}. Check the host, DNS and network access."
-            ) from None
-        if response.status_code >= 400:
+        timeout = self.settings.timeout
+        answer = transport.exchange(
+            self._session,
+            method,
+            url,
+            label=label,
+            timeout=timeout,
+            deadline=min(time.monotonic() + timeout, call_deadline),
+            params=params,
+            json=body,
+        )
+        if answer.status >= 400:
             raise error_from_response(
-                response.status_code, response.text, response.headers, request_label=label
+                answer.status, answer.body.decode("utf-8", "replace"), answer.headers, request_label=label
             )
-        return response
+        return answer
 
-    def _retrying(self, label: str) -> tenacity.Retrying:
+    def _retrying(self, label: str, attempts: int, deadline: float) -> tenacity.Retrying:
         return tenacity.Retrying(
             retry=tenacity.retry_if_exception(lambda err: isinstance(err, KalshiError) and err.retryable),
-            stop=tenacity.stop_after_attempt(self.settings.max_retries + 1)
-            | tenacity.stop_before_delay(MAX_TOTAL_RETRY_TIME),
+            # The wait is computed before the stop check: a wait that would pass the call's
+            # deadline (or a Retry-After beyond the cap, which waits for ever) ends the retries.
+            stop=tenacity.stop_after_attempt(attempts)
+            | (lambda state: time.monotonic() + (state.upcoming_sleep or 0) >= deadline),
             wait=_wait_with_retry_after,
-            before_sleep=lambda state: self._log_retry(label, state),
+            before_sleep=lambda state: self._log_retry(label, attempts, state),
             reraise=True,
         )
 
-    def _log_retry(self, label: str, state: tenacity.RetryCallState) -> None:
+    def _log_retry(self, label: str, attempts: int, state: tenacity.RetryCallState) -> None:
         self.log.warning(
             "Kalshi %s failed (%s); attempt %d of %d, retrying in %.1f s",
             label,
             state.outcome.exception() if state.outcome else "unknown error",
             state.attempt_number,
-            self.settings.max_retries + 1,
+            attempts,
             state.upcoming_sleep,
         )
 
 
-_exponential_jitter = tenacity.wait_exponential_jitter(multiplier=INITIAL_BACKOFF, max=MAX_BACKOFF, jitter=1)
+_exponential_jitter = tenacity.wait_exponential_jitter(
+    multiplier=INITIAL_BACKOFF_SECONDS, max=MAX_BACKOFF_SECONDS, jitter=BACKOFF_JITTER_SECONDS
+)
 
 
 def _wait_with_retry_after(state: tenacity.RetryCallState) -> float:
-    """Exponential back-off with jitter, but never shorter than a Retry-After the server sent."""
+    """Exponential back-off with jitter, but never shorter than a Retry-After the server sent;
+    a Retry-After beyond ``MAX_RETRY_AFTER_SECONDS`` is not waited for in this call."""
     backoff = _exponential_jitter(state)
     err = state.outcome.exception() if state.outcome else None
     retry_after = err.retry_after if isinstance(err, KalshiAPIError) else None
-    return max(backoff, retry_after) if retry_after is not None else backoff
-
-
-def _root_cause(err: BaseException) -> str:
-    """The innermost reason (e.g. 'Connection refused') instead of urllib3's nested repr."""
-    while err.__cause__ is not None or (err.__context__ is not None and not err.__suppress_context__):
-        err = err.__cause__ or err.__context__
-    reason = getattr(err, "reason", None) or err
-    return str(reason).split("] ")[-1] if "]" in str(reason) else str(reason)
+    if retry_after is None:
+        return backoff
+    return max(backoff, retry_after) if retry_after <= MAX_RETRY_AFTER_SECONDS else math.inf

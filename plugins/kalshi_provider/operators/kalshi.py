@@ -22,14 +22,29 @@ class KalshiTotalRestingOrderValueOperator(BaseOperator):
     is a live reading of *now*, not a figure for the run's logical date.
 
     :param kalshi_conn_id: Kalshi connection to use; it also names the account in the record.
+    :param max_requests: Most signed requests this task sends, all its tries together: each try
+        gets ``max_requests // (retries + 1)`` attempts (at least one), or fewer when the
+        connection's ``max_retries`` says so. None: the connection alone decides.
     """
 
     template_fields: Sequence[str] = ("kalshi_conn_id",)
     ui_color = "#00d991"
 
-    def __init__(self, *, kalshi_conn_id: str = "kalshi_default", **kwargs: Any) -> None:
+    def __init__(
+        self, *, kalshi_conn_id: str = "kalshi_default", max_requests: int | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
+        if max_requests is not None and max_requests < 1:
+            raise ValueError(f"max_requests must be at least 1, got {max_requests}")
         self.kalshi_conn_id = kalshi_conn_id
+        self.max_requests = max_requests
+
+    @property
+    def attempts_per_try(self) -> int | None:
+        """The hook's attempt limit for each try, from ``max_requests`` and the task's retries."""
+        if self.max_requests is None:
+            return None
+        return max(1, self.max_requests // ((self.retries or 0) + 1))
 
     def execute(self, context: Context) -> dict[str, Any]:
         # Imported here, not at module level: DAG files import this module at every parse, and
@@ -37,7 +52,7 @@ class KalshiTotalRestingOrderValueOperator(BaseOperator):
         from kalshi_provider.hooks.kalshi import KalshiHook
         from kalshi_provider.readings import AccountReading
 
-        hook = KalshiHook(kalshi_conn_id=self.kalshi_conn_id)
+        hook = KalshiHook(kalshi_conn_id=self.kalshi_conn_id, max_attempts=self.attempts_per_try)
         value = hook.get_resting_order_value()
         reading = AccountReading(self.kalshi_conn_id, datetime.now(timezone.utc), value)
         self.log.info(

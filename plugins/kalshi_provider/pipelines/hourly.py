@@ -15,6 +15,7 @@ from airflow.sdk import DAG, Param, task, task_group
 from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
 
 from kalshi_provider.exceptions import PERMANENT_ERRORS
+from kalshi_provider.limits import DEFAULT_MAX_RETRIES, ONE_CALL_TASK_SECONDS
 from kalshi_provider.operators.kalshi import KalshiTotalRestingOrderValueOperator
 from kalshi_provider.pipelines.assets import resting_order_value_asset
 from kalshi_provider.pipelines.settings import (
@@ -25,6 +26,18 @@ from kalshi_provider.pipelines.settings import (
     WarehouseTarget,
     warehouse_target,
 )
+
+#: Task tries of every task (the first and its retries).
+TASK_RETRIES = 3
+#: Signed Kalshi requests per account and run, all tries together: the hook's default attempts
+#: per try times the tries. A connection's max_retries may lower it, never raise it.
+REQUESTS_PER_ACCOUNT_RUN = (DEFAULT_MAX_RETRIES + 1) * (TASK_RETRIES + 1)
+# Each task's time limit, so a hung try fails and is retried instead of holding the run (and,
+# with max_active_runs=1, the next hours). fetch: one hook call, bounded by the hook's call
+# deadline; load: a backstop above the warehouse engine's own connect and statement timeouts.
+PLAN_TIMEOUT = timedelta(minutes=1)
+FETCH_TIMEOUT = timedelta(seconds=ONE_CALL_TASK_SECONDS)
+LOAD_TIMEOUT = timedelta(minutes=3)
 
 # Retrying cannot fix a bad connection (Kalshi's or the warehouse's), a refused key or a 403:
 # fail such tries at once instead of spending the task's retries.
@@ -72,7 +85,8 @@ def hourly_dag(
         catchup=False,
         max_active_runs=1,
         default_args={
-            "retries": 3,
+            "retries": TASK_RETRIES,
+            "execution_timeout": LOAD_TIMEOUT,
             "retry_delay": timedelta(seconds=30),
             "retry_exponential_backoff": 2.0,
             "max_retry_delay": timedelta(minutes=5),
@@ -107,13 +121,13 @@ def hourly_dag(
         **dag_kwargs,
     ) as dag:
 
-        @task
+        @task(execution_timeout=PLAN_TIMEOUT)
         def accounts_to_read(params=None) -> list[str]:
             """The accounts to read. Whether a reading may stand for the run's hour is decided once,
             by the load task, on when Kalshi's answer arrived (see ``pipelines/hours.py``)."""
             return list(params["kalshi_conn_ids"])
 
-        @task(outlets=[resting_order_value_asset(target.table)])
+        @task(outlets=[resting_order_value_asset(target.table)], execution_timeout=LOAD_TIMEOUT)
         def load(reading: dict, params=None, dag_run=None) -> dict:
             from kalshi_provider.pipelines.load import load_reading
 
@@ -130,7 +144,12 @@ def hourly_dag(
         @task_group
         def account_snapshot(kalshi_conn_id: str) -> None:
             """Fetch and load one account; a failing account leaves the others untouched."""
-            fetch = KalshiTotalRestingOrderValueOperator(task_id="fetch", kalshi_conn_id=kalshi_conn_id)
+            fetch = KalshiTotalRestingOrderValueOperator(
+                task_id="fetch",
+                kalshi_conn_id=kalshi_conn_id,
+                max_requests=REQUESTS_PER_ACCOUNT_RUN,
+                execution_timeout=FETCH_TIMEOUT,
+            )
             load(fetch.output)
 
         account_snapshot.expand(kalshi_conn_id=accounts_to_read())

@@ -58,7 +58,13 @@ def quality_dag(
         start_date=start_date,
         catchup=False,
         max_active_runs=1,
-        default_args={"retries": 1, "retry_delay": timedelta(minutes=2)},
+        # A backstop above the warehouse engine's own connect and statement timeouts: a hung
+        # check fails instead of holding the next half-hour's run (max_active_runs=1).
+        default_args={
+            "retries": 1,
+            "retry_delay": timedelta(minutes=2),
+            "execution_timeout": timedelta(minutes=5),
+        },
         params={
             "kalshi_conn_ids": Param(
                 list(kalshi_conn_ids), type="array", items={"type": "string"}, minItems=1

@@ -334,6 +334,8 @@ SETUPS = (
     "skewed_clock",
     "wrong_path",
     "wrong_passphrase",
+    "pem_in_key_id",
+    "ssh_conn_type",
 )
 
 
@@ -401,8 +403,9 @@ class Batch:
         )
         self.home.set_connection(
             conn_id,
-            "kalshi",
-            login=key_id,
+            "ssh" if case.setup == "ssh_conn_type" else "kalshi",
+            # pem_in_key_id: the key pasted into the key ID field as well (a paste into the wrong box).
+            login=key.pem.decode() if case.setup == "pem_in_key_id" else key_id,
             host=host,
             extra={**(extras_override or case.extras), **extras},
             **fields,

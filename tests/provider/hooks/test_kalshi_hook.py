@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives import serialization
 
 from kalshi_provider import signing
 from kalshi_provider.exceptions import (
+    PERMANENT_ERRORS,
     KalshiAPIError,
     KalshiAuthError,
     KalshiConfigError,
@@ -250,3 +251,101 @@ def test_no_key_material_or_signature_in_logs_or_errors(
     assert "retrying in" in text  # the capture did see the hook's log
     assert key_lines and not any(line in text for line in key_lines)
     assert not any(request.signature in text for request in simulator.requests)
+
+
+# -- issue 10: secrets in the wrong field, other connection types, the retry budget ----------------
+
+
+def test_a_pem_in_the_key_id_field_is_refused_before_any_request(
+    kalshi_connection, kalshi_account, simulator
+):
+    """The old hook sent it as a header: http.client's ValueError then carried the whole PEM into
+    the task log and the Test button's answer, and the task retried it."""
+    pem = kalshi_account.private_pem.decode()
+    hook = KalshiHook(kalshi_connection(login=pem))
+    with pytest.raises(KalshiConfigError, match="has an API key ID") as caught:
+        hook.get_total_resting_order_value()
+    ok, message = hook.test_connection()
+    assert not ok and message == str(caught.value)
+    body = [line for line in pem.splitlines() if "-----" not in line]
+    for text in (message, repr(caught.value)):
+        assert "BEGIN" not in text and not any(line[:24] in text for line in body)
+    assert type(caught.value) in PERMANENT_ERRORS
+    assert simulator.requests == []
+
+
+def test_the_test_button_never_repeats_an_unexpected_errors_text(kalshi_connection, monkeypatch):
+    secret = "-----BEGIN RSA PRIVATE KEY----- MIIEowIBAAKCAQEAsecretsecret"
+
+    def broken(conn):
+        raise RuntimeError(f"could not parse {secret}")
+
+    monkeypatch.setattr("kalshi_provider.hooks.kalshi.private_key_from_connection", broken)
+    ok, message = KalshiHook(kalshi_connection()).test_connection()
+    assert not ok and "RuntimeError" in message
+    assert "secret" not in message and "BEGIN" not in message
+
+
+@pytest.mark.parametrize("conn_type", ["ssh", "sftp", "http"])
+def test_a_connection_of_another_type_is_refused_before_any_request(
+    conn_type, set_connection, kalshi_account, simulator
+):
+    """`--conf kalshi_conn_ids=["my_ssh"]` must not sign with an SSH key and send it to its host."""
+    conn_id = set_connection(
+        "not_kalshi",
+        conn_type,
+        login=kalshi_account.key_id,
+        password=kalshi_account.private_pem.decode(),
+        host=simulator.base_url,
+    )
+    hook = KalshiHook(conn_id)
+    with pytest.raises(KalshiConfigError, match=f"is of type '{conn_type}', not 'kalshi'") as caught:
+        hook.get_total_resting_order_value()
+    assert type(caught.value) in PERMANENT_ERRORS
+    assert simulator.requests == []
+
+
+def test_a_retry_after_beyond_the_cap_ends_the_calls_retries(kalshi_connection, simulator):
+    """Kalshi sends no Retry-After; one that asks for more than 30 s is not slept on in a call."""
+    simulator.push_faults(
+        [
+            {
+                "status": 429,
+                "json": {"error": "too many requests"},
+                "headers": {"Retry-After": "31"},
+                "times": 5,
+            }
+        ]
+    )
+    with pytest.raises(KalshiRateLimitError):
+        KalshiHook(kalshi_connection(extra={"max_retries": 4})).get_total_resting_order_value()
+    assert len(simulator.requests) == 1
+
+
+def test_max_attempts_lowers_the_connections_retries_and_never_raises_them(kalshi_connection, simulator):
+    simulator.push_faults([{"status": 503, "times": 100}])
+    with pytest.raises(KalshiServerError):
+        KalshiHook(
+            kalshi_connection(extra={"max_retries": 3}), max_attempts=2
+        ).get_total_resting_order_value()
+    assert len(simulator.requests) == 2
+    simulator.clear_requests()
+    with pytest.raises(KalshiServerError):
+        KalshiHook(
+            kalshi_connection(extra={"max_retries": 1}), max_attempts=10
+        ).get_total_resting_order_value()
+    assert len(simulator.requests) == 2
+
+
+def test_the_default_is_three_attempts_per_call(set_connection, kalshi_account, simulator):
+    simulator.push_faults([{"status": 503, "times": 100}])
+    conn_id = set_connection(
+        "kalshi_defaults",
+        "kalshi",
+        login=kalshi_account.key_id,
+        password=kalshi_account.private_pem.decode(),
+        host=simulator.base_url,
+    )
+    with pytest.raises(KalshiServerError):
+        KalshiHook(conn_id).get_total_resting_order_value()
+    assert len(simulator.requests) == 3

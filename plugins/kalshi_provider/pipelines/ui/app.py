@@ -2,7 +2,8 @@
 
 Airflow does not authenticate plugin apps: every route here depends on Airflow's own
 ``requires_access_dag`` check for the pipeline's DAG, so only a signed-in user who may read that
-DAG sees account data (the UI's session cookie or an API bearer token both work).
+DAG sees account data (the UI's session cookie or an API bearer token both work). FastAPI's
+generated API docs are turned off: their routes would not go through that check.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ WINDOWS = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
 app = FastAPI(
     title="Kalshi resting order value",
     dependencies=[Depends(requires_access_dag("GET", param_dag_id=HOURLY_DAG_ID))],
+    # FastAPI's own /docs, /redoc and /openapi.json escape the app's dependencies: they would
+    # answer anyone, and the two pages load scripts from a CDN into Airflow's origin.
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
 )
 
 Hours = Annotated[int, Query(ge=1, le=24 * 90, description="How many hours back to show")]

@@ -1,0 +1,59 @@
+"""Every bound the provider enforces, in one import-light place.
+
+The hook, the connection rules and the DAGs built on them read these numbers, so a task's
+``execution_timeout`` and the README's request budget cannot drift from what the hook does.
+Nothing here imports more than the standard library: DAG files import it at every parse.
+"""
+
+from __future__ import annotations
+
+#: Largest decoded answer the hook reads. Kalshi's answers to the calls the provider makes are
+#: well under 1 KiB (a total and a few shards); 64 KiB leaves room for a breakdown of hundreds
+#: of exchanges or a verbose proxy error page, and keeps a hostile or broken server (a 300 MB
+#: body, a gzip bomb that inflates to gigabytes) from costing more than that in memory.
+MAX_BODY_BYTES = 64 * 1024
+
+#: Largest private key PEM accepted, from any field or file. Kalshi issues 2048-bit RSA keys
+#: (about 1.7 KiB as PEM); a 4096-bit or passphrase-encrypted one is about 3.4 KiB. 8 KiB leaves
+#: room for escaped line breaks and stray whitespace and bounds the work a pasted text can cost
+#: the API server's Test button.
+MAX_PEM_BYTES = 8 * 1024
+
+#: Longest API key ID accepted. Kalshi's key IDs are UUIDs (36 characters).
+MAX_KEY_ID_LENGTH = 128
+
+#: Longest Base URL accepted (a URL, never a document).
+MAX_HOST_LENGTH = 2048
+
+#: Longest ``private_key_path`` accepted (Linux's PATH_MAX).
+MAX_KEY_PATH_LENGTH = 4096
+
+#: Default, and largest, wall-clock time one attempt may take: connect, send, headers and the
+#: whole body (the connection's ``timeout`` extra, in seconds).
+DEFAULT_TIMEOUT_SECONDS = 10.0
+MAX_TIMEOUT_SECONDS = 60.0
+
+#: Retries within one call (the connection's ``max_retries`` extra): the hook owns faults that
+#: clear within seconds (a dropped connection, a 5xx blip, Kalshi's per-second rate limit).
+DEFAULT_MAX_RETRIES = 2
+MAX_RETRIES_LIMIT = 4
+
+#: Back-off between the attempts of one call: 0.5 s doubling, plus up to 1 s of jitter, each
+#: wait at most 10 s.
+INITIAL_BACKOFF_SECONDS = 0.5
+MAX_BACKOFF_SECONDS = 10.0
+BACKOFF_JITTER_SECONDS = 1.0
+
+#: A Retry-After up to this long is waited for; a longer one ends the call's retries at once
+#: (the caller, e.g. the task's own retry, decides what happens later).
+MAX_RETRY_AFTER_SECONDS = 30.0
+
+#: Wall-clock bound of one call of the hook, all attempts and waits included.
+CALL_DEADLINE_SECONDS = 120.0
+
+#: What a task spends outside the call: looking up the connection, loading the key, writing the
+#: XCom. Generous: it only has to keep a hung call from holding the task for ever.
+TASK_OVERHEAD_SECONDS = 60.0
+
+#: ``execution_timeout`` of a task that makes one hook call.
+ONE_CALL_TASK_SECONDS = CALL_DEADLINE_SECONDS + TASK_OVERHEAD_SECONDS
