@@ -12,9 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow.sdk import DAG, Param, task, task_group
-from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
 
-from kalshi_provider.exceptions import PERMANENT_ERRORS
 from kalshi_provider.operators.kalshi import KalshiTotalRestingOrderValueOperator
 from kalshi_provider.pipelines.assets import resting_order_value_asset
 from kalshi_provider.pipelines.settings import (
@@ -25,18 +23,7 @@ from kalshi_provider.pipelines.settings import (
     WarehouseTarget,
     warehouse_target,
 )
-
-# Retrying cannot fix a bad connection (Kalshi's or the warehouse's), a refused key or a 403:
-# fail such tries at once instead of spending the task's retries.
-FAIL_FAST = ExceptionRetryPolicy(
-    rules=[
-        RetryRule(
-            exception=list(PERMANENT_ERRORS),
-            action=RetryAction.FAIL,
-            reason="Kalshi refused the request or a connection is misconfigured; retrying won't help",
-        ),
-    ]
-)
+from kalshi_provider.version_compat import AIRFLOW_V_3_2_PLUS
 
 
 def hourly_dag(
@@ -73,9 +60,11 @@ def hourly_dag(
         default_args={
             "retries": 3,
             "retry_delay": timedelta(seconds=30),
-            "retry_exponential_backoff": 2.0,
+            # Doubling: a multiplier from 3.2 on, a flag (True doubles) before.
+            "retry_exponential_backoff": 2.0 if AIRFLOW_V_3_2_PLUS else True,
             "max_retry_delay": timedelta(minutes=5),
-            "retry_policy": FAIL_FAST,
+            # Errors no retry can fix (a bad connection, Kalshi's or the warehouse's, a refused
+            # key, a 403) fail their task at once: the fetch and the load raise AirflowFailException.
         },
         params={
             "kalshi_conn_ids": Param(
@@ -115,17 +104,19 @@ def hourly_dag(
 
         @task(outlets=[resting_order_value_asset(target.table)])
         def load(reading: dict, params=None, dag_run=None) -> dict:
+            from kalshi_provider.exceptions import failing_fast
             from kalshi_provider.pipelines.load import load_reading
 
-            return load_reading(
-                reading,
-                run_after=dag_run.run_after,
-                dag_run_id=dag_run.run_id,
-                warehouse_conn_id=params["warehouse_conn_id"],
-                table=params["table"],
-                schema=params["schema"],
-                max_lateness_minutes=params["max_lateness_minutes"],
-            )
+            with failing_fast():
+                return load_reading(
+                    reading,
+                    run_after=dag_run.run_after,
+                    dag_run_id=dag_run.run_id,
+                    warehouse_conn_id=params["warehouse_conn_id"],
+                    table=params["table"],
+                    schema=params["schema"],
+                    max_lateness_minutes=params["max_lateness_minutes"],
+                )
 
         @task_group
         def account_snapshot(kalshi_conn_id: str) -> None:

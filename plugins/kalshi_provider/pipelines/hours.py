@@ -35,7 +35,7 @@ def skip_if_late(run_after: datetime, moment: datetime, max_lateness_minutes: in
     """Raise Airflow's skip when the run is too late to record its hour."""
     problem = lateness_problem(run_after, moment, timedelta(minutes=max_lateness_minutes))
     if problem:
-        from airflow.sdk.exceptions import AirflowSkipException
+        from kalshi_provider.version_compat import AirflowSkipException
 
         raise AirflowSkipException(problem)
 

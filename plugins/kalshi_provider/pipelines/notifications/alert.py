@@ -35,8 +35,7 @@ class KalshiAlertNotifier(BaseNotifier):
         self.title = title
 
     def notify(self, context: Any) -> None:
-        from airflow.sdk import BaseHook
-        from airflow.sdk.exceptions import AirflowNotFoundException
+        from kalshi_provider.version_compat import AirflowNotFoundException, BaseHook
 
         message = alert_text(self.title, context)
         try:

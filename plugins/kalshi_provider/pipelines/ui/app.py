@@ -1,8 +1,8 @@
 """The "Kalshi resting orders" page and its data endpoint, served inside Airflow's API server.
 
-Airflow does not authenticate plugin apps: every route here depends on Airflow's own
-``requires_access_dag`` check for the pipeline's DAG, so only a signed-in user who may read that
-DAG sees account data (the UI's session cookie or an API bearer token both work).
+Airflow does not authenticate plugin apps: every route here depends on Airflow's own check that
+the caller may read the pipeline's DAG, so only a signed-in user who may read that DAG sees
+account data (an API bearer token, or from 3.1 on the UI's session cookie).
 """
 
 from __future__ import annotations
@@ -11,19 +11,35 @@ from datetime import datetime, timedelta, timezone
 from html import escape
 from typing import Annotated, Any
 
-from airflow.api_fastapi.core_api.security import requires_access_dag
-from fastapi import Depends, FastAPI, Query
+from fastapi import Depends, FastAPI, HTTPException, Query, status
 from fastapi.responses import HTMLResponse
 
 from kalshi_provider.pipelines.settings import HOURLY_DAG_ID
 from kalshi_provider.pipelines.ui.chart import render_svg, series_by_account
+from kalshi_provider.version_compat import AIRFLOW_V_3_1_PLUS
+
+if AIRFLOW_V_3_1_PLUS:
+    from airflow.api_fastapi.core_api.security import requires_access_dag
+
+    may_read_the_dag = requires_access_dag("GET", param_dag_id=HOURLY_DAG_ID)
+else:
+    from airflow.api_fastapi.core_api.security import GetUserDep
+
+    def may_read_the_dag(user: GetUserDep) -> None:
+        """Airflow 3.0's ``requires_access_dag`` reads the DAG id only from the URL path: ask the
+        auth manager the same question about the pipeline's DAG directly."""
+        from airflow.api_fastapi.app import get_auth_manager
+        from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+
+        if not get_auth_manager().is_authorized_dag(
+            method="GET", details=DagDetails(id=HOURLY_DAG_ID), user=user
+        ):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "Forbidden")
+
 
 WINDOWS = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
 
-app = FastAPI(
-    title="Kalshi resting order value",
-    dependencies=[Depends(requires_access_dag("GET", param_dag_id=HOURLY_DAG_ID))],
-)
+app = FastAPI(title="Kalshi resting order value", dependencies=[Depends(may_read_the_dag)])
 
 Hours = Annotated[int, Query(ge=1, le=24 * 90, description="How many hours back to show")]
 

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import URL, Engine, create_engine
+from sqlalchemy import create_engine
+from sqlalchemy.engine import URL, Engine
 
 from kalshi_provider.pipelines.settings import DEFAULT_WAREHOUSE_CONN_ID
 from kalshi_provider.pipelines.warehouse.errors import WarehouseConnectionError
@@ -32,8 +33,7 @@ def warehouse_engine(
     ``get_connection`` defaults to the Task SDK's lookup (tasks); the API server, which has no
     task supervisor, passes the core model's ``Connection.get_connection_from_secrets``.
     """
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
+    from kalshi_provider.version_compat import AirflowNotFoundException, BaseHook
 
     try:
         connection = (get_connection or BaseHook.get_connection)(conn_id)
@@ -52,7 +52,7 @@ def warehouse_engine(
 
 def _hook_of(connection: Connection) -> Any:
     """The connection's hook; an unknown type or an unimportable provider is a config error."""
-    from airflow.sdk.exceptions import AirflowException
+    from kalshi_provider.version_compat import AirflowException
 
     try:
         return connection.get_hook()

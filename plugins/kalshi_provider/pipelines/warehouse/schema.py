@@ -17,7 +17,6 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
-    Engine,
     Integer,
     MetaData,
     Numeric,
@@ -26,7 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
 )
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeDecorator, TypeEngine
 

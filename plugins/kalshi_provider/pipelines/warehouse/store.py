@@ -17,9 +17,10 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, bindparam, delete, insert, inspect, select, update
+from sqlalchemy import Table, bindparam, delete, insert, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE
