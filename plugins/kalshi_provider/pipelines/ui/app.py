@@ -41,6 +41,25 @@ WINDOWS = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
 
 app = FastAPI(title="Kalshi resting order value", dependencies=[Depends(may_read_the_dag)])
 
+if not AIRFLOW_V_3_1_PLUS:
+    from fastapi.exception_handlers import http_exception_handler
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _ask_again_with_the_ui_token(request, exc):
+        """Airflow 3.0's UI keeps its token in the browser's local storage and sends it only as a
+        header, so the chart opened from its Plugins menu arrives without one. Answer that 401 with
+        a page that asks again with the token: it holds no data, and what it then shows comes from
+        the same checked route."""
+        if (
+            exc.status_code == 401
+            and request.url.path.endswith("/chart")
+            and "authorization" not in request.headers
+        ):
+            return HTMLResponse(_ASK_WITH_THE_UI_TOKEN, status_code=401)
+        return await http_exception_handler(request, exc)
+
+
 Hours = Annotated[int, Query(ge=1, le=24 * 90, description="How many hours back to show")]
 
 
@@ -115,4 +134,30 @@ _PAGE = """<!doctype html>
 <h1>Total resting order value per account, last {hours} hours</h1>
 <nav>{links}</nav>
 {body}
+</body></html>"""
+
+_ASK_WITH_THE_UI_TOKEN = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Kalshi resting order value</title></head><body>
+<p id="status">Signing in with your Airflow session...</p>
+<script>
+(async () => {
+  const status = document.getElementById("status");
+  const token = localStorage.getItem("token");
+  if (!token) {
+    status.textContent = "Not signed in: sign in to Airflow, then open this page from its Plugins menu.";
+    return;
+  }
+  const response = await fetch(location.href, {headers: {Authorization: "Bearer " + token}});
+  if (!response.ok) {
+    status.textContent = response.status === 403
+      ? "Your Airflow user may not read the Kalshi DAG."
+      : "Not signed in: sign in to Airflow again.";
+    return;
+  }
+  const page = await response.text();
+  document.open();
+  document.write(page);
+  document.close();
+})();
+</script>
 </body></html>"""
