@@ -77,13 +77,15 @@ def connection_form() -> dict[str, Any]:
 
 
 def chart_access(home: str) -> dict[str, Any]:
-    """The plugin app behind Airflow's auth manager, asked as Airflow's API server would route it."""
-    from airflow.api_fastapi.app import init_auth_manager
+    """The chart as Airflow's API server serves it: the server's own app, with the plugins mounted.
+
+    Building that app also proves the plugin lets the API server start (on 3.0 a plugin with
+    Airflow 2 menu items stops it unless the FAB provider is installed).
+    """
+    from airflow.api_fastapi.app import create_app, get_auth_manager
     from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
     from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
     from fastapi.testclient import TestClient
-
-    from kalshi_provider.pipelines.ui.app import app
 
     class OneReaderAuthManager(SimpleAuthManager):
         """Simple auth, except that the user ``outsider`` may read no DAG; records each question."""
@@ -97,10 +99,10 @@ def chart_access(home: str) -> dict[str, Any]:
             )
 
     sys.modules["__main__"].OneReaderAuthManager = OneReaderAuthManager  # importable by name
-    manager = init_auth_manager()
+    client = TestClient(create_app())
+    manager = get_auth_manager()
     reader = manager.generate_jwt(SimpleAuthManagerUser(username="reader", role="viewer"))
     outsider = manager.generate_jwt(SimpleAuthManagerUser(username=OUTSIDER, role="viewer"))
-    client = TestClient(app)
     answers = {}
     for name, headers in (
         ("anonymous", {}),
@@ -108,11 +110,11 @@ def chart_access(home: str) -> dict[str, Any]:
         ("outsider", {"Authorization": f"Bearer {outsider}"}),
         ("reader", {"Authorization": f"Bearer {reader}"}),
     ):
-        response = client.get("/data?hours=24", headers=headers)
+        response = client.get("/kalshi/data?hours=24", headers=headers)
         answers[name] = {"status": response.status_code, "body": response.text[:2000]}
-    page = client.get("/chart?hours=24", headers={"Authorization": f"Bearer {reader}"})
+    page = client.get("/kalshi/chart?hours=24", headers={"Authorization": f"Bearer {reader}"})
     answers["reader_chart"] = {"status": page.status_code, "has_svg": "<svg" in page.text}
-    page = client.get("/chart?hours=24")  # a browser following the UI's link, no header
+    page = client.get("/kalshi/chart?hours=24")  # a browser opening the address, no header
     answers["anonymous_chart"] = {
         "status": page.status_code,
         "content_type": page.headers.get("content-type", ""),

@@ -8,7 +8,7 @@ DAG into SQLite (one row for the hour), runs it again the way the UI triggers a 
 date; a refused account fails at once, without retries) and serves the chart only to readers of
 the DAG. On 3.3.2 this is also issue 11's wheel-install test.
 
-The main suite runs on 3.3 in ``.venv``; this module adds about four minutes on 2 cores, from a
+The main suite runs on 3.3 in ``.venv``; this module adds 4 to 6 minutes on 2 cores, about as much from a
 fresh machine (the installs overlap the other line's checks) as with warm caches.
 """
 
@@ -148,10 +148,12 @@ def test_plugins_lists_the_chart_with_an_empty_plugins_folder(run: LineRun, line
     assert [(app["url_prefix"], app["name"]) for app in plugin["fastapi_apps"]] == [
         ("/kalshi", "Kalshi resting order value")
     ]
-    links = plugin.get("external_views") if "external_views" in plugin else plugin["appbuilder_menu_items"]
-    assert [link["href"] for link in links] == ["/kalshi/chart"]
-    if line.version.startswith("3.0."):  # no external views before 3.1: the Plugins menu instead
+    # No Airflow 2 menu items: on 3.0 they stop the API server unless the FAB provider is installed.
+    assert plugin.get("appbuilder_menu_items", []) == []
+    if line.version.startswith("3.0."):  # no external views before 3.1: no menu entry at all
         assert "external_views" not in plugin
+    else:
+        assert [view["href"] for view in plugin["external_views"]] == ["/kalshi/chart"]
 
 
 def test_the_connection_form_has_the_kalshi_fields(run: LineRun):
@@ -233,7 +235,7 @@ def test_the_chart_answers_only_users_who_may_read_the_dag(run: LineRun):
     series = json.loads(answers["reader"]["body"])["series"]
     assert [point["cents"] for point in series["kalshi_default"]] == [CENTS]  # the dags test's row
     assert answers["reader_chart"] == {"status": 200, "has_svg": True}
-    # A browser opening the page from the UI's menu: no data, whatever the line.
+    # A browser opening the page's address: no data, whatever the line.
     page = answers["anonymous_chart"]
     assert page["status"] == 401 and "<svg" not in page["body"] and "kalshi_default" not in page["body"]
     if run.line.version.startswith("3.0."):  # 3.0's UI sends its token only as a header: ask again with it

@@ -48,9 +48,9 @@ if not AIRFLOW_V_3_1_PLUS:
     @app.exception_handler(StarletteHTTPException)
     async def _ask_again_with_the_ui_token(request, exc):
         """Airflow 3.0's UI keeps its token in the browser's local storage and sends it only as a
-        header, so the chart opened from its Plugins menu arrives without one. Answer that 401 with
-        a page that asks again with the token: it holds no data, and what it then shows comes from
-        the same checked route."""
+        header, so a browser opening the chart's address sends none. Answer that 401 with a page
+        that asks again with the token: it holds no data, and what it then shows comes from the
+        same checked route."""
         if (
             exc.status_code == 401
             and request.url.path.endswith("/chart")
@@ -144,7 +144,7 @@ _ASK_WITH_THE_UI_TOKEN = """<!doctype html>
   const status = document.getElementById("status");
   const token = localStorage.getItem("token");
   if (!token) {
-    status.textContent = "Not signed in: sign in to Airflow, then open this page from its Plugins menu.";
+    status.textContent = "Not signed in: sign in to Airflow in this browser, then open this page again.";
     return;
   }
   const response = await fetch(location.href, {headers: {Authorization: "Bearer " + token}});

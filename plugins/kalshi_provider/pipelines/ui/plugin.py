@@ -15,6 +15,9 @@ from kalshi_provider.version_compat import AIRFLOW_V_3_1_PLUS
 class KalshiUIPlugin(AirflowPlugin):
     name = "kalshi_ui"
     fastapi_apps = [{"app": app, "url_prefix": "/kalshi", "name": "Kalshi resting order value"}]
+    # Airflow 3.0 has no external views, and its appbuilder_menu_items count as an Airflow 2 plugin
+    # that stops the API server unless the FAB provider is installed: there the page has no menu
+    # entry and is opened by its address, /kalshi/chart.
     if AIRFLOW_V_3_1_PLUS:
         external_views = [
             {
@@ -25,6 +28,3 @@ class KalshiUIPlugin(AirflowPlugin):
                 "category": "browse",
             }
         ]
-    else:
-        # Airflow 3.0 has no external views; its UI lists these links under "Plugins".
-        appbuilder_menu_items = [{"name": "Kalshi resting orders", "href": "/kalshi/chart"}]
