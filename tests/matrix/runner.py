@@ -85,7 +85,7 @@ class Account:
     private_pem: str = field(repr=False)  # never in a failure report
 
 
-@dataclass
+@dataclass(repr=False)
 class LineRun:
     line: AirflowLine
     root: Path
@@ -99,6 +99,9 @@ class LineRun:
     #: The Kalshi connections given to this line, by conn id.
     accounts: dict[str, Account] = field(default_factory=dict)
     error: str | None = None
+
+    def __repr__(self) -> str:  # short in failure reports: outputs are shown by the assertions
+        return f"LineRun(Airflow {self.line.version}, {self.root}, error={self.error!r})"
 
     @property
     def venv(self) -> Path:
