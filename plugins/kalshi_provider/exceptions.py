@@ -6,6 +6,8 @@ None of them ever carries key material or a request signature.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kalshi_provider.display import shown
@@ -111,6 +113,22 @@ PERMANENT_ERRORS: tuple[type[KalshiError], ...] = (
     KalshiNotFoundError,
     KalshiRedirectError,
 )
+
+
+@contextmanager
+def failing_fast() -> Iterator[None]:
+    """Inside a task: turn an error of ``PERMANENT_ERRORS`` into Airflow's ``AirflowFailException``.
+
+    Airflow then fails the task at once, without spending its retries, on every Airflow 3 line.
+    The message is the original one (which never holds key material), and the original error
+    stays chained as the cause, so the task log still shows what raised it.
+    """
+    try:
+        yield
+    except PERMANENT_ERRORS as err:
+        from kalshi_provider.version_compat import AirflowFailException
+
+        raise AirflowFailException(str(err)) from err
 
 
 class KalshiDataQualityError(KalshiError):

@@ -342,6 +342,49 @@ def test_the_deprecation_check_would_see_a_legacy_method(
     assert any(HOOK_CLASS in message for message in legacy), legacy
 
 
+def test_the_legacy_form_methods_give_the_declared_form(monkeypatch, providers_manager):
+    """Airflow 3.0 and 3.1 build the form from the hook's methods (defined only there, see the
+    Airflow-line matrix): made from ``conn-fields``, they give each field the same label,
+    description, default and choices as 3.3 makes from the declaration. The methods run here with
+    the stand-ins for WTForms that Airflow's connection-form service puts in place."""
+    from unittest import mock
+
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+
+    from kalshi_provider.hooks import legacy_form
+
+    declared = {
+        widget.field_name: widget.field
+        for name, widget in providers_manager().connection_form_widgets.items()
+        if name.startswith("extra__kalshi__")
+    }
+    for name in _FAB_MODULES:
+        monkeypatch.setitem(sys.modules, name, sys.modules.get(name) or mock.MagicMock())
+    with (
+        mock.patch("wtforms.StringField", HookMetaService.MockStringField),
+        mock.patch("wtforms.IntegerField", HookMetaService.MockIntegerField),
+        mock.patch("wtforms.PasswordField", HookMetaService.MockPasswordField),
+        mock.patch("wtforms.validators.Optional", HookMetaService.MockOptional),
+        mock.patch("wtforms.validators.any_of", HookMetaService.MockEnum),
+    ):
+        legacy = {name: field.param.dump() for name, field in legacy_form.connection_form_widgets().items()}
+
+    assert set(legacy) == set(declared) == set(FIELDS)
+    for name, field in legacy.items():
+        value = declared[name]["value"]
+        assert field["value"] == (str(value) if name == "timeout" else value), name  # text field
+        assert field["description"] == declared[name]["description"], name
+        assert field["schema"]["title"] == declared[name]["schema"]["title"], name
+        assert field["schema"].get("enum") == declared[name]["schema"].get("enum"), name
+    # No multi-line field before 3.2: the key goes into a masked one-line field.
+    assert legacy["private_key"]["schema"]["format"] == "password"
+    assert legacy["private_key_passphrase"]["schema"]["format"] == "password"
+    assert "integer" in legacy["max_retries"]["schema"]["type"]
+    behaviour = legacy_form.ui_field_behaviour()
+    assert behaviour["hidden_fields"] == ["schema", "port", "password", "extra"]
+    assert behaviour["relabeling"] == {"login": "API key ID", "host": "Base URL"}
+
+
 # --- What the UI's connection form receives -----------------------------------------------------
 
 

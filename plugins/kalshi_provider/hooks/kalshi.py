@@ -9,7 +9,6 @@ from typing import Any
 
 import requests
 import tenacity
-from airflow.sdk import BaseHook
 
 from kalshi_provider import transport
 from kalshi_provider.connection import (
@@ -33,6 +32,7 @@ from kalshi_provider.responses import (
     parse_resting_order_value,
 )
 from kalshi_provider.signing import KalshiAuth
+from kalshi_provider.version_compat import AIRFLOW_V_3_2_PLUS, BaseHook
 
 TOTAL_RESTING_ORDER_VALUE_PATH = "/portfolio/summary/total_resting_order_value"
 BALANCE_PATH = "/portfolio/balance"
@@ -58,6 +58,24 @@ class KalshiHook(BaseHook):
     default_conn_name = "kalshi_default"
     conn_type = "kalshi"
     hook_name = "Kalshi"
+
+    if not AIRFLOW_V_3_2_PLUS:
+        # Airflow 3.0 and 3.1 build the connection form from these two methods; 3.2 and later
+        # read the same declaration from ``conn-fields`` and warn about hooks that define them.
+
+        @classmethod
+        def get_connection_form_widgets(cls) -> dict[str, Any]:
+            """The form's extra fields, from the provider info's ``conn-fields``."""
+            from kalshi_provider.hooks.legacy_form import connection_form_widgets
+
+            return connection_form_widgets()
+
+        @classmethod
+        def get_ui_field_behaviour(cls) -> dict[str, Any]:
+            """Hidden, relabelled and hinted fields, from the provider info's ``ui-field-behaviour``."""
+            from kalshi_provider.hooks.legacy_form import ui_field_behaviour
+
+            return ui_field_behaviour()
 
     def __init__(
         self, kalshi_conn_id: str = default_conn_name, *, max_attempts: int | None = None, **kwargs: Any
@@ -195,9 +213,12 @@ class KalshiHook(BaseHook):
         )
 
 
-_exponential_jitter = tenacity.wait_exponential_jitter(
-    multiplier=INITIAL_BACKOFF_SECONDS, max=MAX_BACKOFF_SECONDS, jitter=BACKOFF_JITTER_SECONDS
-)
+# Exponential back-off plus jitter, never above MAX_BACKOFF_SECONDS. Built from the two classic
+# strategies because wait_exponential_jitter's first parameter is 'initial' before tenacity 9.2
+# (what Airflow 3.0 and 3.1 resolve) and 'multiplier' after it, where 'initial' warns.
+_exponential_jitter = tenacity.wait_exponential(
+    multiplier=INITIAL_BACKOFF_SECONDS, max=MAX_BACKOFF_SECONDS - BACKOFF_JITTER_SECONDS
+) + tenacity.wait_random(0, BACKOFF_JITTER_SECONDS)
 
 
 def _wait_with_retry_after(state: tenacity.RetryCallState) -> float:

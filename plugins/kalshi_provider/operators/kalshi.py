@@ -21,6 +21,9 @@ class KalshiTotalRestingOrderValueOperator(BaseOperator):
     strings and ``observed_at``, when Kalshi's answer arrived (UTC). It holds no secret. The value
     is a live reading of *now*, not a figure for the run's logical date.
 
+    Errors no retry can fix (a misconfigured connection, 401, 403, 404) fail the task at once,
+    without using its retries; others (timeouts, 429, 5xx) use them.
+
     :param kalshi_conn_id: Kalshi connection to use; it also names the account in the record.
     :param max_requests: Most signed requests this task sends, all its tries together: each try
         gets ``max_requests // (retries + 1)`` attempts (at least one), or fewer when the
@@ -49,11 +52,13 @@ class KalshiTotalRestingOrderValueOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         # Imported here, not at module level: DAG files import this module at every parse, and
         # the hook pulls in requests, tenacity and cryptography.
+        from kalshi_provider.exceptions import failing_fast
         from kalshi_provider.hooks.kalshi import KalshiHook
         from kalshi_provider.readings import AccountReading
 
         hook = KalshiHook(kalshi_conn_id=self.kalshi_conn_id, max_attempts=self.attempts_per_try)
-        value = hook.get_resting_order_value()
+        with failing_fast():  # a refused key or a bad connection: no task retry can fix it
+            value = hook.get_resting_order_value()
         reading = AccountReading(self.kalshi_conn_id, datetime.now(timezone.utc), value)
         self.log.info(
             "Kalshi account %s: total resting order value %d cents (%d exchange(s) in the breakdown)",

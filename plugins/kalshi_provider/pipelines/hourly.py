@@ -12,9 +12,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow.sdk import DAG, Param, task, task_group
-from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
 
-from kalshi_provider.exceptions import PERMANENT_ERRORS
 from kalshi_provider.limits import DEFAULT_MAX_RETRIES, ONE_CALL_TASK_SECONDS
 from kalshi_provider.operators.kalshi import KalshiTotalRestingOrderValueOperator
 from kalshi_provider.pipelines.assets import resting_order_value_asset
@@ -26,6 +24,7 @@ from kalshi_provider.pipelines.settings import (
     WarehouseTarget,
     warehouse_target,
 )
+from kalshi_provider.version_compat import AIRFLOW_V_3_2_PLUS
 
 #: Task tries of every task (the first and its retries).
 TASK_RETRIES = 3
@@ -38,18 +37,6 @@ REQUESTS_PER_ACCOUNT_RUN = (DEFAULT_MAX_RETRIES + 1) * (TASK_RETRIES + 1)
 PLAN_TIMEOUT = timedelta(minutes=1)
 FETCH_TIMEOUT = timedelta(seconds=ONE_CALL_TASK_SECONDS)
 LOAD_TIMEOUT = timedelta(minutes=3)
-
-# Retrying cannot fix a bad connection (Kalshi's or the warehouse's), a refused key or a 403:
-# fail such tries at once instead of spending the task's retries.
-FAIL_FAST = ExceptionRetryPolicy(
-    rules=[
-        RetryRule(
-            exception=list(PERMANENT_ERRORS),
-            action=RetryAction.FAIL,
-            reason="Kalshi refused the request or a connection is misconfigured; retrying won't help",
-        ),
-    ]
-)
 
 
 def hourly_dag(
@@ -88,9 +75,11 @@ def hourly_dag(
             "retries": TASK_RETRIES,
             "execution_timeout": LOAD_TIMEOUT,
             "retry_delay": timedelta(seconds=30),
-            "retry_exponential_backoff": 2.0,
+            # Doubling: a multiplier from 3.2 on, a flag (True doubles) before.
+            "retry_exponential_backoff": 2.0 if AIRFLOW_V_3_2_PLUS else True,
             "max_retry_delay": timedelta(minutes=5),
-            "retry_policy": FAIL_FAST,
+            # Errors no retry can fix (a bad connection, Kalshi's or the warehouse's, a refused
+            # key, a 403) fail their task at once: the fetch and the load raise AirflowFailException.
         },
         params={
             "kalshi_conn_ids": Param(
@@ -129,17 +118,19 @@ def hourly_dag(
 
         @task(outlets=[resting_order_value_asset(target.table)], execution_timeout=LOAD_TIMEOUT)
         def load(reading: dict, params=None, dag_run=None) -> dict:
+            from kalshi_provider.exceptions import failing_fast
             from kalshi_provider.pipelines.load import load_reading
 
-            return load_reading(
-                reading,
-                run_after=dag_run.run_after,
-                dag_run_id=dag_run.run_id,
-                warehouse_conn_id=params["warehouse_conn_id"],
-                table=params["table"],
-                schema=params["schema"],
-                max_lateness_minutes=params["max_lateness_minutes"],
-            )
+            with failing_fast():
+                return load_reading(
+                    reading,
+                    run_after=dag_run.run_after,
+                    dag_run_id=dag_run.run_id,
+                    warehouse_conn_id=params["warehouse_conn_id"],
+                    table=params["table"],
+                    schema=params["schema"],
+                    max_lateness_minutes=params["max_lateness_minutes"],
+                )
 
         @task_group
         def account_snapshot(kalshi_conn_id: str) -> None:

@@ -57,7 +57,7 @@ def skip_unless_observed_in_hour(
     """Raise Airflow's skip when the reading may not stand for the run's hour."""
     problem = observation_problem(run_after, observed_at, timedelta(minutes=max_lateness_minutes))
     if problem:
-        from airflow.sdk.exceptions import AirflowSkipException
+        from kalshi_provider.version_compat import AirflowSkipException
 
         raise AirflowSkipException(problem)
 

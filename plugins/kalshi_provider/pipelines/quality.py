@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
+from airflow.sdk import DAG, Param, task
 
 from kalshi_provider.pipelines.assets import resting_order_value_asset
 from kalshi_provider.pipelines.settings import (
@@ -22,6 +22,15 @@ from kalshi_provider.pipelines.settings import (
     WarehouseTarget,
     warehouse_target,
 )
+from kalshi_provider.version_compat import AIRFLOW_V_3_2_PLUS
+
+# The same timetable classes on every line: the Task SDK re-exports them from 3.2 on; 3.0 and 3.1
+# have them only in Airflow core, where they schedule Task SDK DAGs just the same.
+if AIRFLOW_V_3_2_PLUS:
+    from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable
+else:
+    from airflow.timetables.assets import AssetOrTimeSchedule  # type: ignore[no-redef]
+    from airflow.timetables.trigger import CronTriggerTimetable  # type: ignore[no-redef]
 
 
 def quality_dag(

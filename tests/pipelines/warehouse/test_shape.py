@@ -216,7 +216,7 @@ def test_a_missing_column_and_a_required_column_of_its_own_are_refused(db_engine
 
 
 def test_the_refusal_is_permanent_for_the_dag():
-    """A KalshiConfigError: the DAG's retry policy fails the task at once instead of retrying."""
+    """A KalshiConfigError: the load task fails at once (AirflowFailException) instead of retrying."""
     assert issubclass(WarehouseSchemaError, KalshiConfigError)
 
 

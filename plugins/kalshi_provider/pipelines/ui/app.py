@@ -1,9 +1,9 @@
 """The "Kalshi resting orders" page and its data endpoint, served inside Airflow's API server.
 
-Airflow does not authenticate plugin apps: every route here depends on Airflow's own
-``requires_access_dag`` check for the pipeline's DAG, so only a signed-in user who may read that
-DAG sees account data (the UI's session cookie or an API bearer token both work). FastAPI's
-generated API docs are turned off: their routes would not go through that check.
+Airflow does not authenticate plugin apps: every route here depends on Airflow's own check that
+the caller may read the pipeline's DAG, so only a signed-in user who may read that DAG sees
+account data (an API bearer token, or from 3.1 on the UI's session cookie). FastAPI's generated
+API docs are turned off: their routes would not go through that check.
 """
 
 from __future__ import annotations
@@ -12,24 +12,62 @@ from datetime import datetime, timedelta, timezone
 from html import escape
 from typing import Annotated, Any
 
-from airflow.api_fastapi.core_api.security import requires_access_dag
-from fastapi import Depends, FastAPI, Query
+from fastapi import Depends, FastAPI, HTTPException, Query, status
 from fastapi.responses import HTMLResponse
 
 from kalshi_provider.pipelines.settings import HOURLY_DAG_ID
 from kalshi_provider.pipelines.ui.chart import render_svg, series_by_account
+from kalshi_provider.version_compat import AIRFLOW_V_3_1_PLUS
+
+if AIRFLOW_V_3_1_PLUS:
+    from airflow.api_fastapi.core_api.security import requires_access_dag
+
+    may_read_the_dag = requires_access_dag("GET", param_dag_id=HOURLY_DAG_ID)
+else:
+    from airflow.api_fastapi.core_api.security import GetUserDep
+
+    def may_read_the_dag(user: GetUserDep) -> None:
+        """Airflow 3.0's ``requires_access_dag`` reads the DAG id only from the URL path: ask the
+        auth manager the same question about the pipeline's DAG directly."""
+        from airflow.api_fastapi.app import get_auth_manager
+        from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+
+        if not get_auth_manager().is_authorized_dag(
+            method="GET", details=DagDetails(id=HOURLY_DAG_ID), user=user
+        ):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "Forbidden")
+
 
 WINDOWS = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
 
 app = FastAPI(
     title="Kalshi resting order value",
-    dependencies=[Depends(requires_access_dag("GET", param_dag_id=HOURLY_DAG_ID))],
+    dependencies=[Depends(may_read_the_dag)],
     # FastAPI's own /docs, /redoc and /openapi.json escape the app's dependencies: they would
     # answer anyone, and the two pages load scripts from a CDN into Airflow's origin.
     docs_url=None,
     redoc_url=None,
     openapi_url=None,
 )
+
+if not AIRFLOW_V_3_1_PLUS:
+    from fastapi.exception_handlers import http_exception_handler
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _ask_again_with_the_ui_token(request, exc):
+        """Airflow 3.0's UI keeps its token in the browser's local storage and sends it only as a
+        header, so a browser opening the chart's address sends none. Answer that 401 with a page
+        that asks again with the token: it holds no data, and what it then shows comes from the
+        same checked route."""
+        if (
+            exc.status_code == 401
+            and request.url.path.endswith("/chart")
+            and "authorization" not in request.headers
+        ):
+            return HTMLResponse(_ASK_WITH_THE_UI_TOKEN, status_code=401)
+        return await http_exception_handler(request, exc)
+
 
 Hours = Annotated[int, Query(ge=1, le=24 * 90, description="How many hours back to show")]
 
@@ -105,4 +143,30 @@ _PAGE = """<!doctype html>
 <h1>Total resting order value per account, last {hours} hours</h1>
 <nav>{links}</nav>
 {body}
+</body></html>"""
+
+_ASK_WITH_THE_UI_TOKEN = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Kalshi resting order value</title></head><body>
+<p id="status">Signing in with your Airflow session...</p>
+<script>
+(async () => {
+  const status = document.getElementById("status");
+  const token = localStorage.getItem("token");
+  if (!token) {
+    status.textContent = "Not signed in: sign in to Airflow in this browser, then open this page again.";
+    return;
+  }
+  const response = await fetch(location.href, {headers: {Authorization: "Bearer " + token}});
+  if (!response.ok) {
+    status.textContent = response.status === 403
+      ? "Your Airflow user may not read the Kalshi DAG."
+      : "Not signed in: sign in to Airflow again.";
+    return;
+  }
+  const page = await response.text();
+  document.open();
+  document.write(page);
+  document.close();
+})();
+</script>
 </body></html>"""

@@ -72,8 +72,7 @@ def warehouse_engine(
         no task supervisor, passes the core model's ``Connection.get_connection_from_secrets``.
     :param timeouts: The bounds the engine's connections get.
     """
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
+    from kalshi_provider.version_compat import AirflowNotFoundException, BaseHook
 
     try:
         connection = (get_connection or BaseHook.get_connection)(conn_id)
@@ -87,7 +86,8 @@ def warehouse_engine(
 def _sql_hook_of(connection: Connection) -> Any:
     """The connection's hook if it is a SQL one; anything else is a permanent config error."""
     from airflow.providers.common.sql.hooks.sql import DbApiHook
-    from airflow.sdk.exceptions import AirflowException
+
+    from kalshi_provider.version_compat import AirflowException
 
     what = f"Connection '{connection.conn_id}' has type '{connection.conn_type}'"
     use = (

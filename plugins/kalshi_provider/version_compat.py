@@ -1,0 +1,56 @@
+"""Which Airflow 3 line is running, and the few names whose home moved between 3.0 and 3.3.
+
+Airflow's own providers keep one small ``version_compat.py`` like this in their root package
+(``apache-airflow-providers-common-compat`` asks them to copy its flags rather than import
+another provider's). Its ``sdk`` module, which would re-export these names, arrived in
+common-compat 1.8.0, after the Airflow 3.0 line's release, so a 3.0 deployment held to its
+constraints may not have it; the imports below are what the 3.0-era providers do. Everything
+here is import-light: DAG files reach it at every parse.
+"""
+
+from __future__ import annotations
+
+
+def get_base_airflow_version_tuple() -> tuple[int, int, int]:
+    from airflow import __version__
+    from packaging.version import Version
+
+    airflow_version = Version(__version__)
+    return airflow_version.major, airflow_version.minor, airflow_version.micro
+
+
+AIRFLOW_V_3_1_PLUS: bool = get_base_airflow_version_tuple() >= (3, 1, 0)
+AIRFLOW_V_3_2_PLUS: bool = get_base_airflow_version_tuple() >= (3, 2, 0)
+
+# BaseHook joined the Task SDK in 3.1 (3.0 has only the core class, which warns from 3.1 on).
+if AIRFLOW_V_3_1_PLUS:
+    from airflow.sdk import BaseHook
+else:
+    from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
+
+# The task exceptions moved to airflow.sdk.exceptions in 3.2; the old names warn there. Before
+# 3.2 the task runner catches the airflow.exceptions classes, which are different classes.
+if AIRFLOW_V_3_2_PLUS:
+    from airflow.sdk.exceptions import (
+        AirflowException,
+        AirflowFailException,
+        AirflowNotFoundException,
+        AirflowSkipException,
+    )
+else:
+    from airflow.exceptions import (  # type: ignore[no-redef]
+        AirflowException,
+        AirflowFailException,
+        AirflowNotFoundException,
+        AirflowSkipException,
+    )
+
+__all__ = [
+    "AIRFLOW_V_3_1_PLUS",
+    "AIRFLOW_V_3_2_PLUS",
+    "AirflowException",
+    "AirflowFailException",
+    "AirflowNotFoundException",
+    "AirflowSkipException",
+    "BaseHook",
+]
