@@ -187,7 +187,8 @@ def test_conn_fields_are_the_extras_the_readme_documents():
     """The form writes these names into a connection's extra, the hook reads them, and users type
     them into AIRFLOW_CONN_* JSON from the README's table: all three must agree."""
     readme = (Path(kalshi_provider.__file__).parents[2] / "README.md").read_text()
-    table = readme.split("### The Kalshi connection", 1)[1].split("\n\n", 2)[1]
+    section = readme.split("### The Kalshi connection", 1)[1].split("\n### ", 1)[0]
+    table = "\n".join(line for line in section.splitlines() if line.startswith("|"))
     documented = set(re.findall(r"extra `(\w+)`", table))
     assert set(_kalshi_connection_type()["conn-fields"]) == documented == set(FIELDS.values())
 
@@ -351,7 +352,7 @@ def test_the_legacy_form_methods_give_the_declared_form(monkeypatch, providers_m
 
     from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
 
-    from kalshi_provider.hooks import legacy_form
+    from kalshi_provider import legacy_connection_form as legacy_form
 
     declared = {
         widget.field_name: widget.field

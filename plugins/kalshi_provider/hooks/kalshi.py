@@ -66,14 +66,14 @@ class KalshiHook(BaseHook):
         @classmethod
         def get_connection_form_widgets(cls) -> dict[str, Any]:
             """The form's extra fields, from the provider info's ``conn-fields``."""
-            from kalshi_provider.hooks.legacy_form import connection_form_widgets
+            from kalshi_provider.legacy_connection_form import connection_form_widgets
 
             return connection_form_widgets()
 
         @classmethod
         def get_ui_field_behaviour(cls) -> dict[str, Any]:
             """Hidden, relabelled and hinted fields, from the provider info's ``ui-field-behaviour``."""
-            from kalshi_provider.hooks.legacy_form import ui_field_behaviour
+            from kalshi_provider.legacy_connection_form import ui_field_behaviour
 
             return ui_field_behaviour()
 

@@ -11,6 +11,7 @@ import pytest
 from kalshi_provider.exceptions import KalshiPermissionError, KalshiServerError
 from kalshi_provider.operators.kalshi import KalshiTotalRestingOrderValueOperator
 from kalshi_provider.readings import AccountReading, ShardAmount
+from kalshi_provider.version_compat import AirflowFailException
 
 
 def test_execute_returns_the_reading_as_its_xcom(kalshi_connection, simulator, kalshi_account):
@@ -33,12 +34,15 @@ def test_execute_returns_the_reading_as_its_xcom(kalshi_connection, simulator, k
     assert kalshi_account.private_pem.decode().splitlines()[1] not in json.dumps(xcom)
 
 
-def test_kalshi_errors_reach_the_task(kalshi_connection, make_kalshi_account):
+def test_a_permanent_kalshi_error_fails_the_task_at_once_with_its_message(
+    kalshi_connection, make_kalshi_account
+):
     account = make_kalshi_account(fcm_member=False)
     conn_id = kalshi_connection("not_an_fcm", login=account.key_id, password=account.private_pem.decode())
     operator = KalshiTotalRestingOrderValueOperator(task_id="fetch", kalshi_conn_id=conn_id)
-    with pytest.raises(KalshiPermissionError, match="FCM"):
+    with pytest.raises(AirflowFailException, match="FCM") as failed:
         operator.execute({})
+    assert isinstance(failed.value.__cause__, KalshiPermissionError)
 
 
 @pytest.fixture
