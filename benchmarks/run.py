@@ -1,547 +1,397 @@
-"""Benchmarks of the Kalshi provider against their floors (issue 6).
+"""Benchmarks of the hourly job against floors measured in the same run (issue 12).
 
-    .venv/bin/python benchmarks/run.py [--quick] [--repeat N] [--only parse,hook,warehouse,e2e]
-                                       [--json PATH] [--no-sdk] [--no-postgres]
+    .venv/bin/python benchmarks/run.py [--rounds N] [--only write,parse,hook,e2e]
 
-For each figure: the median of repeated runs of our code, the median of a floor (the least the same
-job can cost) measured in the same run, alternating with ours, their ratio and the target.
-Every measurement runs in its own process; the Kalshi simulator runs as a separate process on
-loopback. See benchmarks/RESULTS.md for the latest figures and what they mean.
+Prints one table. Each timed figure is the median of its samples of ours beside the median of a
+floor (the least the same job can cost), sampled in the same rounds with the order rotating every
+sample, each sample in a fresh process (the hook's pair shares one, call by call). Counted figures
+(Kalshi requests, warehouse round trips) come last, then the notes: each write's phases and a
+profile of it. benchmarks/RESULTS.md says what each figure means.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
-import shutil
+import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+import uuid
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import BENCH_DIR, REPO, RoundTripCounter, dags_test, machine, run_worker
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
 
-from _util import (  # noqa: E402
-    BENCH_DIR,
-    PYTHON,
-    REPO,
-    base_env,
-    kalshi_conn_json,
-    load_average,
-    machine,
-    median,
-    run_json_worker,
-    simulator,
-    spread,
-)
+from kalshi_provider.pipelines.settings import HOURLY_DAG_ID
+from kalshi_provider.pipelines.warehouse import prepare_tables
+from kalshi_simulator import KalshiSimulator, generate_private_key, private_pem
+from tests.fixtures.airflow import isolated_airflow_env, migrate_airflow_home
+from tests.fixtures.mariadb import throwaway_mariadb
+from tests.fixtures.postgres import throwaway_postgres
 
-SECTIONS = ("parse", "hook", "warehouse", "e2e")
-SDK_DISTS = ("kalshi-python-sync", "kalshi_python")
-DEFAULT_SDK_VENV = Path(tempfile.gettempdir()) / "kalshi-sdk-bench-venv"
+DAG_FILE = REPO / "dags" / f"{HOURLY_DAG_ID}.py"
+SAME_SHAPE = BENCH_DIR / "floor_dags" / "same_shape.py"
+ONE_TASK = BENCH_DIR / "floor_dags" / "one_task.py"
+ENGINES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mariadb": "MariaDB"}
+SIDES = ("ours", "floor")
+SECTIONS = ("write", "parse", "hook", "e2e")
+Sample = dict[str, dict[str, float]]  # variant -> metric -> value
 
 
-@dataclass
-class Figure:
-    name: str
+@dataclass(frozen=True)
+class Row:
+    """A timed line: median ``metric`` of variant ``ours`` over that of ``floor``, of measurement ``of``."""
+
+    label: str
+    of: str
+    metric: str
     unit: str
-    ours: list[float]
-    floor: list[float]
-    target: float | None  # None: shown for information, no target
-    scale: float = 1.0  # multiply samples by this for display (e.g. 1000 for s -> ms)
+    target: float | None
+    ours: str = "ours"
+    floor: str = "floor"
+    scale: float = 1000.0  # seconds -> ms
 
-    @property
-    def ours_median(self) -> float:
-        return median(self.ours) * self.scale
 
-    @property
-    def floor_median(self) -> float:
-        return median(self.floor) * self.scale
+# fmt: off
+ROWS = [
+    *(row for e, name in ENGINES.items() for row in (
+        Row(f"Load task's write, one account-hour, {name}", f"write-{e}", "total", "ms", 1.5),
+        Row("  the same, CPU time of the process", f"write-{e}", "cpu", "ms", None))),
+    *(Row(f"First hour's write (creates the tables), {name}", f"first-{e}", "total", "ms", None)
+      for e, name in ENGINES.items()),
+    Row("DAG parse, against a no-op DAG of the same shape", "parse", "seconds", "ms", 1.10,
+        floor="same_shape"),
+    Row("DAG shape: the same-shape no-op DAG against a one-task DAG", "parse", "seconds", "ms", None,
+        ours="same_shape", floor="one_task"),
+    Row("Hook call (reused hook) against a bare signed requests call", "hook", "seconds", "ms", 1.15),
+    Row("airflow dags test, wall", "e2e", "wall", "s", 1.20, scale=1),
+    Row("airflow dags test, peak RSS of the process tree", "e2e", "peak_rss", "MiB", 1.20, scale=1),
+    Row("airflow dags test, CPU time (user + sys)", "e2e", "cpu", "s", None, scale=1),
+]
+# fmt: on
+#: Samples per round where one is cheap and noisy (a write is milliseconds in a process that takes
+#: most of a second to start).
+REPEATS = {"write": 3, "first": 1, "parse": 2, "hook": 1, "e2e": 1}
 
-    @property
-    def ratio(self) -> float:
-        return self.ours_median / self.floor_median if self.floor and self.ours else float("nan")
 
-    @property
-    def status(self) -> str:
-        if self.target is None:
-            return "info"
-        if not self.ours or not self.floor:
-            return "n/a"
-        return "met" if self.ratio <= self.target else "MISSED"
+def rotated(variants: dict[str, Callable[[int], dict[str, float]]]) -> Callable[[int], Sample]:
+    """One sample of each variant, each in its own worker, the order rotating with the sample index."""
+    names = list(variants)
+
+    def measure(index: int) -> Sample:
+        shift = index % len(names)
+        return {name: variants[name](index) for name in names[shift:] + names[:shift]}
+
+    return measure
+
+
+class Bench:
+    """The servers, simulator and Airflow homes one run shares, and what it counts on the way."""
+
+    def __init__(self, workdir: Path, stack: ExitStack) -> None:
+        self.workdir, self.stack = workdir, stack
+        self.urls: dict[str, str] = {}
+        self.shapes: dict[Path, dict[str, Any]] = {}  # the last parse of each DAG file
+        self.signed_requests: list[int] = []  # per end-to-end run of ours
+        self.attempts = 0  # signed requests one hook call may send
+        self.counts: list[tuple[str, str, str, str]] = []  # label, unit, ours, floor
+        self.notes: list[str] = []
+        self.simulator: KalshiSimulator | None = None
+        self.kalshi_conn = ""
+
+    def measurements(self, sections: set[str]) -> dict[str, Callable[[int], Sample]]:
+        found: dict[str, Callable[[int], Sample]] = {}
+        if "write" in sections:
+            for engine in ENGINES:
+                url = self.warehouse(engine)
+                for kind, first in (("write", False), ("first", True)):
+                    found[f"{kind}-{engine}"] = rotated(
+                        {side: self.writer(url, side, first) for side in SIDES}
+                    )
+        if "parse" in sections:
+            env = isolated_airflow_env(self.workdir / "parse-home")
+            files = {"ours": DAG_FILE, "same_shape": SAME_SHAPE, "one_task": ONE_TASK}
+            found["parse"] = rotated(
+                {name: lambda i, path=path: self.parse(env, path) for name, path in files.items()}
+            )
+        if sections & {"hook", "e2e"}:
+            self.start_simulator()
+        if "hook" in sections:
+            env = isolated_airflow_env(self.workdir / "hook-home")
+            env["AIRFLOW_CONN_KALSHI_BENCH"] = self.kalshi_conn
+            found["hook"] = lambda i: self.hook(env, floor_first=i % 2 == 1)
+        if "e2e" in sections:
+            template = migrate_airflow_home(self.workdir / "e2e-template")
+            ours, floor = self.dags_folder(DAG_FILE), self.dags_folder(SAME_SHAPE)
+            found["e2e"] = rotated(
+                {
+                    "ours": lambda i: self.e2e_ours(template, ours),
+                    "floor": lambda i: dags_test(template, self.workdir, floor, "benchmark_same_shape", {}),
+                }
+            )
+        return found
+
+    # -- the measurements and what they need -------------------------------------------------------
+
+    def warehouse(self, engine: str) -> str:
+        """A database where the tables of ours and of the floor exist (as every hour after the first)."""
+        if engine == "sqlite":
+            url = f"sqlite:///{self.workdir / 'warehouse.db'}"
+        else:
+            server = throwaway_postgres() if engine == "postgresql" else throwaway_mariadb()
+            url = self.stack.enter_context(server)
+        setup = create_engine(url)
+        for table in ("ours", "floor"):
+            prepare_tables(setup, table_name=table)
+        setup.dispose()
+        self.urls[engine] = url
+        return url
+
+    @staticmethod
+    def writer(url: str, side: str, first: bool) -> Callable[[int], dict[str, float]]:
+        """One write of a new hour into the side's existing tables, or (``first``) the first hour's
+        write, into tables that do not exist yet."""
+
+        def write(index: int) -> dict[str, float]:
+            table = f"t{uuid.uuid4().hex[:12]}" if first else side
+            return run_worker("write", side=side, url=url, table=table, hour=1 + index, create=first)
+
+        return write
+
+    def parse(self, env: dict[str, str], path: Path) -> dict[str, float]:
+        self.shapes[path] = run_worker("parse", env, path=str(path))
+        return {"seconds": self.shapes[path]["seconds"]}
+
+    def start_simulator(self) -> None:
+        """The Kalshi simulator on loopback, in this process (the workers are the clients)."""
+        self.simulator = self.stack.enter_context(KalshiSimulator())
+        key, key_id = generate_private_key("rsa"), f"bench-{uuid.uuid4()}"
+        self.simulator.add_account(key_id, key)
+        conn = {"conn_type": "kalshi", "login": key_id, "password": private_pem(key).decode()}
+        self.kalshi_conn = json.dumps(conn | {"host": self.simulator.base_url})
+
+    def hook(self, env: dict[str, str], floor_first: bool) -> Sample:
+        out = run_worker("hook", env, conn_id="kalshi_bench", calls=200, floor_first=floor_first)
+        self.attempts = out["attempts"]
+        return {"ours": {"seconds": out["ours"]}, "floor": {"seconds": out["floor"]}}
+
+    def dags_folder(self, source: Path) -> Path:
+        """A folder holding only ``source``: ``airflow dags test`` parses its whole DAG folder."""
+        folder = self.workdir / f"dags-{source.stem}"
+        folder.mkdir()
+        (folder / source.name).write_text(source.read_text())
+        return folder
+
+    def e2e_ours(self, template: Path, folder: Path) -> dict[str, float]:
+        assert self.simulator is not None
+        self.simulator.clear_requests()
+        conns = {"kalshi_default": self.kalshi_conn}  # no warehouse connection: the embedded SQLite file
+        result = dags_test(template, self.workdir, folder, HOURLY_DAG_ID, conns)
+        self.signed_requests.append(sum(1 for request in self.simulator.requests if request.signature))
+        return result
+
+    # -- counted, not timed ------------------------------------------------------------------------
+
+    def count(self, sections: set[str]) -> None:
+        if "write" in sections:
+            for engine, name in ENGINES.items():
+                self.count_round_trips(engine, name)
+                self.profile(engine, name)
+        if "e2e" in sections:
+            runs = len(self.signed_requests)
+            self.counts.append(
+                (
+                    f"Signed Kalshi requests per account per hourly run (median of {runs} runs)",
+                    "requests",
+                    f"{statistics.median(self.signed_requests):g}",
+                    "-",
+                )
+            )
+        if "hook" in sections:
+            shape = self.shapes.get(DAG_FILE) or run_worker(
+                "parse", isolated_airflow_env(self.workdir / "parse-home"), path=str(DAG_FILE)
+            )
+            tries = 1 + next(task[3][0] for task in shape["shape"]["tasks"] if task[0].endswith(".fetch"))
+            label = f"  worst case in an outage: {self.attempts} hook attempts x {tries} fetch task tries"
+            self.counts.append((label, "requests", str(self.attempts * tries), "-"))
+
+    def count_round_trips(self, engine: str, name: str) -> None:
+        """One write of each side of a new hour, counted: on the wire through a relay (PostgreSQL,
+        MariaDB), or by SQLite's trace callback (it has no wire)."""
+        url = self.urls[engine]
+        relay = None if engine == "sqlite" else RoundTripCounter(make_url(url).port)
+        if relay:
+            url = make_url(url).set(port=relay.port).render_as_string(hide_password=False)
+        found = {}
+        for side in SIDES:
+            counted = run_worker("write", side=side, url=url, table=side, hour=100_000, count=True)
+            found[side] = counted if relay is None else relay.take()
+        what = "statements SQLite ran" if engine == "sqlite" else "round trips on the wire"
+        self.counts.append(
+            (
+                f"Warehouse {what} per load task (= per account per run), {name}",
+                "(connections)",
+                *(f"{found[side]['round_trips']} ({found[side]['connections']})" for side in SIDES),
+            )
+        )
+
+    def profile(self, engine: str, name: str) -> None:
+        found = run_worker(
+            "write", side="ours", url=self.urls[engine], table="ours", hour=200_000, profile=True
+        )
+        self.notes.append(
+            f"Profile of one load task's write, {name} (cProfile, cumulative ms; the profiler inflates "
+            "Python time): " + "; ".join(f"{label.strip()} {ms:.1f}" for label, ms in found.items())
+        )
+
+
+# -- the table ---------------------------------------------------------------------------------------
+
+
+def table(samples: dict[str, list[Sample]], loads: dict[str, list[float]], counts: list) -> str:
+    header = ("figure", "unit", "ours", "floor", "ratio", "target", "status", "n", "ours min-max", "load max")
+    lines = []
+    for row in ROWS:
+        ours = [sample[row.ours][row.metric] * row.scale for sample in samples.get(row.of, [])]
+        floor = [sample[row.floor][row.metric] * row.scale for sample in samples.get(row.of, [])]
+        if not ours:
+            continue
+        ratio = statistics.median(ours) / statistics.median(floor)
+        target = "-" if row.target is None else f"<= {row.target:.2f}"
+        status = "info" if row.target is None else ("met" if ratio <= row.target else "MISSED")
+        spread = f"{_fmt(min(ours))}-{_fmt(max(ours))}"
+        medians = (_fmt(statistics.median(ours)), _fmt(statistics.median(floor)))
+        lines.append(
+            (
+                row.label,
+                row.unit,
+                *medians,
+                f"{ratio:.2f}",
+                target,
+                status,
+                str(len(ours)),
+                spread,
+                f"{max(loads[row.of]):.1f}",
+            )
+        )
+    lines += [
+        (label, unit, ours, floor, "-", "-", "count", "1", "-", "-") for label, unit, ours, floor in counts
+    ]
+    widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
+
+    def render(cells: tuple[str, ...]) -> str:
+        return "| " + " | ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)) + " |"
+
+    return "\n".join(
+        [render(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(render, lines)]
+    )
 
 
 def _fmt(value: float) -> str:
-    if value != value:  # NaN
-        return "-"
     return f"{value:.3g}" if value < 100 else f"{value:.0f}"
 
 
-def print_table(figures: list[Figure]) -> str:
-    header = (
-        "figure",
-        "unit",
-        "ours (median)",
-        "floor (median)",
-        "ratio",
-        "target",
-        "status",
-        "n",
-        "ours range",
-    )
-    rows = [
-        (
-            f.name,
-            f.unit,
-            _fmt(f.ours_median),
-            _fmt(f.floor_median),
-            f"{f.ratio:.2f}" if f.ratio == f.ratio else "-",
-            f"<= {f.target:.2f}" if f.target is not None else "-",
-            f.status,
-            f"{len(f.ours)}/{len(f.floor)}",
-            spread([x * f.scale for x in f.ours]),
-        )
-        for f in figures
-    ]
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["| " + " | ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=True)) + " |"]
-    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    lines += ["| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows]
-    return "\n".join(lines)
-
-
-# -- DAG parse -------------------------------------------------------------------------------------
-
-
-def bench_parse(workdir: Path, samples: int) -> tuple[list[Figure], list[str]]:
-    home = workdir / "parse-home"
-    home.mkdir()
-    env = base_env(home)
-    files = {
-        "ours": REPO / "dags" / "kalshi_total_resting_order_value.py",
-        "floor": BENCH_DIR / "floor_dags" / "parse_floor.py",
-        "shape": BENCH_DIR / "floor_dags" / "e2e_floor.py",
-    }
-    dagbag: dict[str, list[float]] = {name: [] for name in files}
-    process: dict[str, list[float]] = {name: [] for name in files}
-    last: dict[str, dict[str, Any]] = {}
-    names = list(files)
-    for round_ in range(samples):
-        shift = round_ % len(names)
-        for name in names[shift:] + names[:shift]:  # rotate so no file always runs first
-            t0 = time.perf_counter()
-            result = run_json_worker([PYTHON, str(BENCH_DIR / "bench_parse.py"), str(files[name])], env)
-            process[name].append(time.perf_counter() - t0)
-            dagbag[name].append(result["dagbag_s"])
-            last[name] = result
-    figures = [
-        Figure(
-            "DAG parse: DagBag(file) in a fresh interpreter",
-            "ms",
-            dagbag["ours"],
-            dagbag["floor"],
-            1.10,
-            1000,
-        ),
-        Figure(
-            "DAG parse: same, floor = no-op DAG of the same shape",
-            "ms",
-            dagbag["ours"],
-            dagbag["shape"],
-            None,
-            1000,
-        ),
-        Figure(
-            "DAG parse: whole fresh process (incl. Airflow import)",
-            "s",
-            process["ours"],
-            process["floor"],
-            None,
-        ),
-    ]
-    ours, floor = last["ours"], last["floor"]
-    extra = sorted(set(ours["new_module_names"]) - set(floor["new_module_names"]))
-    notes = [
-        f"DAG parse: the DAG file imports {len(extra)} modules the one-task floor does not: "
-        f"{', '.join(extra)}. Tasks: {ours['tasks']} (floor {floor['tasks']}; the same-shape no-op DAG has "
-        f"{last['shape']['tasks']}, the same params, mapped task group and outlet, and imports only "
-        "airflow.sdk)."
-    ]
-    return figures, notes
-
-
-# -- hook call -------------------------------------------------------------------------------------
-
-
-def sdk_python(venv: Path) -> tuple[str | None, str]:
-    """The SDK venv's interpreter, creating the venv and installing the SDK when needed."""
-    python = venv / "bin" / "python"
-    probe = (
-        "import importlib.util as u, sys; sys.exit(0 if any(u.find_spec(m) for m in "
-        "('kalshi_python_sync', 'kalshi_python')) else 1)"
-    )
-    if python.exists() and subprocess.run([str(python), "-c", probe]).returncode == 0:
-        return str(python), f"SDK venv {venv} (reused)"
-    base = getattr(sys, "_base_executable", None) or shutil.which("python3") or sys.executable
-    made = subprocess.run([base, "-m", "venv", str(venv)], capture_output=True, text=True)
-    if made.returncode != 0:
-        return None, f"could not create the SDK venv {venv}: {made.stderr.strip()[-300:]}"
-    reasons = []
-    for dist in SDK_DISTS:
-        done = subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", dist],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if done.returncode == 0 and subprocess.run([str(python), "-c", probe]).returncode == 0:
-            return str(python), f"SDK venv {venv} (installed {dist})"
-        errors = [line for line in done.stderr.splitlines() if "ERROR" in line] or [done.stderr.strip()]
-        reasons.append(f"{dist}: {errors[-1][-200:] if errors else 'not importable after install'}")
-    return None, "the official SDK would not install: " + "; ".join(reasons)
-
-
-def bench_hook(
-    workdir: Path, samples: int, calls: int, sdk: bool, sdk_venv: Path
-) -> tuple[list[Figure], list[str]]:
-    home = workdir / "hook-home"
-    home.mkdir()
-    env = base_env(home)
-    notes: list[str] = []
-    with simulator(workdir=workdir) as ready:
-        fast_file = workdir / "sim.json"
-        fast_file.write_text(json.dumps(ready))
-        hook = run_json_worker(
-            [
-                PYTHON,
-                str(BENCH_DIR / "bench_hook.py"),
-                "--ready",
-                str(fast_file),
-                "--calls",
-                str(calls),
-                "--samples",
-                str(samples),
-            ],
-            env,
-        )
-        sdk_result: dict[str, Any] | None = None
-        if sdk:
-            python, how = sdk_python(sdk_venv)
-            if python is None:
-                notes.append(f"Official SDK: not measured; {how}.")
-            else:
-                try:
-                    sdk_result = run_json_worker(
-                        [
-                            python,
-                            str(BENCH_DIR / "bench_sdk.py"),
-                            "--ready",
-                            str(fast_file),
-                            "--calls",
-                            str(calls),
-                            "--samples",
-                            str(samples),
-                        ],
-                    )
-                except RuntimeError as err:
-                    notes.append(f"Official SDK: the worker failed: {str(err)[-400:]}")
-                if sdk_result and "error" in sdk_result:
-                    notes.append(
-                        f"Official SDK ({sdk_result.get('sdk', '?')}): cannot make the call: "
-                        f"{sdk_result['error']}"
-                    )
-                    sdk_result = None
-        else:
-            notes.append("Official SDK: skipped (--no-sdk).")
-    res, diag = hook["results"], hook["diagnostics"]
-    figures = [
-        Figure(
-            "Hook call: steady state, reused hook (wall)",
-            "ms/call",
-            res["hook"]["wall"],
-            res["floor"]["wall"],
-            1.15,
-            1000,
-        ),
-        Figure("Hook call: client CPU", "ms/call", res["hook"]["cpu"], res["floor"]["cpu"], None, 1000),
-    ]
-    if sdk_result:
-        figures.append(
-            Figure(
-                f"Hook call: official SDK {sdk_result['sdk']} (wall)",
-                "ms/call",
-                sdk_result["wall"],
-                res["floor"]["wall"],
-                None,
-                1000,
+def notes(samples: dict[str, list[Sample]], bench: Bench) -> list[str]:
+    found = []
+    for engine, name in ENGINES.items():
+        runs = samples.get(f"write-{engine}")
+        if runs:
+            median = {
+                side: {
+                    phase: statistics.median(run[side][phase] for run in runs) * 1000
+                    for phase in runs[0][side]
+                }
+                for side in SIDES
+            }
+            phases = {
+                side: ", ".join(f"{p} {ms:.2f}" for p, ms in median[side].items() if p != "total")
+                for side in SIDES
+            }
+            fixed = sum(median["ours"][phase] for phase in ("engine", "connect", "dispose"))
+            found.append(
+                f"{name} write, medians in ms: ours {phases['ours']}; floor {phases['floor']}. A fresh "
+                f"engine's creation, first connection and dispose alone take {fixed:.1f}, against a 1.5x "
+                f"budget of {1.5 * median['floor']['total']:.1f} for the whole write."
             )
+    found += bench.notes
+    if {DAG_FILE, SAME_SHAPE, ONE_TASK} <= set(bench.shapes):
+        ours, floor, one_task = (bench.shapes[path] for path in (DAG_FILE, SAME_SHAPE, ONE_TASK))
+        beyond = set(one_task["imported"])
+        found.append(
+            "DAG shape: the no-op DAG has "
+            + ("the same shape" if ours["shape"] == floor["shape"] else "ANOTHER SHAPE (fix the floor)")
+            + " (schedule, params and their schemas, default_args, task ids, mapping, outlets, retries, "
+            "dependencies). Beyond what the one-task DAG imports, it imports "
+            f"{sorted(set(floor['imported']) - beyond)} and the DAG file "
+            f"{sorted(set(ours['imported']) - beyond)}."
         )
-        figures.append(
-            Figure(
-                "Hook call: official SDK, client CPU",
-                "ms/call",
-                sdk_result["cpu"],
-                res["floor"]["cpu"],
-                None,
-                1000,
-            )
-        )
-        notes.append(
-            f"Official SDK ({sdk_result['sdk']}, separate venv, same simulator, not interleaved with ours): "
-            f"signs {sdk_result['signatures_per_request']} times per request "
-            "(once in update_params_for_auth, "
-            "again in call_api); the floor signs once."
-        )
-    ms = lambda xs: f"{median(xs) * 1000:.2f} ms"  # noqa: E731
-    counters = hook["steady_counters"]
-    notes += [
-        f"Hook call: over {counters['calls']} measured hook/floor calls, {counters['tcp_connects']} new TCP "
-        f"connections and {counters['key_loads']} private-key parses (session and key are reused). "
-        "A new hook "
-        f"per call: {ms(diag['hook_new_per_call']['wall'])} wall, {ms(diag['hook_new_per_call']['cpu'])} CPU "
-        f"(connection lookup, one RSA key load with cryptography's key validation, a new TCP connection).",
-        f"Hook call: one RSA-PSS signature alone costs {ms(diag['sign_only']['cpu'])} CPU; the floor with "
-        "Session.trust_env=False (no per-request proxy lookup in os.environ, "
-        f"{hook['environ_size']} variables "
-        f"here): {ms(diag['floor_trust_env_off']['wall'])} vs {ms(diag['floor']['wall'])} wall, "
-        f"{ms(diag['floor_trust_env_off']['cpu'])} vs {ms(diag['floor']['cpu'])} CPU.",
+    if "hook" in samples:
+        found.append("Hook: measured on this branch; re-run after the hook hardening is merged.")
+    return found
+
+
+def byte_compile() -> None:
+    """Compile every module the workers import, as an installed Python has them: with
+    PYTHONDONTWRITEBYTECODE set (some shells and CI images set it) each worker would compile
+    Airflow's sources again, and the parse and end-to-end times would measure that."""
+    folders = [
+        sysconfig.get_paths()["purelib"],
+        *(REPO / d for d in ("plugins", "simulator", "dags", "benchmarks")),
     ]
-    return figures, notes
-
-
-# -- warehouse -------------------------------------------------------------------------------------
-
-
-def bench_warehouse(samples: int, postgres: bool) -> tuple[list[Figure], list[str]]:
-    argv = [PYTHON, str(BENCH_DIR / "bench_warehouse.py"), "--samples", str(samples)]
-    if not postgres:
-        argv.append("--no-postgres")
-    env = base_env(Path(tempfile.mkdtemp(prefix="warehouse-home-")))
-    result = run_json_worker(argv, env)
-    rows = result["rows"]
-    figures = [
-        Figure(
-            f"Warehouse: upsert {rows:,} account-hours, SQLite file",
-            "ms",
-            result["sqlite"]["ours"],
-            result["sqlite"]["floor"],
-            1.5,
-            1000,
-        ),
-    ]
-    notes = []
-    if "postgres" in result:
-        figures.append(
-            Figure(
-                f"Warehouse: upsert {rows:,} account-hours, PostgreSQL",
-                "ms",
-                result["postgres"]["ours"],
-                result["postgres"]["floor"],
-                1.5,
-                1000,
-            )
-        )
-    else:
-        figures.append(
-            Figure(f"Warehouse: upsert {rows:,} account-hours, PostgreSQL", "ms", [], [], 1.5, 1000)
-        )
-        notes.append(f"Warehouse, PostgreSQL: not measured: {result.get('postgres_error')}")
-    figures.append(
-        Figure(
-            "Warehouse: same, totals only (no breakdown rows), SQLite",
-            "ms",
-            result["sqlite_totals_only"]["ours"],
-            result["sqlite_totals_only"]["floor"],
-            None,
-            1000,
-        )
-    )
-    if "postgres_totals_only" in result:
-        figures.append(
-            Figure(
-                "Warehouse: same, totals only, PostgreSQL",
-                "ms",
-                result["postgres_totals_only"]["ours"],
-                result["postgres_totals_only"]["floor"],
-                None,
-                1000,
-            )
-        )
-    for key, label in (("sqlite_one_row", "SQLite"), ("postgres_one_row", "PostgreSQL")):
-        if key in result:
-            figures.append(
-                Figure(
-                    f"Warehouse: one account-hour per call (a load task's write), {label}",
-                    "ms/call",
-                    result[key]["ours"],
-                    result[key]["floor"],
-                    None,
-                    1000,
-                )
-            )
-    notes.append(
-        "Warehouse: each snapshot carries one breakdown entry (as Kalshi sends); the floor inserts the "
-        "same rows "
-        f"into both tables with DBAPI executemany in one transaction. SQLite {result.get('sqlite_version')}, "
-        f"PostgreSQL {result.get('postgres_version', '-')} (throwaway server, fsync off as in the tests)."
-    )
-    return figures, notes
-
-
-# -- end to end ------------------------------------------------------------------------------------
-
-
-def bench_e2e(workdir: Path, samples: int) -> tuple[list[Figure], list[str]]:
-    import e2e
-
-    with simulator(workdir=workdir) as ready:
-        runs = e2e.measure(workdir, kalshi_conn_json(ready), samples)
-    failed = [r for rs in runs.values() for r in rs if r["returncode"] != 0 or r["state"] != "success"]
-    notes = []
-    if failed:
-        notes.append(f"End to end: {len(failed)} run(s) failed; last log:\n{failed[-1].get('log_tail', '')}")
-    ours_rows = {r["warehouse_rows"] for r in runs["ours"]}
-    notes.append(
-        f"End to end: airflow dags test, simulator, embedded SQLite warehouse (rows written per run: "
-        f"{sorted(ours_rows)}); largest single process (ru_maxrss) ours "
-        f"{median([r['maxrss_mib'] for r in runs['ours']]):.0f} "
-        f"MiB vs floor {median([r['maxrss_mib'] for r in runs['floor']]):.0f} MiB."
-    )
-    ok = {k: [r for r in v if r["state"] == "success"] for k, v in runs.items()}
-    figures = [
-        Figure(
-            "End to end: airflow dags test, wall",
-            "s",
-            [r["wall_s"] for r in ok["ours"]],
-            [r["wall_s"] for r in ok["floor"]],
-            1.20,
-        ),
-        Figure(
-            "End to end: CPU time (user + sys)",
-            "s",
-            [r["cpu_s"] for r in ok["ours"]],
-            [r["cpu_s"] for r in ok["floor"]],
-            None,
-        ),
-        Figure(
-            "End to end: peak RSS of the process tree",
-            "MiB",
-            [r["peak_tree_rss_mib"] for r in ok["ours"]],
-            [r["peak_tree_rss_mib"] for r in ok["floor"]],
-            1.20,
-        ),
-    ]
-    return figures, notes
-
-
-# -- main ------------------------------------------------------------------------------------------
+    command = [sys.executable, "-m", "compileall", "-q", "-j", "0", *map(str, folders)]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, timeout=900)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="fewer samples and calls (a smoke run)")
-    parser.add_argument("--repeat", type=int, help="samples per figure (default 7; --quick: 3, end to end 2)")
+    parser.add_argument(
+        "--rounds", type=int, default=7, help=f"rounds (default 7); samples a round: {REPEATS}"
+    )
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
-    parser.add_argument("--json", type=Path, help="also write every sample and note to this file")
-    parser.add_argument("--no-sdk", action="store_true", help="skip the official SDK comparison")
-    parser.add_argument("--sdk-venv", type=Path, default=DEFAULT_SDK_VENV, help="venv for the official SDK")
-    parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL warehouse figure")
     args = parser.parse_args()
-    sections = [s.strip() for s in args.only.split(",") if s.strip()]
-    unknown = set(sections) - set(SECTIONS)
-    if unknown:
-        parser.error(f"unknown section(s) {sorted(unknown)}; choose from {SECTIONS}")
-    repeat = args.repeat or (3 if args.quick else 7)
-    e2e_repeat = args.repeat or (2 if args.quick else 7)
-    calls = 50 if args.quick else 200
-
-    info = machine()
-    command = " ".join(
-        shlex.quote(a)
-        for a in [
-            str(Path(PYTHON).relative_to(REPO)) if PYTHON.startswith(str(REPO)) else PYTHON,
-            "benchmarks/run.py",
-            *sys.argv[1:],
-        ]
-    )
-    load_before = load_average()
-    print(f"command: {command}")
-    print(f"machine: {info['cpu']}, {info['cores']} cores, {info['os']}")
-    print(f"python {info['python']}, Airflow {info['airflow']}; {info['libs']}")
-    print(
-        f"samples: {repeat} per figure ({e2e_repeat} end to end), {calls} calls per hook sample; "
-        f"load average at start: {load_before}",
-        flush=True,
-    )
-
-    figures: list[Figure] = []
-    notes: list[str] = []
+    sections = {s.strip() for s in args.only.split(",") if s.strip()}
+    if not sections <= set(SECTIONS):
+        parser.error(f"unknown section(s) {sorted(sections - set(SECTIONS))}; choose from {SECTIONS}")
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="kalshi-bench-") as tmp:
-        workdir = Path(tmp)
-        steps = {
-            "parse": lambda: bench_parse(workdir, repeat),
-            "hook": lambda: bench_hook(workdir, repeat, calls, not args.no_sdk, args.sdk_venv),
-            "warehouse": lambda: bench_warehouse(repeat, not args.no_postgres),
-            "e2e": lambda: bench_e2e(workdir, e2e_repeat),
-        }
-        for section in sections:
-            t0 = time.perf_counter()
-            print(f"... {section}", end="", flush=True)
-            try:
-                new_figures, new_notes = steps[section]()
-            except Exception as err:  # one broken section must not hide the others
-                new_figures, new_notes = [], [f"{section}: FAILED: {type(err).__name__}: {str(err)[-1500:]}"]
-            figures += new_figures
-            notes += new_notes
-            print(f" {time.perf_counter() - t0:.0f} s", flush=True)
-    load_after = load_average()
-
-    print()
-    table = print_table(figures)
-    print(table)
-    print()
-    print(
-        "ratio = median(ours) / median(floor); samples alternate ours/floor. "
-        f"Load average: {load_before} at start, {load_after} at end; "
-        f"total {time.perf_counter() - started:.0f} s."
-    )
-    for note in notes:
-        print(f"- {note}")
-    missed = [f.name for f in figures if f.status == "MISSED"]
-    print(
-        f"\ntargets: {sum(f.status == 'met' for f in figures)} met, {len(missed)} missed"
-        + (f" ({'; '.join(missed)})" if missed else "")
-    )
-
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "command": command,
-                    "machine": info,
-                    "load_average": {"start": load_before, "end": load_after},
-                    "figures": [
-                        {
-                            **asdict(f),
-                            "ours_median": f.ours_median,
-                            "floor_median": f.floor_median,
-                            "ratio": f.ratio,
-                            "status": f.status,
-                        }
-                        for f in figures
-                    ],
-                    "notes": notes,
-                    "table": table,
-                },
-                indent=2,
+    load = lambda: " ".join(f"{x:.2f}" for x in os.getloadavg())  # noqa: E731
+    print(f"command: .venv/bin/python benchmarks/run.py {shlex.join(sys.argv[1:])}".rstrip())
+    print(f"machine: {machine()}")
+    print(f"load average at start: {load()}", flush=True)
+    byte_compile()
+    samples: dict[str, list[Sample]] = {}
+    loads: dict[str, list[float]] = {}
+    with ExitStack() as stack:
+        bench = Bench(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kalshi-bench-"))), stack)
+        measurements = bench.measurements(sections)
+        for round_ in range(args.rounds):
+            for name, measure in measurements.items():
+                for _ in range(REPEATS[name.split("-")[0]]):
+                    loads.setdefault(name, []).append(os.getloadavg()[0])
+                    taken = samples.setdefault(name, [])
+                    taken.append(measure(len(taken)))
+            print(
+                f"round {round_ + 1}/{args.rounds} at {time.perf_counter() - started:.0f} s, load {load()}",
+                flush=True,
             )
-        )
+        bench.count(sections)
+    print()
+    print(table(samples, loads, bench.counts))
+    print()
+    for note in notes(samples, bench):
+        print(f"- {note}")
+    print(f"\nload average at end: {load()}; total {time.perf_counter() - started:.0f} s")
     return 0
 
 

@@ -1,0 +1,398 @@
+"""One benchmark measurement in this fresh process; prints one JSON line of seconds (or counts).
+
+    python benchmarks/workers.py write|parse|hook '<json arguments>'
+
+Imports happen before any clock starts, on both sides: a load task, a DAG processor and a fetch
+task have their libraries loaded by the time the measured work begins (import times are Airflow's
+and the drivers', not this project's to cut).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.schema import CreateTable
+
+from kalshi_provider.pipelines.warehouse import bound_engine, store, warehouse_tables
+from kalshi_provider.readings import AccountReading, RestingOrderValue, ShardAmount
+
+now = time.perf_counter
+
+# -- one load task's write ---------------------------------------------------------------------------
+
+#: Kalshi's exchange shards in 2026 (0-3): a breakdown of four entries, as an FCM account gets.
+SHARDS = 4
+BASE_HOUR = datetime(2026, 1, 1, tzinfo=timezone.utc)
+RUN_ID = "scheduled__2026-01-01T00:00:00+00:00"
+TOTALS = (
+    "account",
+    "snapshot_hour",
+    "total_resting_order_value_cents",
+    "observed_at",
+    "dag_run_id",
+    "loaded_at",
+)
+BREAKDOWN = ("account", "snapshot_hour", "exchange_index", "balance_dollars", "observed_at")
+REPLACED = ("total_resting_order_value_cents", "dag_run_id", "loaded_at", "observed_at")
+
+
+def reading_for(hour_index: int) -> tuple[datetime, AccountReading]:
+    """A reading observed 2 s into hour ``hour_index`` (every sample writes a new hour, as every run does)."""
+    hour = BASE_HOUR + timedelta(hours=hour_index)
+    value = RestingOrderValue(123_456, tuple(ShardAmount(i, Decimal("308.64")) for i in range(SHARDS)))
+    return hour, AccountReading("kalshi_default", hour + timedelta(seconds=2, microseconds=123_456), value)
+
+
+def write_ours(url: str, table: str, hour: int, warm: bool = True) -> dict[str, float]:
+    """The load task's write: an engine made as ``warehouse_engine`` makes it, the table check, the
+    write, dispose. Phases are split at the pool's first checkout and around the table check."""
+    check, marks = store.prepare_tables, {}
+
+    def timed_check(*args: Any, **kwargs: Any) -> Any:
+        marks["check"] = now()
+        tables = check(*args, **kwargs)
+        marks["checked"] = now()
+        return tables
+
+    def write_hour(engine: Any, index: int) -> None:
+        snapshot_hour, reading = reading_for(index)
+        stored = store.store_reading(
+            engine, reading, snapshot_hour=snapshot_hour, dag_run_id=RUN_ID, table_name=table
+        )
+        if not stored.held:
+            raise SystemExit(f"the write of hour {index} kept an older row")
+
+    store.prepare_tables = timed_check
+    cpu, t0 = time.process_time(), now()
+    engine = bound_engine(create_engine(url))
+    t1 = now()
+    event.listen(engine, "checkout", lambda *_: marks.setdefault("connected", now()))
+    write_hour(engine, hour)
+    t2 = now()
+    engine.dispose()
+    t3 = now()
+    phases = {
+        "total": t3 - t0,
+        "engine": t1 - t0,
+        "connect": marks["connected"] - marks["check"],
+        "check": marks["checked"] - marks["connected"],
+        "write": t2 - marks["checked"],
+        "dispose": t3 - t2,
+        "cpu": time.process_time() - cpu,
+    }
+    if not warm:
+        return phases
+    # The same engine again (a new connection, its statements compiled): what a fresh engine pays once.
+    marks.clear()
+    write_hour(engine, hour + 1000)
+    warm_phases = {
+        "warm check": marks["checked"] - marks["connected"],
+        "warm write": now() - marks["checked"],
+    }
+    engine.dispose()
+    return phases | warm_phases
+
+
+#: Where the time of one cold write goes, under cProfile: (label, file, function) of cumulative times.
+PROFILED = (
+    ("first connect (DBAPI connect + dialect initialisation)", "sqlalchemy/pool/base.py", "__connect"),
+    ("  of which SQLAlchemy's dialect initialisation", "sqlalchemy/engine/create.py", "first_connect"),
+    ("table check (prepare_tables)", "warehouse/shape.py", "prepare_tables"),
+    ("  of which reflection (SQLAlchemy Inspector)", "warehouse/shape.py", "_reflect"),
+    ("  of which building the Table objects", "warehouse/schema.py", "warehouse_tables"),
+    (
+        "compiling SQL, all statements (a fresh engine's cache is empty)",
+        "sqlalchemy/sql/elements.py",
+        "_compile_w_cache",
+    ),
+)
+DRIVER = ("psycopg", "MySQLdb", "_mysql", "sqlite3", "epoll")
+
+
+def profile_ours(url: str, table: str, hour: int) -> dict[str, float]:
+    """One cold write of ours under cProfile: the cumulative milliseconds of each part in ``PROFILED``
+    and the time inside the driver (waiting on the server, or SQLite working)."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.runcall(write_ours, url, table, hour, warm=False)
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    found = {"total (under cProfile)": sum(tt for _, _, tt, _, _ in stats.values())}
+    for label, path, function in PROFILED:
+        found[label] = sum(
+            ct for (f, _, fn), (_, _, _, ct, _) in stats.items() if path in f and fn == function
+        )
+    found["inside the driver (the database's own work and the wait for it)"] = sum(
+        tt for (f, _, fn), (_, _, tt, _, _) in stats.items() if any(d in f or d in fn for d in DRIVER)
+    )
+    return {label: seconds * 1000 for label, seconds in found.items()}
+
+
+#: The floor's one catalog query per dialect: every column of the three tables, with its type,
+#: nullability, default and primary-key membership (what the table check reads).
+CATALOG = {
+    "sqlite": 'SELECT m.name, c.name, c.type, c."notnull", c.dflt_value, c.pk FROM sqlite_master AS m '
+    "JOIN pragma_table_info(m.name) AS c WHERE m.type = 'table' AND m.name IN (%s, %s, %s)",
+    "postgresql": "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+    "a.atthasdef, a.attnum = ANY(i.indkey) FROM pg_class AS c JOIN pg_attribute AS a "
+    "ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+    "LEFT JOIN pg_index AS i ON i.indrelid = c.oid AND i.indisprimary "
+    "WHERE c.relnamespace = current_schema()::regnamespace AND c.relname IN (%s, %s, %s)",
+    "mysql": "SELECT table_name, column_name, column_type, is_nullable, column_default, column_key "
+    "FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name IN (%s, %s, %s)",
+}
+
+
+def upsert_sql(dialect: str, table: str, columns: tuple[str, ...], key: tuple[str, ...], rows: int) -> str:
+    """One multi-row ``INSERT ... ON CONFLICT`` (MySQL: ``ON DUPLICATE KEY UPDATE``) that keeps the
+    earliest observation, as ours does."""
+    values = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * rows)
+    insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}"
+    replaced = [c for c in REPLACED if c in columns]
+    if dialect == "mysql":
+        earlier = "VALUES(observed_at) < observed_at"
+        return (
+            insert
+            + " ON DUPLICATE KEY UPDATE "
+            + ", ".join(f"{c} = IF({earlier}, VALUES({c}), {c})" for c in replaced)
+        )
+    return (
+        f"{insert} ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in replaced)
+        + f" WHERE excluded.observed_at < {table}.observed_at"
+    )
+
+
+def write_floor(url: str, table: str, hour: int, create: bool = False) -> dict[str, float]:
+    """The same job by hand through the same driver: a fresh connection, one catalog query, one
+    upsert per table (totals, breakdown) in one transaction; with ``create``, the CREATE TABLEs."""
+    parsed = make_url(url)
+    dialect = parsed.get_dialect().name
+    dialect = "mysql" if dialect == "mariadb" else dialect
+    names = [t.name for t in warehouse_tables(table)]
+    ddl = [
+        str(CreateTable(t).compile(dialect=parsed.get_dialect()())) for t in warehouse_tables(table) if create
+    ]
+    snapshot_hour, reading = reading_for(hour)
+    as_value = _driver_value(dialect)
+    totals = [reading.account, snapshot_hour, reading.resting_order_value.total_cents, reading.observed_at]
+    totals += [RUN_ID, datetime.now(timezone.utc)]
+    shards = reading.resting_order_value.breakdown
+    parts = [
+        (reading.account, snapshot_hour, s.exchange_index, s.dollars, reading.observed_at) for s in shards
+    ]
+    statements = [
+        (upsert_sql(dialect, names[0], TOTALS, TOTALS[:2], 1), [as_value(v) for v in totals]),
+        (
+            upsert_sql(dialect, names[1], BREAKDOWN, BREAKDOWN[:3], len(parts)),
+            [as_value(v) for p in parts for v in p],
+        ),
+    ]
+    connect = _driver_connect(dialect, parsed)
+    cpu, t0 = time.process_time(), now()
+    connection = connect()
+    t1 = now()
+    cursor = connection.cursor()
+    cursor.execute(_paramstyle(dialect, CATALOG[dialect]), names)
+    found = cursor.fetchall()
+    t2 = now()
+    if dialect == "sqlite":
+        cursor.execute("BEGIN")  # one transaction, DDL included (psycopg and MySQLdb begin by themselves)
+    if create and not found:
+        for statement in ddl:
+            cursor.execute(statement)
+    for sql, params in statements:
+        cursor.execute(_paramstyle(dialect, sql), params)
+    connection.commit()
+    t3 = now()
+    connection.close()
+    t4 = now()
+    cpu = time.process_time() - cpu
+    if not create and len(found) != len(TOTALS) + len(BREAKDOWN) + 4:  # the problems table has 4
+        raise SystemExit(f"the floor's catalog query found {len(found)} columns of the three tables")
+    return {
+        "total": t4 - t0,
+        "connect": t1 - t0,
+        "check": t2 - t1,
+        "write": t3 - t2,
+        "dispose": t4 - t3,
+        "cpu": cpu,
+    }
+
+
+def _paramstyle(dialect: str, sql: str) -> str:
+    return sql.replace("%s", "?") if dialect == "sqlite" else sql
+
+
+def _driver_value(dialect: str) -> Callable[[Any], Any]:
+    """What the driver takes: sqlite3 gets SQLAlchemy's storage text; MySQL naive UTC; psycopg as is."""
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, datetime) and dialect != "postgresql":
+            value = value.astimezone(timezone.utc).replace(tzinfo=None)
+            return value.isoformat(" ", "microseconds") if dialect == "sqlite" else value
+        if isinstance(value, Decimal) and dialect == "sqlite":
+            return format(value, "f")
+        return value
+
+    return convert
+
+
+def _driver_connect(dialect: str, url: Any) -> Callable[[], Any]:
+    if dialect == "sqlite":
+        return lambda: sqlite3.connect(url.database, timeout=30, isolation_level=None)
+    if dialect == "postgresql":
+        import psycopg
+
+        conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return lambda: psycopg.connect(conninfo)
+    import MySQLdb
+
+    return lambda: MySQLdb.connect(
+        host=url.host, port=url.port, user=url.username, password=url.password or "", database=url.database
+    )
+
+
+def write(
+    side: str,
+    url: str,
+    table: str,
+    hour: int,
+    create: bool = False,
+    count: bool = False,
+    profile: bool = False,
+) -> dict:
+    # The driver is imported before the clock starts (MySQLdb imports its connection module lazily).
+    if make_url(url).get_dialect().import_dbapi().__name__ == "MySQLdb":
+        import MySQLdb.connections  # noqa: F401
+    if profile:
+        return profile_ours(url, table, hour)
+    counts = _count_sqlite_statements() if count and url.startswith("sqlite") else None
+    result = (
+        write_ours(url, table, hour, warm=not count)
+        if side == "ours"
+        else write_floor(url, table, hour, create)
+    )
+    return {**result, **(counts or {})}
+
+
+def _count_sqlite_statements() -> dict[str, int]:
+    """SQLite has no wire: count the statements it runs (its trace callback) and the connections."""
+    counts = {"connections": 0, "round_trips": 0}
+    plain_connect = sqlite3.connect
+
+    def count_statement(sql: str) -> None:
+        if not sql.startswith("--"):  # "--" marks the statements a table-valued PRAGMA runs inside one
+            counts["round_trips"] += 1
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        connection = plain_connect(*args, **kwargs)
+        counts["connections"] += 1
+        connection.set_trace_callback(count_statement)
+        return connection
+
+    sqlite3.connect = sqlite3.dbapi2.connect = connect
+    return counts
+
+
+# -- DAG parse ---------------------------------------------------------------------------------------
+
+
+def parse(path: str) -> dict[str, Any]:
+    """``DagBag(path)`` alone (Airflow loaded, as in a DAG processor), and the DAG's shape."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    before = set(sys.modules)
+    start = now()
+    bag = DagBag(dag_folder=path)
+    seconds = now() - start
+    if bag.import_errors or len(bag.dags) != 1:
+        raise SystemExit(f"{path} did not load one DAG: {bag.import_errors}")
+    (dag,) = bag.dags.values()
+    imported = sorted(m for m in set(sys.modules) - before if not m.startswith("unusual_prefix"))
+    return {"seconds": seconds, "shape": dag_shape(dag), "imported": imported}
+
+
+def dag_shape(dag: Any) -> dict[str, Any]:
+    """What "the same shape" means: schedule, params and their schemas, default_args, task ids,
+    mapping, outlets, retries, dependencies."""
+
+    def task_shape(task: Any) -> list[Any]:
+        policy = getattr(task, "retry_policy", None)
+        return [
+            task.task_id,
+            task.get_closest_mapped_task_group() is not None,
+            [type(outlet).__name__ for outlet in task.outlets],
+            [task.retries, str(task.retry_delay), task.retry_exponential_backoff, str(task.max_retry_delay)],
+            type(policy).__name__ if policy else None,
+            sorted(task.upstream_task_ids),
+        ]
+
+    return {
+        "schedule": str(dag.schedule),
+        "catchup": dag.catchup,
+        "max_active_runs": dag.max_active_runs,
+        "params": {name: dag.params.get_param(name).schema for name in dag.params},
+        "default_args": sorted(dag.default_args),
+        "tasks": sorted(task_shape(task) for task in dag.tasks),
+    }
+
+
+# -- hook call ---------------------------------------------------------------------------------------
+
+
+def hook(conn_id: str, calls: int, floor_first: bool) -> dict[str, float]:
+    """One sample each of the reused hook and of a bare signed ``requests`` call: mean seconds per
+    call over ``calls`` calls of each, alternating, after a warm-up (session, TCP connection, key).
+    ``attempts``: how many signed requests one hook call may send when every attempt fails."""
+    from urllib.parse import urlsplit
+
+    import requests
+
+    from kalshi_provider.connection import private_key_from_connection
+    from kalshi_provider.hooks.kalshi import TOTAL_RESTING_ORDER_VALUE_PATH, KalshiHook
+    from kalshi_provider.signing import KEY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, now_ms, sign
+
+    ours = KalshiHook(conn_id)
+    key = private_key_from_connection(ours.get_connection(conn_id))
+    url = ours.settings.base_url + TOTAL_RESTING_ORDER_VALUE_PATH
+    path, session = urlsplit(url).path, requests.Session()
+
+    def floor() -> int:
+        stamp = now_ms()
+        signed = {KEY_HEADER: ours.settings.key_id, TIMESTAMP_HEADER: stamp}
+        signed[SIGNATURE_HEADER] = sign(key, f"{stamp}GET{path}".encode())
+        response = session.get(url, headers={"Accept": "application/json", **signed}, timeout=10)
+        response.raise_for_status()
+        return response.json()["total_resting_order_value"]
+
+    sides = {"ours": ours.get_total_resting_order_value, "floor": floor}
+    for call in sides.values():
+        for _ in range(max(10, calls // 10)):
+            call()
+    spent = dict.fromkeys(sides, 0.0)
+    order = sorted(sides, reverse=not floor_first)
+    for _ in range(calls):  # call by call, alternating: a load spike hits both sides alike
+        for name in order:
+            start = now()
+            sides[name]()
+            spent[name] += now() - start
+        order.reverse()
+    return {name: seconds / calls for name, seconds in spent.items()} | {
+        "attempts": ours.settings.max_retries + 1
+    }
+
+
+if __name__ == "__main__":
+    kind, arguments = sys.argv[1], json.loads(sys.argv[2])
+    print(json.dumps({"write": write, "parse": parse, "hook": hook}[kind](**arguments)))
