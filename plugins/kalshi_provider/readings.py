@@ -17,6 +17,10 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+#: The two endpoints a reading comes from (paths below the base URL); the history names them so.
+TOTAL_ENDPOINT = "/portfolio/summary/total_resting_order_value"
+BALANCE_ENDPOINT = "/portfolio/balance"
+
 #: Largest amount in cents: what a BIGINT column holds.
 MAX_CENTS = 2**63 - 1
 #: Smallest amount a signed BIGINT holds: a balance may be negative (Kalshi types it int64).

@@ -25,6 +25,7 @@ from kalshi_provider.limits import (
     MAX_BACKOFF_SECONDS,
     MAX_RETRY_AFTER_SECONDS,
 )
+from kalshi_provider.readings import BALANCE_ENDPOINT, TOTAL_ENDPOINT
 from kalshi_provider.responses import (
     Balance,
     RestingOrderValue,
@@ -36,8 +37,8 @@ from kalshi_provider.responses import (
 from kalshi_provider.signing import KalshiAuth
 from kalshi_provider.version_compat import AIRFLOW_V_3_2_PLUS, BaseHook
 
-TOTAL_RESTING_ORDER_VALUE_PATH = "/portfolio/summary/total_resting_order_value"
-BALANCE_PATH = "/portfolio/balance"
+TOTAL_RESTING_ORDER_VALUE_PATH = TOTAL_ENDPOINT
+BALANCE_PATH = BALANCE_ENDPOINT
 
 
 class KalshiHook(BaseHook):
