@@ -215,7 +215,8 @@ class AccountReading:
     ``observed_at`` is when the total's answer arrived. ``resting_order_value`` is None only when
     Kalshi refused it (403: the key's account is not an FCM member), and ``not_permitted`` then
     says so in Kalshi's words; ``balance`` is None when the fetch did not ask for it (the
-    total-only operator). ``try_number`` is the fetch task's try that took the reading.
+    total-only operator). ``try_number`` is the fetch task's try that took the reading, ``source``
+    the base URL the answers came from (never a secret: connections hold no credentials in it).
     """
 
     account: str
@@ -224,6 +225,7 @@ class AccountReading:
     balance: BalanceReading | None = None
     not_permitted: str | None = None
     try_number: int | None = None
+    source: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.account, str) or not self.account:
@@ -241,6 +243,12 @@ class AccountReading:
             raise InvalidReadingError("balance must be a BalanceReading")
         if self.try_number is not None and (type(self.try_number) is not int or self.try_number < 0):
             raise InvalidReadingError("try_number must be a whole number of 0 or more")
+        if self.source is not None and (
+            not isinstance(self.source, str) or not 0 < len(self.source) <= MAX_SOURCE_LENGTH
+        ):
+            raise InvalidReadingError(
+                f"source must be None or a base URL of at most {MAX_SOURCE_LENGTH} characters"
+            )
 
     def to_xcom(self) -> dict[str, Any]:
         """The JSON-safe form (exact decimals as strings); holds no secret."""
@@ -258,6 +266,7 @@ class AccountReading:
             "not_permitted": self.not_permitted,
             "balance": None if self.balance is None else self.balance.to_xcom(),
             "try_number": self.try_number,
+            "source": self.source,
         }
 
     @classmethod
@@ -280,6 +289,7 @@ class AccountReading:
                 balance=None if balance is None else BalanceReading.from_xcom(balance),
                 not_permitted=payload.get("not_permitted"),
                 try_number=payload.get("try_number"),
+                source=payload.get("source"),
             )
         except (KeyError, TypeError, AttributeError, ValueError) as err:
             if isinstance(err, InvalidReadingError):
@@ -291,6 +301,8 @@ class AccountReading:
 
 #: Longest text a reading carries (a left-out breakdown's reason, Kalshi's refusal): more is cut.
 MAX_NOTE_LENGTH = 1000
+#: Longest base URL a reading names as its source (the connection's own limit).
+MAX_SOURCE_LENGTH = 2048
 
 
 def _optional_text(value: object, what: str) -> None:

@@ -79,7 +79,11 @@ class KalshiTotalRestingOrderValueOperator(_KalshiReadingOperator):
         with failing_fast():  # a refused key or a bad connection: no task retry can fix it
             value = hook.get_resting_order_value()
         reading = AccountReading(
-            self.kalshi_conn_id, datetime.now(timezone.utc), value, try_number=self._try_number(context)
+            self.kalshi_conn_id,
+            datetime.now(timezone.utc),
+            value,
+            try_number=self._try_number(context),
+            source=hook.settings.base_url,
         )
         self.log.info(
             "Kalshi account %s: total resting order value %d cents (%d exchange(s) in the breakdown)",
@@ -136,6 +140,7 @@ class KalshiAccountReadingOperator(_KalshiReadingOperator):
             balance=balance,
             not_permitted=not_permitted,
             try_number=self._try_number(context),
+            source=hook.settings.base_url,
         )
         if value is None:
             self.log.info(

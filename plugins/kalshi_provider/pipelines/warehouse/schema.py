@@ -36,7 +36,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE, IDENTIFIER, IDENTIFIER_RULE
 from kalshi_provider.pipelines.warehouse.errors import InvalidIdentifierError
-from kalshi_provider.readings import DOLLAR_PRECISION, DOLLAR_QUANTUM, DOLLAR_SCALE
+from kalshi_provider.readings import DOLLAR_PRECISION, DOLLAR_QUANTUM, DOLLAR_SCALE, MAX_SOURCE_LENGTH
 
 BREAKDOWN_SUFFIX = "_breakdown"
 #: The side table naming hours whose breakdown was left out. It and the tables below have
@@ -260,6 +260,8 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
         Column("reading_id", _key_text(), nullable=False),
         Column("account", _key_text(), nullable=False),
         Column("endpoint", _key_text(), nullable=False),
+        # The base URL the answer came from (the Kalshi host, or the simulator's).
+        _text("source", MAX_SOURCE_LENGTH, nullable=True),
         Column("observed_at", UTCDateTime, nullable=False),
         Column("snapshot_hour", UTCDateTime, nullable=False),
         _text("outcome", ID_LENGTH, nullable=False),

@@ -545,6 +545,7 @@ def _history_row(
     return {
         "account": reading.account,
         "endpoint": endpoint,
+        "source": reading.source,
         "observed_at": observed_at,
         "snapshot_hour": hour,
         "outcome": outcome,
