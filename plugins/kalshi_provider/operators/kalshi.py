@@ -52,6 +52,13 @@ class _KalshiReadingOperator(BaseOperator):
         number = getattr(ti, "try_number", None)
         return number if type(number) is int else None
 
+    @staticmethod
+    def _last_try(context: Context) -> bool:
+        """Whether Airflow will not retry this try (its try number is past ``max_tries``)."""
+        ti = context.get("ti") if hasattr(context, "get") else None
+        number, most = getattr(ti, "try_number", None), getattr(ti, "max_tries", None)
+        return type(number) is int and type(most) is int and number > most
+
 
 class KalshiTotalRestingOrderValueOperator(_KalshiReadingOperator):
     """
@@ -103,8 +110,9 @@ class KalshiAccountReadingOperator(_KalshiReadingOperator):
     :meth:`kalshi_provider.readings.AccountReading.to_xcom` with both, each with the moment its
     answer arrived. For a key whose account is not an FCM member, Kalshi refuses the total (403):
     that refusal is recorded in the reading (``not_permitted``) and the balance is still read, so
-    the task succeeds. A balance answer that is not Kalshi's documented body is left out (with the
-    reason) and never costs the total. Other errors are as for
+    the task succeeds. The balance never costs the total: an answer that is not Kalshi's documented
+    body is left out (with the reason), and so is a balance that still fails on the task's last try
+    (a timeout, 429 or 5xx, retried until then like any). Other errors are as for
     :class:`KalshiTotalRestingOrderValueOperator`: no retry for those no retry can fix (a 403 on
     the balance, which every key may read, among them), task retries for the rest.
 
@@ -118,7 +126,12 @@ class KalshiAccountReadingOperator(_KalshiReadingOperator):
     calls_per_try = 2
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from kalshi_provider.exceptions import KalshiPermissionError, KalshiResponseError, failing_fast
+        from kalshi_provider.exceptions import (
+            KalshiError,
+            KalshiPermissionError,
+            KalshiResponseError,
+            failing_fast,
+        )
         from kalshi_provider.readings import MAX_NOTE_LENGTH, AccountReading, BalanceReading
 
         hook = self._hook()
@@ -133,6 +146,11 @@ class KalshiAccountReadingOperator(_KalshiReadingOperator):
                 balance = BalanceReading(datetime.now(timezone.utc), hook.get_balance())
             except KalshiResponseError as unusable:
                 balance = BalanceReading(datetime.now(timezone.utc), problem=str(unusable)[:MAX_NOTE_LENGTH])
+            except KalshiError as failed:
+                if not (failed.retryable and self._last_try(context)):
+                    raise  # a task retry reads both again (or no retry can fix it)
+                problem = f"the balance could not be read on the task's last try: {failed}"
+                balance = BalanceReading(datetime.now(timezone.utc), problem=problem[:MAX_NOTE_LENGTH])
         reading = AccountReading(
             self.kalshi_conn_id,
             observed_at,

@@ -168,3 +168,25 @@ def test_both_calls_share_the_budget(
     assert [request.status for request in sent] == [200] + [503] * attempts_per_call
     if max_requests >= 2 * (retries + 1):
         assert len(sent) * (retries + 1) <= max_requests
+
+
+class _Try:
+    def __init__(self, try_number: int, max_tries: int) -> None:
+        self.try_number, self.max_tries = try_number, max_tries
+
+
+def test_a_balance_that_keeps_failing_is_retried_then_left_out_on_the_last_try(
+    no_backoff, kalshi_connection, simulator
+):
+    """Before the last try a failing balance fails the try, so Airflow reads both again; on the last
+    try the total is kept and the balance left out, with the reason: it never costs the total."""
+    simulator.push_faults([{"status": 503, "path": "/portfolio/balance", "times": 100}])
+    operator = KalshiAccountReadingOperator(task_id="fetch", kalshi_conn_id=kalshi_connection(), retries=3)
+    with pytest.raises(KalshiServerError):
+        operator.execute({"ti": _Try(try_number=3, max_tries=3)})
+    xcom = operator.execute({"ti": _Try(try_number=4, max_tries=3)})
+    reading = AccountReading.from_xcom(xcom)
+    assert reading.resting_order_value.total_cents == 123456
+    assert reading.balance.value is None
+    assert reading.balance.problem.startswith("the balance could not be read on the task's last try: ")
+    assert "503" in reading.balance.problem
