@@ -150,6 +150,8 @@ def _check_batch_case(case: Case, matrix_run) -> float:
     # Every answer the load was given is in the history; a failed fetch gives the load nothing.
     expected = {"ok": 2, "recovered": 2}.get(case.outcome, 0)
     assert len(outcome.history) == expected, [(h["endpoint"], h["outcome"]) for h in outcome.history]
+    # ... taken by the fetch's last try: a task retry shows in the history.
+    assert {row["fetch_try_number"] for row in outcome.history} <= {case.tries}
 
     if case.requests is not None:
         assert len(outcome.requests) == case.requests, [r["status"] for r in outcome.requests]
@@ -190,6 +192,10 @@ def _skipped_at_load(case: Case, request, run_after: datetime, max_lateness_minu
         assert case.message in result.output
         assert len(_requests_of(simulator, account)) == case.requests
         assert len(warehouse.rows()) == case.rows
+        # The load skipped after recording both readings, with the reason they count for no hour.
+        history = warehouse.history()
+        assert [row["outcome"] for row in history] == ["not_in_hour", "not_in_hour"]
+        assert all(case.message in row["note"] for row in history)
     finally:
         warehouse.dispose()
     return result.seconds
@@ -246,10 +252,11 @@ class _PostgresCase:
         self.warehouse = postgres_warehouse(self.home, self.url, self.schema)
         # The run and its rerun stand for the same hour: a minute ago (well within
         # max_lateness_minutes), and a microsecond apart (Airflow derives the run id from it).
-        first = datetime.now(timezone.utc) - timedelta(minutes=1)
+        # Both inside the current hour, with room for the runs to answer in it (Kalshi's answers
+        # must be observed in the hour of run_after).
+        hour = _current_hour(timedelta(minutes=4))
+        first = max(datetime.now(timezone.utc) - timedelta(minutes=1), hour)
         second = first + timedelta(microseconds=1)
-        if hour_of(second.isoformat()) != hour_of(first.isoformat()):
-            second = first - timedelta(microseconds=1)
         self.run_afters = [first.isoformat(), second.isoformat()]
         self.hour = hour_of(first.isoformat())
         self.seconds = 0.0
@@ -325,6 +332,8 @@ def _warehouse_fails_mid_transaction(case: Case, request) -> float:
     assert case.message in result.output
     pg.assert_one_row_for_the_hour(result)
     assert pg.breakdown_rows() == 4  # the simulator's shards 0-3
+    # The failed tries rolled back their history rows too: two rows, written by the load's third try.
+    assert [row["load_try_number"] for row in pg.warehouse.history()] == [case.tries, case.tries]
     assert pg.requests() == case.requests
     return pg.seconds
 
