@@ -5,8 +5,11 @@ Re-runs of an hour and late runs are in tests/e2e/reliability (test_idempotence,
 
 from __future__ import annotations
 
+import json
+import uuid
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import make_url
@@ -20,6 +23,11 @@ TOTAL, BALANCE = "/portfolio/summary/total_resting_order_value", "/portfolio/bal
 pytestmark = pytest.mark.slow
 
 
+#: The warehouse connection's password (the test server trusts local connections, so any works):
+#: known, so the lineage events can be searched for it.
+WAREHOUSE_PASSWORD = "wh-" + uuid.uuid4().hex
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def warehouse(request, airflow_home, tmp_path):
     """Wire ``kalshi_warehouse`` to a real SQLite file or the test PostgreSQL (own schema)."""
@@ -27,9 +35,22 @@ def warehouse(request, airflow_home, tmp_path):
         target = sqlite_warehouse(airflow_home, tmp_path / "warehouse.db")
     else:
         url = make_url(request.getfixturevalue("postgres_url"))
-        target = postgres_warehouse(airflow_home, url, request.getfixturevalue("postgres_schema"))
+        schema = request.getfixturevalue("postgres_schema")
+        target = postgres_warehouse(airflow_home, url, schema, password=WAREHOUSE_PASSWORD)
     yield target
     target.dispose()
+
+
+@pytest.fixture
+def lineage_events(airflow_home, tmp_path):
+    """Airflow's OpenLineage provider, configured as a deployment would, writing its events to a
+    file (its file transport); returns a reader of the events."""
+    path = tmp_path / "openlineage.jsonl"
+    airflow_home.env["AIRFLOW__OPENLINEAGE__TRANSPORT"] = json.dumps(
+        {"type": "file", "log_file_path": str(path), "append": True}
+    )
+    airflow_home.env["AIRFLOW__OPENLINEAGE__NAMESPACE"] = "kalshi-tests"
+    return lambda: path.read_text() if path.exists() else ""
 
 
 @pytest.fixture
@@ -41,11 +62,12 @@ def kalshi_default(airflow_home, simulator, kalshi_account):
 
 
 def test_two_accounts_one_without_fcm_access_write_totals_balances_free_margins_and_history(
-    airflow_home, warehouse, kalshi_default, make_kalshi_account, simulator
+    airflow_home, warehouse, kalshi_default, make_kalshi_account, simulator, lineage_events
 ):
     """The FCM account gets its total, balance, free margin per shard and two history rows; the
     account without FCM access gets its balance, free margins of NULL and two history rows, and
-    the run succeeds (the load warns once that the account is no FCM member)."""
+    the run succeeds (the load warns once that the account is no FCM member). OpenLineage's events
+    name Kalshi's endpoints and the warehouse tables, and hold no secret."""
     simulator.set_value(
         kalshi_default.key_id,
         987654,
@@ -99,7 +121,58 @@ def test_two_accounts_one_without_fcm_access_write_totals_balances_free_margins_
         assert (row["dag_run_id"], row["fetch_try_number"], row["load_try_number"]) == (result.run_id, 1, 1)
         assert row["snapshot_hour"] == hour and row["source"] == simulator.base_url
     assert "Kalshi does not permit this key to read the total resting order value" in result.output
+    _check_lineage(lineage_events(), warehouse, simulator, [kalshi_default, no_fcm])
     _print_rows(warehouse)
+
+
+def _check_lineage(text: str, warehouse, simulator, accounts) -> None:
+    """The COMPLETE events of the fetch and load tasks: Kalshi's endpoints in, the tables out."""
+    events = [json.loads(line) for line in text.splitlines() if line.strip()]
+    complete = {}
+    for event in events:
+        if event["eventType"] == "COMPLETE" and event["job"]["name"].endswith((".fetch", ".load")):
+            complete.setdefault(event["job"]["name"].rpartition(".")[2], []).append(event)
+    assert len(complete.get("fetch", [])) == len(complete.get("load", [])) == 2, sorted(
+        e["job"]["name"] for e in events
+    )
+    kalshi = f"http://127.0.0.1:{simulator.port}"
+    endpoints = {(kalshi, "/trade-api/v2" + path) for path in (TOTAL, BALANCE)}
+
+    def named(event, side):
+        return {(dataset["namespace"], dataset["name"]) for dataset in event[side]}
+
+    # `airflow dags test` runs every task in one process, whose hook lineage collector keeps what
+    # earlier tasks reported (a deployment runs each task in a process of its own): so each event
+    # names some of the endpoints, and together they name both.
+    fetched = [named(event, "inputs") for event in complete["fetch"]]
+    assert all(inputs and inputs <= endpoints for inputs in fetched) and set().union(*fetched) == endpoints
+    engine = warehouse.engine
+    if engine.dialect.name == "sqlite":
+        namespace, prefix = "file", f"{Path(engine.url.database).resolve()}."
+    else:
+        url = engine.url
+        namespace, prefix = f"postgres://{url.host}:{url.port}", f"{url.database}.{warehouse.schema}."
+    table = "kalshi_total_resting_order_value"
+    for event in complete["load"]:
+        outputs = named(event, "outputs")
+        assert (namespace, prefix + table + "_history") in outputs and (
+            namespace,
+            prefix + table + "_balance",
+        ) in outputs
+        assert named(event, "inputs") <= endpoints and named(event, "inputs")
+    written = set().union(*(named(event, "outputs") for event in complete["load"]))
+    assert {
+        (namespace, prefix + table),
+        (namespace, prefix + table + "_margin"),
+    } <= written  # the FCM account's
+    for event in complete["fetch"] + complete["load"]:  # for a person reading the output (pytest -s)
+        inputs, outputs = sorted(named(event, "inputs")), sorted(named(event, "outputs"))
+        print(f"lineage {event['job']['name']}: in {inputs} out {outputs}")
+    # No secret: not a key, not the warehouse password, in any event.
+    assert WAREHOUSE_PASSWORD not in text
+    for account in accounts:
+        body = "".join(account.private_pem.decode().splitlines()[1:-1])
+        assert all(body[i : i + 40] not in text for i in range(0, len(body) - 40, 40))
 
 
 def _print_rows(warehouse) -> None:
