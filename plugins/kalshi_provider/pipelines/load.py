@@ -80,7 +80,7 @@ def load_reading(
         raise AirflowSkipException(late.get(TOTAL_ENDPOINT) or late[BALANCE_ENDPOINT])
     value = reading.resting_order_value
     balance = reading.balance.value if reading.balance is not None else None
-    return {
+    result = {
         "account": reading.account,
         "snapshot_hour": hour.isoformat(),
         "total_resting_order_value_cents": None if value is None else value.total_cents,
@@ -90,6 +90,8 @@ def load_reading(
         "balance_cents": None if balance is None else balance.balance_cents,
         "balance_written": stored.balance is not None and stored.balance.held,
     }
+    # The task pushes each key as an XCom of its own, and Airflow 3.0 refuses a None value.
+    return {key: item for key, item in result.items() if item is not None}
 
 
 def _log_not_permitted(reading: Any, newly: bool, label: str) -> None:
