@@ -51,9 +51,7 @@ MAX_RETRY_AFTER_SECONDS = 30.0
 #: Wall-clock bound of one call of the hook, all attempts and waits included.
 CALL_DEADLINE_SECONDS = 120.0
 
-#: What a task spends outside the call: looking up the connection, loading the key, writing the
-#: XCom. Generous: it only has to keep a hung call from holding the task for ever.
+#: What a task spends outside its calls: looking up the connection, loading the key, writing the
+#: XCom. Generous: it only has to keep a hung call from holding the task for ever. A task's
+#: ``execution_timeout`` is its calls' deadlines plus this.
 TASK_OVERHEAD_SECONDS = 60.0
-
-#: ``execution_timeout`` of a task that makes one hook call.
-ONE_CALL_TASK_SECONDS = CALL_DEADLINE_SECONDS + TASK_OVERHEAD_SECONDS

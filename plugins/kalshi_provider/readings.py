@@ -1,9 +1,13 @@
-"""One account's reading of Kalshi: the typed record from the hook's answer to the warehouse row.
+"""One account's reading of Kalshi: the typed record from the hook's answers to the warehouse rows.
 
 The records are frozen and check themselves when built, so a reading that exists holds only exact
 values (integers and ``Decimal``, never floats) that fit the warehouse's columns. ``to_xcom`` and
 ``from_xcom`` give the JSON-safe form that travels from the fetch task to the load task; nothing
 on the way rebuilds a reading from string keys of its own.
+
+An :class:`AccountReading` holds what one fetch read: the total resting order value (or Kalshi's
+refusal of it, for a key whose account is not an FCM member) and, when the fetch also asked for
+it, the balance (:class:`BalanceReading`), each with the moment its answer arrived.
 """
 
 from __future__ import annotations
@@ -13,8 +17,14 @@ from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+#: The two endpoints a reading comes from (paths below the base URL); the history names them so.
+TOTAL_ENDPOINT = "/portfolio/summary/total_resting_order_value"
+BALANCE_ENDPOINT = "/portfolio/balance"
+
 #: Largest amount in cents: what a BIGINT column holds.
 MAX_CENTS = 2**63 - 1
+#: Smallest amount a signed BIGINT holds: a balance may be negative (Kalshi types it int64).
+MIN_CENTS = -(2**63)
 #: Kalshi's fixed-point dollar strings carry at most six decimal places; stored as Numeric(24, 6).
 DOLLAR_SCALE = 6
 DOLLAR_PRECISION = 24
@@ -35,6 +45,20 @@ def _cents(value: object, what: str) -> int:
     if not 0 <= value <= MAX_CENTS:
         raise InvalidReadingError(f"{what} is outside 0..{MAX_CENTS} cents")
     return value
+
+
+def _signed_cents(value: object, what: str) -> int:
+    if type(value) is not int:
+        raise InvalidReadingError(f"{what} must be a whole number of cents, got {type(value).__name__}")
+    if not MIN_CENTS <= value <= MAX_CENTS:
+        raise InvalidReadingError(f"{what} is outside {MIN_CENTS}..{MAX_CENTS} cents (a BIGINT)")
+    return value
+
+
+def _aware(value: object, what: str) -> datetime:
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        raise InvalidReadingError(f"{what} must be a timezone-aware datetime")
+    return value.astimezone(timezone.utc)
 
 
 def exact_dollars(value: object, what: str = "dollar amount") -> Decimal:
@@ -100,21 +124,131 @@ class RestingOrderValue:
 
 
 @dataclass(frozen=True)
+class Balance:
+    """``GET /portfolio/balance``: the account's cash, the value of its positions, and its cash per shard.
+
+    ``balance_cents`` and ``portfolio_value_cents`` are Kalshi's ``balance`` and ``portfolio_value``
+    (cents, int64: a balance may be negative), ``balance_dollars`` its exact fixed-point
+    ``balance_dollars``, ``updated_ts`` when Kalshi last changed the balance (Unix seconds, as sent),
+    and ``breakdown`` its optional ``balance_breakdown`` per exchange shard.
+    """
+
+    balance_cents: int
+    portfolio_value_cents: int
+    balance_dollars: Decimal
+    updated_ts: int
+    breakdown: tuple[ShardAmount, ...] = ()
+    #: Why the breakdown Kalshi sent was left out while the balance was kept; None when usable.
+    breakdown_problem: str | None = None
+
+    def __post_init__(self) -> None:
+        _signed_cents(self.balance_cents, "balance")
+        _signed_cents(self.portfolio_value_cents, "portfolio_value")
+        object.__setattr__(self, "balance_dollars", exact_dollars(self.balance_dollars, "balance_dollars"))
+        if type(self.updated_ts) is not int or not 0 <= self.updated_ts <= MAX_CENTS:
+            raise InvalidReadingError("updated_ts must be a whole number of seconds since 1970 (0 or more)")
+        object.__setattr__(self, "breakdown", shard_amounts(self.breakdown))
+        _optional_text(self.breakdown_problem, "breakdown_problem")
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {
+            "balance_cents": self.balance_cents,
+            "portfolio_value_cents": self.portfolio_value_cents,
+            "balance_dollars": str(self.balance_dollars),
+            "updated_ts": self.updated_ts,
+            "breakdown": _shards_to_xcom(self.breakdown),
+            "breakdown_problem": self.breakdown_problem,
+        }
+
+    @classmethod
+    def from_xcom(cls, value: Any) -> Balance:
+        return cls(
+            balance_cents=value["balance_cents"],
+            portfolio_value_cents=value["portfolio_value_cents"],
+            balance_dollars=value["balance_dollars"],
+            updated_ts=value["updated_ts"],
+            breakdown=_shards_from_xcom(value["breakdown"]),
+            breakdown_problem=value.get("breakdown_problem"),
+        )
+
+
+@dataclass(frozen=True)
+class BalanceReading:
+    """The fetch's ``GET /portfolio/balance``: when its answer arrived, and the balance, or why the
+    answer could not be used (a body that is not Kalshi's documented one): exactly one of the two."""
+
+    observed_at: datetime
+    value: Balance | None = None
+    problem: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "observed_at", _aware(self.observed_at, "the balance's observed_at"))
+        if self.value is not None and not isinstance(self.value, Balance):
+            raise InvalidReadingError("a balance reading's value must be a Balance")
+        _optional_text(self.problem, "the balance's problem")
+        if (self.value is None) == (self.problem is None):
+            raise InvalidReadingError(
+                "a balance reading holds either a Balance or the problem with its answer"
+            )
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {
+            "observed_at": self.observed_at.isoformat(),
+            "value": None if self.value is None else self.value.to_xcom(),
+            "problem": self.problem,
+        }
+
+    @classmethod
+    def from_xcom(cls, payload: Any) -> BalanceReading:
+        value = payload["value"]
+        return cls(
+            observed_at=datetime.fromisoformat(payload["observed_at"]),
+            value=None if value is None else Balance.from_xcom(value),
+            problem=payload.get("problem"),
+        )
+
+
+@dataclass(frozen=True)
 class AccountReading:
-    """What the fetch task read for one account (its Kalshi connection id) and when the answer arrived."""
+    """What the fetch task read for one account (its Kalshi connection id) and when the answers arrived.
+
+    ``observed_at`` is when the total's answer arrived. ``resting_order_value`` is None only when
+    Kalshi refused it (403: the key's account is not an FCM member), and ``not_permitted`` then
+    says so in Kalshi's words; ``balance`` is None when the fetch did not ask for it (the
+    total-only operator). ``try_number`` is the fetch task's try that took the reading, ``source``
+    the base URL the answers came from (never a secret: connections hold no credentials in it).
+    """
 
     account: str
     observed_at: datetime
-    resting_order_value: RestingOrderValue
+    resting_order_value: RestingOrderValue | None
+    balance: BalanceReading | None = None
+    not_permitted: str | None = None
+    try_number: int | None = None
+    source: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.account, str) or not self.account:
             raise InvalidReadingError("account must be a non-empty connection id")
-        if not isinstance(self.observed_at, datetime) or self.observed_at.utcoffset() is None:
-            raise InvalidReadingError("observed_at must be a timezone-aware datetime")
-        object.__setattr__(self, "observed_at", self.observed_at.astimezone(timezone.utc))
-        if not isinstance(self.resting_order_value, RestingOrderValue):
+        object.__setattr__(self, "observed_at", _aware(self.observed_at, "observed_at"))
+        value = self.resting_order_value
+        if value is not None and not isinstance(value, RestingOrderValue):
             raise InvalidReadingError("resting_order_value must be a RestingOrderValue")
+        _optional_text(self.not_permitted, "not_permitted")
+        if (value is None) == (self.not_permitted is None):
+            raise InvalidReadingError(
+                "a reading holds either the resting order value or why Kalshi did not permit it"
+            )
+        if self.balance is not None and not isinstance(self.balance, BalanceReading):
+            raise InvalidReadingError("balance must be a BalanceReading")
+        if self.try_number is not None and (type(self.try_number) is not int or self.try_number < 0):
+            raise InvalidReadingError("try_number must be a whole number of 0 or more")
+        if self.source is not None and (
+            not isinstance(self.source, str) or not 0 < len(self.source) <= MAX_SOURCE_LENGTH
+        ):
+            raise InvalidReadingError(
+                f"source must be None or a base URL of at most {MAX_SOURCE_LENGTH} characters"
+            )
 
     def to_xcom(self) -> dict[str, Any]:
         """The JSON-safe form (exact decimals as strings); holds no secret."""
@@ -122,33 +256,63 @@ class AccountReading:
         return {
             "account": self.account,
             "observed_at": self.observed_at.isoformat(),
-            "resting_order_value": {
+            "resting_order_value": None
+            if value is None
+            else {
                 "total_cents": value.total_cents,
-                "breakdown": [
-                    {"exchange_index": entry.exchange_index, "dollars": str(entry.dollars)}
-                    for entry in value.breakdown
-                ],
+                "breakdown": _shards_to_xcom(value.breakdown),
                 "breakdown_problem": value.breakdown_problem,
             },
+            "not_permitted": self.not_permitted,
+            "balance": None if self.balance is None else self.balance.to_xcom(),
+            "try_number": self.try_number,
+            "source": self.source,
         }
 
     @classmethod
     def from_xcom(cls, payload: Any) -> AccountReading:
-        """Rebuild and re-check a reading from ``to_xcom``'s output."""
+        """Rebuild and re-check a reading from ``to_xcom``'s output (also an older version's, which
+        has neither the balance nor the try number)."""
         try:
             value = payload["resting_order_value"]
+            balance = payload.get("balance")
             return cls(
                 account=payload["account"],
                 observed_at=datetime.fromisoformat(payload["observed_at"]),
-                resting_order_value=RestingOrderValue(
+                resting_order_value=None
+                if value is None
+                else RestingOrderValue(
                     total_cents=value["total_cents"],
-                    breakdown=tuple(
-                        ShardAmount(entry["exchange_index"], entry["dollars"]) for entry in value["breakdown"]
-                    ),
+                    breakdown=_shards_from_xcom(value["breakdown"]),
                     breakdown_problem=value.get("breakdown_problem"),
                 ),
+                balance=None if balance is None else BalanceReading.from_xcom(balance),
+                not_permitted=payload.get("not_permitted"),
+                try_number=payload.get("try_number"),
+                source=payload.get("source"),
             )
-        except (KeyError, TypeError, AttributeError) as err:
+        except (KeyError, TypeError, AttributeError, ValueError) as err:
+            if isinstance(err, InvalidReadingError):
+                raise
             raise InvalidReadingError(
-                f"not a reading made by AccountReading.to_xcom ({type(err).__name__} on {err})"
+                f"not a reading made by AccountReading.to_xcom ({type(err).__name__} on {str(err)[:100]})"
             ) from None
+
+
+#: Longest text a reading carries (a left-out breakdown's reason, Kalshi's refusal): more is cut.
+MAX_NOTE_LENGTH = 1000
+#: Longest base URL a reading names as its source (the connection's own limit).
+MAX_SOURCE_LENGTH = 2048
+
+
+def _optional_text(value: object, what: str) -> None:
+    if value is not None and (not isinstance(value, str) or not value or len(value) > MAX_NOTE_LENGTH):
+        raise InvalidReadingError(f"{what} must be None or a text of 1 to {MAX_NOTE_LENGTH} characters")
+
+
+def _shards_to_xcom(entries: tuple[ShardAmount, ...]) -> list[dict[str, Any]]:
+    return [{"exchange_index": entry.exchange_index, "dollars": str(entry.dollars)} for entry in entries]
+
+
+def _shards_from_xcom(entries: Any) -> tuple[ShardAmount, ...]:
+    return tuple(ShardAmount(entry["exchange_index"], entry["dollars"]) for entry in entries)

@@ -1,7 +1,9 @@
-"""Read Kalshi's answers: the value we ask for, and every error shape seen in the wild.
+"""Read Kalshi's answers: the values we ask for, and every error shape seen in the wild.
 
-Both parsers are total: whatever the body, they return a checked value or raise one of the
-project's own exceptions, never a ``KeyError``, ``TypeError`` or ``JSONDecodeError``.
+The parsers are total: whatever the body, they return a checked value or raise one of the
+project's own exceptions, never a ``KeyError``, ``TypeError`` or ``JSONDecodeError``. Fields they
+do not use are ignored; a per-shard breakdown that cannot be stored exactly is left out (with the
+reason) and never costs the value beside it.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ from kalshi_provider.exceptions import (
 )
 from kalshi_provider.readings import (
     MAX_CENTS,
+    MIN_CENTS,
+    Balance,
     InvalidReadingError,
     RestingOrderValue,
     ShardAmount,
+    exact_dollars,
     shard_amounts,
 )
 
@@ -74,6 +79,60 @@ def parse_resting_order_value(body: Any) -> RestingOrderValue:
         return RestingOrderValue(total, _parse_breakdown(body.get("resting_order_value_breakdown")))
     except InvalidReadingError as err:
         return RestingOrderValue(total, breakdown_problem=f"Kalshi's resting_order_value_breakdown: {err}")
+
+
+def parse_balance(body: Any) -> Balance:
+    """Check the body of ``GET /portfolio/balance``.
+
+    Kalshi's spec marks ``balance`` and ``portfolio_value`` (cents), ``balance_dollars`` (a
+    fixed-point dollar string) and ``updated_ts`` (Unix seconds) required: a body without one of
+    them, or with one of another type, is refused. ``balance_breakdown`` is optional; one that
+    cannot be stored exactly is left out with the reason in ``breakdown_problem``, the balance kept.
+    """
+    what = "Kalshi's answer to GET /portfolio/balance"
+    if not isinstance(body, dict):
+        kind = "empty (or JSON null)" if body is None else f"a JSON {type(body).__name__}"
+        raise KalshiResponseError(
+            f"{what} is {kind}, expected an object with 'balance' and 'balance_dollars'"
+        )
+    missing = [
+        name for name in ("balance", "balance_dollars", "portfolio_value", "updated_ts") if name not in body
+    ]
+    if missing:
+        raise KalshiResponseError(
+            f"{what} has no {', '.join(repr(name) for name in missing)} field"
+            f"{'s' if len(missing) > 1 else ''}, which Kalshi's spec marks required "
+            f"(fields: {_snippet(', '.join(sorted(map(str, body)))) or 'none'})"
+        )
+    balance = _whole(body["balance"], "balance", what, MIN_CENTS, MAX_CENTS)
+    portfolio_value = _whole(body["portfolio_value"], "portfolio_value", what, MIN_CENTS, MAX_CENTS)
+    updated_ts = _whole(body["updated_ts"], "updated_ts", what, 0, MAX_CENTS)
+    try:
+        dollars = exact_dollars(body["balance_dollars"], "'balance_dollars'")
+    except InvalidReadingError as err:
+        raise KalshiResponseError(f"{what}: {err}") from None
+    try:
+        breakdown = _parse_breakdown(body.get("balance_breakdown"))
+    except InvalidReadingError as err:
+        return Balance(
+            balance,
+            portfolio_value,
+            dollars,
+            updated_ts,
+            breakdown_problem=f"Kalshi's balance_breakdown: {err}",
+        )
+    return Balance(balance, portfolio_value, dollars, updated_ts, breakdown)
+
+
+def _whole(value: Any, name: str, what: str, low: int, high: int) -> int:
+    # bool is an int subclass in Python; a float like 12.0 is not a whole number here. Both refused.
+    if type(value) is not int:
+        raise KalshiResponseError(
+            f"{what}: {name!r} must be a whole number, got {type(value).__name__} {_json_text(value)}"
+        )
+    if not low <= value <= high:
+        raise KalshiResponseError(f"{what}: {name!r} is {_json_text(value)}, outside {low}..{high}")
+    return value
 
 
 def _parse_breakdown(raw: Any) -> tuple[ShardAmount, ...]:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kalshi_simulator.auth import UNKNOWN_KEY, AuthResult, message_for
-from kalshi_simulator.state import Account
+from kalshi_simulator.state import Account, cents_to_dollars
 
 API_PREFIX = "/trade-api/v2"
 
@@ -36,11 +36,15 @@ def _total_resting_order_value(account: Account | None) -> tuple[int, Any]:
 
 
 def _balance(account: Account | None) -> tuple[int, Any]:
+    """Every field Kalshi's spec marks required (balance, balance_dollars, portfolio_value,
+    updated_ts), and the optional per-shard balance_breakdown."""
     assert account is not None
     return 200, {
         "balance": account.balance,
+        "balance_dollars": account.balance_dollars or cents_to_dollars(account.balance),
         "portfolio_value": account.portfolio_value,
-        "updated_ts": int(time.time()),
+        "updated_ts": int(time.time()) if account.updated_ts is None else account.updated_ts,
+        "balance_breakdown": json.loads(json.dumps(account.balance_breakdown)),
     }
 
 

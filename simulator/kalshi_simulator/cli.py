@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--public-key", type=Path, help="PEM public key file to register (needs --key-id)")
     parser.add_argument("--state-dir", type=Path, help="where a generated key is kept (never a git checkout)")
     parser.add_argument("--value", type=int, default=123456, help="total_resting_order_value in cents")
+    parser.add_argument("--balance", type=int, default=500000, help="the account's balance in cents")
     parser.add_argument("--key-type", choices=("rsa", "ed25519"), default="rsa", help="generated key type")
     parser.add_argument("--ready-file", type=Path, help="also write the JSON line here once listening")
     parser.add_argument(
@@ -176,7 +177,7 @@ def _start(args: argparse.Namespace) -> tuple[KalshiSimulator, str]:
         private_key_path, private_key = load_or_create_key(state_dir, args.key_type)
         public_key = private_key.public_key()
         key_id = args.key_id or key_id_for(private_key)
-    simulator.add_account(key_id, public_key, total_resting_order_value=args.value)
+    simulator.add_account(key_id, public_key, total_resting_order_value=args.value, balance=args.balance)
     simulator.start()
     line = json.dumps(
         {

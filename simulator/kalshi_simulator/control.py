@@ -16,10 +16,11 @@ if TYPE_CHECKING:
     from kalshi_simulator.server import KalshiSimulator
 
 CONTROL_PREFIX = "/_simulator"
-_ACCOUNT_OPTIONS = frozenset(
-    {"total_resting_order_value", "breakdown", "balance", "portfolio_value", "fcm_member"}
+#: What /portfolio/balance serves, by the name add_account gives it.
+_BALANCE_OPTIONS = frozenset(
+    {"balance", "portfolio_value", "balance_breakdown", "balance_dollars", "updated_ts"}
 )
-_CHANGEABLE = frozenset({"total_resting_order_value", "breakdown", "fcm_member"})
+_ACCOUNT_OPTIONS = frozenset({"total_resting_order_value", "breakdown", "fcm_member"}) | _BALANCE_OPTIONS
 
 
 def handle(sim: KalshiSimulator, method: str, path: str, body: Any) -> tuple[int, Any]:
@@ -66,12 +67,7 @@ def _change_account(sim: KalshiSimulator, method: str, key_id: str, body: Any) -
     if method == "DELETE":
         sim.remove_account(key_id)
         return 200, {"key_id": key_id}
-    if not isinstance(body, dict) or not set(body) <= _CHANGEABLE:
-        raise ValueError(f"body must be a dict with some of {sorted(_CHANGEABLE)}")
-    if "breakdown" in body and "total_resting_order_value" not in body:
-        raise ValueError("'breakdown' needs 'total_resting_order_value' alongside it")
-    if "total_resting_order_value" in body:
-        sim.set_value(key_id, body["total_resting_order_value"], body.get("breakdown"))
-    if "fcm_member" in body:
-        sim.set_fcm_member(key_id, body["fcm_member"])
+    if not isinstance(body, dict) or not body or not set(body) <= _ACCOUNT_OPTIONS:
+        raise ValueError(f"body must be a dict with some of {sorted(_ACCOUNT_OPTIONS)}")
+    sim.update_account(key_id, **body)  # all the changes, or none of them
     return 200, {"key_id": key_id}

@@ -152,14 +152,19 @@ class KalshiSimulator:
         *,
         total_resting_order_value: int = 123456,
         breakdown: list[dict[str, Any]] | None = None,
-        balance: int = 100000,
-        portfolio_value: int = 0,
+        balance: int = 500000,
+        portfolio_value: int = 250000,
+        balance_breakdown: list[dict[str, Any]] | None = None,
+        balance_dollars: str | None = None,
+        updated_ts: int | None = None,
         fcm_member: bool = True,
     ) -> None:
         """Register (or replace) an API key. ``public_key`` may be a key object or PEM.
 
-        ``breakdown=None`` serves one entry for exchange 0 with the whole total; ``[]`` serves
-        an empty list. Amounts are integer cents.
+        Amounts are integer cents. ``breakdown`` and ``balance_breakdown`` of None serve the
+        amount spread over shards 0-3 (see ``state.DEFAULT_SHARES``); ``[]`` serves an empty list.
+        ``balance_dollars`` of None serves the balance in cents as dollars; ``updated_ts`` of
+        None serves the time of the answer.
         """
         if not isinstance(key_id, str) or not key_id:
             raise ValueError("key_id must be a non-empty string")
@@ -171,6 +176,9 @@ class KalshiSimulator:
             balance=_cents(balance, "balance"),
             portfolio_value=_cents(portfolio_value, "portfolio_value"),
             fcm_member=bool(fcm_member),
+            balance_breakdown=make_breakdown(balance, balance_breakdown, "balance_breakdown"),
+            balance_dollars=_optional_dollars(balance_dollars),
+            updated_ts=_optional_timestamp(updated_ts),
         )
         with self._lock:
             self._accounts[key_id] = account
@@ -181,16 +189,72 @@ class KalshiSimulator:
 
     def set_value(self, key_id: str, total: int, breakdown: list[dict[str, Any]] | None = None) -> None:
         """Change what total_resting_order_value answers (``breakdown`` as in add_account)."""
-        total = _cents(total, "total")
-        new_breakdown = make_breakdown(total, breakdown)
-        with self._lock:
-            account = self._account(key_id)
-            account.total_resting_order_value = total
-            account.breakdown = new_breakdown
+        self.update_account(key_id, total_resting_order_value=total, breakdown=breakdown)
+
+    def set_balance(
+        self,
+        key_id: str,
+        balance: int | None = None,
+        *,
+        portfolio_value: int | None = None,
+        breakdown: list[dict[str, Any]] | None = None,
+        balance_dollars: str | None = None,
+        updated_ts: int | None = None,
+    ) -> None:
+        """Change what /portfolio/balance answers; what is not given stays as it is.
+
+        A new ``balance`` without a ``breakdown`` serves it spread over shards 0-3, and without
+        ``balance_dollars`` serves it in dollars.
+        """
+        changes: dict[str, Any] = {
+            "balance": balance,
+            "portfolio_value": portfolio_value,
+            "balance_breakdown": breakdown,
+            "balance_dollars": balance_dollars,
+            "updated_ts": updated_ts,
+        }
+        self.update_account(key_id, **{name: value for name, value in changes.items() if value is not None})
 
     def set_fcm_member(self, key_id: str, fcm_member: bool) -> None:
+        self.update_account(key_id, fcm_member=fcm_member)
+
+    def update_account(self, key_id: str, **changes: Any) -> None:
+        """Change any of ``add_account``'s options at once: all of them, or (on a bad value) none.
+
+        A new total without ``breakdown`` (a new balance without ``balance_breakdown``) serves
+        it spread over shards 0-3; a new balance without ``balance_dollars`` serves it in dollars.
+        """
+        unknown = set(changes) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"unknown account fields {sorted(unknown)}; known: {sorted(_UPDATABLE)}")
+        if "breakdown" in changes and "total_resting_order_value" not in changes:
+            raise ValueError("'breakdown' needs 'total_resting_order_value' alongside it")
         with self._lock:
-            self._account(key_id).fcm_member = bool(fcm_member)
+            account = self._account(key_id)
+            new: dict[str, Any] = {}
+            if "total_resting_order_value" in changes:
+                total = _cents(changes["total_resting_order_value"], "total_resting_order_value")
+                new["total_resting_order_value"] = total
+                new["breakdown"] = make_breakdown(total, changes.get("breakdown"))
+            if "balance" in changes:
+                new["balance"] = _cents(changes["balance"], "balance")
+                new["balance_dollars"] = None
+                new["balance_breakdown"] = make_breakdown(new["balance"], None, "balance_breakdown")
+            if "portfolio_value" in changes:
+                new["portfolio_value"] = _cents(changes["portfolio_value"], "portfolio_value")
+            if changes.get("balance_breakdown") is not None:
+                balance = new.get("balance", account.balance)
+                new["balance_breakdown"] = make_breakdown(
+                    balance, changes["balance_breakdown"], "balance_breakdown"
+                )
+            if "balance_dollars" in changes:
+                new["balance_dollars"] = _optional_dollars(changes["balance_dollars"])
+            if "updated_ts" in changes:
+                new["updated_ts"] = _optional_timestamp(changes["updated_ts"])
+            if "fcm_member" in changes:
+                new["fcm_member"] = bool(changes["fcm_member"])
+            for name, value in new.items():
+                setattr(account, name, value)
 
     def _account(self, key_id: str) -> Account:
         try:
@@ -253,9 +317,36 @@ class KalshiSimulator:
                 self._connections.discard(conn)
 
 
+#: The options of add_account that update_account may change.
+_UPDATABLE = frozenset(
+    {
+        "total_resting_order_value",
+        "breakdown",
+        "balance",
+        "portfolio_value",
+        "balance_breakdown",
+        "balance_dollars",
+        "updated_ts",
+        "fcm_member",
+    }
+)
+
+
 def _cents(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{name} must be an integer number of cents, got {value!r}")
+    return value
+
+
+def _optional_dollars(value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"balance_dollars must be a fixed-point dollar string, got {type(value).__name__}")
+    return value
+
+
+def _optional_timestamp(value: Any) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ValueError("updated_ts must be whole seconds since 1970")
     return value
 
 

@@ -16,23 +16,36 @@ from kalshi_simulator.signature import PublicKey
 
 _FOUR_PLACES = Decimal("0.0001")
 
+#: The exchange shards of 2026 (shards 2 and 3 started on 2026-08-24) and the percentage of an
+#: amount each holds when no breakdown is given: shard 0 gets what the others leave, to the cent.
+DEFAULT_SHARES = {0: 40, 1: 30, 2: 20, 3: 10}
+
 
 def cents_to_dollars(cents: int) -> str:
     """Kalshi's fixed-point dollar string: 123456 -> ``"1234.5600"``."""
     return str((Decimal(cents) / 100).quantize(_FOUR_PLACES))
 
 
-def make_breakdown(total: int, breakdown: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """The ``resting_order_value_breakdown`` list to serve.
+def split_over_shards(cents: int) -> list[dict[str, Any]]:
+    """``cents`` spread over the shards of ``DEFAULT_SHARES``, entries adding up to it exactly."""
+    parts = {index: cents * share // 100 for index, share in DEFAULT_SHARES.items() if index}
+    parts[0] = cents - sum(parts.values())
+    return [{"exchange_index": index, "balance": cents_to_dollars(parts[index])} for index in sorted(parts)]
 
-    ``None`` means "like the live API for a single exchange": one entry for exchange 0 holding
-    the whole total. Pass ``[]`` for an empty list. Entries are copied, not validated, so a
-    test can serve odd shapes on purpose.
+
+def make_breakdown(
+    total: int, breakdown: list[dict[str, Any]] | None, what: str = "breakdown"
+) -> list[dict[str, Any]]:
+    """A per-shard breakdown list to serve (``resting_order_value_breakdown`` or ``balance_breakdown``).
+
+    ``None`` means "like the live API in 2026": one entry per shard 0-3, adding up to ``total``
+    cents exactly (see ``DEFAULT_SHARES``). Pass ``[]`` for an empty list. Entries are copied, not
+    validated, so a test can serve odd shapes on purpose.
     """
     if breakdown is None:
-        return [{"exchange_index": 0, "balance": cents_to_dollars(total)}]
+        return split_over_shards(total)
     if not isinstance(breakdown, list):
-        raise ValueError("breakdown must be a list of {'exchange_index': int, 'balance': str} dicts")
+        raise ValueError(f"{what} must be a list of {{'exchange_index': int, 'balance': str}} dicts")
     return json.loads(json.dumps(breakdown))
 
 
@@ -45,6 +58,11 @@ class Account:
     balance: int
     portfolio_value: int
     fcm_member: bool
+    balance_breakdown: list[dict[str, Any]] = field(default_factory=list)
+    #: Served as ``balance_dollars``; None: the balance in cents as a fixed-point dollar string.
+    balance_dollars: str | None = None
+    #: Served as ``updated_ts``; None: the time of the answer.
+    updated_ts: int | None = None
 
 
 @dataclass

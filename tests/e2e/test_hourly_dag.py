@@ -5,7 +5,11 @@ Re-runs of an hour and late runs are in tests/e2e/reliability (test_idempotence,
 
 from __future__ import annotations
 
+import json
+import uuid
 from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import make_url
@@ -14,8 +18,14 @@ from tests.fixtures.airflow import hour_of, postgres_warehouse, sqlite_warehouse
 
 DAG_ID = "kalshi_total_resting_order_value"
 FETCH, LOAD, PLAN = "account_snapshot.fetch", "account_snapshot.load", "accounts_to_read"
+TOTAL, BALANCE = "/portfolio/summary/total_resting_order_value", "/portfolio/balance"
 
 pytestmark = pytest.mark.slow
+
+
+#: The warehouse connection's password (the test server trusts local connections, so any works):
+#: known, so the lineage events can be searched for it.
+WAREHOUSE_PASSWORD = "wh-" + uuid.uuid4().hex
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -25,9 +35,22 @@ def warehouse(request, airflow_home, tmp_path):
         target = sqlite_warehouse(airflow_home, tmp_path / "warehouse.db")
     else:
         url = make_url(request.getfixturevalue("postgres_url"))
-        target = postgres_warehouse(airflow_home, url, request.getfixturevalue("postgres_schema"))
+        schema = request.getfixturevalue("postgres_schema")
+        target = postgres_warehouse(airflow_home, url, schema, password=WAREHOUSE_PASSWORD)
     yield target
     target.dispose()
+
+
+@pytest.fixture
+def lineage_events(airflow_home, tmp_path):
+    """Airflow's OpenLineage provider, configured as a deployment would, writing its events to a
+    file (its file transport); returns a reader of the events."""
+    path = tmp_path / "openlineage.jsonl"
+    airflow_home.env["AIRFLOW__OPENLINEAGE__TRANSPORT"] = json.dumps(
+        {"type": "file", "log_file_path": str(path), "append": True}
+    )
+    airflow_home.env["AIRFLOW__OPENLINEAGE__NAMESPACE"] = "kalshi-tests"
+    return lambda: path.read_text() if path.exists() else ""
 
 
 @pytest.fixture
@@ -38,43 +61,184 @@ def kalshi_default(airflow_home, simulator, kalshi_account):
     return kalshi_account
 
 
-def test_one_run_writes_one_row(airflow_home, warehouse, kalshi_default, simulator):
-    simulator.set_value(kalshi_default.key_id, 987654, [{"exchange_index": 0, "balance": "9876.5400"}])
-    result = airflow_home.dags_test(DAG_ID, conf=warehouse.conf)
+def test_two_accounts_one_without_fcm_access_write_totals_balances_free_margins_and_history(
+    airflow_home, warehouse, kalshi_default, make_kalshi_account, simulator, lineage_events
+):
+    """The FCM account gets its total, balance, free margin per shard and two history rows; the
+    account without FCM access gets its balance, free margins of NULL and two history rows, and
+    the run succeeds (the load warns once that the account is no FCM member). OpenLineage's events
+    name Kalshi's endpoints and the warehouse tables, and hold no secret."""
+    simulator.set_value(
+        kalshi_default.key_id,
+        987654,
+        [{"exchange_index": 0, "balance": "9000.0000"}, {"exchange_index": 2, "balance": "876.5400"}],
+    )
+    simulator.set_balance(
+        kalshi_default.key_id, 1_250_000, portfolio_value=31_000, balance_dollars="12500.004"
+    )
+    no_fcm = make_kalshi_account(fcm_member=False, balance=42_000, portfolio_value=0)
+    airflow_home.set_kalshi_connection("kalshi_no_fcm", no_fcm, simulator.base_url)
+    conf = {**warehouse.conf, "kalshi_conn_ids": ["kalshi_default", "kalshi_no_fcm"]}
+    result = airflow_home.dags_test(DAG_ID, conf=conf)
     assert result.state == "success", result.output[-4000:]
-    [row] = warehouse.rows()
-    assert row["account"] == "kalshi_default"
-    assert row["total_resting_order_value_cents"] == 987654
-    assert row["dag_run_id"] == result.run_id
-    assert row["snapshot_hour"] == hour_of(result.run_after)
-    assert row["observed_at"] - row["snapshot_hour"] < timedelta(hours=1)
-    assert [str(entry["balance_dollars"]) for entry in row["breakdown"]] == ["9876.540000"]
+    assert [result.task_state(task, index) for task in (FETCH, LOAD) for index in (0, 1)] == ["success"] * 4
+    hour = hour_of(result.run_after)
+
+    [total] = warehouse.rows()
+    assert (total["account"], total["total_resting_order_value_cents"]) == ("kalshi_default", 987654)
+    assert (total["snapshot_hour"], total["dag_run_id"]) == (hour, result.run_id)
+    assert total["observed_at"] - hour < timedelta(hours=1)
+
+    fcm, refused = warehouse.balances()  # ordered by account
+    assert (fcm["account"], fcm["balance_cents"], fcm["portfolio_value_cents"]) == (
+        "kalshi_default",
+        1_250_000,
+        31_000,
+    )
+    assert fcm["balance_dollars"] == Decimal("12500.004") and fcm["total_not_permitted"] is None
+    assert fcm["snapshot_hour"] == hour and fcm["observed_at"] > total["observed_at"]
+    # Kalshi's 2026 shards 0-3 (the simulator's split of $12,500.00); the resting orders on 0 and 2.
+    assert [(e["exchange_index"], e["free_margin_dollars"]) for e in fcm["free_margin"]] == [
+        (0, Decimal("5000") - Decimal("9000")),  # negative: more resting orders than cash there
+        (1, Decimal("3750")),
+        (2, Decimal("2500") - Decimal("876.54")),
+        (3, Decimal("1250")),
+    ]
+    assert refused["account"] == "kalshi_no_fcm" and refused["balance_cents"] == 42_000
+    assert "only for FCM members" in refused["total_not_permitted"]
+    assert [(e["balance_dollars"], e["free_margin_dollars"]) for e in refused["free_margin"]] == [
+        (Decimal(dollars), None) for dollars in ("168", "126", "84", "42")
+    ]
+
+    history = {(row["account"], row["endpoint"]): row for row in warehouse.history()}
+    assert {key: (row["outcome"], row["became_hour_row"]) for key, row in history.items()} == {
+        ("kalshi_default", TOTAL): ("hour_row", True),
+        ("kalshi_default", BALANCE): ("hour_row", True),
+        ("kalshi_no_fcm", TOTAL): ("not_permitted", False),
+        ("kalshi_no_fcm", BALANCE): ("hour_row", True),
+    }
+    for row in history.values():
+        assert (row["dag_run_id"], row["fetch_try_number"], row["load_try_number"]) == (result.run_id, 1, 1)
+        assert row["snapshot_hour"] == hour and row["source"] == simulator.base_url
+    assert "Kalshi does not permit this key to read the total resting order value" in result.output
+    _check_lineage(lineage_events(), warehouse, simulator, [kalshi_default, no_fcm])
+    _print_rows(warehouse)
+
+
+def _check_lineage(text: str, warehouse, simulator, accounts) -> None:
+    """The COMPLETE events of the fetch and load tasks: Kalshi's endpoints in, the tables out."""
+    events = [json.loads(line) for line in text.splitlines() if line.strip()]
+    complete = {}
+    for event in events:
+        if event["eventType"] == "COMPLETE" and event["job"]["name"].endswith((".fetch", ".load")):
+            complete.setdefault(event["job"]["name"].rpartition(".")[2], []).append(event)
+    assert len(complete.get("fetch", [])) == len(complete.get("load", [])) == 2, sorted(
+        e["job"]["name"] for e in events
+    )
+    kalshi = f"http://127.0.0.1:{simulator.port}"
+    endpoints = {(kalshi, "/trade-api/v2" + path) for path in (TOTAL, BALANCE)}
+
+    def named(event, side):
+        return {(dataset["namespace"], dataset["name"]) for dataset in event[side]}
+
+    # `airflow dags test` runs every task in one process, whose hook lineage collector keeps what
+    # earlier tasks reported (a deployment runs each task in a process of its own): so each event
+    # names some of the endpoints, and together they name both.
+    fetched = [named(event, "inputs") for event in complete["fetch"]]
+    assert all(inputs and inputs <= endpoints for inputs in fetched) and set().union(*fetched) == endpoints
+    engine = warehouse.engine
+    if engine.dialect.name == "sqlite":
+        namespace, prefix = "file", f"{Path(engine.url.database).resolve()}."
+    else:
+        url = engine.url
+        namespace, prefix = f"postgres://{url.host}:{url.port}", f"{url.database}.{warehouse.schema}."
+    table = "kalshi_total_resting_order_value"
+    for event in complete["load"]:
+        outputs = named(event, "outputs")
+        assert (namespace, prefix + table + "_history") in outputs and (
+            namespace,
+            prefix + table + "_balance",
+        ) in outputs
+        assert named(event, "inputs") <= endpoints and named(event, "inputs")
+    written = set().union(*(named(event, "outputs") for event in complete["load"]))
+    assert {
+        (namespace, prefix + table),
+        (namespace, prefix + table + "_margin"),
+    } <= written  # the FCM account's
+    for event in complete["fetch"] + complete["load"]:  # for a person reading the output (pytest -s)
+        inputs, outputs = sorted(named(event, "inputs")), sorted(named(event, "outputs"))
+        print(f"lineage {event['job']['name']}: in {inputs} out {outputs}")
+    # No secret: not a key, not the warehouse password, in any event.
+    assert WAREHOUSE_PASSWORD not in text
+    for account in accounts:
+        body = "".join(account.private_pem.decode().splitlines()[1:-1])
+        assert all(body[i : i + 40] not in text for i in range(0, len(body) - 40, 40))
+
+
+def _print_rows(warehouse) -> None:
+    """What the run wrote, for a person reading the test's output (``pytest -s``)."""
+    print(
+        "\ntotals:",
+        [(r["account"], r["snapshot_hour"], r["total_resting_order_value_cents"]) for r in warehouse.rows()],
+    )
+    for row in warehouse.balances():
+        print(
+            "balance:",
+            (row["account"], row["snapshot_hour"], row["balance_cents"], str(row["balance_dollars"])),
+            "free margin:",
+            [
+                (
+                    e["exchange_index"],
+                    None if e["free_margin_dollars"] is None else str(e["free_margin_dollars"]),
+                )
+                for e in row["free_margin"]
+            ],
+        )
+    for row in warehouse.history():
+        print(
+            "history:",
+            (
+                row["account"],
+                row["endpoint"],
+                row["outcome"],
+                row["became_hour_row"],
+                row["note"] and row["note"][:40],
+            ),
+        )
 
 
 def test_a_passing_fault_is_retried_and_the_run_recovers(airflow_home, warehouse, kalshi_default, simulator):
     simulator.push_faults([{"status": 503, "body": "<html>upstream down</html>"}, {"drop": True}])
     result = airflow_home.dags_test(DAG_ID, conf=warehouse.conf)
     assert result.state == "success", result.output[-4000:]
-    assert [request.status for request in simulator.requests] == [503, None, 200]
-    assert len(warehouse.rows()) == 1
+    # The total after two faults (hook retries), then the balance.
+    assert [(request.status, request.path.endswith(BALANCE)) for request in simulator.requests] == [
+        (503, False),
+        (None, False),
+        (200, False),
+        (200, True),
+    ]
+    assert len(warehouse.rows()) == len(warehouse.balances()) == 1
 
 
 def test_a_permanent_fault_fails_at_once_and_writes_nothing(
     airflow_home, warehouse, make_kalshi_account, simulator
 ):
-    account = make_kalshi_account(fcm_member=False)
+    account = make_kalshi_account()
+    simulator.remove_account(account.key_id)  # a key ID Kalshi does not know: 401
     airflow_home.set_kalshi_connection("kalshi_default", account, simulator.base_url)
     result = airflow_home.dags_test(DAG_ID, conf=warehouse.conf)
     assert result.state == "failed"
-    assert result.tasks[(FETCH, 0)] == ("failed", 1)  # no task retries for a 403
+    assert result.tasks[(FETCH, 0)] == ("failed", 1)  # no task retries for a 401
     assert result.task_state(LOAD) == "upstream_failed"
-    assert "only for FCM members" in result.output
-    assert warehouse.rows() == []
+    assert "Kalshi does not know this API key ID" in result.output
+    assert warehouse.rows() == warehouse.balances() == warehouse.history() == []
 
 
 def test_accounts_are_independent(airflow_home, warehouse, kalshi_default, make_kalshi_account, simulator):
-    refused = make_kalshi_account(fcm_member=False)
-    airflow_home.set_kalshi_connection("kalshi_other", refused, simulator.base_url)
+    unknown = make_kalshi_account()
+    simulator.remove_account(unknown.key_id)
+    airflow_home.set_kalshi_connection("kalshi_other", unknown, simulator.base_url)
     result = airflow_home.dags_test(
         DAG_ID, conf={**warehouse.conf, "kalshi_conn_ids": ["kalshi_default", "kalshi_other"]}
     )

@@ -21,7 +21,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine
 
 from kalshi_provider.pipelines.warehouse import store_reading
-from kalshi_provider.readings import AccountReading, RestingOrderValue
+from kalshi_provider.readings import AccountReading, Balance, BalanceReading, RestingOrderValue
 from tests.fixtures.airflow import REPO
 
 DAG_ID = "kalshi_resting_order_value_quality"
@@ -116,11 +116,27 @@ def seeded(notifying_home, tmp_path):
     current = now.replace(minute=0, second=0, microsecond=0)
     hours = [current - timedelta(hours=i) for i in reversed(range(7))]
 
-    def write(values: dict[datetime, int], left_out: dict[datetime, str] | None = None) -> None:
+    def write(
+        values: dict[datetime, int | None],
+        left_out: dict[datetime, str] | None = None,
+        *,
+        account: str = "kalshi_default",
+        balance_hours: set[datetime] | None = None,
+    ) -> None:
+        """Totals by hour (None: Kalshi refused it, a key without FCM access), with a balance in
+        ``balance_hours`` (every hour when not given)."""
         for hour, value in values.items():
-            problem = (left_out or {}).get(hour)
-            value_read = RestingOrderValue(value, breakdown_problem=problem)
-            reading = AccountReading("kalshi_default", hour + timedelta(seconds=5), value_read)
+            observed = hour + timedelta(seconds=5)
+            balance = None
+            if balance_hours is None or hour in balance_hours:
+                balance = BalanceReading(observed, Balance(5000, 0, "50", 1_772_366_400))
+            if value is None:
+                reading = AccountReading(
+                    account, observed, None, balance, not_permitted="403 permission_denied"
+                )
+            else:
+                value_read = RestingOrderValue(value, breakdown_problem=(left_out or {}).get(hour))
+                reading = AccountReading(account, observed, value_read, balance)
             store_reading(engine, reading, snapshot_hour=hour, dag_run_id="seed")
 
     yield write, hours
@@ -133,7 +149,10 @@ CONF = {"window_hours": 6, "grace_minutes": 59}
 def test_complete_data_passes_and_notifies_no_one(notifying_home, seeded, slack_webhook, smtp_server):
     write, hours = seeded
     write({hour: 1000 + i for i, hour in enumerate(hours)})
-    result = notifying_home.dags_test(DAG_ID, conf=CONF)
+    write(dict.fromkeys(hours), account="kalshi_no_fcm")  # its balance only: Kalshi refuses its total
+    result = notifying_home.dags_test(
+        DAG_ID, conf={**CONF, "kalshi_conn_ids": ["kalshi_default", "kalshi_no_fcm"]}
+    )
     assert result.state == "success", result.output[-3000:]
     assert slack_webhook[1] == []
     assert smtp_server[1].messages == []
@@ -147,7 +166,11 @@ def test_missing_hour_jumps_and_left_out_breakdown_fail_the_check_and_reach_slac
     del values[hours[2]]
     values[hours[4]] = 900_000
     values[hours[5]] = 0  # a drop to nothing
-    write(values, left_out={hours[3]: "exchange 1's amount has more than 6 decimal places"})
+    write(
+        values,
+        left_out={hours[3]: "exchange 1's amount has more than 6 decimal places"},
+        balance_hours=set(hours) - {hours[4]},
+    )
     result = notifying_home.dags_test(DAG_ID, conf=CONF)
     assert result.state == "failed"
     assert result.tasks[(TASK, -1)] == ("failed", 1)
@@ -156,6 +179,7 @@ def test_missing_hour_jumps_and_left_out_breakdown_fail_the_check_and_reach_slac
         "rose from 1000 to 900000 cents",
         "fell from 900000 to 0 cents",
         f"breakdown left out (total stored) for hours {hours[3]:%Y-%m-%d %H:00} UTC",
+        f"no balance for hours {hours[4]:%Y-%m-%d %H:00} UTC",
     ]
 
     [slack] = slack_webhook[1]

@@ -353,7 +353,10 @@ class LineRunner:
 
 
 #: A run the way the UI or the REST API starts one: no logical date, run_after now.
-TRIGGERED_CONF = {"kalshi_conn_ids": ["kalshi_default", "kalshi_refused"], "table": TRIGGERED_TABLE}
+TRIGGERED_CONF = {
+    "kalshi_conn_ids": ["kalshi_default", "kalshi_no_fcm", "kalshi_refused"],
+    "table": TRIGGERED_TABLE,
+}
 TRIGGERED_RUN = """
 import json, sys
 from datetime import datetime, timezone

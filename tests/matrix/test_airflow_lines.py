@@ -4,9 +4,10 @@ For each line (see ``runner.py`` for how it is installed): the wheel goes in wit
 Airflow or anything else, and with an empty plugins folder and a DAG folder of copies of
 ``dags/`` Airflow lists the provider and the chart plugin, builds the connection form, tests a
 Kalshi connection against the simulator, parses both DAGs with their schedules, runs the hourly
-DAG into SQLite (one row for the hour), runs it again the way the UI triggers a run (no logical
-date; a refused account fails at once, without retries) and serves the chart only to readers of
-the DAG. On 3.3.2 this is also issue 11's wheel-install test.
+DAG into SQLite (the hour's total, balance, free margin per shard and history rows), runs it again
+the way the UI triggers a run (no logical date; an account without FCM access gets its balance,
+a refused key fails at once, without retries) and serves the chart only to readers of the DAG.
+On 3.3.2 this is also issue 11's wheel-install test.
 
 The main suite runs on 3.3 in ``.venv``; this module adds 4 to 6 minutes on 2 cores, about as much from a
 fresh machine (the installs overlap the other line's checks) as with warm caches.
@@ -55,16 +56,18 @@ def line_runs(request, simulator, tmp_path_factory) -> dict[str, LineRun]:
     runners = []
     for line in _lines_requested(request.session):
         accounts = {}
-        for conn_id, member in (("kalshi_default", True), ("kalshi_refused", False)):
+        # An FCM member, an account without FCM access, and a key Kalshi does not know (a 401).
+        for conn_id, member in (("kalshi_default", True), ("kalshi_no_fcm", False), ("kalshi_refused", None)):
             key = generate_private_key("rsa")
             key_id = f"matrix-{line.version}-{uuid.uuid4()}"
-            simulator.add_account(
-                key_id,
-                key,
-                total_resting_order_value=CENTS,
-                breakdown=[{"exchange_index": 0, "balance": "4242.42"}],
-                fcm_member=member,
-            )
+            if member is not None:
+                simulator.add_account(
+                    key_id,
+                    key,
+                    total_resting_order_value=CENTS,
+                    breakdown=[{"exchange_index": 0, "balance": "4242.42"}],
+                    fcm_member=member,
+                )
             accounts[conn_id] = Account(conn_id, key_id, private_pem(key).decode())
         root = tmp_path_factory.mktemp(f"airflow-{line.version}")
         runners.append(LineRunner(line, root, wheel, accounts, simulator.base_url))
@@ -194,19 +197,37 @@ def test_the_dag_folder_parses_with_both_schedules(run: LineRun, line: AirflowLi
     assert quality["assets"] == [HOURLY]
 
 
-def test_dags_test_writes_one_row_for_the_hour(run: LineRun):
+#: The simulator's balance (500000 cents over shards 0-3) minus the resting orders (all on shard 0).
+FREE_MARGIN = {0: "-2242.420000", 1: "1500.000000", 2: "1000.000000", 3: "500.000000"}
+
+
+def test_dags_test_writes_the_hours_total_balance_free_margin_and_history(run: LineRun):
     step = run.step("dags_test")
     [dag_run, *_] = run.dag_runs()
     assert step.returncode == 0 and dag_run["state"] == "success", step.tail()
+    hour = hour_of(dag_run["run_after"])
     [row] = run.warehouse_rows()
     assert row["account"] == "kalshi_default"
     assert row["total_resting_order_value_cents"] == CENTS
     assert row["dag_run_id"] == dag_run["run_id"]
-    assert hour_of(row["snapshot_hour"]) == hour_of(dag_run["run_after"])
+    assert hour_of(row["snapshot_hour"]) == hour
+    [balance] = run.warehouse_rows(f"{HOURLY}_balance")
+    assert (balance["balance_cents"], balance["balance_dollars"]) == (500000, "5000.000000")  # exact text
+    assert (balance["dag_run_id"], hour_of(balance["snapshot_hour"])) == (dag_run["run_id"], hour)
+    margins = {
+        row["exchange_index"]: row["free_margin_dollars"] for row in run.warehouse_rows(f"{HOURLY}_margin")
+    }
+    assert margins == FREE_MARGIN
+    history = run.warehouse_rows(f"{HOURLY}_history")
+    assert sorted((row["endpoint"], row["outcome"], row["became_hour_row"]) for row in history) == [
+        ("/portfolio/balance", "hour_row", 1),
+        ("/portfolio/summary/total_resting_order_value", "hour_row", 1),
+    ]
 
 
 def test_a_run_without_logical_date_labels_its_hour_and_fails_a_refused_key_at_once(run: LineRun):
-    """As the UI or the REST API triggers it: no logical date, the hour from ``run_after``."""
+    """As the UI or the REST API triggers it: no logical date, the hour from ``run_after``. The
+    account without FCM access gets its balance; the key Kalshi does not know fails at once."""
     step = run.step("triggered_run")
     runs = run.dag_runs()
     assert len(runs) == 2, step.tail()
@@ -214,14 +235,30 @@ def test_a_run_without_logical_date_labels_its_hour_and_fails_a_refused_key_at_o
     assert triggered["logical_date"] is None, triggered
     assert triggered["state"] == "failed", step.tail()  # one account refused
     tasks = run.task_instances(triggered["run_id"])
-    assert tasks[(FETCH, 0)][0] == tasks[(LOAD, 0)][0] == "success"
-    assert tasks[(FETCH, 1)] == ("failed", 1), step.tail()  # a 403: no task retries
-    assert tasks[(LOAD, 1)][0] == "upstream_failed"
-    assert "only for FCM members" in step.output
+    assert [tasks[(task, index)][0] for task in (FETCH, LOAD) for index in (0, 1)] == ["success"] * 4, (
+        step.tail()
+    )
+    assert tasks[(FETCH, 2)] == ("failed", 1), step.tail()  # a 401: no task retries
+    assert tasks[(LOAD, 2)][0] == "upstream_failed"
+    assert "Kalshi does not know this API key ID" in step.output
+    assert "Kalshi does not permit this key to read the total resting order value" in step.output
     [row] = run.warehouse_rows(TRIGGERED_TABLE)
     assert (row["account"], row["dag_run_id"]) == ("kalshi_default", triggered["run_id"])
     assert hour_of(row["snapshot_hour"]) == hour_of(triggered["run_after"])
     assert hour_of(triggered["run_after"]) <= datetime.now(timezone.utc)
+    balances = {row["account"]: row for row in run.warehouse_rows(f"{TRIGGERED_TABLE}_balance")}
+    assert set(balances) == {"kalshi_default", "kalshi_no_fcm"}
+    assert balances["kalshi_default"]["total_not_permitted"] is None
+    assert "only for FCM members" in balances["kalshi_no_fcm"]["total_not_permitted"]
+    margins = run.warehouse_rows(f"{TRIGGERED_TABLE}_margin")
+    assert {row["free_margin_dollars"] for row in margins if row["account"] == "kalshi_no_fcm"} == {None}
+    history = run.warehouse_rows(f"{TRIGGERED_TABLE}_history")
+    assert sorted((row["account"], row["outcome"]) for row in history) == [
+        ("kalshi_default", "hour_row"),
+        ("kalshi_default", "hour_row"),
+        ("kalshi_no_fcm", "hour_row"),
+        ("kalshi_no_fcm", "not_permitted"),
+    ]
 
 
 def test_the_chart_answers_only_users_who_may_read_the_dag(run: LineRun):
@@ -232,8 +269,10 @@ def test_the_chart_answers_only_users_who_may_read_the_dag(run: LineRun):
     assert answers["forged"]["status"] in (401, 403)
     assert answers["outsider"]["status"] == 403
     assert answers["reader"]["status"] == 200, answers["reader"]
-    series = json.loads(answers["reader"]["body"])["series"]
-    assert [point["cents"] for point in series["kalshi_default"]] == [CENTS]  # the dags test's row
+    served = json.loads(answers["reader"]["body"])
+    assert [point["cents"] for point in served["series"]["kalshi_default"]] == [CENTS]  # the dags test's row
+    shards = served["free_margin"]["kalshi_default"]
+    assert {int(index): points[-1]["free_margin_dollars"] for index, points in shards.items()} == FREE_MARGIN
     assert answers["reader_chart"] == {"status": 200, "has_svg": True}
     # A browser opening the page's address: no data, whatever the line.
     page = answers["anonymous_chart"]

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from kalshi_provider.pipelines.hours import observation_problem, skip_unless_observed_in_hour, snapshot_hour
+from kalshi_provider.pipelines.hours import observation_problem, snapshot_hour
 
 UTC = timezone.utc
 LATENESS = timedelta(minutes=30)
@@ -44,7 +44,7 @@ def test_a_reading_observed_inside_its_hour_and_in_time_stands_for_it(run_after,
 def test_a_reading_observed_outside_its_hour_or_too_late_does_not(run_after, observed_at, says):
     problem = observation_problem(at(run_after), at(observed_at), LATENESS)
     assert problem is not None and says in problem
-    assert "2026-03-01 10:00 UTC" in problem and "Nothing was written" in problem
+    assert "2026-03-01 10:00 UTC" in problem and "Nothing was stored for it" in problem
 
 
 def test_the_lateness_rule_and_the_hour_rule_both_apply():
@@ -60,11 +60,3 @@ def test_observations_in_another_zone_are_compared_in_utc():
     assert snapshot_hour(run_after) == at("10:00:00")
     observed = at("11:00:03").astimezone(plus_two)
     assert "after that hour ended" in observation_problem(run_after, observed, LATENESS)
-
-
-def test_the_load_skips_with_the_reason():
-    from airflow.sdk.exceptions import AirflowSkipException
-
-    with pytest.raises(AirflowSkipException, match="after that hour ended"):
-        skip_unless_observed_in_hour(at("10:59:58"), at("11:00:03"), 30)
-    skip_unless_observed_in_hour(at("10:00:00"), at("10:00:05"), 30)  # no skip

@@ -100,3 +100,47 @@ def test_hours_whose_breakdown_was_left_out_are_reported():
 def test_rules_are_validated(kwargs):
     with pytest.raises(ValueError):
         QualityRules(**kwargs)
+
+
+def balances(account, present, last_hour=datetime(2026, 11, 24, 12, tzinfo=timezone.utc), **fields):
+    """Balance rows ending at ``last_hour``; a False in ``present`` leaves that hour out."""
+    hours = [last_hour - timedelta(hours=i) for i in reversed(range(len(present)))]
+    return [
+        {"account": account, "snapshot_hour": hour, "balance_cents": 1, **fields}
+        for hour, there in zip(hours, present, strict=True)
+        if there
+    ]
+
+
+def test_an_account_without_fcm_access_is_not_missing_totals_while_its_balance_arrives():
+    refused = balances("no_fcm", [True, True, True, True], total_not_permitted="403 permission_denied")
+    assert find_problems([], ["no_fcm"], NOW, QualityRules(window_hours=4), refused) == []
+    # When its balance stops arriving too, the hours are missing as for any account.
+    [problem] = find_problems([], ["no_fcm"], NOW, QualityRules(window_hours=4), refused[:2])
+    assert (problem.kind, problem.detail) == (
+        "missing_hours",
+        "missing hours 2026-11-24 11:00, 2026-11-24 12:00 UTC",
+    )
+
+
+def test_a_balance_row_alone_does_not_stand_for_a_missing_total():
+    """A balance without the refusal means the total should have been there: still missing."""
+    [problem] = find_problems(
+        rows("a", [100, None]), ["a"], NOW, QualityRules(window_hours=2), balances("a", [True, True])
+    )
+    assert (problem.kind, problem.detail) == ("missing_hours", "missing hours 2026-11-24 12:00 UTC")
+
+
+def test_hours_with_a_total_and_no_balance_are_reported_from_the_first_balance_on():
+    data = rows("a", [100, 100, 100, 100])
+    found = balances("a", [False, True, False, True])  # before the first balance: an older version
+    [problem] = find_problems(data, ["a"], NOW, QualityRules(window_hours=4), found)
+    assert (problem.kind, problem.detail) == ("balance_missing", "no balance for hours 2026-11-24 11:00 UTC")
+    assert find_problems(data, ["a"], NOW, QualityRules(window_hours=4)) == []  # without balances: as before
+
+
+def test_hours_whose_balance_breakdown_was_left_out_are_reported():
+    found = balances("a", [True, True], breakdown_problem="Kalshi's balance_breakdown: it is not a list")
+    [problem] = find_problems(rows("a", [100, 100]), ["a"], NOW, QualityRules(window_hours=2), found)
+    assert problem.kind == "balance_breakdown_left_out"
+    assert problem.detail.startswith("balance breakdown left out (balance stored) for hours 2026-11-24 11:00")

@@ -19,6 +19,7 @@ from kalshi_provider.exceptions import (
 from kalshi_provider.readings import ShardAmount
 from kalshi_provider.responses import (
     error_from_response,
+    parse_balance,
     parse_resting_order_value,
 )
 
@@ -158,3 +159,97 @@ def test_a_breakdown_that_cannot_be_stored_is_left_out_and_the_total_kept(breakd
     )
     assert (parsed.total_cents, parsed.breakdown) == (1234, ())
     assert expected in parsed.breakdown_problem
+
+
+# -- GET /portfolio/balance --------------------------------------------------------------------------
+
+BALANCE_BODY = {
+    "balance": 500000,
+    "balance_dollars": "5000.0050",
+    "portfolio_value": 250000,
+    "updated_ts": 1_788_000_000,
+    "balance_breakdown": [
+        {"exchange_index": 0, "balance": "4000.0050"},
+        {"exchange_index": 3, "balance": "1000"},
+    ],
+    "a_field_kalshi_adds_later": {"anything": [1, 2]},
+}
+
+
+def test_a_balance_answer_parses_exactly_and_ignores_fields_it_does_not_use():
+    balance = parse_balance(BALANCE_BODY)
+    assert (balance.balance_cents, balance.portfolio_value_cents, balance.updated_ts) == (
+        500000,
+        250000,
+        1_788_000_000,
+    )
+    assert balance.balance_dollars == Decimal("5000.005") and type(balance.balance_dollars) is Decimal
+    assert balance.breakdown == (ShardAmount(0, Decimal("4000.005")), ShardAmount(3, Decimal("1000")))
+    assert balance.breakdown_problem is None
+
+
+def test_a_balance_without_its_optional_breakdown_parses_and_a_negative_balance_is_kept():
+    body = {key: BALANCE_BODY[key] for key in ("balance_dollars", "portfolio_value", "updated_ts")}
+    balance = parse_balance({**body, "balance": -1250, "balance_dollars": "-12.5"})
+    assert (balance.balance_cents, balance.balance_dollars, balance.breakdown) == (
+        -1250,
+        Decimal("-12.5"),
+        (),
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"balance": None}, "'balance' must be a whole number, got NoneType"),
+        ({"balance": 1.0}, "'balance' must be a whole number, got float"),
+        ({"balance": True}, "'balance' must be a whole number, got bool"),
+        ({"balance": 2**63}, "'balance' is 9223372036854775808, outside"),
+        ({"portfolio_value": "250000"}, "'portfolio_value' must be a whole number, got str"),
+        ({"updated_ts": -1}, "'updated_ts' is -1, outside 0"),
+        ({"updated_ts": 1.5}, "'updated_ts' must be a whole number"),
+        ({"balance_dollars": 5000.005}, "'balance_dollars' must be a decimal string, got float"),
+        ({"balance_dollars": "5000.0000001"}, "more than 6 decimal places"),
+        ({"balance_dollars": "lots"}, "is not a decimal number"),
+    ],
+)
+def test_a_balance_field_of_the_wrong_kind_refuses_the_answer(change, expected):
+    with pytest.raises(KalshiResponseError, match=expected) as refused:
+        parse_balance({**BALANCE_BODY, **change})
+    assert str(refused.value).startswith("Kalshi's answer to GET /portfolio/balance")
+
+
+@pytest.mark.parametrize("missing", ["balance", "balance_dollars", "portfolio_value", "updated_ts"])
+def test_a_balance_without_a_required_field_is_refused_naming_it(missing):
+    body = {key: value for key, value in BALANCE_BODY.items() if key != missing}
+    with pytest.raises(
+        KalshiResponseError, match=f"has no '{missing}' field, which Kalshi's spec marks required"
+    ):
+        parse_balance(body)
+
+
+@pytest.mark.parametrize("body", [None, [], "balance", 5])
+def test_a_balance_answer_that_is_not_an_object_is_refused(body):
+    with pytest.raises(KalshiResponseError, match="expected an object with 'balance'"):
+        parse_balance(body)
+
+
+@pytest.mark.parametrize(
+    ("breakdown", "expected"),
+    [
+        ("shards", "not a list"),
+        ([{"exchange_index": 0}], "an entry is not"),
+        ([{"exchange_index": 0, "balance": "1.0000001"}], "more than 6 decimal places"),
+        ([{"exchange_index": 1, "balance": "1"}, {"exchange_index": 1, "balance": "2"}], "repeats"),
+        ([{"exchange_index": True, "balance": "1"}], "exchange_index must be"),
+    ],
+)
+def test_a_balance_breakdown_that_cannot_be_stored_never_costs_the_balance(breakdown, expected):
+    balance = parse_balance({**BALANCE_BODY, "balance_breakdown": breakdown})
+    assert (balance.balance_cents, balance.balance_dollars, balance.breakdown) == (
+        500000,
+        Decimal("5000.005"),
+        (),
+    )
+    assert balance.breakdown_problem.startswith("Kalshi's balance_breakdown: ")
+    assert expected in balance.breakdown_problem

@@ -28,10 +28,11 @@ from kalshi_provider.exceptions import (
     KalshiResponseError,
     KalshiServerError,
 )
-from kalshi_provider.readings import MAX_CENTS, MAX_EXCHANGE_INDEX, RestingOrderValue
+from kalshi_provider.readings import MAX_CENTS, MAX_EXCHANGE_INDEX, MIN_CENTS, RestingOrderValue
 from kalshi_provider.responses import (
     decode_json,
     error_from_response,
+    parse_balance,
     parse_resting_order_value,
 )
 
@@ -140,6 +141,48 @@ def test_a_breakdown_that_cannot_be_stored_never_costs_the_total(total, breakdow
 
 
 # -- decode_json, and the whole path from the bytes on the wire ------------------------------------
+
+
+# -- parse_balance ---------------------------------------------------------------------------------
+
+balance_fields = {
+    "balance": st.integers(min_value=MIN_CENTS, max_value=MAX_CENTS) | json_values,
+    "balance_dollars": decimal_strings | json_values,
+    "portfolio_value": st.integers(min_value=MIN_CENTS, max_value=MAX_CENTS) | json_values,
+    "updated_ts": st.integers(min_value=0, max_value=2**40) | json_values,
+}
+
+
+@CI
+@given(
+    fields=st.fixed_dictionaries({}, optional=balance_fields),
+    breakdown=st.none() | valid_breakdown | json_values,
+    extras=extra_fields,
+)
+def test_a_balance_answer_parses_to_exactly_its_values_or_raises_a_kalshi_response_error(
+    fields, breakdown, extras
+):
+    body = {**extras, **fields}
+    if breakdown is not None:
+        body["balance_breakdown"] = breakdown
+    try:
+        parsed = parse_balance(body)
+    except KalshiError as err:
+        assert isinstance(err, KalshiResponseError) and str(err)
+        return
+    assert set(balance_fields) <= set(fields)
+    for name, attribute in (("balance", "balance_cents"), ("portfolio_value", "portfolio_value_cents")):
+        assert type(fields[name]) is int and getattr(parsed, attribute) == fields[name]
+    assert parsed.updated_ts == fields["updated_ts"] and type(parsed.updated_ts) is int
+    assert parsed.balance_dollars == Decimal(fields["balance_dollars"])
+    # The optional breakdown never costs the balance: it is exact, or left out with the reason.
+    if parsed.breakdown_problem is None:
+        entries = breakdown or []
+        assert [(entry.exchange_index, entry.dollars) for entry in parsed.breakdown] == [
+            (item["exchange_index"], Decimal(item["balance"])) for item in entries
+        ]
+    else:
+        assert parsed.breakdown == ()
 
 
 @CI

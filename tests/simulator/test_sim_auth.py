@@ -36,7 +36,12 @@ def test_signed_request_gets_the_value(simulator, kalshi_account, headers_for):
     assert response.headers["Content-Type"] == "application/json"
     assert response.json() == {
         "total_resting_order_value": 123456,
-        "resting_order_value_breakdown": [{"exchange_index": 0, "balance": "1234.5600"}],
+        "resting_order_value_breakdown": [  # 2026's shards 0-3, adding up to the total exactly
+            {"exchange_index": 0, "balance": "493.8400"},
+            {"exchange_index": 1, "balance": "370.3600"},
+            {"exchange_index": 2, "balance": "246.9100"},
+            {"exchange_index": 3, "balance": "123.4500"},
+        ],
     }
     [record] = simulator.requests
     assert (record.method, record.path, record.key_id, record.status) == (
@@ -57,7 +62,7 @@ def test_kalshi_auth_from_signing_module_works(simulator, kalshi_account):
     response = requests.get(simulator.base_url + "/portfolio/balance", auth=auth, timeout=5)
     assert response.status_code == 200
     body = response.json()
-    assert body["balance"] == 100000 and body["portfolio_value"] == 0
+    assert body["balance"] == 500000 and body["portfolio_value"] == 250000
     assert abs(body["updated_ts"] - time.time()) < 5
 
 

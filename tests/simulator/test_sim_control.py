@@ -57,6 +57,52 @@ def test_register_account_then_call_it(simulator, make_kalshi_account):
     assert gone.json()["error"]["details"] == "NOT_FOUND"
 
 
+def test_both_endpoints_values_are_scriptable_over_http(simulator, make_kalshi_account):
+    account = make_kalshi_account()
+    auth = KalshiAuth(account.key_id, account.private_key)
+    change = {
+        "total_resting_order_value": 300,
+        "breakdown": [{"exchange_index": 2, "balance": "3.0000"}],
+        "balance": 1000,
+        "portfolio_value": 5,
+        "balance_breakdown": [{"exchange_index": 2, "balance": "10.0000"}],
+        "updated_ts": 1_800_000_000,
+    }
+    patch = requests.patch(simulator.control_url + f"/accounts/{account.key_id}", json=change, timeout=5)
+    assert patch.status_code == 200, patch.text
+    total = requests.get(simulator.base_url + TOTAL, auth=auth, timeout=5).json()
+    assert total == {"total_resting_order_value": 300, "resting_order_value_breakdown": change["breakdown"]}
+    balance = requests.get(simulator.base_url + "/portfolio/balance", auth=auth, timeout=5).json()
+    assert balance == {
+        "balance": 1000,
+        "balance_dollars": "10.0000",
+        "portfolio_value": 5,
+        "updated_ts": 1_800_000_000,
+        "balance_breakdown": change["balance_breakdown"],
+    }
+    # A bad value refuses the whole change: nothing of it is applied.
+    bad = {"balance": 7, "portfolio_value": "5"}
+    refused = requests.patch(simulator.control_url + f"/accounts/{account.key_id}", json=bad, timeout=5)
+    assert refused.status_code == 400 and "portfolio_value" in refused.json()["error"]["message"]
+    again = requests.get(simulator.base_url + "/portfolio/balance", auth=auth, timeout=5).json()
+    assert again == balance
+    # The control API's guards hold for these changes too: JSON only, and a loopback Host.
+    as_text = requests.patch(
+        simulator.control_url + f"/accounts/{account.key_id}",
+        data='{"balance": 1}',
+        headers={"Content-Type": "text/plain"},
+        timeout=5,
+    )
+    foreign = requests.patch(
+        simulator.control_url + f"/accounts/{account.key_id}",
+        json={"balance": 1},
+        headers={"Host": "attacker.example"},
+        timeout=5,
+    )
+    assert (as_text.status_code, foreign.status_code) == (415, 403)
+    assert requests.get(simulator.base_url + "/portfolio/balance", auth=auth, timeout=5).json() == balance
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
+from decimal import Decimal
 
 import pytest
 import requests
@@ -12,6 +14,7 @@ from kalshi_provider.signing import KalshiAuth
 from kalshi_simulator import KalshiSimulator, generate_private_key
 
 TOTAL = "/portfolio/summary/total_resting_order_value"
+BALANCE = "/portfolio/balance"
 
 
 def get(simulator, account, path, **kwargs):
@@ -57,10 +60,71 @@ def test_set_value_and_empty_breakdown(simulator, kalshi_account):
         "total_resting_order_value": 0,
         "resting_order_value_breakdown": [],
     }
-    simulator.set_value(kalshi_account.key_id, 5)
+    simulator.set_value(kalshi_account.key_id, 5)  # no breakdown: spread over shards 0-3, to the cent
     assert get(simulator, kalshi_account, TOTAL).json()["resting_order_value_breakdown"] == [
-        {"exchange_index": 0, "balance": "0.0500"}
+        {"exchange_index": 0, "balance": "0.0300"},
+        {"exchange_index": 1, "balance": "0.0100"},
+        {"exchange_index": 2, "balance": "0.0100"},
+        {"exchange_index": 3, "balance": "0.0000"},
     ]
+
+
+REQUIRED_BALANCE_FIELDS = {"balance", "balance_dollars", "portfolio_value", "updated_ts"}
+
+
+def test_the_balance_answers_every_field_the_spec_requires_and_parses(simulator, kalshi_account):
+    from kalshi_provider.responses import parse_balance
+
+    body = get(simulator, kalshi_account, BALANCE).json()
+    assert REQUIRED_BALANCE_FIELDS <= set(body)
+    assert (body["balance"], body["balance_dollars"], body["portfolio_value"]) == (
+        500000,
+        "5000.0000",
+        250000,
+    )
+    assert abs(body["updated_ts"] - time.time()) < 5
+    shards = body["balance_breakdown"]
+    assert [entry["exchange_index"] for entry in shards] == [0, 1, 2, 3]
+    assert sum(Decimal(entry["balance"]) for entry in shards) == Decimal(body["balance_dollars"])
+    balance = parse_balance(body)  # the provider's parser takes it whole, breakdown included
+    assert balance.breakdown_problem is None and len(balance.breakdown) == 4
+
+
+def test_the_balance_is_scriptable(simulator, make_kalshi_account):
+    account = make_kalshi_account(
+        balance=-250, portfolio_value=9, balance_breakdown=[], updated_ts=1_700_000_000
+    )
+    assert get(simulator, account, BALANCE).json() == {
+        "balance": -250,
+        "balance_dollars": "-2.5000",
+        "portfolio_value": 9,
+        "updated_ts": 1_700_000_000,
+        "balance_breakdown": [],
+    }
+    simulator.set_balance(account.key_id, 100, balance_dollars="1.004321")
+    body = get(simulator, account, BALANCE).json()
+    assert (body["balance"], body["balance_dollars"], body["portfolio_value"]) == (100, "1.004321", 9)
+    assert [entry["balance"] for entry in body["balance_breakdown"]] == [
+        "0.4000",
+        "0.3000",
+        "0.2000",
+        "0.1000",
+    ]
+    odd = [{"exchange_index": "x"}]  # served as given, so a test can send what Kalshi never would
+    simulator.set_balance(account.key_id, breakdown=odd, portfolio_value=0)
+    body = get(simulator, account, BALANCE).json()
+    assert (body["balance_breakdown"], body["portfolio_value"], body["balance"]) == (odd, 0, 100)
+
+
+def test_a_bad_change_changes_nothing(simulator, kalshi_account):
+    before = get(simulator, kalshi_account, BALANCE).json()
+    with pytest.raises(ValueError, match="portfolio_value must be an integer"):
+        simulator.update_account(kalshi_account.key_id, balance=1, portfolio_value=True)
+    with pytest.raises(ValueError, match="updated_ts"):
+        simulator.update_account(kalshi_account.key_id, total_resting_order_value=1, updated_ts=-1)
+    after = get(simulator, kalshi_account, BALANCE).json()
+    assert (after["balance"], after["balance_breakdown"]) == (before["balance"], before["balance_breakdown"])
+    assert get(simulator, kalshi_account, TOTAL).json()["total_resting_order_value"] == 123456
 
 
 def test_set_value_for_unknown_key(simulator):

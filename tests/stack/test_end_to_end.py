@@ -7,15 +7,16 @@ PostgreSQL. Nothing is mocked.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
-from kalshi_provider.pipelines.warehouse import read_snapshots
-from tests.fixtures.stack import DAG_ID, AirflowStack
+from kalshi_provider.pipelines.warehouse import read_balances, read_history, read_snapshots
+from kalshi_provider.readings import BALANCE_ENDPOINT, TOTAL_ENDPOINT
+from tests.fixtures.stack import BALANCE, DAG_ID, AirflowStack
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -46,19 +47,41 @@ def test_triggered_run_writes_the_simulators_value_to_the_postgres_warehouse(
     engine = airflow_stack.warehouse_engine()
     try:
         rows = read_snapshots(engine, account="kalshi_default", include_breakdown=True)
+        history = read_history(engine, account="kalshi_default")
+        hour = (
+            datetime.fromisoformat(run["run_after"])
+            .astimezone(timezone.utc)
+            .replace(minute=0, second=0, microsecond=0)
+        )
+        (balance,) = read_balances(
+            engine, account="kalshi_default", since=hour, until=hour + timedelta(hours=1)
+        )
     finally:
         engine.dispose()
-    run_after = datetime.fromisoformat(run["run_after"])
-    hour = run_after.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
-    ours = [row for row in rows if row["snapshot_hour"] == hour]
-    assert len(ours) == 1, rows
-    row = ours[0]
+    # The run's own readings are in the history, taken during the run, in the run's hour.
+    ours = {row["endpoint"]: row for row in history if row["dag_run_id"] == run_id}
+    assert set(ours) == {TOTAL_ENDPOINT, BALANCE_ENDPOINT}, history
+    run_after, end = datetime.fromisoformat(run["run_after"]), datetime.fromisoformat(run["end_date"])
+    for reading in ours.values():
+        assert reading["snapshot_hour"] == hour and run_after <= reading["observed_at"] <= end
+    assert ours[TOTAL_ENDPOINT]["total_resting_order_value_cents"] == airflow_stack.resting_order_value
+    assert ours[BALANCE_ENDPOINT]["balance_cents"] == BALANCE
+
+    # The hour's row is the earliest reading inside the hour: the scheduler may have run this
+    # hour's scheduled run before the trigger, and then the triggered run's reading stays history.
+    (row,) = [row for row in rows if row["snapshot_hour"] == hour]
+    in_hour = [r for r in history if r["endpoint"] == TOTAL_ENDPOINT and r["snapshot_hour"] == hour]
+    earliest = min(in_hour, key=lambda r: r["observed_at"])
+    assert (row["dag_run_id"], row["observed_at"]) == (earliest["dag_run_id"], earliest["observed_at"])
+    assert [r["became_hour_row"] for r in in_hour] == [r is earliest for r in in_hour]
     assert row["account"] == "kalshi_default"
     assert row["total_resting_order_value_cents"] == airflow_stack.resting_order_value
-    assert row["dag_run_id"] == run_id
-    assert run_after <= row["observed_at"] <= datetime.fromisoformat(run["end_date"])
     dollars = Decimal(airflow_stack.resting_order_value) / 100
-    assert row["breakdown"] == [{"exchange_index": 0, "balance_dollars": dollars}]
+    assert [entry["exchange_index"] for entry in row["breakdown"]] == [0, 1, 2, 3]  # the shards of 2026
+    assert sum(entry["balance_dollars"] for entry in row["breakdown"]) == dollars
+    # The balance beside it, with the free margin of every shard.
+    assert balance["balance_cents"] == BALANCE
+    assert all(entry["free_margin_dollars"] is not None for entry in balance["free_margin"])
 
     # The value came over HTTP from the simulator, signed with the stack's key, during the run.
     started = datetime.fromisoformat(run["start_date"]).timestamp()

@@ -25,17 +25,20 @@ from kalshi_provider.limits import (
     MAX_BACKOFF_SECONDS,
     MAX_RETRY_AFTER_SECONDS,
 )
+from kalshi_provider.readings import BALANCE_ENDPOINT, TOTAL_ENDPOINT
 from kalshi_provider.responses import (
+    Balance,
     RestingOrderValue,
     decode_json,
     error_from_response,
+    parse_balance,
     parse_resting_order_value,
 )
 from kalshi_provider.signing import KalshiAuth
 from kalshi_provider.version_compat import AIRFLOW_V_3_2_PLUS, BaseHook
 
-TOTAL_RESTING_ORDER_VALUE_PATH = "/portfolio/summary/total_resting_order_value"
-BALANCE_PATH = "/portfolio/balance"
+TOTAL_RESTING_ORDER_VALUE_PATH = TOTAL_ENDPOINT
+BALANCE_PATH = BALANCE_ENDPOINT
 
 
 class KalshiHook(BaseHook):
@@ -136,8 +139,27 @@ class KalshiHook(BaseHook):
         return decode_json(answer.body, label) if answer.body else None
 
     def get_resting_order_value(self) -> RestingOrderValue:
-        """The total resting order value (cents) and its per-exchange breakdown, checked."""
-        return parse_resting_order_value(self.request("GET", TOTAL_RESTING_ORDER_VALUE_PATH))
+        """The total resting order value (cents) and its per-exchange breakdown, checked (FCM members
+        only: other keys get :class:`~kalshi_provider.exceptions.KalshiPermissionError`)."""
+        value = parse_resting_order_value(self.request("GET", TOTAL_RESTING_ORDER_VALUE_PATH))
+        self._report_read(TOTAL_RESTING_ORDER_VALUE_PATH)
+        return value
+
+    def get_balance(self) -> Balance:
+        """The account's balance (cents and exact dollars), portfolio value and cash per shard, checked.
+
+        Every key may read it, FCM member or not.
+        """
+        value = parse_balance(self.request("GET", BALANCE_PATH))
+        self._report_read(BALANCE_PATH)
+        return value
+
+    def _report_read(self, path: str) -> None:
+        """Hook-level lineage: the endpoint this hook read, as an asset (see ``kalshi_provider.assets``)."""
+        from kalshi_provider.assets import kalshi_asset_uri
+        from kalshi_provider.lineage import report_lineage
+
+        report_lineage(self, inputs=[kalshi_asset_uri(self.settings.base_url, path)])
 
     def get_total_resting_order_value(self) -> int:
         """Total value of the account's resting orders, in cents (FCM members only)."""

@@ -1,4 +1,4 @@
-"""Operator that reads Kalshi's total resting order value for one account."""
+"""Operators that read one Kalshi account: the total resting order value, and with it the balance."""
 
 from __future__ import annotations
 
@@ -11,8 +11,56 @@ from airflow.sdk import BaseOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from kalshi_provider.hooks.kalshi import KalshiHook
 
-class KalshiTotalRestingOrderValueOperator(BaseOperator):
+
+class _KalshiReadingOperator(BaseOperator):
+    """What both operators share: the connection, the request budget and the reading's try number."""
+
+    template_fields: Sequence[str] = ("kalshi_conn_id",)
+    ui_color = "#00d991"
+    #: Kalshi calls each try makes: the request budget is shared among them.
+    calls_per_try = 1
+
+    def __init__(
+        self, *, kalshi_conn_id: str = "kalshi_default", max_requests: int | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        if max_requests is not None and max_requests < 1:
+            raise ValueError(f"max_requests must be at least 1, got {max_requests}")
+        self.kalshi_conn_id = kalshi_conn_id
+        self.max_requests = max_requests
+
+    @property
+    def attempts_per_try(self) -> int | None:
+        """The hook's attempt limit for each call of each try, from ``max_requests``, the task's
+        retries and the calls a try makes."""
+        if self.max_requests is None:
+            return None
+        return max(1, self.max_requests // (((self.retries or 0) + 1) * self.calls_per_try))
+
+    def _hook(self) -> KalshiHook:
+        # Imported here, not at module level: DAG files import this module at every parse, and
+        # the hook pulls in requests, tenacity and cryptography.
+        from kalshi_provider.hooks.kalshi import KalshiHook
+
+        return KalshiHook(kalshi_conn_id=self.kalshi_conn_id, max_attempts=self.attempts_per_try)
+
+    @staticmethod
+    def _try_number(context: Context) -> int | None:
+        ti = context.get("ti") if hasattr(context, "get") else None
+        number = getattr(ti, "try_number", None)
+        return number if type(number) is int else None
+
+    @staticmethod
+    def _last_try(context: Context) -> bool:
+        """Whether Airflow will not retry this try (its try number is past ``max_tries``)."""
+        ti = context.get("ti") if hasattr(context, "get") else None
+        number, most = getattr(ti, "try_number", None), getattr(ti, "max_tries", None)
+        return type(number) is int and type(most) is int and number > most
+
+
+class KalshiTotalRestingOrderValueOperator(_KalshiReadingOperator):
     """
     Read ``GET /portfolio/summary/total_resting_order_value`` for one account.
 
@@ -30,46 +78,125 @@ class KalshiTotalRestingOrderValueOperator(BaseOperator):
         connection's ``max_retries`` says so. None: the connection alone decides.
     """
 
-    template_fields: Sequence[str] = ("kalshi_conn_id",)
-    ui_color = "#00d991"
-
-    def __init__(
-        self, *, kalshi_conn_id: str = "kalshi_default", max_requests: int | None = None, **kwargs: Any
-    ) -> None:
-        super().__init__(**kwargs)
-        if max_requests is not None and max_requests < 1:
-            raise ValueError(f"max_requests must be at least 1, got {max_requests}")
-        self.kalshi_conn_id = kalshi_conn_id
-        self.max_requests = max_requests
-
-    @property
-    def attempts_per_try(self) -> int | None:
-        """The hook's attempt limit for each try, from ``max_requests`` and the task's retries."""
-        if self.max_requests is None:
-            return None
-        return max(1, self.max_requests // ((self.retries or 0) + 1))
-
     def execute(self, context: Context) -> dict[str, Any]:
-        # Imported here, not at module level: DAG files import this module at every parse, and
-        # the hook pulls in requests, tenacity and cryptography.
         from kalshi_provider.exceptions import failing_fast
-        from kalshi_provider.hooks.kalshi import KalshiHook
         from kalshi_provider.readings import AccountReading
 
-        hook = KalshiHook(kalshi_conn_id=self.kalshi_conn_id, max_attempts=self.attempts_per_try)
+        hook = self._hook()
         with failing_fast():  # a refused key or a bad connection: no task retry can fix it
             value = hook.get_resting_order_value()
-        reading = AccountReading(self.kalshi_conn_id, datetime.now(timezone.utc), value)
+        reading = AccountReading(
+            self.kalshi_conn_id,
+            datetime.now(timezone.utc),
+            value,
+            try_number=self._try_number(context),
+            source=hook.settings.base_url,
+        )
         self.log.info(
             "Kalshi account %s: total resting order value %d cents (%d exchange(s) in the breakdown)",
             self.kalshi_conn_id,
             value.total_cents,
             len(value.breakdown),
         )
-        if value.breakdown_problem:
-            self.log.warning(
-                "Kalshi account %s: the breakdown was left out, the total is kept: %s",
-                self.kalshi_conn_id,
-                value.breakdown_problem,
-            )
+        _warn_left_out(self, "total", value.breakdown_problem)
         return reading.to_xcom()
+
+
+class KalshiAccountReadingOperator(_KalshiReadingOperator):
+    """
+    Read one account's total resting order value and its balance (``GET /portfolio/balance``).
+
+    Two signed calls per try, in this order: the total, then the balance. Returns
+    :meth:`kalshi_provider.readings.AccountReading.to_xcom` with both, each with the moment its
+    answer arrived. For a key whose account is not an FCM member, Kalshi refuses the total (403):
+    that refusal is recorded in the reading (``not_permitted``) and the balance is still read, so
+    the task succeeds. The balance never costs the total: an answer that is not Kalshi's documented
+    body is left out (with the reason), and so is a balance that still fails on the task's last try
+    (a timeout, 429 or 5xx, retried until then like any). Other errors are as for
+    :class:`KalshiTotalRestingOrderValueOperator`: no retry for those no retry can fix (a 403 on
+    the balance, which every key may read, among them), task retries for the rest.
+
+    :param kalshi_conn_id: Kalshi connection to use; it also names the account in the record.
+    :param max_requests: Most signed requests this task sends, both calls and all its tries
+        together: each call of each try gets ``max_requests // ((retries + 1) * 2)`` attempts (at
+        least one), or fewer when the connection's ``max_retries`` says so. None: the connection
+        alone decides.
+    """
+
+    calls_per_try = 2
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from kalshi_provider.exceptions import (
+            KalshiError,
+            KalshiPermissionError,
+            KalshiResponseError,
+            failing_fast,
+        )
+        from kalshi_provider.readings import MAX_NOTE_LENGTH, AccountReading, BalanceReading
+
+        hook = self._hook()
+        value = not_permitted = None
+        with failing_fast():
+            try:
+                value = hook.get_resting_order_value()
+            except KalshiPermissionError as refused:  # not an FCM member: the balance still counts
+                not_permitted = str(refused)[:MAX_NOTE_LENGTH]
+            observed_at = datetime.now(timezone.utc)
+            try:
+                balance = BalanceReading(datetime.now(timezone.utc), hook.get_balance())
+            except KalshiResponseError as unusable:
+                balance = BalanceReading(datetime.now(timezone.utc), problem=str(unusable)[:MAX_NOTE_LENGTH])
+            except KalshiError as failed:
+                if not (failed.retryable and self._last_try(context)):
+                    raise  # a task retry reads both again (or no retry can fix it)
+                problem = f"the balance could not be read on the task's last try: {failed}"
+                balance = BalanceReading(datetime.now(timezone.utc), problem=problem[:MAX_NOTE_LENGTH])
+        reading = AccountReading(
+            self.kalshi_conn_id,
+            observed_at,
+            value,
+            balance=balance,
+            not_permitted=not_permitted,
+            try_number=self._try_number(context),
+            source=hook.settings.base_url,
+        )
+        if value is None:
+            self.log.info(
+                "Kalshi account %s: Kalshi did not permit the total resting order value (the key's "
+                "account is not an FCM member); the balance is recorded without it",
+                self.kalshi_conn_id,
+            )
+        else:
+            self.log.info(
+                "Kalshi account %s: total resting order value %d cents (%d exchange(s) in the breakdown)",
+                self.kalshi_conn_id,
+                value.total_cents,
+                len(value.breakdown),
+            )
+            _warn_left_out(self, "total", value.breakdown_problem)
+        if balance.value is None:
+            self.log.warning(
+                "Kalshi account %s: the balance was left out, the rest is kept: %s",
+                self.kalshi_conn_id,
+                balance.problem,
+            )
+        else:
+            self.log.info(
+                "Kalshi account %s: balance %d cents, portfolio value %d cents (%d exchange(s))",
+                self.kalshi_conn_id,
+                balance.value.balance_cents,
+                balance.value.portfolio_value_cents,
+                len(balance.value.breakdown),
+            )
+            _warn_left_out(self, "balance", balance.value.breakdown_problem)
+        return reading.to_xcom()
+
+
+def _warn_left_out(operator: BaseOperator, what: str, problem: str | None) -> None:
+    if problem:
+        operator.log.warning(
+            "Kalshi account %s: the breakdown was left out, the %s is kept: %s",
+            operator.kalshi_conn_id,
+            what,
+            problem,
+        )

@@ -1,4 +1,4 @@
-"""The hourly DAG: each Kalshi account's total resting order value, one warehouse row per hour.
+"""The hourly DAG: each Kalshi account's total resting order value and balance, one row per hour each.
 
 A DAG folder file calls :func:`hourly_dag` (see ``dags/``); everything the DAG does lives here and
 in the modules its tasks import when they run. This module imports only light Airflow SDK names,
@@ -13,8 +13,8 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task, task_group
 
-from kalshi_provider.limits import DEFAULT_MAX_RETRIES, ONE_CALL_TASK_SECONDS
-from kalshi_provider.operators.kalshi import KalshiTotalRestingOrderValueOperator
+from kalshi_provider.limits import CALL_DEADLINE_SECONDS, DEFAULT_MAX_RETRIES, TASK_OVERHEAD_SECONDS
+from kalshi_provider.operators.kalshi import KalshiAccountReadingOperator
 from kalshi_provider.pipelines.assets import resting_order_value_asset
 from kalshi_provider.pipelines.settings import (
     DEFAULT_KALSHI_CONN_ID,
@@ -28,14 +28,17 @@ from kalshi_provider.version_compat import AIRFLOW_V_3_2_PLUS
 
 #: Task tries of every task (the first and its retries).
 TASK_RETRIES = 3
+#: Kalshi calls each fetch try makes: the total resting order value, then the balance.
+CALLS_PER_FETCH = KalshiAccountReadingOperator.calls_per_try
 #: Signed Kalshi requests per account and run, all tries together: the hook's default attempts
-#: per try times the tries. A connection's max_retries may lower it, never raise it.
-REQUESTS_PER_ACCOUNT_RUN = (DEFAULT_MAX_RETRIES + 1) * (TASK_RETRIES + 1)
+#: per call, times the calls of a try, times the tries. A connection's max_retries may lower it,
+#: never raise it.
+REQUESTS_PER_ACCOUNT_RUN = (DEFAULT_MAX_RETRIES + 1) * CALLS_PER_FETCH * (TASK_RETRIES + 1)
 # Each task's time limit, so a hung try fails and is retried instead of holding the run (and,
-# with max_active_runs=1, the next hours). fetch: one hook call, bounded by the hook's call
-# deadline; load: a backstop above the warehouse engine's own connect and statement timeouts.
+# with max_active_runs=1, the next hours). fetch: its two hook calls, each bounded by the hook's
+# call deadline; load: a backstop above the warehouse engine's own connect and statement timeouts.
 PLAN_TIMEOUT = timedelta(minutes=1)
-FETCH_TIMEOUT = timedelta(seconds=ONE_CALL_TASK_SECONDS)
+FETCH_TIMEOUT = timedelta(seconds=CALLS_PER_FETCH * CALL_DEADLINE_SECONDS + TASK_OVERHEAD_SECONDS)
 LOAD_TIMEOUT = timedelta(minutes=3)
 
 
@@ -66,7 +69,7 @@ def hourly_dag(
     target = warehouse or warehouse_target()
     with DAG(
         dag_id=dag_id,
-        description="Hourly snapshot of Kalshi's total resting order value per account",
+        description="Hourly snapshot of Kalshi's total resting order value and balance per account",
         schedule=schedule,
         start_date=start_date,
         catchup=False,
@@ -117,7 +120,7 @@ def hourly_dag(
             return list(params["kalshi_conn_ids"])
 
         @task(outlets=[resting_order_value_asset(target.table)], execution_timeout=LOAD_TIMEOUT)
-        def load(reading: dict, params=None, dag_run=None) -> dict:
+        def load(reading: dict, params=None, dag_run=None, ti=None) -> dict:
             from kalshi_provider.exceptions import failing_fast
             from kalshi_provider.pipelines.load import load_reading
 
@@ -130,12 +133,13 @@ def hourly_dag(
                     table=params["table"],
                     schema=params["schema"],
                     max_lateness_minutes=params["max_lateness_minutes"],
+                    try_number=getattr(ti, "try_number", None),
                 )
 
         @task_group
         def account_snapshot(kalshi_conn_id: str) -> None:
             """Fetch and load one account; a failing account leaves the others untouched."""
-            fetch = KalshiTotalRestingOrderValueOperator(
+            fetch = KalshiAccountReadingOperator(
                 task_id="fetch",
                 kalshi_conn_id=kalshi_conn_id,
                 max_requests=REQUESTS_PER_ACCOUNT_RUN,

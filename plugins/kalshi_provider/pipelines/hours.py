@@ -32,12 +32,12 @@ def observation_problem(run_after: datetime, observed_at: datetime, max_lateness
     if observed < hour:
         return (
             f"{stands_for}, but Kalshi's answer is stamped {observed.isoformat()}, before that hour "
-            "began: the worker's clock is off. Nothing was written; fix the clock (NTP)."
+            "began: the worker's clock is off. Nothing was stored for it; fix the clock (NTP)."
         )
     if observed >= hour + HOUR:
         return (
             f"{stands_for}, but Kalshi's answer arrived at {observed.isoformat()}, after that hour "
-            "ended. Nothing was written: a reading is stored only under the hour it was observed in "
+            "ended. Nothing was stored for it: a reading is stored only under the hour it was observed in "
             "(Kalshi reports the value now, not for a past hour), and the current hour's own run "
             "records the current value."
         )
@@ -45,21 +45,10 @@ def observation_problem(run_after: datetime, observed_at: datetime, max_lateness
     if late_by > max_lateness:
         return (
             f"{stands_for}, but Kalshi's answer arrived {_duration(late_by)} after run_after, beyond "
-            f"the {_minutes(max_lateness)} allowed by 'max_lateness_minutes'. Nothing was written; "
+            f"the {_minutes(max_lateness)} allowed by 'max_lateness_minutes'. Nothing was stored for it; "
             "raise 'max_lateness_minutes' if such late readings should count for their hour."
         )
     return None
-
-
-def skip_unless_observed_in_hour(
-    run_after: datetime, observed_at: datetime, max_lateness_minutes: int
-) -> None:
-    """Raise Airflow's skip when the reading may not stand for the run's hour."""
-    problem = observation_problem(run_after, observed_at, timedelta(minutes=max_lateness_minutes))
-    if problem:
-        from kalshi_provider.version_compat import AirflowSkipException
-
-        raise AirflowSkipException(problem)
 
 
 def _duration(delta: timedelta) -> str:

@@ -1,5 +1,6 @@
 """The quality DAG: every expected hour present in the hourly table, no implausible jumps either
-way, every hour's breakdown stored.
+way, every hour's breakdown and balance stored (a key without FCM access counts as present while
+its balance arrives).
 
 It runs after every load (scheduled on the table's Asset) and at minute 30 of every hour, so a
 pipeline that stopped writing altogether is noticed too. Problems fail the check task, which
@@ -102,7 +103,7 @@ def quality_dag(
         )
         def check_freshness_and_quality(params=None) -> dict:
             from kalshi_provider.pipelines.quality_rules import QualityRules, find_problems, report
-            from kalshi_provider.pipelines.warehouse import read_snapshots, warehouse_engine
+            from kalshi_provider.pipelines.warehouse import read_balances, read_snapshots, warehouse_engine
 
             rules = QualityRules(
                 window_hours=params["window_hours"],
@@ -111,22 +112,22 @@ def quality_dag(
             )
             now = datetime.now(timezone.utc)
             engine, description = warehouse_engine(params["warehouse_conn_id"])
+            window = {
+                "since": now - timedelta(hours=rules.window_hours + 1),
+                "table_name": params["table"],
+                "schema": params["schema"],
+            }
             try:
-                rows = read_snapshots(
-                    engine,
-                    since=now - timedelta(hours=rules.window_hours + 1),
-                    table_name=params["table"],
-                    schema=params["schema"],
-                    include_breakdown=True,  # for the breakdowns a load left out
-                )
+                rows = read_snapshots(engine, include_breakdown=True, **window)  # breakdowns left out too
+                balances = read_balances(engine, **window)
             finally:
                 engine.dispose()
-            problems = find_problems(rows, params["kalshi_conn_ids"], now, rules)
+            problems = find_problems(rows, params["kalshi_conn_ids"], now, rules, balances)
             if problems:
                 from kalshi_provider.exceptions import KalshiDataQualityError
 
                 raise KalshiDataQualityError(report(problems))
-            return {"rows_checked": len(rows), "warehouse": description}
+            return {"rows_checked": len(rows), "balances_checked": len(balances), "warehouse": description}
 
         check_freshness_and_quality()
     return dag

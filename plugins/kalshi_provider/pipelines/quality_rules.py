@@ -1,4 +1,7 @@
-"""Freshness and quality rules for the hourly table: missing hours, implausible jumps, left-out breakdowns.
+"""Freshness and quality rules for the hourly tables: missing hours, implausible jumps, left-out breakdowns.
+
+An account whose key may not read the total (not an FCM member: its balance rows say so) is not
+missing its totals while its balance rows arrive; an hour with a total but no balance is reported.
 
 The rules read the warehouse only; they report problems as a list the check task turns into a
 failure, so Airflow's own failure handling (UI state, retries, notifiers) does the alerting.
@@ -36,7 +39,9 @@ class QualityRules:
 @dataclass(frozen=True)
 class Problem:
     account: str
-    kind: str  # "no_rows" | "missing_hours" | "jump" | "breakdown_left_out"
+    # "no_rows" | "missing_hours" | "jump" | "breakdown_left_out" | "balance_missing"
+    # | "balance_breakdown_left_out"
+    kind: str
     detail: str
 
     def __str__(self) -> str:
@@ -52,43 +57,81 @@ def expected_hours(now: datetime, rules: QualityRules) -> list[datetime]:
 
 
 def find_problems(
-    rows: Iterable[dict[str, Any]], accounts: Iterable[str], now: datetime, rules: QualityRules
+    rows: Iterable[dict[str, Any]],
+    accounts: Iterable[str],
+    now: datetime,
+    rules: QualityRules,
+    balances: Iterable[dict[str, Any]] = (),
 ) -> list[Problem]:
-    """Check each account's rows in the window: every expected hour present, no big jumps, and
-    every hour's breakdown stored (rows carry ``breakdown_problem`` when read with the breakdown).
+    """Check each account's rows in the window: every expected hour present, no big jumps, every
+    hour's breakdown stored (rows carry ``breakdown_problem`` when read with the breakdown), and
+    with ``balances`` (``read_balances`` rows) every hour's balance.
 
-    Hours before an account's first row in the window are not counted as missing, so a new
-    account or a new deployment is not reported for the time before it started.
+    An hour counts as present with a total, or with a balance row saying Kalshi did not permit
+    the total (a key without FCM access). Hours before an account's first row in the window are
+    not counted as missing, so a new account or a new deployment is not reported for the time
+    before it started; likewise for balances before an account's first balance row.
     """
     hours = expected_hours(now, rules)
     by_account: dict[str, dict[datetime, int]] = {account: {} for account in accounts}
-    left_out: dict[str, dict[datetime, str]] = {account: {} for account in accounts}
+    left_out: dict[str, dict[datetime, str]] = {account: {} for account in by_account}
+    balance_hours: dict[str, set[datetime]] = {account: set() for account in by_account}
+    not_permitted: dict[str, set[datetime]] = {account: set() for account in by_account}
+    balance_left_out: dict[str, dict[datetime, str]] = {account: {} for account in by_account}
     for row in rows:
         if row["account"] in by_account:
             by_account[row["account"]][row["snapshot_hour"]] = row["total_resting_order_value_cents"]
             if row.get("breakdown_problem"):
                 left_out[row["account"]][row["snapshot_hour"]] = row["breakdown_problem"]
+    for row in balances:
+        if row["account"] in by_account:
+            balance_hours[row["account"]].add(row["snapshot_hour"])
+            if row.get("total_not_permitted"):
+                not_permitted[row["account"]].add(row["snapshot_hour"])
+            if row.get("breakdown_problem"):
+                balance_left_out[row["account"]][row["snapshot_hour"]] = row["breakdown_problem"]
     problems: list[Problem] = []
     for account, values in by_account.items():
-        present = [hour for hour in hours if hour in values]
+        counted = set(values) | not_permitted[account]
+        present = [hour for hour in hours if hour in counted]
         if not present:
             problems.append(Problem(account, "no_rows", f"no rows in the last {rules.window_hours} hours"))
             continue
-        missing = [hour for hour in hours if hour >= present[0] and hour not in values]
+        missing = [hour for hour in hours if hour >= present[0] and hour not in counted]
         if missing:
             problems.append(Problem(account, "missing_hours", f"missing hours {_hour_list(missing)}"))
-        problems.extend(_jumps(account, present, values, rules))
-        without = sorted(hour for hour in left_out[account] if hour in hours)
-        if without:
-            problems.append(
-                Problem(
-                    account,
-                    "breakdown_left_out",
-                    f"breakdown left out (total stored) for hours {_hour_list(without)}: "
-                    f"{left_out[account][without[-1]]}",
+        problems.extend(_jumps(account, [hour for hour in present if hour in values], values, rules))
+        problems.extend(
+            _left_out(account, "breakdown_left_out", "breakdown left out (total stored)", left_out, hours)
+        )
+        with_balance = sorted(hour for hour in hours if hour in balance_hours[account])
+        if with_balance:
+            unbalanced = [
+                hour for hour in present if hour >= with_balance[0] and hour not in balance_hours[account]
+            ]
+            if unbalanced:
+                problems.append(
+                    Problem(account, "balance_missing", f"no balance for hours {_hour_list(unbalanced)}")
                 )
+        problems.extend(
+            _left_out(
+                account,
+                "balance_breakdown_left_out",
+                "balance breakdown left out (balance stored)",
+                balance_left_out,
+                hours,
             )
+        )
     return problems
+
+
+def _left_out(
+    account: str, kind: str, what: str, notes: dict[str, dict[datetime, str]], hours: list[datetime]
+) -> list[Problem]:
+    without = sorted(hour for hour in notes[account] if hour in hours)
+    if not without:
+        return []
+    return [Problem(account, kind, f"{what} for hours {_hour_list(without)}: {notes[account][without[-1]]}")]
 
 
 def _jumps(

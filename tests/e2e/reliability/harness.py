@@ -320,6 +320,12 @@ class Case:
     group: str = "batch"
     #: Whether the row carries Kalshi's breakdown (False: the fetch left it out, the total stays).
     breakdown: bool = True
+    #: Balance rows for the account afterwards; None: as many as totals rows.
+    balance_rows: int | None = None
+
+    @property
+    def balances(self) -> int:
+        return self.rows if self.balance_rows is None else self.balance_rows
 
     @property
     def extras_text(self) -> str:
@@ -368,6 +374,8 @@ class CaseOutcome:
     log: str
     rows: list[dict[str, Any]]
     requests: list[dict[str, Any]]
+    balances: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def busy_seconds(self) -> float:
@@ -457,6 +465,8 @@ class Batch:
                 log=sections.get((FETCH, index), "") + "\n" + sections.get((LOAD, index), ""),
                 rows=warehouse.rows(run.conn_id),
                 requests=run.requests(),
+                balances=warehouse.balances(run.conn_id),
+                history=warehouse.history(run.conn_id),
             )
         return result, outcomes
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from tests.e2e.reliability.harness import Case
 
 PATH = "/portfolio/summary/total_resting_order_value"
+BALANCE = "/portfolio/balance"
 
 
 def _always(**fault) -> tuple[dict, ...]:
@@ -27,7 +28,7 @@ CASES: tuple[Case, ...] = (
         "the simulator answers normally",
         outcome="ok",
         tries=1,
-        requests=1,
+        requests=2,
         rows=1,
         bound=30,
         message="total resting order value 123456 cents",
@@ -64,7 +65,7 @@ CASES: tuple[Case, ...] = (
         "the answer is held 2 s; timeout=5",
         outcome="ok",
         tries=1,
-        requests=1,
+        requests=2,
         rows=1,
         bound=30,
         faults=({"delay": 2},),
@@ -152,7 +153,7 @@ CASES: tuple[Case, ...] = (
         "one 429 with `Retry-After: 2`, then normal answers",
         outcome="recovered",
         tries=1,
-        requests=2,
+        requests=3,
         rows=1,
         bound=30,
         min_gap=2.0,
@@ -238,7 +239,7 @@ CASES: tuple[Case, ...] = (
         "500, a dropped connection, then normal answers; max_retries=2",
         outcome="recovered",
         tries=1,
-        requests=3,
+        requests=4,
         rows=1,
         bound=60,
         faults=({"status": 500}, {"drop": True}),
@@ -283,18 +284,6 @@ CASES: tuple[Case, ...] = (
         message="(authentication_error, header_timestamp_expired)",
     ),
     Case(
-        "403-not-fcm",
-        "the key is valid but its account is not an FCM member",
-        "account registered with fcm_member=False",
-        outcome="failed",
-        tries=1,
-        requests=1,
-        rows=0,
-        bound=30,
-        account={"fcm_member": False},
-        message="This endpoint is only for FCM members",
-    ),
-    Case(
         "404-wrong-base-url",
         "the base URL has the wrong path",
         "host ends in /trade-api/v1",
@@ -317,6 +306,46 @@ CASES: tuple[Case, ...] = (
         bound=30,
         setup="wrong_passphrase",
         message="the passphrase is wrong, or the encrypted key is damaged",
+    ),
+    # -- the balance beside the total (GET /portfolio/balance, after the total in each try) ----------
+    Case(
+        "403-not-fcm",
+        "the key is valid but its account is not an FCM member: Kalshi refuses the total",
+        "account registered with fcm_member=False",
+        outcome="ok",
+        tries=1,
+        requests=2,
+        rows=0,
+        balance_rows=1,
+        bound=30,
+        account={"fcm_member": False},
+        message="Kalshi does not permit this key to read the total resting order value",
+    ),
+    Case(
+        "balance-not-spec",
+        "the balance answer lacks fields Kalshi's spec requires",
+        '`{"balance": 500000}` to every balance request',
+        outcome="ok",
+        tries=1,
+        requests=2,
+        rows=1,
+        balance_rows=0,
+        bound=30,
+        faults=_always(status=200, json={"balance": 500000}, path=BALANCE),
+        message="has no 'balance_dollars', 'portfolio_value', 'updated_ts' fields",
+    ),
+    Case(
+        "balance-unavailable",
+        "the balance fails on every try, the total answers",
+        "503 to every balance request",
+        outcome="recovered",
+        tries=4,
+        requests=12,
+        rows=1,
+        balance_rows=0,
+        bound=90,
+        faults=_always(status=503, path=BALANCE),
+        message="the balance could not be read on the task's last try",
     ),
     # -- 200 with a body that is not the documented answer (retried by the task, never written) ----
     Case(
@@ -445,7 +474,7 @@ CASES: tuple[Case, ...] = (
         "`9223372036854775807` (2^63-1)",
         outcome="ok",
         tries=1,
-        requests=1,
+        requests=2,
         rows=1,
         bound=30,
         value=2**63 - 1,
@@ -457,14 +486,16 @@ CASES: tuple[Case, ...] = (
         'a breakdown `balance` of `"1234.5600001"` (7 decimal places) beside the total',
         outcome="ok",
         tries=1,
-        requests=1,
+        requests=2,
         rows=1,
         bound=30,
-        faults=_body(
-            {
+        faults=_always(
+            status=200,
+            json={
                 "total_resting_order_value": 123456,
                 "resting_order_value_breakdown": [{"exchange_index": 0, "balance": "1234.5600001"}],
-            }
+            },
+            path=PATH,
         ),
         breakdown=False,
         message="storing the total without its breakdown",
@@ -476,7 +507,7 @@ CASES: tuple[Case, ...] = (
         "`max_lateness_minutes=0`, so every answer is late; `run_after` in the current hour",
         outcome="skipped",
         tries=1,
-        requests=1,
+        requests=2,
         rows=0,
         bound=120,
         group="late",
@@ -488,7 +519,7 @@ CASES: tuple[Case, ...] = (
         "`DAG.test(run_after=` 2 s before the current hour`)`, `max_lateness_minutes=120`",
         outcome="skipped",
         tries=1,
-        requests=1,
+        requests=2,
         rows=0,
         bound=120,
         group="late",
@@ -500,7 +531,7 @@ CASES: tuple[Case, ...] = (
         "warehouse port bound but not listening; then a rerun of the hour against the server",
         outcome="failed, rerun ok",
         tries=4,
-        requests=2,
+        requests=4,
         rows=1,
         bound=240,
         group="warehouse",
@@ -512,7 +543,7 @@ CASES: tuple[Case, ...] = (
         "trigger on the breakdown table raises on the first 2 inserts (after the totals upsert)",
         outcome="recovered",
         tries=3,
-        requests=1,
+        requests=2,
         rows=1,
         bound=150,
         group="warehouse",
@@ -524,7 +555,7 @@ CASES: tuple[Case, ...] = (
         "the same trigger on every insert; dropped, then a rerun of the hour",
         outcome="failed, rerun ok",
         tries=4,
-        requests=2,
+        requests=4,
         rows=1,
         bound=240,
         group="warehouse",
@@ -536,7 +567,7 @@ CASES: tuple[Case, ...] = (
         "pre-made PostgreSQL table: `timestamp` (no time zone) hours, a `double precision` total",
         outcome="failed",
         tries=1,
-        requests=1,
+        requests=2,
         rows=0,
         bound=120,
         group="warehouse",
@@ -548,7 +579,7 @@ CASES: tuple[Case, ...] = (
         "`--conf` points it at the Kalshi connection itself",
         outcome="failed",
         tries=1,
-        requests=1,
+        requests=2,
         rows=0,
         bound=120,
         group="warehouse",
@@ -558,9 +589,9 @@ CASES: tuple[Case, ...] = (
 
 HEADER = (
     "| case | fault | how the test makes it | extras | outcome | tries | Kalshi requests | rows after"
-    " | the log says | bound (s) |"
+    " | balance rows | the log says | bound (s) |"
 )
-RULE = "|" + " --- |" * 10
+RULE = "|" + " --- |" * 11
 
 
 def row(case: Case) -> str:
@@ -574,6 +605,7 @@ def row(case: Case) -> str:
         str(case.tries),
         requests,
         str(case.rows),
+        str(case.balances),
         f"`{case.message}`",
         str(case.bound),
     ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -76,8 +77,11 @@ def test_the_table_is_well_formed():
     assert {case.setup for case in CASES} == set(SETUPS), "every way of making a fault is used"
     for case in CASES:
         assert case.outcome in ("ok", "recovered", "failed", "skipped", "failed, rerun ok"), case.id
-        assert 1 <= case.tries <= TASK_TRIES and case.rows in (0, 1), case.id
-        assert case.rows == (0 if case.outcome in ("failed", "skipped") else 1), case.id
+        assert 1 <= case.tries <= TASK_TRIES and case.rows in (0, 1) and case.balances in (0, 1), case.id
+        stored = case.outcome not in ("failed", "skipped")
+        # Without FCM access there is no total to store; a balance left out never costs the total.
+        assert case.rows == (1 if stored and case.account.get("fcm_member", True) else 0), case.id
+        assert case.balances <= int(stored), case.id
         assert "|" not in case.message + case.fault + case.how, case.id
 
 
@@ -129,6 +133,26 @@ def _check_batch_case(case: Case, matrix_run) -> float:
         else:  # the total is kept, the breakdown left out and noted for the quality check
             assert row["breakdown"] == [] and "more than 6 decimal places" in row["breakdown_problem"]
 
+    assert len(outcome.balances) == case.balances, outcome.balances
+    if case.balances:
+        (balance,) = outcome.balances
+        assert (balance["balance_cents"], balance["dag_run_id"]) == (500000, result.run_id)
+        assert balance["snapshot_hour"] == hour_of(result.run_after)
+        margins = {entry["exchange_index"]: entry["free_margin_dollars"] for entry in balance["free_margin"]}
+        if case.rows and case.breakdown:  # both breakdowns complete: every shard's free margin known
+            shares = {0: "2000.00", 1: "1500.00", 2: "1000.00", 3: "500.00"}  # the simulator's split
+            resting = {
+                entry["exchange_index"]: entry["balance_dollars"] for entry in outcome.rows[0]["breakdown"]
+            }
+            assert margins == {index: Decimal(shares[index]) - resting[index] for index in shares}
+        else:  # no resting order value to subtract (no FCM access, or its breakdown left out)
+            assert set(margins.values()) == {None}
+    # Every answer the load was given is in the history; a failed fetch gives the load nothing.
+    expected = {"ok": 2, "recovered": 2}.get(case.outcome, 0)
+    assert len(outcome.history) == expected, [(h["endpoint"], h["outcome"]) for h in outcome.history]
+    # ... taken by the fetch's last try: a task retry shows in the history.
+    assert {row["fetch_try_number"] for row in outcome.history} <= {case.tries}
+
     if case.requests is not None:
         assert len(outcome.requests) == case.requests, [r["status"] for r in outcome.requests]
     signatures = [request["signature"] for request in outcome.requests]
@@ -168,6 +192,10 @@ def _skipped_at_load(case: Case, request, run_after: datetime, max_lateness_minu
         assert case.message in result.output
         assert len(_requests_of(simulator, account)) == case.requests
         assert len(warehouse.rows()) == case.rows
+        # The load skipped after recording both readings, with the reason they count for no hour.
+        history = warehouse.history()
+        assert [row["outcome"] for row in history] == ["not_in_hour", "not_in_hour"]
+        assert all(case.message in row["note"] for row in history)
     finally:
         warehouse.dispose()
     return result.seconds
@@ -224,10 +252,11 @@ class _PostgresCase:
         self.warehouse = postgres_warehouse(self.home, self.url, self.schema)
         # The run and its rerun stand for the same hour: a minute ago (well within
         # max_lateness_minutes), and a microsecond apart (Airflow derives the run id from it).
-        first = datetime.now(timezone.utc) - timedelta(minutes=1)
+        # Both inside the current hour, with room for the runs to answer in it (Kalshi's answers
+        # must be observed in the hour of run_after).
+        hour = _current_hour(timedelta(minutes=4))
+        first = max(datetime.now(timezone.utc) - timedelta(minutes=1), hour)
         second = first + timedelta(microseconds=1)
-        if hour_of(second.isoformat()) != hour_of(first.isoformat()):
-            second = first - timedelta(microseconds=1)
         self.run_afters = [first.isoformat(), second.isoformat()]
         self.hour = hour_of(first.isoformat())
         self.seconds = 0.0
@@ -259,7 +288,10 @@ class _PostgresCase:
         assert row["dag_run_id"] == result.run_id
         assert row["snapshot_hour"] == self.hour
         assert row["total_resting_order_value_cents"] == 123456
-        assert [str(entry["balance_dollars"]) for entry in row["breakdown"]] == ["1234.560000"]
+        assert sum(entry["balance_dollars"] for entry in row["breakdown"]) == Decimal("1234.56")
+        (balance,) = self.warehouse.balances()  # written in the same transaction, or not at all
+        assert (balance["dag_run_id"], balance["snapshot_hour"]) == (result.run_id, self.hour)
+        assert len(balance["free_margin"]) == 4
 
     def requests(self) -> int:
         return len(_requests_of(self.simulator, self.account))
@@ -299,7 +331,9 @@ def _warehouse_fails_mid_transaction(case: Case, request) -> float:
     assert result.tasks[(LOAD, 0)] == ("success", case.tries)
     assert case.message in result.output
     pg.assert_one_row_for_the_hour(result)
-    assert pg.breakdown_rows() == 1
+    assert pg.breakdown_rows() == 4  # the simulator's shards 0-3
+    # The failed tries rolled back their history rows too: two rows, written by the load's third try.
+    assert [row["load_try_number"] for row in pg.warehouse.history()] == [case.tries, case.tries]
     assert pg.requests() == case.requests
     return pg.seconds
 
@@ -309,8 +343,10 @@ def _warehouse_fails_until_fixed(case: Case, request) -> float:
     pg.install_failing_trigger(failures=1000)
     first = pg.run()
     _assert_load_failed(first, case)
-    # The totals upsert ran before the breakdown insert failed: the rollback took it back.
+    # The totals upsert ran before the breakdown insert failed: the rollback took it back, and
+    # nothing of the balance or the history was left either.
     assert pg.warehouse.rows() == [] and pg.breakdown_rows() == 0
+    assert pg.warehouse.balances() == [] and pg.warehouse.history() == []
 
     pg.drop_trigger()
     second = pg.run()

@@ -149,6 +149,14 @@ def test_the_dag_run_twice_for_one_hour_leaves_the_first_runs_row(
         assert first_row["total_resting_order_value_cents"] == 111
         assert first_row["dag_run_id"] == first.run_id
         assert "it holds an earlier observation" in second.output
+        # Both runs' readings stay visible: the re-run's as kept out by the earlier observation.
+        seen = [
+            (row["dag_run_id"], row["outcome"], row["total_resting_order_value_cents"])
+            for row in warehouse.history()
+        ]
+        total = [entry for entry in seen if entry[2] is not None]
+        assert total == [(first.run_id, "hour_row", 111), (second.run_id, "earlier_kept", 222)]
+        assert [entry[1] for entry in seen if entry[2] is None] == ["hour_row", "earlier_kept"]  # balances
     finally:
         warehouse.dispose()
 

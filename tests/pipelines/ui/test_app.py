@@ -33,3 +33,75 @@ def test_every_route_goes_through_airflows_access_check():
     assert {route.path for route in routes} >= {"/data", "/chart"}
     assert [route.path for route in app.routes if not isinstance(route, APIRoute)] == []
     assert len(app.router.dependencies) == 1  # requires_access_dag for the hourly DAG
+
+
+# -- what the page and /data show, from a real warehouse (Airflow's access check stubbed) -------------
+
+HOSTILE = '<script>alert("x")</script>'
+
+
+@pytest.fixture
+def warehouse_with_margin(set_connection, tmp_path):
+    """A SQLite warehouse (the ``kalshi_warehouse`` connection) holding this hour and the one before
+    for an FCM account and a hostile-named account without FCM access."""
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import create_engine
+
+    from kalshi_provider.pipelines.warehouse import store_reading
+    from kalshi_provider.readings import AccountReading, BalanceReading, RestingOrderValue
+    from tests.pipelines.warehouse.conftest import make_balance, shards
+
+    path = tmp_path / "warehouse.db"
+    set_connection("kalshi_warehouse", "sqlite", host=str(path))
+    engine = create_engine(f"sqlite:///{path}")
+    now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    for hour in (now - timedelta(hours=1), now):
+        observed = hour + timedelta(seconds=5)
+        balance = BalanceReading(observed, make_balance(500000, breakdown={0: "3000", 1: "2000"}))
+        total = RestingOrderValue(123456, shards({0: "1234.56"}))
+        fcm = AccountReading("fcm_a", observed, total, balance)
+        refused = AccountReading(HOSTILE, observed, None, balance, not_permitted="403")
+        for reading in (fcm, refused):
+            store_reading(engine, reading, snapshot_hour=hour, dag_run_id="r")
+    engine.dispose()
+    return now
+
+
+@pytest.fixture
+def signed_in_client(warehouse_with_margin):
+    from kalshi_provider.pipelines.ui.app import may_read_the_dag
+
+    app.dependency_overrides[may_read_the_dag] = lambda: None
+    try:
+        with TestClient(app) as client:
+            yield client
+    finally:
+        app.dependency_overrides.clear()
+
+
+def test_data_serves_the_free_margin_per_shard_exactly(signed_in_client, warehouse_with_margin):
+    body = signed_in_client.get("/data?hours=24").json()
+    assert [point["cents"] for point in body["series"]["fcm_a"]] == [123456, 123456]
+    shard0 = body["free_margin"]["fcm_a"]["0"][-1]
+    assert shard0 == {
+        "snapshot_hour": warehouse_with_margin.isoformat(),
+        "balance_dollars": "3000.000000",
+        "resting_order_value_dollars": "1234.560000",
+        "free_margin_dollars": "1765.440000",
+    }
+    assert body["free_margin"]["fcm_a"]["1"][-1]["free_margin_dollars"] == "2000.000000"  # no resting orders
+    refused = body["free_margin"][HOSTILE]["0"][-1]
+    assert (refused["balance_dollars"], refused["free_margin_dollars"]) == ("3000.000000", None)
+    assert body["balance"][HOSTILE][-1]["total_not_permitted"] is True
+    assert HOSTILE not in body["series"]
+
+
+def test_the_page_shows_the_free_margin_beside_the_total_escaped_and_without_scripts(signed_in_client):
+    page = signed_in_client.get("/chart?hours=24").text
+    assert "<script" not in page and "src=" not in page  # nothing runs, nothing loads from elsewhere
+    assert HOSTILE not in page and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert page.count('class="margin" data-margin-account="fcm_a"') == 2  # shards 0 and 1
+    assert 'data-margin-account="&lt;script&gt;' not in page  # its free margin is unknown: no line
+    assert "0: $1,765.44 · 1: $2,000.00" in page
+    assert "not permitted (no FCM access)" in page and "0: — · 1: —" in page

@@ -11,8 +11,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy.engine import Engine
 
-from kalshi_provider.pipelines.warehouse import StoredHour, store_reading
-from kalshi_provider.readings import AccountReading, RestingOrderValue, ShardAmount
+from kalshi_provider.pipelines.warehouse import StoredReading, store_reading
+from kalshi_provider.readings import AccountReading, Balance, BalanceReading, RestingOrderValue, ShardAmount
 
 BASE_HOUR = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
 ENGINES = {"sqlite": "sqlite_engine", "postgresql": "postgres_engine", "mariadb": "mariadb_engine"}
@@ -31,6 +31,10 @@ class Load:
         return self.reading.observed_at
 
 
+def shards(breakdown: dict[int, str] | None) -> tuple[ShardAmount, ...]:
+    return tuple(ShardAmount(index, Decimal(dollars)) for index, dollars in (breakdown or {}).items())
+
+
 def make_load(
     *,
     account: str = "acct-1",
@@ -40,19 +44,52 @@ def make_load(
     dag_run_id: str | None = "run-1",
     breakdown: dict[int, str] | None = None,
     problem: str | None = None,
+    not_permitted: str | None = None,
+    balance: Balance | None = None,
+    balance_problem: str | None = None,
+    balance_delay: timedelta = timedelta(milliseconds=30),
+    try_number: int | None = None,
 ) -> Load:
-    """A reading of ``account`` observed ``observed_minute`` minutes into ``BASE_HOUR + hour``."""
+    """A reading of ``account`` observed ``observed_minute`` minutes into ``BASE_HOUR + hour``.
+
+    With ``not_permitted``, Kalshi refused the total; with ``balance`` (or ``balance_problem``) the
+    fetch also read the balance, ``balance_delay`` after the total.
+    """
     snapshot_hour = BASE_HOUR + timedelta(hours=hour)
-    value = RestingOrderValue(
-        cents,
-        tuple(ShardAmount(index, Decimal(dollars)) for index, dollars in (breakdown or {}).items()),
-        breakdown_problem=problem,
+    observed = snapshot_hour + timedelta(minutes=observed_minute)
+    value = None
+    if not_permitted is None:
+        value = RestingOrderValue(cents, shards(breakdown), breakdown_problem=problem)
+    balance_reading = None
+    if balance is not None or balance_problem is not None:
+        balance_reading = BalanceReading(observed + balance_delay, balance, balance_problem)
+    reading = AccountReading(
+        account, observed, value, balance_reading, not_permitted=not_permitted, try_number=try_number
     )
-    reading = AccountReading(account, snapshot_hour + timedelta(minutes=observed_minute), value)
     return Load(reading, snapshot_hour, dag_run_id)
 
 
-Store = Callable[..., StoredHour]
+def make_balance(
+    cents: int = 500000,
+    dollars: str | None = None,
+    *,
+    portfolio: int = 250000,
+    updated_ts: int = 1_772_366_400,
+    breakdown: dict[int, str] | None = None,
+    problem: str | None = None,
+) -> Balance:
+    """A balance of ``cents`` (``dollars`` if given, else the cents in dollars), per ``breakdown``."""
+    return Balance(
+        cents,
+        portfolio,
+        Decimal(dollars) if dollars is not None else Decimal(cents).scaleb(-2),
+        updated_ts,
+        shards(breakdown),
+        problem,
+    )
+
+
+Store = Callable[..., StoredReading]
 
 
 @pytest.fixture(params=list(ENGINES))
@@ -71,14 +108,14 @@ def portable(request: pytest.FixtureRequest) -> bool:
 def store(portable: bool) -> Store:
     """``store(engine, load, **table)``: ``store_reading`` on the path this test runs."""
 
-    def _store(engine: Engine, load: Load, **table: str | None) -> StoredHour:
+    def _store(engine: Engine, load: Load, **options) -> StoredReading:
         return store_reading(
             engine,
             load.reading,
             snapshot_hour=load.hour,
             dag_run_id=load.dag_run_id,
             portable=portable,
-            **table,
+            **options,
         )
 
     return _store

@@ -1,16 +1,25 @@
-"""Concurrent loads of the same hour end with one row: the earliest observation, with its breakdown."""
+"""Concurrent loads of the same hour end with one row per table: the earliest observation, with its
+shards, and the free margin of what the hour holds."""
 
 from __future__ import annotations
 
 import threading
+from decimal import Decimal
 
 import pytest
 from sqlalchemy.engine import Engine
 
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE
-from kalshi_provider.pipelines.warehouse import StoredHour, prepare_tables, read_snapshots, store_reading
+from kalshi_provider.pipelines.warehouse import (
+    StoredReading,
+    prepare_tables,
+    read_balances,
+    read_history,
+    read_snapshots,
+    store_reading,
+)
 from tests.fixtures.gates import writers_held
-from tests.pipelines.warehouse.conftest import Load, make_load
+from tests.pipelines.warehouse.conftest import Load, make_balance, make_load
 
 WAIT_LIMIT_SECONDS = 60  # a deadline for waiting on threads, not a timing assertion
 
@@ -21,7 +30,7 @@ class _Load(threading.Thread):
     def __init__(self, engine: Engine, loads: list[Load], portable: bool) -> None:
         super().__init__(daemon=True)
         self.engine, self.loads, self.portable = engine, loads, portable
-        self.stored: list[StoredHour] = []
+        self.stored: list[StoredReading] = []
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -40,7 +49,7 @@ class _Load(threading.Thread):
             self.error = err
 
 
-def _finish(loads: list[_Load]) -> list[list[StoredHour]]:
+def _finish(loads: list[_Load]) -> list[list[StoredReading]]:
     for load in loads:
         load.join(WAIT_LIMIT_SECONDS)
         assert not load.is_alive(), "a load did not finish"
@@ -53,8 +62,20 @@ def _finish(loads: list[_Load]) -> list[list[StoredHour]]:
 def test_two_loads_of_one_hour_at_once_keep_the_earlier_observation(
     db_engine, portable, earlier_arrives_first
 ):
-    earlier = make_load(cents=1, observed_minute=5, dag_run_id="earlier", breakdown={0: "2.5"})
-    later = make_load(cents=2, observed_minute=45, dag_run_id="later", breakdown={0: "1", 1: "1"})
+    earlier = make_load(
+        cents=1,
+        observed_minute=5,
+        dag_run_id="earlier",
+        breakdown={0: "0.01"},
+        balance=make_balance(1000, breakdown={0: "10"}),
+    )
+    later = make_load(
+        cents=2,
+        observed_minute=45,
+        dag_run_id="later",
+        breakdown={0: "0.01", 1: "0.01"},
+        balance=make_balance(2500, breakdown={0: "20", 1: "5"}),
+    )
     order = [earlier, later] if earlier_arrives_first else [later, earlier]
     prepare_tables(db_engine)
     # Hold back every writer of the table, so both loads really collide on the same hour.
@@ -68,7 +89,20 @@ def test_two_loads_of_one_hour_at_once_keep_the_earlier_observation(
     (row,) = read_snapshots(db_engine, include_breakdown=True)
     assert (row["observed_at"], row["dag_run_id"]) == (earlier.observed_at, "earlier")
     assert row["total_resting_order_value_cents"] == 1
-    assert [(e["exchange_index"], str(e["balance_dollars"])) for e in row["breakdown"]] == [(0, "2.500000")]
+    assert [(e["exchange_index"], str(e["balance_dollars"])) for e in row["breakdown"]] == [(0, "0.010000")]
+    (balance,) = read_balances(db_engine)
+    assert (balance["balance_cents"], balance["dag_run_id"]) == (1000, "earlier")
+    assert [e["exchange_index"] for e in balance["breakdown"]] == [0]
+    assert [
+        (
+            e["exchange_index"],
+            e["balance_dollars"],
+            e["resting_order_value_dollars"],
+            e["free_margin_dollars"],
+        )
+        for e in balance["free_margin"]
+    ] == [(0, Decimal("10"), Decimal("0.01"), Decimal("9.99"))]
+    assert len(read_history(db_engine)) == 4  # both readings of both loads
     held = {load.dag_run_id: result.held for load, (result,) in zip(order, stored, strict=True)}
     # The later one held the hour only if it committed first (and was then replaced).
     assert held["earlier"] is True

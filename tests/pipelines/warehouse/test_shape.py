@@ -255,3 +255,63 @@ def test_the_check_reflects_all_tables_at_once_on_postgres(postgres_engine):
     event.listen(postgres_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
     prepare_tables(postgres_engine)
     assert len(statements) <= 3, statements
+
+
+# --- the tables the balance brought -----------------------------------------------------------------
+
+NEW_TABLE_CHANGES = {
+    "postgresql": (
+        f"ALTER TABLE {DEFAULT_TABLE}_balance ALTER COLUMN balance_dollars TYPE double precision",
+        f"{DEFAULT_TABLE}_balance.balance_dollars is DOUBLE PRECISION",
+    ),
+    # TEXT holds 64 KiB; a reading's JSON may need more.
+    "mysql": (
+        f"ALTER TABLE {DEFAULT_TABLE}_history MODIFY reading_json TEXT NOT NULL",
+        f"{DEFAULT_TABLE}_history.reading_json is TEXT, which cannot hold its values exactly: it needs "
+        "MEDIUMTEXT or LONGTEXT",
+    ),
+    "sqlite": (
+        f"CREATE TABLE {DEFAULT_TABLE}_margin (account TEXT NOT NULL, snapshot_hour DATETIME NOT NULL, "
+        "exchange_index INTEGER NOT NULL, balance_dollars VARCHAR(26), resting_order_value_dollars "
+        "VARCHAR(26), free_margin_dollars NUMERIC(24, 6), "
+        "PRIMARY KEY (account, snapshot_hour, exchange_index))",
+        f"{DEFAULT_TABLE}_margin.free_margin_dollars is NUMERIC(24, 6)",
+    ),
+}
+
+
+def test_a_new_table_made_with_an_inexact_column_is_refused_before_any_write(db_engine):
+    statement, expected = NEW_TABLE_CHANGES[db_engine.dialect.name]
+    if db_engine.dialect.name == "sqlite":
+        with db_engine.begin() as conn:
+            conn.exec_driver_sql(statement)
+    else:
+        prepare_tables(db_engine)
+        with db_engine.begin() as conn:
+            conn.exec_driver_sql(statement)
+    with pytest.raises(WarehouseSchemaError) as refused:
+        _store(db_engine)
+    assert expected in str(refused.value)
+    if TOTALS in inspect(db_engine).get_table_names():
+        assert _rows_in(db_engine, TOTALS) == 0
+
+
+def test_a_deployment_from_before_the_balance_gets_the_new_tables_and_keeps_its_own(db_engine):
+    """The totals and breakdown tables as an earlier version made them: used as they are, and the
+    balance, shard, margin and history tables are created beside them on the first load."""
+
+    def shape(inspector) -> dict[str, list]:
+        return {
+            table: [(c["name"], repr(c["type"]), c["nullable"]) for c in inspector.get_columns(table)]
+            + [inspector.get_pk_constraint(table)["constrained_columns"]]
+            for table in (TOTALS, BREAKDOWN)
+        }
+
+    make_tables(db_engine)
+    before = shape(inspect(db_engine))
+    assert _store(db_engine).held
+    after = inspect(db_engine)
+    assert shape(after) == before
+    for suffix in ("_balance", "_bal_shard", "_margin", "_history"):
+        assert f"{DEFAULT_TABLE}{suffix}" in after.get_table_names()
+    assert _rows_in(db_engine, f"{DEFAULT_TABLE}_history") == 1

@@ -78,12 +78,19 @@ def test_tables_are_created_when_absent_with_their_keys(db_engine):
     prepare_tables(db_engine)
     prepare_tables(db_engine)  # existing tables of the right shape pass the check
     inspector = inspect(db_engine)
-    assert {DEFAULT_TABLE, BREAKDOWN_TABLE, PROBLEMS_TABLE} <= set(inspector.get_table_names())
-    keys = {
-        name: inspector.get_pk_constraint(name)["constrained_columns"] for name in inspector.get_table_names()
+    names = {table.name for table in warehouse_tables()}
+    assert names == set(inspector.get_table_names())
+    keys = {name: inspector.get_pk_constraint(name)["constrained_columns"] for name in names}
+    hourly, shard = ["account", "snapshot_hour"], ["account", "snapshot_hour", "exchange_index"]
+    assert keys == {
+        DEFAULT_TABLE: hourly,
+        BREAKDOWN_TABLE: shard,
+        PROBLEMS_TABLE: hourly,
+        f"{DEFAULT_TABLE}_balance": hourly,
+        f"{DEFAULT_TABLE}_bal_shard": shard,
+        f"{DEFAULT_TABLE}_margin": shard,
+        f"{DEFAULT_TABLE}_history": ["reading_id"],
     }
-    assert keys[DEFAULT_TABLE] == keys[PROBLEMS_TABLE] == ["account", "snapshot_hour"]
-    assert keys[BREAKDOWN_TABLE] == ["account", "snapshot_hour", "exchange_index"]
 
 
 def test_reading_before_any_load_gives_no_rows(db_engine):
@@ -144,8 +151,17 @@ def test_bad_schemas_are_refused(sqlite_engine, bad):
 def test_a_table_name_too_long_for_its_breakdown_table_is_refused():
     with pytest.raises(InvalidIdentifierError, match="breakdown table name"):
         warehouse_tables("t" * 54)  # fine alone, but "<name>_breakdown" would exceed 63 characters
-    tables = warehouse_tables("t" * 53)  # the longest name accepted before the problems table existed
-    assert [table.name for table in tables] == ["t" * 53, "t" * 53 + "_breakdown", "t" * 53 + "_problems"]
+    tables = warehouse_tables("t" * 53)  # the longest name accepted before the other tables existed
+    assert [table.name.removeprefix("t" * 53) for table in tables] == [
+        "",
+        "_breakdown",
+        "_problems",
+        "_balance",
+        "_bal_shard",
+        "_margin",
+        "_history",
+    ]
+    assert max(len(table.name) for table in tables) == 63
 
 
 # --- the row: exact, aware UTC -------------------------------------------------------------------
@@ -240,7 +256,7 @@ def test_an_earlier_observation_replaces_the_row_and_its_breakdown(db_engine, st
     assert row["total_resting_order_value_cents"] == 100
     assert (row["observed_at"], row["dag_run_id"]) == (earlier.observed_at, "run-1")
     assert row["breakdown"] == [{"exchange_index": 1, "balance_dollars": Decimal("9.5")}]
-    (_, breakdown, _) = warehouse_tables()
+    breakdown = warehouse_tables().breakdown
     with db_engine.connect() as conn:
         assert conn.execute(select(breakdown.c.observed_at)).scalars().all() == [earlier.observed_at]
 
@@ -338,7 +354,7 @@ def test_a_failure_after_the_total_rolls_it_back(monkeypatch, db_engine, store):
         seen_inside.append(conn.execute(select(tables.totals.c.total_resting_order_value_cents)).scalar_one())
         raise RuntimeError("injected failure")
 
-    monkeypatch.setattr(store_module, "_replace_details", failing_details)
+    monkeypatch.setattr(store_module, "_replace_total_details", failing_details)
     with pytest.raises(RuntimeError, match="injected failure"):
         store(db_engine, make_load(observed_minute=5, cents=9))
     assert seen_inside == [9]  # the total was written inside the transaction...

@@ -48,9 +48,59 @@ def test_breakdown_and_unknown_fields_are_accepted(kalshi_connection, simulator,
     ]
 
 
+def test_reads_the_balance_exactly(kalshi_connection, simulator, kalshi_account):
+    simulator.set_balance(kalshi_account.key_id, 123, balance_dollars="1.234567", portfolio_value=-9)
+    balance = KalshiHook(kalshi_connection()).get_balance()
+    assert (balance.balance_cents, balance.portfolio_value_cents) == (123, -9)
+    assert str(balance.balance_dollars) == "1.234567"
+    assert [entry.exchange_index for entry in balance.breakdown] == [0, 1, 2, 3]
+    [request] = simulator.requests
+    assert request.path == "/trade-api/v2/portfolio/balance" and request.signature_valid
+
+
+@pytest.fixture
+def lineage_collector(monkeypatch):
+    """Airflow's real hook lineage collector, as a lineage reader (OpenLineage) gets it, fresh for
+    the test (the process-wide one is a no-op unless OpenLineage is configured)."""
+    from airflow.providers.common.compat.lineage import hook as compat_lineage
+    from airflow.sdk.lineage import HookLineageCollector
+
+    collector = HookLineageCollector()
+    monkeypatch.setattr(compat_lineage, "get_hook_lineage_collector", lambda: collector)
+    return collector
+
+
+def test_each_endpoint_read_is_reported_as_hook_lineage_that_openlineage_names(
+    lineage_collector, kalshi_connection, simulator, kalshi_account
+):
+    """The hook reports each endpoint it read to Airflow's hook lineage collector; the OpenLineage
+    provider names it through the converter this provider registers (a web API: scheme and host,
+    then the URL path). A refused call reports nothing."""
+    from airflow.providers.openlineage.utils.utils import translate_airflow_asset
+
+    hook = KalshiHook(kalshi_connection())
+    hook.get_balance()
+    hook.get_resting_order_value()
+    simulator.set_fcm_member(kalshi_account.key_id, False)
+    with pytest.raises(KalshiPermissionError):
+        hook.get_resting_order_value()
+    collected = lineage_collector.collected_assets
+    assert collected.outputs == []
+    mine = [info for info in collected.inputs if info.context is hook]
+    assert sorted((info.asset.uri, info.count) for info in mine) == [
+        (f"kalshi+http://127.0.0.1:{simulator.port}/trade-api/v2/portfolio/balance", 1),
+        (f"kalshi+http://127.0.0.1:{simulator.port}{VALUE_PATH}", 1),
+    ]
+    named = sorted((d.namespace, d.name) for d in (translate_airflow_asset(i.asset, hook) for i in mine))
+    assert named == [
+        (f"http://127.0.0.1:{simulator.port}", "/trade-api/v2/portfolio/balance"),
+        (f"http://127.0.0.1:{simulator.port}", VALUE_PATH),
+    ]
+
+
 def test_generic_request_signs_path_without_query(kalshi_connection, simulator):
     body = KalshiHook(kalshi_connection()).request("GET", "/portfolio/balance", params={"subaccount": "0"})
-    assert body["balance"] == 100000
+    assert body["balance"] == 500000
     [request] = simulator.requests
     assert request.query == "subaccount=0" and request.signature_valid
 

@@ -1,4 +1,4 @@
-"""KalshiTotalRestingOrderValueOperator against the simulator: its XCom and its request budget."""
+"""The operators against the simulator: their XCom, what they do with Kalshi's refusals, their budget."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from decimal import Decimal
 import pytest
 
 from kalshi_provider.exceptions import KalshiPermissionError, KalshiServerError
-from kalshi_provider.operators.kalshi import KalshiTotalRestingOrderValueOperator
+from kalshi_provider.operators.kalshi import (
+    KalshiAccountReadingOperator,
+    KalshiTotalRestingOrderValueOperator,
+)
 from kalshi_provider.readings import AccountReading, ShardAmount
 from kalshi_provider.version_compat import AirflowFailException
 
@@ -81,3 +84,109 @@ def test_each_try_sends_at_most_its_share_of_the_budget(
 def test_a_budget_below_one_is_refused():
     with pytest.raises(ValueError, match="at least 1"):
         _operator("kalshi_default", max_requests=0)
+
+
+# -- KalshiAccountReadingOperator: the total and the balance -------------------------------------------
+
+
+class _TaskInstance:
+    try_number = 3
+
+
+def _read(conn_id: str, **kwargs) -> AccountReading:
+    operator = KalshiAccountReadingOperator(task_id="fetch", kalshi_conn_id=conn_id, **kwargs)
+    xcom = operator.execute({"ti": _TaskInstance()})
+    return AccountReading.from_xcom(json.loads(json.dumps(xcom)))
+
+
+def test_reads_the_total_then_the_balance_each_with_its_moment(kalshi_connection, simulator, kalshi_account):
+    simulator.set_balance(kalshi_account.key_id, 777, portfolio_value=5, balance_dollars="7.771")
+    before = datetime.now(timezone.utc)
+    reading = _read(kalshi_connection("fcm_account_a"))
+    assert [request.path.rpartition("/")[2] for request in simulator.requests] == [
+        "total_resting_order_value",
+        "balance",
+    ]
+    assert reading.resting_order_value.total_cents == 123456 and reading.not_permitted is None
+    balance = reading.balance.value
+    assert (balance.balance_cents, balance.portfolio_value_cents, balance.balance_dollars) == (
+        777,
+        5,
+        Decimal("7.771"),
+    )
+    assert before <= reading.observed_at <= reading.balance.observed_at <= datetime.now(timezone.utc)
+    assert reading.try_number == 3  # the fetch try that took it, from the task's context
+
+
+def test_a_key_that_may_not_read_the_total_still_records_its_balance(
+    kalshi_connection, make_kalshi_account, simulator
+):
+    account = make_kalshi_account(fcm_member=False, balance=4200)
+    conn_id = kalshi_connection("not_an_fcm", login=account.key_id, password=account.private_pem.decode())
+    reading = _read(conn_id)  # no failure: a non-FCM key is a state, not an error
+    assert reading.resting_order_value is None
+    assert "only for FCM members" in reading.not_permitted
+    assert reading.balance.value.balance_cents == 4200
+    assert [request.status for request in simulator.requests] == [403, 200]
+
+
+def test_a_balance_answer_kalshi_would_not_send_is_left_out_and_never_costs_the_total(
+    kalshi_connection, simulator, capsys
+):
+    simulator.push_faults([{"status": 200, "json": {"balance": 1}, "path": "/portfolio/balance"}])
+    reading = _read(kalshi_connection())
+    assert reading.resting_order_value.total_cents == 123456
+    assert reading.balance.value is None
+    assert "has no 'balance_dollars', 'portfolio_value', 'updated_ts' fields" in reading.balance.problem
+    assert "the balance was left out, the rest is kept" in capsys.readouterr().out  # the task log
+
+
+def test_a_refused_balance_fails_at_once_even_when_the_total_was_read(kalshi_connection, simulator):
+    """Every key may read its balance: a 403 there is no FCM matter, and no retry fixes it."""
+    simulator.push_faults([{"status": 403, "path": "/portfolio/balance"}])
+    with pytest.raises(AirflowFailException, match="403") as failed:
+        _read(kalshi_connection())
+    assert isinstance(failed.value.__cause__, KalshiPermissionError)
+
+
+@pytest.mark.parametrize(
+    ("max_requests", "retries", "attempts_per_call"),
+    [(24, 3, 3), (12, 3, 1), (8, 1, 2), (1, 3, 1)],
+)
+def test_both_calls_share_the_budget(
+    no_backoff, kalshi_connection, simulator, max_requests, retries, attempts_per_call
+):
+    simulator.push_faults([{"status": 503, "path": "/portfolio/balance", "times": 100}])
+    conn_id = kalshi_connection(extra={"max_retries": 4, "timeout": 2})
+    operator = KalshiAccountReadingOperator(
+        task_id="fetch", kalshi_conn_id=conn_id, max_requests=max_requests, retries=retries
+    )
+    assert operator.attempts_per_try == attempts_per_call
+    with pytest.raises(KalshiServerError):
+        operator.execute({})
+    sent = simulator.requests
+    assert [request.status for request in sent] == [200] + [503] * attempts_per_call
+    if max_requests >= 2 * (retries + 1):
+        assert len(sent) * (retries + 1) <= max_requests
+
+
+class _Try:
+    def __init__(self, try_number: int, max_tries: int) -> None:
+        self.try_number, self.max_tries = try_number, max_tries
+
+
+def test_a_balance_that_keeps_failing_is_retried_then_left_out_on_the_last_try(
+    no_backoff, kalshi_connection, simulator
+):
+    """Before the last try a failing balance fails the try, so Airflow reads both again; on the last
+    try the total is kept and the balance left out, with the reason: it never costs the total."""
+    simulator.push_faults([{"status": 503, "path": "/portfolio/balance", "times": 100}])
+    operator = KalshiAccountReadingOperator(task_id="fetch", kalshi_conn_id=kalshi_connection(), retries=3)
+    with pytest.raises(KalshiServerError):
+        operator.execute({"ti": _Try(try_number=3, max_tries=3)})
+    xcom = operator.execute({"ti": _Try(try_number=4, max_tries=3)})
+    reading = AccountReading.from_xcom(xcom)
+    assert reading.resting_order_value.total_cents == 123456
+    assert reading.balance.value is None
+    assert reading.balance.problem.startswith("the balance could not be read on the task's last try: ")
+    assert "503" in reading.balance.problem

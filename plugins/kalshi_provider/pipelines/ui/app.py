@@ -1,5 +1,8 @@
 """The "Kalshi resting orders" page and its data endpoint, served inside Airflow's API server.
 
+The page draws the total resting order value per account and, beside it, the free margin per
+account and exchange shard; ``/data`` serves the same values as JSON (exact decimals as strings).
+
 Airflow does not authenticate plugin apps: every route here depends on Airflow's own check that
 the caller may read the pipeline's DAG, so only a signed-in user who may read that DAG sees
 account data (an API bearer token, or from 3.1 on the UI's session cookie). FastAPI's generated
@@ -16,7 +19,14 @@ from fastapi import Depends, FastAPI, HTTPException, Query, status
 from fastapi.responses import HTMLResponse
 
 from kalshi_provider.pipelines.settings import HOURLY_DAG_ID
-from kalshi_provider.pipelines.ui.chart import render_svg, series_by_account
+from kalshi_provider.pipelines.ui.chart import (
+    DASHES,
+    colour,
+    margin_by_shard,
+    render_margin_svg,
+    render_svg,
+    series_by_account,
+)
 from kalshi_provider.version_compat import AIRFLOW_V_3_1_PLUS
 
 if AIRFLOW_V_3_1_PLUS:
@@ -72,33 +82,62 @@ if not AIRFLOW_V_3_1_PLUS:
 Hours = Annotated[int, Query(ge=1, le=24 * 90, description="How many hours back to show")]
 
 
-def load_rows(hours: int) -> tuple[list[dict[str, Any]], datetime, datetime]:
-    """Rows of the last ``hours`` hours, from the warehouse the DAG writes to by default."""
+def load_rows(hours: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]], datetime, datetime]:
+    """Totals and balances (with the free margin) of the last ``hours`` hours, from the warehouse
+    the DAG writes to by default."""
     from airflow.models.connection import Connection
 
     from kalshi_provider.pipelines.settings import warehouse_target
-    from kalshi_provider.pipelines.warehouse import read_snapshots, warehouse_engine
+    from kalshi_provider.pipelines.warehouse import read_balances, read_snapshots, warehouse_engine
 
     end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(hours=hours - 1)
     target = warehouse_target()
     engine, _ = warehouse_engine(target.conn_id, get_connection=Connection.get_connection_from_secrets)
+    window = {
+        "since": start,
+        "until": end + timedelta(hours=1),
+        "table_name": target.table,
+        "schema": target.schema,
+    }
     try:
-        rows = read_snapshots(
-            engine,
-            since=start,
-            until=end + timedelta(hours=1),
-            table_name=target.table,
-            schema=target.schema,
-        )
+        rows = read_snapshots(engine, **window)
+        balances = read_balances(engine, **window)
     finally:
         engine.dispose()
-    return rows, start, end
+    return rows, balances, start, end
+
+
+def _exact(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 @app.get("/data")
 def data(hours: Hours = 24) -> dict[str, Any]:
-    rows, start, end = load_rows(hours)
+    rows, balances, start, end = load_rows(hours)
+    balance: dict[str, list[dict[str, Any]]] = {}
+    free_margin: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for row in balances:
+        hour = row["snapshot_hour"].isoformat()
+        balance.setdefault(row["account"], []).append(
+            {
+                "snapshot_hour": hour,
+                "balance_cents": row["balance_cents"],
+                "balance_dollars": _exact(row["balance_dollars"]),
+                "portfolio_value_cents": row["portfolio_value_cents"],
+                "total_not_permitted": row["total_not_permitted"] is not None,
+            }
+        )
+        for entry in row["free_margin"]:
+            shards = free_margin.setdefault(row["account"], {})
+            shards.setdefault(str(entry["exchange_index"]), []).append(
+                {
+                    "snapshot_hour": hour,
+                    "balance_dollars": _exact(entry["balance_dollars"]),
+                    "resting_order_value_dollars": _exact(entry["resting_order_value_dollars"]),
+                    "free_margin_dollars": _exact(entry["free_margin_dollars"]),
+                }
+            )
     return {
         "start": start.isoformat(),
         "end": end.isoformat(),
@@ -106,29 +145,83 @@ def data(hours: Hours = 24) -> dict[str, Any]:
             account: [{"snapshot_hour": m.isoformat(), "cents": v} for m, v in points]
             for account, points in series_by_account(rows).items()
         },
+        "balance": balance,
+        "free_margin": free_margin,
     }
 
 
 @app.get("/chart", response_class=HTMLResponse)
 def chart(hours: Hours = 24) -> str:
-    rows, start, end = load_rows(hours)
+    rows, balances, start, end = load_rows(hours)
     series = series_by_account(rows)
+    margins = margin_by_shard(balances)
     links = " · ".join(
         f'<a href="?hours={value}"{" aria-current=page" if value == hours else ""}>{label}</a>'
         for label, value in WINDOWS.items()
     )
-    latest = "".join(
-        f"<tr><td>{escape(account)}</td><td>{points[-1][0]:%Y-%m-%d %H:00}</td>"
-        f"<td class=num>${points[-1][1] / 100:,.2f}</td><td class=num>{len(points)}</td></tr>"
-        for account, points in series.items()
-    )
-    body = (
-        render_svg(series, start, end) + f"<table><tr><th>account</th><th>latest hour (UTC)</th>"
-        f"<th>value</th><th>hours shown</th></tr>{latest}</table>"
-        if series
-        else "<p class=empty>No rows in this window yet: the hourly DAG has not written any.</p>"
-    )
+    if not series and not balances:
+        body = "<p class=empty>No rows in this window yet: the hourly DAG has not written any.</p>"
+    else:
+        body = (
+            render_svg(series, start, end)
+            + f"<h2>Free margin per exchange shard, last {hours} hours</h2>"
+            + "<p class=note>A shard's free margin is its balance minus the value of its resting orders. "
+            "Where either is unknown (a key without FCM access, a breakdown that does not add up) "
+            "there is no point.</p>"
+            + render_margin_svg(margins, start, end)
+            + _legend(margins)
+            + _latest_table(series, balances)
+        )
     return _PAGE.format(links=links, hours=hours, body=body)
+
+
+def _legend(margins: dict[tuple[str, int], list[Any]]) -> str:
+    accounts = sorted({account for account, _ in margins})
+    items = "".join(
+        f'<li><svg width="34" height="10" aria-hidden="true"><line x1="0" y1="5" x2="34" y2="5" '
+        f'stroke="{colour(accounts.index(account))}" stroke-width="2"'
+        + (f' stroke-dasharray="{DASHES[shard % len(DASHES)]}"' if DASHES[shard % len(DASHES)] else "")
+        + f"/></svg> {escape(account)} · shard {shard}</li>"
+        for account, shard in margins
+    )
+    return f"<ul class=legend>{items}</ul>" if items else ""
+
+
+def _latest_table(series: dict[str, list[tuple[datetime, int]]], balances: list[dict[str, Any]]) -> str:
+    latest_balance = {row["account"]: row for row in balances}  # rows come ordered by hour
+    accounts = sorted(set(series) | set(latest_balance))
+    cells = []
+    for account in accounts:
+        points = series.get(account, [])
+        balance = latest_balance.get(account)
+        value = f"${points[-1][1] / 100:,.2f}" if points else "—"
+        if balance is not None and balance["total_not_permitted"]:
+            value = "not permitted (no FCM access)"
+        hour = max([m for m, _ in points[-1:]] + ([balance["snapshot_hour"]] if balance else []))
+        cash = f"${balance['balance_dollars']:,.2f}" if balance else "—"
+        free = (
+            " · ".join(
+                f"{entry['exchange_index']}: "
+                + ("—" if entry["free_margin_dollars"] is None else _signed(entry["free_margin_dollars"]))
+                for entry in balance["free_margin"]
+            )
+            if balance
+            else "—"
+        )
+        cells.append(
+            f"<tr><td>{escape(account)}</td><td>{hour:%Y-%m-%d %H:00}</td><td class=num>{value}</td>"
+            f"<td class=num>{cash}</td><td class=num>{free}</td><td class=num>{len(points)}</td></tr>"
+        )
+    return (
+        "<table><tr><th>account</th><th>latest hour (UTC)</th><th>resting order value</th>"
+        "<th>balance</th><th>free margin per shard</th><th>hours shown</th></tr>"
+        + "".join(cells)
+        + "</table>"
+    )
+
+
+def _signed(dollars: Any) -> str:
+    return f"{'-' if dollars < 0 else ''}${abs(dollars):,.2f}"
 
 
 _PAGE = """<!doctype html>
@@ -139,6 +232,8 @@ _PAGE = """<!doctype html>
  table {{ border-collapse: collapse; margin-top: 1rem; }}
  td, th {{ padding: .3rem .8rem; border-bottom: 1px solid #ddd; }}
  .num {{ text-align: right; font-variant-numeric: tabular-nums; }} a[aria-current] {{ font-weight: bold; }}
+ h2 {{ font-size: 1.1rem; margin-top: 1.5rem; }} .note {{ color: #555; font-size: .9rem; }}
+ .legend {{ list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: .4rem 1.2rem; }}
 </style></head><body>
 <h1>Total resting order value per account, last {hours} hours</h1>
 <nav>{links}</nav>

@@ -1,11 +1,12 @@
 """
 Warehouse for the hourly total-resting-order-value rows (SQLAlchemy Core, 1.4 and 2.x).
 
-``store_reading`` writes one account-hour (total, breakdown, a note of a breakdown left out) in
-one transaction, keeping the earliest observation inside the hour; ``read_snapshots`` reads rows
-back; ``warehouse_engine`` finds the database (an Airflow SQL connection, else an embedded SQLite
-file) with bounded waits; ``prepare_tables`` creates missing tables and refuses existing ones
-that cannot hold the values exactly.
+``store_reading`` writes one account-hour (total, balance, their shards, the free margin per shard,
+the history of the readings) in one transaction, keeping the earliest observation inside the hour;
+``read_snapshots``, ``read_balances`` and ``read_history`` read rows back; ``warehouse_engine``
+finds the database (an Airflow SQL connection, else an embedded SQLite file) with bounded waits;
+``prepare_tables`` creates missing tables and refuses existing ones that cannot hold the values
+exactly.
 """
 
 from __future__ import annotations
@@ -24,22 +25,38 @@ from kalshi_provider.pipelines.warehouse.errors import (
     WarehouseSchemaError,
 )
 from kalshi_provider.pipelines.warehouse.schema import (
+    BALANCE_SHARD_SUFFIX,
+    BALANCE_SUFFIX,
     BREAKDOWN_SUFFIX,
+    HISTORY_SUFFIX,
+    MARGIN_SUFFIX,
     PROBLEMS_SUFFIX,
     WarehouseTables,
     validate_identifier,
     warehouse_tables,
 )
 from kalshi_provider.pipelines.warehouse.shape import prepare_tables
-from kalshi_provider.pipelines.warehouse.store import StoredHour, read_snapshots, store_reading
+from kalshi_provider.pipelines.warehouse.store import (
+    StoredHour,
+    StoredReading,
+    read_balances,
+    read_history,
+    read_snapshots,
+    store_reading,
+)
 
 __all__ = [
+    "BALANCE_SHARD_SUFFIX",
+    "BALANCE_SUFFIX",
     "BREAKDOWN_SUFFIX",
+    "HISTORY_SUFFIX",
+    "MARGIN_SUFFIX",
     "DEFAULT_TIMEOUTS",
     "PROBLEMS_SUFFIX",
     "InvalidIdentifierError",
     "InvalidSnapshotError",
     "StoredHour",
+    "StoredReading",
     "WarehouseConnectionError",
     "WarehouseSchemaError",
     "WarehouseTables",
@@ -47,6 +64,8 @@ __all__ = [
     "bound_engine",
     "embedded_database_path",
     "prepare_tables",
+    "read_balances",
+    "read_history",
     "read_snapshots",
     "store_reading",
     "validate_identifier",

@@ -18,8 +18,10 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
+    Index,
     Integer,
     MetaData,
     Numeric,
@@ -34,17 +36,29 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE, IDENTIFIER, IDENTIFIER_RULE
 from kalshi_provider.pipelines.warehouse.errors import InvalidIdentifierError
-from kalshi_provider.readings import DOLLAR_PRECISION, DOLLAR_QUANTUM, DOLLAR_SCALE
+from kalshi_provider.readings import DOLLAR_PRECISION, DOLLAR_QUANTUM, DOLLAR_SCALE, MAX_SOURCE_LENGTH
 
 BREAKDOWN_SUFFIX = "_breakdown"
-#: The side table naming hours whose breakdown was left out (no longer than BREAKDOWN_SUFFIX, so
-#: every table name accepted before it existed is still accepted).
+#: The side table naming hours whose breakdown was left out. It and the tables below have
+#: suffixes no longer than BREAKDOWN_SUFFIX, so every table name accepted before they existed is
+#: still accepted (a name plus its longest suffix must stay a 63-character identifier).
 PROBLEMS_SUFFIX = "_problems"
+#: The hour's balance (GET /portfolio/balance), one row per account and hour like the totals.
+BALANCE_SUFFIX = "_balance"
+#: The hour's balance per exchange shard (Kalshi's balance_breakdown).
+BALANCE_SHARD_SUFFIX = "_bal_shard"
+#: The hour's free margin per exchange shard: its balance minus the value of its resting orders.
+MARGIN_SUFFIX = "_margin"
+#: Every reading the pipeline took, append-only.
+HISTORY_SUFFIX = "_history"
 
 #: Longest text the key columns hold: Airflow's own limit for connection and run ids (ID_LEN).
 ID_LENGTH = 250
-#: Longest breakdown problem stored; the full text is in the load task's log.
+#: Longest breakdown problem, refusal or note stored; the full text is in the load task's log.
 PROBLEM_LENGTH = 1000
+#: Longest reading a history row holds as JSON: a reading comes from answers of at most 64 KiB,
+#: and its JSON is of the same order; MySQL/MariaDB get MEDIUMTEXT for it (TEXT holds 64 KiB).
+READING_JSON_LENGTH = 1024 * 1024
 
 _MYSQL = frozenset({"mysql", "mariadb"})
 #: Dialects whose timestamp type has no zone: we store naive UTC there.
@@ -127,12 +141,35 @@ def _key_text() -> TypeEngine[Any]:
     return Text().with_variant(varchar, "mysql").with_variant(varchar, "mariadb")  # one name a call: 1.4
 
 
+def _long_text(length: int) -> TypeEngine[Any]:
+    """Text of up to ``length`` characters: MEDIUMTEXT on MySQL/MariaDB beyond TEXT's 64 KiB."""
+    if length <= 65535 // 4:  # TEXT holds 65535 bytes, 4 bytes a character in utf8mb4
+        return Text()
+    medium = mysql.MEDIUMTEXT()
+    return Text().with_variant(medium, "mysql").with_variant(medium, "mariadb")
+
+
+def _text(name: str, length: int, **kwargs: Any) -> Column:
+    """A text column whose longest value the existing-table check knows (``info["max_length"]``)."""
+    return Column(name, _long_text(length), info={"max_length": length}, **kwargs)
+
+
 class WarehouseTables(NamedTuple):
-    """The three tables of one deployment: the hourly totals, their breakdown, left-out breakdowns."""
+    """The tables of one deployment, all named after its totals table.
+
+    ``totals``, ``breakdown`` and ``problems``: the hourly total resting order value, its split per
+    shard, and the hours whose split was left out. ``balance`` and ``balance_shards``: the hourly
+    balance and its split per shard. ``free_margin``: per hour and shard, the balance minus the
+    value of the resting orders, written at load time. ``history``: every reading taken.
+    """
 
     totals: Table
     breakdown: Table
     problems: Table
+    balance: Table
+    balance_shards: Table
+    free_margin: Table
+    history: Table
 
 
 @lru_cache(maxsize=64)
@@ -172,7 +209,74 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
         Column("account", _key_text(), nullable=False),
         Column("snapshot_hour", UTCDateTime, nullable=False),
         Column("observed_at", UTCDateTime, nullable=False),
-        Column("breakdown_problem", Text, nullable=False),
+        _text("breakdown_problem", PROBLEM_LENGTH, nullable=False),
         PrimaryKeyConstraint("account", "snapshot_hour"),
     )
-    return WarehouseTables(totals, breakdown, problems)
+    balance = Table(
+        table_name + BALANCE_SUFFIX,
+        metadata,
+        Column("account", _key_text(), nullable=False),
+        Column("snapshot_hour", UTCDateTime, nullable=False),
+        Column("balance_cents", BigInteger, nullable=False),
+        Column("balance_dollars", ExactDecimal, nullable=False),
+        Column("portfolio_value_cents", BigInteger, nullable=False),
+        Column("updated_ts", BigInteger, nullable=False),
+        Column("observed_at", UTCDateTime, nullable=False),
+        Column("dag_run_id", Text, nullable=True),
+        Column("loaded_at", UTCDateTime, nullable=False),
+        # Kalshi's refusal of the total in the same fetch (the key's account is no FCM member).
+        _text("total_not_permitted", PROBLEM_LENGTH, nullable=True),
+        # Why Kalshi's balance_breakdown was left out of this hour (the balance is kept).
+        _text("breakdown_problem", PROBLEM_LENGTH, nullable=True),
+        PrimaryKeyConstraint("account", "snapshot_hour"),
+    )
+    balance_shards = Table(
+        table_name + BALANCE_SHARD_SUFFIX,
+        metadata,
+        Column("account", _key_text(), nullable=False),
+        Column("snapshot_hour", UTCDateTime, nullable=False),
+        Column("exchange_index", Integer, nullable=False, autoincrement=False),
+        Column("balance_dollars", ExactDecimal, nullable=False),
+        Column("observed_at", UTCDateTime, nullable=False),
+        PrimaryKeyConstraint("account", "snapshot_hour", "exchange_index"),
+    )
+    free_margin = Table(
+        table_name + MARGIN_SUFFIX,
+        metadata,
+        Column("account", _key_text(), nullable=False),
+        Column("snapshot_hour", UTCDateTime, nullable=False),
+        Column("exchange_index", Integer, nullable=False, autoincrement=False),
+        # NULL where unknown: a shard missing from a breakdown that does not add up to its total,
+        # or no resting order value at all (a key without FCM access, an hour without a total).
+        Column("balance_dollars", ExactDecimal, nullable=True),
+        Column("resting_order_value_dollars", ExactDecimal, nullable=True),
+        Column("free_margin_dollars", ExactDecimal, nullable=True),
+        PrimaryKeyConstraint("account", "snapshot_hour", "exchange_index"),
+    )
+    history_name = table_name + HISTORY_SUFFIX
+    history = Table(
+        history_name,
+        metadata,
+        Column("reading_id", _key_text(), nullable=False),
+        Column("account", _key_text(), nullable=False),
+        Column("endpoint", _key_text(), nullable=False),
+        # The base URL the answer came from (the Kalshi host, or the simulator's).
+        _text("source", MAX_SOURCE_LENGTH, nullable=True),
+        Column("observed_at", UTCDateTime, nullable=False),
+        Column("snapshot_hour", UTCDateTime, nullable=False),
+        _text("outcome", ID_LENGTH, nullable=False),
+        Column("became_hour_row", Boolean(create_constraint=False), nullable=False),
+        Column("total_resting_order_value_cents", BigInteger, nullable=True),
+        Column("balance_cents", BigInteger, nullable=True),
+        Column("portfolio_value_cents", BigInteger, nullable=True),
+        _text("reading_json", READING_JSON_LENGTH, nullable=False),
+        _text("note", PROBLEM_LENGTH, nullable=True),
+        Column("dag_run_id", Text, nullable=True),
+        Column("fetch_try_number", Integer, nullable=True, autoincrement=False),
+        Column("load_try_number", Integer, nullable=True, autoincrement=False),
+        Column("recorded_at", UTCDateTime, nullable=False),
+        PrimaryKeyConstraint("reading_id"),
+        # What the load asks (an account's latest earlier reading of the total) and audits filter on.
+        Index(f"ix_{history_name}"[:63], "account", "endpoint", "observed_at"),
+    )
+    return WarehouseTables(totals, breakdown, problems, balance, balance_shards, free_margin, history)

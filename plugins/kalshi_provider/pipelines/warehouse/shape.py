@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Float, Integer, Numeric, SmallInteger, String, inspect
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, Integer, Numeric, SmallInteger, String, inspect
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeEngine
@@ -24,7 +24,6 @@ from kalshi_provider.pipelines.settings import DEFAULT_TABLE
 from kalshi_provider.pipelines.warehouse.errors import WarehouseSchemaError
 from kalshi_provider.pipelines.warehouse.schema import (
     ID_LENGTH,
-    PROBLEM_LENGTH,
     ExactDecimal,
     UTCDateTime,
     WarehouseTables,
@@ -139,10 +138,14 @@ def _holds(column: Any, found: TypeEngine[Any], dialect: Dialect) -> bool:
         return _timestamp_holds(found, name)
     if isinstance(ours, ExactDecimal):
         return _exact_decimal(found)
+    if isinstance(ours, Boolean):
+        return isinstance(found, (Boolean, Integer))  # MySQL's BOOL is TINYINT(1)
     if isinstance(ours, BigInteger):
         return isinstance(found, BigInteger)
     if isinstance(ours, Integer):
         return isinstance(found, Integer) and not isinstance(found, SmallInteger) and _at_least_32_bits(found)
+    if name in ("mysql", "mariadb") and _text_length(column) > _MYSQL_TEXT_CHARACTERS:
+        return type(found).__name__ in ("MEDIUMTEXT", "LONGTEXT")  # TEXT ends at 64 KiB
     return isinstance(found, String) and _long_enough(found, _text_length(column))
 
 
@@ -153,6 +156,8 @@ def _sqlite_holds(ours: TypeEngine[Any], found: TypeEngine[Any], dialect: Dialec
         return isinstance(found, DateTime)  # SQLAlchemy's ISO text, microseconds included
     if isinstance(ours, ExactDecimal):
         return any(word in declared for word in ("CHAR", "CLOB", "TEXT"))  # TEXT affinity
+    if isinstance(ours, Boolean):
+        return "INT" in declared or "BOOL" in declared  # SQLite stores 0 and 1
     if isinstance(ours, Integer):
         return "INT" in declared  # INTEGER affinity: up to 8 bytes, whatever the name says
     return isinstance(found, String) or any(word in declared for word in ("CHAR", "CLOB", "TEXT"))
@@ -188,8 +193,13 @@ def _long_enough(found: TypeEngine[Any], needed: int) -> bool:
     return length is None or length >= needed
 
 
+#: What MySQL's TEXT holds, in utf8mb4 characters (65535 bytes, up to 4 a character).
+_MYSQL_TEXT_CHARACTERS = 65535 // 4
+
+
 def _text_length(column: Any) -> int:
-    return PROBLEM_LENGTH if column.name == "breakdown_problem" else ID_LENGTH
+    """The longest text a column of ours holds (schema.py says it in ``info``; keys: ID_LENGTH)."""
+    return column.info.get("max_length", ID_LENGTH)
 
 
 def _required(reflected: dict[str, Any]) -> bool:
@@ -216,10 +226,14 @@ def _wanted(column: Any, dialect: Dialect) -> str:
         if dialect.name == "sqlite":
             return f"VARCHAR({DOLLAR_PRECISION + 2}) (TEXT affinity: SQLite's NUMERIC is a float)"
         return f"NUMERIC({DOLLAR_PRECISION}, {DOLLAR_SCALE}) or wider, an exact decimal"
+    if isinstance(ours, Boolean):
+        return "BOOLEAN (or an integer type holding 0 and 1)"
     if isinstance(ours, BigInteger):
         return "BIGINT (64-bit integer)"
     if isinstance(ours, Integer):
         return "INTEGER or BIGINT"
+    if dialect.name in ("mysql", "mariadb") and _text_length(column) > _MYSQL_TEXT_CHARACTERS:
+        return "MEDIUMTEXT or LONGTEXT"
     return f"a text type of at least {_text_length(column)} characters"
 
 
