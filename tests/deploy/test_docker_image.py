@@ -184,4 +184,3 @@ def test_matcher_follows_docker_rules():
     assert only_pem.excluded("top.pem") and only_pem.excluded("a/b/c.pem")
     assert only_pem.excluded("sub/a.txt") and not only_pem.excluded("sub/ab.txt")
     assert not only_pem.excluded("a/b/c.pem.txt")
-
