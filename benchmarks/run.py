@@ -103,7 +103,6 @@ class Bench:
         self.urls: dict[str, str] = {}
         self.shapes: dict[Path, dict[str, Any]] = {}  # the last parse of each DAG file
         self.signed_requests: list[int] = []  # per end-to-end run of ours
-        self.attempts = 0  # signed requests one hook call may send
         self.counts: list[tuple[str, str, str, str]] = []  # label, unit, ours, floor
         self.notes: list[str] = []
         self.simulator: KalshiSimulator | None = None
@@ -182,7 +181,6 @@ class Bench:
 
     def hook(self, env: dict[str, str], floor_first: bool) -> Sample:
         out = run_worker("hook", env, conn_id="kalshi_bench", calls=200, floor_first=floor_first)
-        self.attempts = out["attempts"]
         return {"ours": {"seconds": out["ours"]}, "floor": {"seconds": out["floor"]}}
 
     def dags_folder(self, source: Path) -> Path:
@@ -217,13 +215,12 @@ class Bench:
                     "-",
                 )
             )
-        if "hook" in sections:
             shape = self.shapes.get(DAG_FILE) or run_worker(
                 "parse", isolated_airflow_env(self.workdir / "parse-home"), path=str(DAG_FILE)
             )
-            tries = 1 + next(task[3][0] for task in shape["shape"]["tasks"] if task[0].endswith(".fetch"))
-            label = f"  worst case in an outage: {self.attempts} hook attempts x {tries} fetch task tries"
-            self.counts.append((label, "requests", str(self.attempts * tries), "-"))
+            attempts, calls, tries = shape["outage"]
+            label = f"  worst case in an outage: {attempts} attempts x {calls} calls x {tries} task tries"
+            self.counts.append((label, "requests", str(attempts * calls * tries), "-"))
 
     def count_round_trips(self, engine: str, name: str) -> None:
         """One write of each side of a new hour, counted: on the wire through a relay (PostgreSQL,

@@ -320,7 +320,18 @@ def parse(path: str) -> dict[str, Any]:
         raise SystemExit(f"{path} did not load one DAG: {bag.import_errors}")
     (dag,) = bag.dags.values()
     imported = sorted(m for m in set(sys.modules) - before if not m.startswith("unusual_prefix"))
-    return {"seconds": seconds, "shape": dag_shape(dag), "imported": imported}
+    return {"seconds": seconds, "shape": dag_shape(dag), "imported": imported, "outage": outage_budget(dag)}
+
+
+def outage_budget(dag: Any) -> list[int] | None:
+    """The fetch task's worst case when Kalshi fails every request: [attempts per call, calls per
+    try, tries], as its operator splits its ``max_requests`` (None for a DAG without one)."""
+    fetch = next((task for task in dag.tasks if task.task_id.endswith(".fetch")), None)
+    budget = getattr(fetch, "partial_kwargs", {}).get("max_requests")
+    if budget is None:
+        return None
+    calls, tries = fetch.operator_class.calls_per_try, fetch.retries + 1
+    return [max(1, budget // (tries * calls)), calls, tries]
 
 
 def dag_shape(dag: Any) -> dict[str, Any]:
@@ -353,8 +364,7 @@ def dag_shape(dag: Any) -> dict[str, Any]:
 
 def hook(conn_id: str, calls: int, floor_first: bool) -> dict[str, float]:
     """One sample each of the reused hook and of a bare signed ``requests`` call: mean seconds per
-    call over ``calls`` calls of each, alternating, after a warm-up (session, TCP connection, key).
-    ``attempts``: how many signed requests one hook call may send when every attempt fails."""
+    call over ``calls`` calls of each, alternating, after a warm-up (session, TCP connection, key)."""
     from urllib.parse import urlsplit
 
     import requests
@@ -388,9 +398,7 @@ def hook(conn_id: str, calls: int, floor_first: bool) -> dict[str, float]:
             sides[name]()
             spent[name] += now() - start
         order.reverse()
-    return {name: seconds / calls for name, seconds in spent.items()} | {
-        "attempts": ours.settings.max_retries + 1
-    }
+    return {name: seconds / calls for name, seconds in spent.items()}
 
 
 if __name__ == "__main__":
