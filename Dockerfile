@@ -20,9 +20,10 @@ RUN pip wheel --no-cache-dir --no-deps --wheel-dir /tmp/dist /tmp/airflow-provid
 
 FROM apache/airflow:3.3.2
 COPY --from=wheel --chown=airflow:0 /tmp/dist/ /tmp/dist/
-# psycopg (v3): the warehouse's fast write path on PostgreSQL. The image already has the postgres
-# provider (and psycopg2, which works too, through SQLAlchemy's own upsert); naming the provider's
-# version here could clash with the one the image pins.
+# psycopg (v3): the driver the test suite runs the PostgreSQL warehouse with. With it installed,
+# the image's postgres provider (6.3 or later, on SQLAlchemy 2) builds the warehouse's engine on
+# psycopg 3 instead of psycopg2, which the image also has but the suite does not test. The provider
+# itself is the image's: naming its version here could clash with the one the image pins.
 RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" \
         /tmp/dist/airflow_provider_kalshi-*.whl "psycopg[binary]" \
         --constraint "${HOME}/constraints.txt" \
