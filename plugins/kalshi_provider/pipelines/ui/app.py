@@ -214,7 +214,7 @@ def _latest_table(series: dict[str, list[tuple[datetime, int]]], balances: list[
         )
     return (
         "<table><tr><th>account</th><th>latest hour (UTC)</th><th>resting order value</th>"
-        "<th>balance</th><th>free margin per shard</th><th>hours shown</th></tr>"
+        "<th>balance</th><th>free margin per shard</th><th>hours with a total</th></tr>"
         + "".join(cells)
         + "</table>"
     )
