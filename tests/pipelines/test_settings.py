@@ -60,7 +60,7 @@ def test_the_section_moves_both_dags_and_the_chart(kalshi_section, monkeypatch, 
         store_reading(engine, reading, snapshot_hour=hour, dag_run_id="seed", table_name="fcm_resting_orders")
     finally:
         engine.dispose()
-    rows, _, _ = load_rows(24)
+    rows, _balances, _start, _end = load_rows(24)
     assert [(row["account"], row["total_resting_order_value_cents"]) for row in rows] == [
         ("kalshi_default", 777)
     ]
