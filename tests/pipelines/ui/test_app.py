@@ -105,3 +105,47 @@ def test_the_page_shows_the_free_margin_beside_the_total_escaped_and_without_scr
     assert 'data-margin-account="&lt;script&gt;' not in page  # its free margin is unknown: no line
     assert "0: $1,765.44 · 1: $2,000.00" in page
     assert "not permitted (no FCM access)" in page and "0: — · 1: —" in page
+
+
+def test_the_api_server_finds_a_warehouse_connection_stored_in_the_metadata_db(airflow_home, tmp_path):
+    """A connection made in the UI lives in the metadata DB, not the environment. The chart reads it
+    as the API server does (a server process), without Airflow's deprecated core hook lookup."""
+    import json
+    import subprocess
+    import sys
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import create_engine
+
+    from kalshi_provider.pipelines.warehouse import store_reading
+    from kalshi_provider.readings import AccountReading, RestingOrderValue
+
+    path = tmp_path / "warehouse.db"
+    hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        reading = AccountReading("kalshi_default", hour + timedelta(seconds=5), RestingOrderValue(31_337))
+        store_reading(engine, reading, snapshot_hour=hour, dag_run_id="seed")
+    finally:
+        engine.dispose()
+    conn = json.dumps({"conn_type": "sqlite", "host": str(path)})
+    added = airflow_home.airflow("connections", "add", "kalshi_warehouse", "--conn-json", conn)
+    assert added.returncode == 0, added.stderr
+
+    script = (  # Airflow is loaded first: its logging set-up re-routes warnings, which would hide them
+        "import json, warnings\n"
+        "import airflow.sdk, airflow.models.connection\n"
+        "from kalshi_provider.pipelines.ui.app import load_rows\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    rows, _balances, _start, _end = load_rows(2)\n"
+        "print(json.dumps({'cents': [r['total_resting_order_value_cents'] for r in rows],\n"
+        "    'deprecations': [str(w.message) for w in caught if 'ProvidersManager' in str(w.message)]}))\n"
+    )
+    env = airflow_home.env | {"_AIRFLOW_PROCESS_CONTEXT": "server"}  # what Airflow's API server sets
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found == {"cents": [31_337], "deprecations": []}

@@ -95,7 +95,7 @@ def _sql_hook_of(connection: Connection) -> Any:
         "provider gives a DbApiHook): set 'warehouse_conn_id' to one."
     )
     try:
-        hook = connection.get_hook()
+        hook = _task_sdk_connection(connection).get_hook()
     except (AirflowException, ImportError) as err:
         raise WarehouseConnectionError(
             f"{what}, for which no usable hook is installed ({type(err).__name__}). {use} "
@@ -104,6 +104,17 @@ def _sql_hook_of(connection: Connection) -> Any:
     if not isinstance(hook, DbApiHook):
         raise WarehouseConnectionError(f"{what}, which is not a SQL database ({type(hook).__name__}). {use}")
     return hook
+
+
+def _task_sdk_connection(connection: Any) -> Any:
+    """The hook is chosen by the connection's type and reads the connection itself by id, so a Task
+    SDK connection of the same id and type picks it: the API server's lookup gives the core model,
+    whose ``get_hook`` goes through a registry Airflow 3.3 deprecates."""
+    from airflow.sdk import Connection as TaskSdkConnection
+
+    if isinstance(connection, TaskSdkConnection):
+        return connection
+    return TaskSdkConnection(conn_id=connection.conn_id, conn_type=connection.conn_type)
 
 
 def embedded_database_path() -> Path:
