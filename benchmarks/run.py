@@ -113,6 +113,7 @@ class Bench:
         if "write" in sections:
             for engine in ENGINES:
                 url = self.warehouse(engine)
+                self.check_floor(ENGINES[engine], url)
                 for kind, first in (("write", False), ("first", True)):
                     found[f"{kind}-{engine}"] = rotated(
                         {side: self.writer(url, side, first) for side in SIDES}
@@ -155,6 +156,15 @@ class Bench:
         setup.dispose()
         self.urls[engine] = url
         return url
+
+    def check_floor(self, name: str, url: str) -> None:
+        """Both sides write one hour into fresh tables, which must then hold the same rows."""
+        rows = run_worker("check", url=url)
+        self.notes.append(
+            f"{name}: the floor's write left the same rows as ours (instants and ids aside): "
+            + ", ".join(f"{suffix.strip('_')} {count}" for suffix, count in rows.items())
+            + "."
+        )
 
     @staticmethod
     def writer(url: str, side: str, first: bool) -> Callable[[int], dict[str, float]]:
