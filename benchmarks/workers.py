@@ -214,71 +214,47 @@ def upsert_sql(dialect: str, table: Any, rows: int) -> str:
 
 
 def floor_rows(reading: AccountReading, hour: datetime, tables: Any) -> dict[str, list[dict[str, Any]]]:
-    """The rows of a new hour, by hand, per table: what ours leaves for the same reading (the
-    breakdowns are complete, so a shard one lists and the other does not counts as 0)."""
-    loaded = datetime.now(timezone.utc)
-    account, observed, value = reading.account, reading.observed_at, reading.resting_order_value
-    balance_observed, balance = reading.balance.observed_at, reading.balance.value
-    key = {"account": account, "snapshot_hour": hour}
-    resting = {s.exchange_index: s.dollars for s in value.breakdown}
+    """The rows of a new hour, by hand, per table name: what ours leaves for the same reading (both
+    breakdowns complete, so a shard one lists and the other does not counts as 0)."""
+    total, balance = reading.resting_order_value, reading.balance.value
+    observed, balance_observed = reading.observed_at, reading.balance.observed_at
+    key, stamp = {"account": reading.account, "snapshot_hour": hour}, datetime.now(timezone.utc)
+    run = {"dag_run_id": RUN_ID, "loaded_at": stamp}
+    resting = {s.exchange_index: s.dollars for s in total.breakdown}
     balances = {s.exchange_index: s.dollars for s in balance.breakdown}
+    zero = Decimal(0)
+    amounts = {"total_resting_order_value_cents": None, "balance_cents": None, "portfolio_value_cents": None}
 
-    def shards(amounts: dict[int, Decimal], at: datetime) -> list[dict[str, Any]]:
+    def shards(dollars: dict[int, Decimal], at: datetime) -> list[dict[str, Any]]:
         return [
-            key | {"exchange_index": i, "balance_dollars": d, "observed_at": at} for i, d in amounts.items()
+            key | {"exchange_index": i, "balance_dollars": d, "observed_at": at} for i, d in dollars.items()
         ]
 
-    def history(endpoint: str, at: datetime, values: dict[str, Any], **amounts: int | None) -> dict[str, Any]:
-        return (
-            key
-            | {
-                "reading_id": str(uuid.uuid4()),
-                "endpoint": endpoint,
-                "source": reading.source,
-                "observed_at": at,
-                "outcome": "hour_row",
-                "became_hour_row": True,
-                "total_resting_order_value_cents": None,
-                "balance_cents": None,
-                "portfolio_value_cents": None,
-                "reading_json": json.dumps(values, sort_keys=True, separators=(",", ":")),
-                "note": None,
-                "dag_run_id": RUN_ID,
-                "fetch_try_number": reading.try_number,
-                "load_try_number": LOAD_TRY,
-                "recorded_at": loaded,
-            }
-            | amounts
-        )
+    def history(endpoint: str, at: datetime, values: dict[str, Any], **found: int) -> dict[str, Any]:
+        text = json.dumps(values, sort_keys=True, separators=(",", ":"))
+        return key | amounts | found | {
+            "reading_id": str(uuid.uuid4()), "endpoint": endpoint, "source": reading.source,
+            "observed_at": at, "outcome": "hour_row", "became_hour_row": True, "reading_json": text,
+            "note": None, "dag_run_id": RUN_ID, "fetch_try_number": reading.try_number,
+            "load_try_number": LOAD_TRY, "recorded_at": stamp,
+        }  # fmt: skip
 
-    zero = Decimal(0)
-    total_json = {
-        "total_cents": value.total_cents,
-        "breakdown": [[i, str(d)] for i, d in resting.items()],
-        "breakdown_problem": None,
-    }
-    rows = {
+    total_json = {"total_cents": total.total_cents, "breakdown": [[i, str(d)] for i, d in resting.items()]}
+    return {
         tables.totals.name: [
-            key
-            | {
-                "total_resting_order_value_cents": value.total_cents,
-                "observed_at": observed,
-                "dag_run_id": RUN_ID,
-                "loaded_at": loaded,
-            }
+            key | run | {"total_resting_order_value_cents": total.total_cents, "observed_at": observed}
         ],
         tables.breakdown.name: shards(resting, observed),
         tables.problems.name: [],
         tables.balance.name: [
             key
+            | run
             | {
                 "balance_cents": balance.balance_cents,
                 "balance_dollars": balance.balance_dollars,
                 "portfolio_value_cents": balance.portfolio_value_cents,
                 "updated_ts": balance.updated_ts,
                 "observed_at": balance_observed,
-                "dag_run_id": RUN_ID,
-                "loaded_at": loaded,
                 "total_not_permitted": None,
                 "breakdown_problem": None,
             }
@@ -295,7 +271,12 @@ def floor_rows(reading: AccountReading, hour: datetime, tables: Any) -> dict[str
             for i in sorted(set(balances) | set(resting))
         ],
         tables.history.name: [
-            history(TOTAL_ENDPOINT, observed, total_json, total_resting_order_value_cents=value.total_cents),
+            history(
+                TOTAL_ENDPOINT,
+                observed,
+                total_json | {"breakdown_problem": None},
+                total_resting_order_value_cents=total.total_cents,
+            ),
             history(
                 BALANCE_ENDPOINT,
                 balance_observed,
@@ -305,7 +286,6 @@ def floor_rows(reading: AccountReading, hour: datetime, tables: Any) -> dict[str
             ),
         ],
     }
-    return rows
 
 
 def write_floor(url: str, table: str, hour: int, create: bool = False) -> dict[str, float]:
