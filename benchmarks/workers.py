@@ -462,18 +462,18 @@ def parse(path: str) -> dict[str, Any]:
 
 def outage_budget(dag: Any) -> list[int] | None:
     """The fetch task's worst case when Kalshi fails every request: [attempts per call, calls per
-    try, tries], as its operator splits its ``max_requests`` (None for a DAG without one)."""
+    try, tries], as its operator splits its ``max_requests`` (None for a DAG without one). The task
+    sits in a mapped task group, so it is the operator itself, not a mapped one with partial kwargs."""
     fetch = next((task for task in dag.tasks if task.task_id.endswith(".fetch")), None)
-    budget = getattr(fetch, "partial_kwargs", {}).get("max_requests")
-    if budget is None:
+    attempts = getattr(fetch, "attempts_per_try", None)
+    if attempts is None:
         return None
-    calls, tries = fetch.operator_class.calls_per_try, fetch.retries + 1
-    return [max(1, budget // (tries * calls)), calls, tries]
+    return [attempts, fetch.calls_per_try, fetch.retries + 1]
 
 
 def dag_shape(dag: Any) -> dict[str, Any]:
     """What "the same shape" means: schedule, params and their schemas, default_args, task ids,
-    mapping, outlets, retries, dependencies."""
+    mapping, outlets, retries, execution timeouts, dependencies."""
 
     def task_shape(task: Any) -> list[Any]:
         policy = getattr(task, "retry_policy", None)
