@@ -338,7 +338,7 @@ def notes(samples: dict[str, list[Sample]], bench: Bench) -> list[str]:
             "DAG shape: the no-op DAG has "
             + ("the same shape" if ours["shape"] == floor["shape"] else "ANOTHER SHAPE (fix the floor)")
             + " (schedule, params and their schemas, default_args, task ids, mapping, outlets, retries, "
-            "dependencies). Beyond what the one-task DAG imports, it imports "
+            "execution timeouts, dependencies). Beyond what the one-task DAG imports, it imports "
             f"{sorted(set(floor['imported']) - beyond)} and the DAG file "
             f"{sorted(set(ours['imported']) - beyond)}."
         )

@@ -482,6 +482,7 @@ def dag_shape(dag: Any) -> dict[str, Any]:
             task.get_closest_mapped_task_group() is not None,
             [type(outlet).__name__ for outlet in task.outlets],
             [task.retries, str(task.retry_delay), task.retry_exponential_backoff, str(task.max_retry_delay)],
+            str(task.execution_timeout),
             type(policy).__name__ if policy else None,
             sorted(task.upstream_task_ids),
         ]
