@@ -342,8 +342,6 @@ def notes(samples: dict[str, list[Sample]], bench: Bench) -> list[str]:
             f"{sorted(set(floor['imported']) - beyond)} and the DAG file "
             f"{sorted(set(ours['imported']) - beyond)}."
         )
-    if "hook" in samples:
-        found.append("Hook: measured on this branch; re-run after the hook hardening is merged.")
     return found
 
 
