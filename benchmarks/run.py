@@ -113,6 +113,7 @@ class Bench:
         if "write" in sections:
             for engine in ENGINES:
                 url = self.warehouse(engine)
+                self.check_floor(ENGINES[engine], url)
                 for kind, first in (("write", False), ("first", True)):
                     found[f"{kind}-{engine}"] = rotated(
                         {side: self.writer(url, side, first) for side in SIDES}
@@ -155,6 +156,15 @@ class Bench:
         setup.dispose()
         self.urls[engine] = url
         return url
+
+    def check_floor(self, name: str, url: str) -> None:
+        """Both sides write one hour into fresh tables, which must then hold the same rows."""
+        rows = run_worker("check", url=url)
+        self.notes.append(
+            f"{name}: the floor's write left the same rows as ours (instants and ids aside): "
+            + ", ".join(f"{suffix.strip('_')} {count}" for suffix, count in rows.items())
+            + "."
+        )
 
     @staticmethod
     def writer(url: str, side: str, first: bool) -> Callable[[int], dict[str, float]]:
@@ -328,12 +338,10 @@ def notes(samples: dict[str, list[Sample]], bench: Bench) -> list[str]:
             "DAG shape: the no-op DAG has "
             + ("the same shape" if ours["shape"] == floor["shape"] else "ANOTHER SHAPE (fix the floor)")
             + " (schedule, params and their schemas, default_args, task ids, mapping, outlets, retries, "
-            "dependencies). Beyond what the one-task DAG imports, it imports "
+            "execution timeouts, dependencies). Beyond what the one-task DAG imports, it imports "
             f"{sorted(set(floor['imported']) - beyond)} and the DAG file "
             f"{sorted(set(ours['imported']) - beyond)}."
         )
-    if "hook" in samples:
-        found.append("Hook: measured on this branch; re-run after the hook hardening is merged.")
     return found
 
 

@@ -1,6 +1,6 @@
 """One benchmark measurement in this fresh process; prints one JSON line of seconds (or counts).
 
-    python benchmarks/workers.py write|parse|hook '<json arguments>'
+    python benchmarks/workers.py write|check|parse|hook '<json arguments>'
 
 Imports happen before any clock starts, on both sides: a load task, a DAG processor and a fetch
 task have their libraries loaded by the time the measured work begins (import times are Airflow's
@@ -13,6 +13,7 @@ import json
 import sqlite3
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -20,41 +21,62 @@ from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.schema import CreateTable
+from sqlalchemy.schema import CreateIndex, CreateTable
 
+from kalshi_provider.connection import BASE_URLS
 from kalshi_provider.pipelines.warehouse import bound_engine, store, warehouse_tables
-from kalshi_provider.readings import AccountReading, RestingOrderValue, ShardAmount
+from kalshi_provider.readings import BALANCE_ENDPOINT, TOTAL_ENDPOINT, AccountReading, BalanceReading
+from kalshi_provider.responses import parse_balance, parse_resting_order_value
+from kalshi_simulator.state import cents_to_dollars, split_over_shards
 
 now = time.perf_counter
 
 # -- one load task's write ---------------------------------------------------------------------------
 
-#: Kalshi's exchange shards in 2026 (0-3): a breakdown of four entries, as an FCM account gets.
-SHARDS = 4
 BASE_HOUR = datetime(2026, 1, 1, tzinfo=timezone.utc)
+#: What the load task passes besides the reading: its run, and its try (the fetch's is in the reading).
 RUN_ID = "scheduled__2026-01-01T00:00:00+00:00"
-TOTALS = (
-    "account",
-    "snapshot_hour",
-    "total_resting_order_value_cents",
-    "observed_at",
-    "dag_run_id",
-    "loaded_at",
-)
-BREAKDOWN = ("account", "snapshot_hour", "exchange_index", "balance_dollars", "observed_at")
-REPLACED = ("total_resting_order_value_cents", "dag_run_id", "loaded_at", "observed_at")
+FETCH_TRY = LOAD_TRY = 1
+#: The simulator's default FCM account, as Kalshi answers in 2026: both amounts spread over shards 0-3.
+TOTAL_CENTS, BALANCE_CENTS, PORTFOLIO_CENTS = 123_456, 500_000, 250_000
 
 
 def reading_for(hour_index: int) -> tuple[datetime, AccountReading]:
-    """A reading observed 2 s into hour ``hour_index`` (every sample writes a new hour, as every run does)."""
+    """The fetch task's reading of hour ``hour_index`` (every sample writes a new hour, as every run
+    does), as the load task gets it: Kalshi's two answers parsed by the hook's parsers, the total
+    2 s into the hour and the balance 30 ms later, through the XCom and back."""
     hour = BASE_HOUR + timedelta(hours=hour_index)
-    value = RestingOrderValue(123_456, tuple(ShardAmount(i, Decimal("308.64")) for i in range(SHARDS)))
-    return hour, AccountReading("kalshi_default", hour + timedelta(seconds=2, microseconds=123_456), value)
+    observed = hour + timedelta(seconds=2, microseconds=123_456)
+    total = parse_resting_order_value(
+        {
+            "total_resting_order_value": TOTAL_CENTS,
+            "resting_order_value_breakdown": split_over_shards(TOTAL_CENTS),
+        }
+    )
+    balance = parse_balance(
+        {
+            "balance": BALANCE_CENTS,
+            "balance_dollars": cents_to_dollars(BALANCE_CENTS),
+            "portfolio_value": PORTFOLIO_CENTS,
+            "updated_ts": int(hour.timestamp()),
+            "balance_breakdown": split_over_shards(BALANCE_CENTS),
+        }
+    )
+    fetched = AccountReading(
+        "kalshi_default",
+        observed,
+        total,
+        BalanceReading(observed + timedelta(milliseconds=30), balance),
+        try_number=FETCH_TRY,
+        source=BASE_URLS["production"],
+    )
+    return hour, AccountReading.from_xcom(json.loads(json.dumps(fetched.to_xcom())))
 
 
 def write_ours(url: str, table: str, hour: int, warm: bool = True) -> dict[str, float]:
-    """The load task's write: an engine made as ``warehouse_engine`` makes it, the table check, the
-    write, dispose. Phases are split at the pool's first checkout and around the table check."""
+    """The load task's write: an engine made as ``warehouse_engine`` makes it, ``store_reading`` with
+    the load task's arguments (the table check, then the write), dispose. Phases are split at the
+    pool's first checkout and around the table check."""
     check, marks = store.prepare_tables, {}
 
     def timed_check(*args: Any, **kwargs: Any) -> Any:
@@ -64,13 +86,21 @@ def write_ours(url: str, table: str, hour: int, warm: bool = True) -> dict[str, 
         return tables
 
     def write_hour(engine: Any, index: int) -> None:
-        snapshot_hour, reading = reading_for(index)
+        snapshot_hour, reading = readings[index]
         stored = store.store_reading(
-            engine, reading, snapshot_hour=snapshot_hour, dag_run_id=RUN_ID, table_name=table
+            engine,
+            reading,
+            snapshot_hour=snapshot_hour,
+            dag_run_id=RUN_ID,
+            table_name=table,
+            schema=None,
+            try_number=LOAD_TRY,
+            not_in_hour={},
         )
-        if not stored.held:
+        if not (stored.total.held and stored.balance.held):
             raise SystemExit(f"the write of hour {index} kept an older row")
 
+    readings = {index: reading_for(index) for index in (hour, hour + 1000)}
     store.prepare_tables = timed_check
     cpu, t0 = time.process_time(), now()
     engine = bound_engine(create_engine(url))
@@ -109,6 +139,9 @@ PROFILED = (
     ("table check (prepare_tables)", "warehouse/shape.py", "prepare_tables"),
     ("  of which reflection (SQLAlchemy Inspector)", "warehouse/shape.py", "_reflect"),
     ("  of which building the Table objects", "warehouse/schema.py", "warehouse_tables"),
+    ("keep-rule upserts and locked reads (total, balance)", "warehouse/store.py", "_keep_earliest"),
+    ("shard rows replaced (breakdown, balance shards)", "warehouse/store.py", "_replace_shards"),
+    ("free margin recomputed from the hour's rows", "warehouse/store.py", "_recompute_free_margin"),
     (
         "compiling SQL, all statements (a fresh engine's cache is empty)",
         "sqlalchemy/sql/elements.py",
@@ -138,72 +171,147 @@ def profile_ours(url: str, table: str, hour: int) -> dict[str, float]:
     return {label: seconds * 1000 for label, seconds in found.items()}
 
 
-#: The floor's one catalog query per dialect: every column of the three tables, with its type,
-#: nullability, default and primary-key membership (what the table check reads).
+#: The floor's one catalog query per dialect: every column of the tables named, with its type,
+#: nullability, default and primary-key membership (what the table check reads). ``{names}``
+#: becomes one placeholder per table.
 CATALOG = {
     "sqlite": 'SELECT m.name, c.name, c.type, c."notnull", c.dflt_value, c.pk FROM sqlite_master AS m '
-    "JOIN pragma_table_info(m.name) AS c WHERE m.type = 'table' AND m.name IN (%s, %s, %s)",
+    "JOIN pragma_table_info(m.name) AS c WHERE m.type = 'table' AND m.name IN ({names})",
     "postgresql": "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
     "a.atthasdef, a.attnum = ANY(i.indkey) FROM pg_class AS c JOIN pg_attribute AS a "
     "ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
     "LEFT JOIN pg_index AS i ON i.indrelid = c.oid AND i.indisprimary "
-    "WHERE c.relnamespace = current_schema()::regnamespace AND c.relname IN (%s, %s, %s)",
+    "WHERE c.relnamespace = current_schema()::regnamespace AND c.relname IN ({names})",
     "mysql": "SELECT table_name, column_name, column_type, is_nullable, column_default, column_key "
-    "FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name IN (%s, %s, %s)",
+    "FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name IN ({names})",
 }
 
 
-def upsert_sql(dialect: str, table: str, columns: tuple[str, ...], key: tuple[str, ...], rows: int) -> str:
-    """One multi-row ``INSERT ... ON CONFLICT`` (MySQL: ``ON DUPLICATE KEY UPDATE``) that keeps the
-    earliest observation, as ours does."""
+def upsert_sql(dialect: str, table: Any, rows: int) -> str:
+    """One multi-row INSERT of ``table``'s columns. The hourly tables and their shards keep the
+    earliest observation on a conflict, as ours does (MySQL: ``ON DUPLICATE KEY UPDATE`` with every
+    assignment conditional, ``observed_at`` last); the free margin takes the new values; the history
+    is only ever inserted."""
+    columns = [column.name for column in table.columns]
     values = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * rows)
-    insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}"
-    replaced = [c for c in REPLACED if c in columns]
+    insert = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES {values}"
+    key = [column.name for column in table.primary_key.columns]
+    if key == ["reading_id"]:
+        return insert
+    replaced = sorted((c for c in columns if c not in key), key=lambda c: c == "observed_at")
+    kept = "observed_at" in columns
     if dialect == "mysql":
-        earlier = "VALUES(observed_at) < observed_at"
-        return (
-            insert
-            + " ON DUPLICATE KEY UPDATE "
-            + ", ".join(f"{c} = IF({earlier}, VALUES({c}), {c})" for c in replaced)
+        assign = (
+            "{c} = IF(VALUES(observed_at) < observed_at, VALUES({c}), {c})" if kept else "{c} = VALUES({c})"
         )
+        return f"{insert} ON DUPLICATE KEY UPDATE " + ", ".join(assign.format(c=c) for c in replaced)
+    where = f" WHERE excluded.observed_at < {table.name}.observed_at" if kept else ""
     return (
         f"{insert} ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
         + ", ".join(f"{c} = excluded.{c}" for c in replaced)
-        + f" WHERE excluded.observed_at < {table}.observed_at"
+        + where
     )
 
 
+def floor_rows(reading: AccountReading, hour: datetime, tables: Any) -> dict[str, list[dict[str, Any]]]:
+    """The rows of a new hour, by hand, per table name: what ours leaves for the same reading (both
+    breakdowns complete, so a shard one lists and the other does not counts as 0)."""
+    total, balance = reading.resting_order_value, reading.balance.value
+    observed, balance_observed = reading.observed_at, reading.balance.observed_at
+    key, stamp = {"account": reading.account, "snapshot_hour": hour}, datetime.now(timezone.utc)
+    run = {"dag_run_id": RUN_ID, "loaded_at": stamp}
+    resting = {s.exchange_index: s.dollars for s in total.breakdown}
+    balances = {s.exchange_index: s.dollars for s in balance.breakdown}
+    zero = Decimal(0)
+    amounts = {"total_resting_order_value_cents": None, "balance_cents": None, "portfolio_value_cents": None}
+
+    def shards(dollars: dict[int, Decimal], at: datetime) -> list[dict[str, Any]]:
+        return [
+            key | {"exchange_index": i, "balance_dollars": d, "observed_at": at} for i, d in dollars.items()
+        ]
+
+    def history(endpoint: str, at: datetime, values: dict[str, Any], **found: int) -> dict[str, Any]:
+        text = json.dumps(values, sort_keys=True, separators=(",", ":"))
+        return key | amounts | found | {
+            "reading_id": str(uuid.uuid4()), "endpoint": endpoint, "source": reading.source,
+            "observed_at": at, "outcome": "hour_row", "became_hour_row": True, "reading_json": text,
+            "note": None, "dag_run_id": RUN_ID, "fetch_try_number": reading.try_number,
+            "load_try_number": LOAD_TRY, "recorded_at": stamp,
+        }  # fmt: skip
+
+    total_json = {"total_cents": total.total_cents, "breakdown": [[i, str(d)] for i, d in resting.items()]}
+    return {
+        tables.totals.name: [
+            key | run | {"total_resting_order_value_cents": total.total_cents, "observed_at": observed}
+        ],
+        tables.breakdown.name: shards(resting, observed),
+        tables.problems.name: [],
+        tables.balance.name: [
+            key
+            | run
+            | {
+                "balance_cents": balance.balance_cents,
+                "balance_dollars": balance.balance_dollars,
+                "portfolio_value_cents": balance.portfolio_value_cents,
+                "updated_ts": balance.updated_ts,
+                "observed_at": balance_observed,
+                "total_not_permitted": None,
+                "breakdown_problem": None,
+            }
+        ],
+        tables.balance_shards.name: shards(balances, balance_observed),
+        tables.free_margin.name: [
+            key
+            | {
+                "exchange_index": i,
+                "balance_dollars": balances.get(i, zero),
+                "resting_order_value_dollars": resting.get(i, zero),
+                "free_margin_dollars": balances.get(i, zero) - resting.get(i, zero),
+            }
+            for i in sorted(set(balances) | set(resting))
+        ],
+        tables.history.name: [
+            history(
+                TOTAL_ENDPOINT,
+                observed,
+                total_json | {"breakdown_problem": None},
+                total_resting_order_value_cents=total.total_cents,
+            ),
+            history(
+                BALANCE_ENDPOINT,
+                balance_observed,
+                balance.to_xcom(),
+                balance_cents=balance.balance_cents,
+                portfolio_value_cents=balance.portfolio_value_cents,
+            ),
+        ],
+    }
+
+
 def write_floor(url: str, table: str, hour: int, create: bool = False) -> dict[str, float]:
-    """The same job by hand through the same driver: a fresh connection, one catalog query, one
-    upsert per table (totals, breakdown) in one transaction; with ``create``, the CREATE TABLEs."""
+    """The same job by hand through the same driver: a fresh connection, one catalog query for every
+    table's columns, one multi-row upsert per table with rows (a plain INSERT for the history) in one
+    transaction; with ``create``, the CREATE TABLEs and the history's index first."""
     parsed = make_url(url)
     dialect = parsed.get_dialect().name
     dialect = "mysql" if dialect == "mariadb" else dialect
-    names = [t.name for t in warehouse_tables(table)]
-    ddl = [
-        str(CreateTable(t).compile(dialect=parsed.get_dialect()())) for t in warehouse_tables(table) if create
-    ]
+    tables = warehouse_tables(table)
+    names = [t.name for t in tables]
+    sql_dialect = parsed.get_dialect()()
+    ddl = [str(CreateTable(t).compile(dialect=sql_dialect)) for t in tables if create]
+    ddl += [str(CreateIndex(i).compile(dialect=sql_dialect)) for t in tables if create for i in t.indexes]
+    catalog = _paramstyle(dialect, CATALOG[dialect].format(names=", ".join(["%s"] * len(names))))
     snapshot_hour, reading = reading_for(hour)
+    counts = {name: len(rows) for name, rows in floor_rows(reading, snapshot_hour, tables).items()}
+    upserts = {t.name: _paramstyle(dialect, upsert_sql(dialect, t, counts[t.name])) for t in tables}
+    tables_by = {t.name: t for t in tables}
     as_value = _driver_value(dialect)
-    totals = [reading.account, snapshot_hour, reading.resting_order_value.total_cents, reading.observed_at]
-    totals += [RUN_ID, datetime.now(timezone.utc)]
-    shards = reading.resting_order_value.breakdown
-    parts = [
-        (reading.account, snapshot_hour, s.exchange_index, s.dollars, reading.observed_at) for s in shards
-    ]
-    statements = [
-        (upsert_sql(dialect, names[0], TOTALS, TOTALS[:2], 1), [as_value(v) for v in totals]),
-        (
-            upsert_sql(dialect, names[1], BREAKDOWN, BREAKDOWN[:3], len(parts)),
-            [as_value(v) for p in parts for v in p],
-        ),
-    ]
     connect = _driver_connect(dialect, parsed)
     cpu, t0 = time.process_time(), now()
     connection = connect()
     t1 = now()
     cursor = connection.cursor()
-    cursor.execute(_paramstyle(dialect, CATALOG[dialect]), names)
+    cursor.execute(catalog, names)
     found = cursor.fetchall()
     t2 = now()
     if dialect == "sqlite":
@@ -211,15 +319,19 @@ def write_floor(url: str, table: str, hour: int, create: bool = False) -> dict[s
     if create and not found:
         for statement in ddl:
             cursor.execute(statement)
-    for sql, params in statements:
-        cursor.execute(_paramstyle(dialect, sql), params)
+    for name, rows in floor_rows(reading, snapshot_hour, tables).items():
+        if rows:
+            cursor.execute(
+                upserts[name], [as_value(row[c.name]) for row in rows for c in tables_by[name].columns]
+            )
     connection.commit()
     t3 = now()
     connection.close()
     t4 = now()
     cpu = time.process_time() - cpu
-    if not create and len(found) != len(TOTALS) + len(BREAKDOWN) + 4:  # the problems table has 4
-        raise SystemExit(f"the floor's catalog query found {len(found)} columns of the three tables")
+    columns = sum(len(t.columns) for t in tables)
+    if not create and len(found) != columns:
+        raise SystemExit(f"the floor's catalog query found {len(found)} columns of {columns}")
     return {
         "total": t4 - t0,
         "connect": t1 - t0,
@@ -286,6 +398,31 @@ def write(
     return {**result, **(counts or {})}
 
 
+#: Columns whose values are the instant or the id a write takes, different on every write.
+STAMPS = frozenset({"loaded_at", "recorded_at", "reading_id"})
+
+
+def check(url: str) -> dict[str, Any]:
+    """Ours and the floor each write the same new hour into fresh tables, which must then hold the
+    same rows, as the database stores them (the stamps aside): the floor does the same job."""
+    found = {}
+    for side, write_side in (("ours", write_ours), ("floor", write_floor)):
+        table = f"check_{side}_{uuid.uuid4().hex[:8]}"
+        write_side(url, table, 0, **({"warm": False} if side == "ours" else {"create": True}))
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            for t in warehouse_tables(table):
+                result = conn.exec_driver_sql(f"SELECT * FROM {t.name}")
+                kept = [i for i, name in enumerate(result.keys()) if name not in STAMPS]
+                rows = sorted((tuple(row[i] for i in kept) for row in result), key=repr)
+                found.setdefault(t.name[len(table) :] or "_totals", {})[side] = rows
+        engine.dispose()
+    differ = {name: sides for name, sides in found.items() if sides["ours"] != sides["floor"]}
+    if differ:
+        raise SystemExit(f"the floor's rows are not ours: {differ}")
+    return {name: len(sides["ours"]) for name, sides in found.items()}
+
+
 def _count_sqlite_statements() -> dict[str, int]:
     """SQLite has no wire: count the statements it runs (its trace callback) and the connections."""
     counts = {"connections": 0, "round_trips": 0}
@@ -325,18 +462,18 @@ def parse(path: str) -> dict[str, Any]:
 
 def outage_budget(dag: Any) -> list[int] | None:
     """The fetch task's worst case when Kalshi fails every request: [attempts per call, calls per
-    try, tries], as its operator splits its ``max_requests`` (None for a DAG without one)."""
+    try, tries], as its operator splits its ``max_requests`` (None for a DAG without one). The task
+    sits in a mapped task group, so it is the operator itself, not a mapped one with partial kwargs."""
     fetch = next((task for task in dag.tasks if task.task_id.endswith(".fetch")), None)
-    budget = getattr(fetch, "partial_kwargs", {}).get("max_requests")
-    if budget is None:
+    attempts = getattr(fetch, "attempts_per_try", None)
+    if attempts is None:
         return None
-    calls, tries = fetch.operator_class.calls_per_try, fetch.retries + 1
-    return [max(1, budget // (tries * calls)), calls, tries]
+    return [attempts, fetch.calls_per_try, fetch.retries + 1]
 
 
 def dag_shape(dag: Any) -> dict[str, Any]:
     """What "the same shape" means: schedule, params and their schemas, default_args, task ids,
-    mapping, outlets, retries, dependencies."""
+    mapping, outlets, retries, execution timeouts, dependencies."""
 
     def task_shape(task: Any) -> list[Any]:
         policy = getattr(task, "retry_policy", None)
@@ -345,6 +482,7 @@ def dag_shape(dag: Any) -> dict[str, Any]:
             task.get_closest_mapped_task_group() is not None,
             [type(outlet).__name__ for outlet in task.outlets],
             [task.retries, str(task.retry_delay), task.retry_exponential_backoff, str(task.max_retry_delay)],
+            str(task.execution_timeout),
             type(policy).__name__ if policy else None,
             sorted(task.upstream_task_ids),
         ]
@@ -403,4 +541,4 @@ def hook(conn_id: str, calls: int, floor_first: bool) -> dict[str, float]:
 
 if __name__ == "__main__":
     kind, arguments = sys.argv[1], json.loads(sys.argv[2])
-    print(json.dumps({"write": write, "parse": parse, "hook": hook}[kind](**arguments)))
+    print(json.dumps({"write": write, "check": check, "parse": parse, "hook": hook}[kind](**arguments)))

@@ -1,9 +1,10 @@
 """Floor of the DAG-parse and end-to-end figures: the hourly DAG's shape with no-op tasks.
 
-The same schedule, params (with their schemas), default_args (retries and a retry policy of four
-exception classes), task ids, mapped task group, dependencies and asset outlet as
-``dags/kalshi_total_resting_order_value.py``; no Kalshi call, no warehouse, and only ``airflow.sdk``
-imported. ``benchmarks/run.py`` compares the two shapes on every run and says if they differ.
+The same schedule, params (with their schemas), default_args (retries, their delays and an
+execution timeout), each task's execution timeout, task ids, mapped task group, dependencies and
+asset outlet as ``dags/kalshi_total_resting_order_value.py``; no Kalshi call, no warehouse, and
+only ``airflow.sdk`` imported. ``benchmarks/run.py`` compares the two shapes on every run and says
+if they differ.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import DAG, Asset, Param, task, task_group
-from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
 
 with DAG(
     dag_id="benchmark_same_shape",
@@ -22,18 +22,10 @@ with DAG(
     max_active_runs=1,
     default_args={
         "retries": 3,
+        "execution_timeout": timedelta(minutes=3),
         "retry_delay": timedelta(seconds=30),
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": timedelta(minutes=5),
-        "retry_policy": ExceptionRetryPolicy(
-            rules=[
-                RetryRule(
-                    exception=[PermissionError, LookupError, KeyError, IndexError],
-                    action=RetryAction.FAIL,
-                    reason="retrying won't help",
-                ),
-            ]
-        ),
     },
     params={
         "kalshi_conn_ids": Param(
@@ -65,15 +57,17 @@ with DAG(
     doc_md=__doc__,
 ):
 
-    @task
+    @task(execution_timeout=timedelta(minutes=1))
     def accounts_to_read(params=None) -> list[str]:
         return list(params["kalshi_conn_ids"])
 
-    @task(task_id="fetch")
+    @task(task_id="fetch", execution_timeout=timedelta(minutes=5))
     def fetch(kalshi_conn_id: str) -> dict:
         return {"account": kalshi_conn_id}
 
-    @task(outlets=[Asset(name="benchmark_same_shape", group="kalshi")])
+    @task(
+        outlets=[Asset(name="benchmark_same_shape", group="kalshi")], execution_timeout=timedelta(minutes=3)
+    )
     def load(reading: dict, params=None, dag_run=None) -> dict:
         return reading
 
