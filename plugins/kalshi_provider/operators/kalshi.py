@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from kalshi_provider.hooks.kalshi import KalshiHook
+    from kalshi_provider.readings import RestingOrderValue
 
 
 class _KalshiReadingOperator(BaseOperator):
@@ -92,13 +93,7 @@ class KalshiTotalRestingOrderValueOperator(_KalshiReadingOperator):
             try_number=self._try_number(context),
             source=hook.settings.base_url,
         )
-        self.log.info(
-            "Kalshi account %s: total resting order value %d cents (%d exchange(s) in the breakdown)",
-            self.kalshi_conn_id,
-            value.total_cents,
-            len(value.breakdown),
-        )
-        _warn_left_out(self, "total", value.breakdown_problem)
+        _log_total(self, value)
         return reading.to_xcom()
 
 
@@ -167,13 +162,7 @@ class KalshiAccountReadingOperator(_KalshiReadingOperator):
                 self.kalshi_conn_id,
             )
         else:
-            self.log.info(
-                "Kalshi account %s: total resting order value %d cents (%d exchange(s) in the breakdown)",
-                self.kalshi_conn_id,
-                value.total_cents,
-                len(value.breakdown),
-            )
-            _warn_left_out(self, "total", value.breakdown_problem)
+            _log_total(self, value)
         if balance.value is None:
             self.log.warning(
                 "Kalshi account %s: the balance was left out, the rest is kept: %s",
@@ -190,6 +179,16 @@ class KalshiAccountReadingOperator(_KalshiReadingOperator):
             )
             _warn_left_out(self, "balance", balance.value.breakdown_problem)
         return reading.to_xcom()
+
+
+def _log_total(operator: BaseOperator, value: RestingOrderValue) -> None:
+    operator.log.info(
+        "Kalshi account %s: total resting order value %d cents (%d exchange(s) in the breakdown)",
+        operator.kalshi_conn_id,
+        value.total_cents,
+        len(value.breakdown),
+    )
+    _warn_left_out(operator, "total", value.breakdown_problem)
 
 
 def _warn_left_out(operator: BaseOperator, what: str, problem: str | None) -> None:

@@ -172,6 +172,21 @@ class WarehouseTables(NamedTuple):
     history: Table
 
 
+def _per_shard_table(name: str, metadata: MetaData) -> Table:
+    """One exact dollar amount per (account, hour, exchange shard): the shape Kalshi's two
+    breakdowns (of the resting order value and of the balance) share."""
+    return Table(
+        name,
+        metadata,
+        Column("account", _key_text(), nullable=False),
+        Column("snapshot_hour", UTCDateTime, nullable=False),
+        Column("exchange_index", Integer, nullable=False, autoincrement=False),
+        Column("balance_dollars", ExactDecimal, nullable=False),
+        Column("observed_at", UTCDateTime, nullable=False),
+        PrimaryKeyConstraint("account", "snapshot_hour", "exchange_index"),
+    )
+
+
 @lru_cache(maxsize=64)
 def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None) -> WarehouseTables:
     """Return the tables for ``table_name``, refusing names that are not plain identifiers."""
@@ -193,16 +208,7 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
         Column("loaded_at", UTCDateTime, nullable=False),
         PrimaryKeyConstraint("account", "snapshot_hour"),
     )
-    breakdown = Table(
-        breakdown_name,
-        metadata,
-        Column("account", _key_text(), nullable=False),
-        Column("snapshot_hour", UTCDateTime, nullable=False),
-        Column("exchange_index", Integer, nullable=False, autoincrement=False),
-        Column("balance_dollars", ExactDecimal, nullable=False),
-        Column("observed_at", UTCDateTime, nullable=False),
-        PrimaryKeyConstraint("account", "snapshot_hour", "exchange_index"),
-    )
+    breakdown = _per_shard_table(breakdown_name, metadata)
     problems = Table(
         table_name + PROBLEMS_SUFFIX,
         metadata,
@@ -230,16 +236,7 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
         _text("breakdown_problem", PROBLEM_LENGTH, nullable=True),
         PrimaryKeyConstraint("account", "snapshot_hour"),
     )
-    balance_shards = Table(
-        table_name + BALANCE_SHARD_SUFFIX,
-        metadata,
-        Column("account", _key_text(), nullable=False),
-        Column("snapshot_hour", UTCDateTime, nullable=False),
-        Column("exchange_index", Integer, nullable=False, autoincrement=False),
-        Column("balance_dollars", ExactDecimal, nullable=False),
-        Column("observed_at", UTCDateTime, nullable=False),
-        PrimaryKeyConstraint("account", "snapshot_hour", "exchange_index"),
-    )
+    balance_shards = _per_shard_table(table_name + BALANCE_SHARD_SUFFIX, metadata)
     free_margin = Table(
         table_name + MARGIN_SUFFIX,
         metadata,
