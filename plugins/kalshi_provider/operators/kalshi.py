@@ -103,11 +103,13 @@ class KalshiAccountReadingOperator(_KalshiReadingOperator):
 
     Two signed calls per try, in this order: the total, then the balance. Returns
     :meth:`kalshi_provider.readings.AccountReading.to_xcom` with both, each with the moment its
-    answer arrived. For a key whose account is not an FCM member, Kalshi refuses the total (403):
-    that refusal is recorded in the reading (``not_permitted``) and the balance is still read, so
-    the task succeeds. The balance never costs the total: an answer that is not Kalshi's documented
-    body is left out (with the reason), and so is a balance that still fails on the task's last try
-    (a timeout, 429 or 5xx, retried until then like any). Other errors are as for
+    answer arrived. For a key whose account is not an FCM member, Kalshi refuses the total (403
+    with its JSON error ``permission_denied``): that refusal is recorded in the reading
+    (``not_permitted``) and the balance is still read, so the task succeeds. Any other 403 (a
+    proxy's or firewall's page) fails the task at once: it says nothing about FCM access. The
+    balance never costs the total: an answer that is not Kalshi's documented body is left out
+    (with the reason), and so is a balance that still fails on the task's last try (a timeout,
+    429 or 5xx, retried until then like any). Other errors are as for
     :class:`KalshiTotalRestingOrderValueOperator`: no retry for those no retry can fix (a 403 on
     the balance, which every key may read, among them), task retries for the rest.
 

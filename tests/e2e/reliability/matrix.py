@@ -322,6 +322,36 @@ CASES: tuple[Case, ...] = (
         message="Kalshi does not permit this key to read the total resting order value",
     ),
     Case(
+        "403-proxy-html",
+        "an egress proxy or firewall refuses the total with its own 403 page",
+        "403 with an HTML page to every total request",
+        outcome="failed",
+        tries=1,
+        requests=1,
+        rows=0,
+        bound=30,
+        faults=_always(
+            status=403,
+            body="<html><head><title>403 Forbidden</title></head><body>Blocked by egress policy</body></html>",
+            path=PATH,
+        ),
+        message="HTTP 403 did not come from Kalshi's API: a proxy or firewall",
+    ),
+    Case(
+        "403-other-code",
+        "a 403 whose JSON error is not Kalshi's `permission_denied`",
+        '`{"error": {"code": "forbidden", ...}}` to every total request',
+        outcome="failed",
+        tries=1,
+        requests=1,
+        rows=0,
+        bound=30,
+        faults=_always(
+            status=403, json={"error": {"code": "forbidden", "message": "ip not allowed"}}, path=PATH
+        ),
+        message="HTTP 403 (code forbidden) did not come from Kalshi's API",
+    ),
+    Case(
         "balance-not-spec",
         "the balance answer lacks fields Kalshi's spec requires",
         '`{"balance": 500000}` to every balance request',

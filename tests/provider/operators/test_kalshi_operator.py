@@ -8,13 +8,14 @@ from decimal import Decimal
 
 import pytest
 
-from kalshi_provider.exceptions import KalshiPermissionError, KalshiServerError
+from kalshi_provider.exceptions import KalshiForeignRefusalError, KalshiPermissionError, KalshiServerError
 from kalshi_provider.operators.kalshi import (
     KalshiAccountReadingOperator,
     KalshiTotalRestingOrderValueOperator,
 )
 from kalshi_provider.readings import AccountReading, ShardAmount
 from kalshi_provider.version_compat import AirflowFailException
+from tests.provider.hostile import HostileServer, answer
 
 
 def test_execute_returns_the_reading_as_its_xcom(kalshi_connection, simulator, kalshi_account):
@@ -147,6 +148,69 @@ def test_a_refused_balance_fails_at_once_even_when_the_total_was_read(kalshi_con
     with pytest.raises(AirflowFailException, match="403") as failed:
         _read(kalshi_connection())
     assert isinstance(failed.value.__cause__, KalshiPermissionError)
+
+
+# -- a 403 is "no FCM access" only when Kalshi's API says so ------------------------------------------
+
+_BALANCE_BODY = b'{"balance": 4200, "balance_dollars": "42.00", "portfolio_value": 0, "updated_ts": 1}'
+
+
+def _refusing_server(body: bytes, content_type: str) -> HostileServer:
+    """Answers the total's path with a 403 carrying ``body``, and the balance as Kalshi would."""
+
+    def script(exchange) -> None:
+        request_line = exchange.head.split(b"\r\n", 1)[0]
+        if b"/portfolio/summary/total_resting_order_value" in request_line:
+            exchange.send(answer("403 Forbidden", body, {"Content-Type": content_type}))
+        else:
+            exchange.send(answer("200 OK", _BALANCE_BODY))
+
+    return HostileServer(script)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (
+            b"<html><head><title>403 Forbidden</title></head><body><h1>Forbidden</h1>"
+            b"Blocked by the egress policy</body></html>",
+            "text/html",
+        ),
+        (
+            b'{"error": {"code": "forbidden", "message": "your IP address is not allowed"}}',
+            "application/json",
+        ),
+    ],
+    ids=["proxy-html-page", "json-of-another-code"],
+)
+def test_a_403_that_is_not_kalshis_refusal_fails_the_task_at_once(kalshi_connection, body, content_type):
+    """A proxy's or firewall's 403 says nothing about FCM access: recording it as "not permitted"
+    would let the task succeed and the totals stop without an alarm."""
+    with _refusing_server(body, content_type) as server:
+        conn_id = kalshi_connection(host=server.base_url, extra={"max_retries": 2, "timeout": 5})
+        with pytest.raises(AirflowFailException, match="did not come from Kalshi's API") as failed:
+            _read(conn_id)
+        heads = server.requests
+    assert isinstance(failed.value.__cause__, KalshiForeignRefusalError)
+    assert "proxy or firewall" in str(failed.value)
+    assert len(heads) == 1  # no hook retry, and no balance read for a run that fails anyway
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"error": {"code": "permission_denied", "message": "permission denied"}}',
+        b'{"code": "permission_denied", "message": "permission denied", "details": ""}',
+    ],
+    ids=["wrapped-as-seen-live", "flat-as-documented"],
+)
+def test_kalshis_own_refusal_from_the_same_server_is_recorded_as_not_permitted(kalshi_connection, body):
+    with _refusing_server(body, "application/json") as server:
+        reading = _read(kalshi_connection(host=server.base_url))
+        heads = server.requests
+    assert reading.resting_order_value is None and "only for FCM members" in reading.not_permitted
+    assert reading.balance.value.balance_cents == 4200
+    assert len(heads) == 2
 
 
 @pytest.mark.parametrize(
