@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from kalshi_provider.display import shown
@@ -18,6 +19,9 @@ class KalshiError(Exception):
 
     #: Whether retrying the same request later may succeed.
     retryable: bool = False
+    #: When the answer this error is about arrived (UTC), set by the hook; None when no answer
+    #: did (a timeout, a refused connection) or the error is not about one.
+    received_at: datetime | None = None
 
 
 class KalshiConfigError(KalshiError):
@@ -46,8 +50,10 @@ class KalshiAPIError(KalshiError):
         *,
         hint: str | None = None,
         retry_after: float | None = None,
+        received_at: datetime | None = None,
     ) -> None:
         self.status = status
+        self.received_at = received_at
         self.code = code
         self.message = message
         self.details = details

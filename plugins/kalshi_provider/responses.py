@@ -9,6 +9,7 @@ reason) and never costs the value beside it.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -152,7 +153,12 @@ def _parse_breakdown(raw: Any) -> tuple[ShardAmount, ...]:
 
 
 def error_from_response(
-    status: int, text: str, headers: Any = None, *, request_label: str = ""
+    status: int,
+    text: str,
+    headers: Any = None,
+    *,
+    request_label: str = "",
+    received_at: datetime | None = None,
 ) -> KalshiAPIError:
     """Build the matching exception from any error body Kalshi or a proxy sends.
 
@@ -173,6 +179,7 @@ def error_from_response(
         details,
         hint=_hint(status, code, details, kind, request_label),
         retry_after=_retry_after(headers),
+        received_at=received_at,
     )
 
 
@@ -267,8 +274,6 @@ def _retry_after(headers: Any) -> float | None:
     except ValueError:
         pass
     try:
-        from datetime import datetime, timezone
-
         when = parsedate_to_datetime(raw)
         return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
     except (TypeError, ValueError):

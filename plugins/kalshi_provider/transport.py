@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -50,11 +51,14 @@ _CHUNK = 16 * 1024
 
 @dataclass(frozen=True)
 class Answer:
-    """A complete HTTP answer: status, headers and the decoded body (at most the cap)."""
+    """A complete HTTP answer: status, headers, the decoded body (at most the cap) and when it
+    arrived."""
 
     status: int
     headers: Mapping[str, str]
     body: bytes
+    #: When the whole answer had been read (UTC, this machine's clock): what a reading is stamped with.
+    received_at: datetime
     #: True when an error answer's body was longer than the cap and was cut there.
     truncated: bool = False
 
@@ -118,6 +122,7 @@ def exchange(
                         response.status_code, _location_host(response, url), label, origin
                     )
                 body, truncated = _read_capped(response, max_body, label, origin)
+                received_at = datetime.now(timezone.utc)
                 status, headers = response.status_code, response.headers
             finally:
                 response.close()
@@ -131,7 +136,7 @@ def exchange(
             # Cut mid-answer, http.client may take what it had for the whole answer (headers
             # without their end, a body without its framing): never use it.
             raise _deadline_error(label, origin, timeout)
-    return Answer(status, headers, body, truncated)
+    return Answer(status, headers, body, received_at, truncated)
 
 
 def _read_capped(response: requests.Response, cap: int, label: str, origin: str) -> tuple[bytes, bool]:

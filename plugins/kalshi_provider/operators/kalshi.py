@@ -11,6 +11,7 @@ from airflow.sdk import BaseOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from kalshi_provider.exceptions import KalshiError
     from kalshi_provider.hooks.kalshi import KalshiHook
     from kalshi_provider.readings import RestingOrderValue
 
@@ -88,7 +89,7 @@ class KalshiTotalRestingOrderValueOperator(_KalshiReadingOperator):
             value = hook.get_resting_order_value()
         reading = AccountReading(
             self.kalshi_conn_id,
-            datetime.now(timezone.utc),
+            value.received_at,
             value,
             try_number=self._try_number(context),
             source=hook.settings.base_url,
@@ -133,21 +134,25 @@ class KalshiAccountReadingOperator(_KalshiReadingOperator):
 
         hook = self._hook()
         value = not_permitted = None
+        # Every moment below is when an answer arrived, as the hook stamped it: never one taken
+        # before a request was sent.
         with failing_fast():
             try:
                 value = hook.get_resting_order_value()
+                observed_at = value.received_at
             except KalshiPermissionError as refused:  # not an FCM member: the balance still counts
                 not_permitted = str(refused)[:MAX_NOTE_LENGTH]
-            observed_at = datetime.now(timezone.utc)
+                observed_at = _arrival(refused)
             try:
-                balance = BalanceReading(datetime.now(timezone.utc), hook.get_balance())
+                balance_value = hook.get_balance()
+                balance = BalanceReading(balance_value.received_at, balance_value)
             except KalshiResponseError as unusable:
-                balance = BalanceReading(datetime.now(timezone.utc), problem=str(unusable)[:MAX_NOTE_LENGTH])
+                balance = BalanceReading(_arrival(unusable), problem=str(unusable)[:MAX_NOTE_LENGTH])
             except KalshiError as failed:
                 if not (failed.retryable and self._last_try(context)):
                     raise  # a task retry reads both again (or no retry can fix it)
                 problem = f"the balance could not be read on the task's last try: {failed}"
-                balance = BalanceReading(datetime.now(timezone.utc), problem=problem[:MAX_NOTE_LENGTH])
+                balance = BalanceReading(_arrival(failed), problem=problem[:MAX_NOTE_LENGTH])
         reading = AccountReading(
             self.kalshi_conn_id,
             observed_at,
@@ -181,6 +186,12 @@ class KalshiAccountReadingOperator(_KalshiReadingOperator):
             )
             _warn_left_out(self, "balance", balance.value.breakdown_problem)
         return reading.to_xcom()
+
+
+def _arrival(err: KalshiError) -> datetime:
+    """When the answer a failed call got arrived; for a call that got none (a timeout), now, when
+    it gave up. Either way after the request was sent."""
+    return err.received_at or datetime.now(timezone.utc)
 
 
 def _log_total(operator: BaseOperator, value: RestingOrderValue) -> None:

@@ -332,7 +332,7 @@ CASES: tuple[Case, ...] = (
         bound=30,
         faults=_always(
             status=403,
-            body="<html><head><title>403 Forbidden</title></head><body>Blocked by egress policy</body></html>",
+            body="<html><head><title>403 Forbidden</title></head><body>Blocked by policy</body></html>",
             path=PATH,
         ),
         message="HTTP 403 did not come from Kalshi's API: a proxy or firewall",

@@ -58,6 +58,32 @@ def test_reads_the_balance_exactly(kalshi_connection, simulator, kalshi_account)
     assert request.path == "/trade-api/v2/portfolio/balance" and request.signature_valid
 
 
+def test_every_value_and_every_error_about_an_answer_carries_when_the_answer_arrived(
+    kalshi_connection, simulator
+):
+    """The stamp is the transport's, taken after the whole answer was read: a value or an error
+    about an answer held back 1 s is stamped after the hold, whichever endpoint it came from."""
+    hook = KalshiHook(kalshi_connection(extra={"max_retries": 0}))
+    simulator.push_faults(
+        [
+            {"delay": 1, "path": "/portfolio/summary/total_resting_order_value"},
+            {"delay": 1, "path": "/portfolio/balance"},
+            {"delay": 1, "status": 404},
+            {"delay": 1, "status": 200, "json": {"balance": 1}, "path": "/portfolio/balance"},
+        ]
+    )
+    stamps = [hook.get_resting_order_value().received_at, hook.get_balance().received_at]
+    with pytest.raises(KalshiNotFoundError) as refused:
+        hook.get_resting_order_value()
+    with pytest.raises(KalshiResponseError) as unusable:
+        hook.get_balance()
+    stamps += [refused.value.received_at, unusable.value.received_at]
+    requests = simulator.requests
+    assert len(requests) == len(stamps) == 4
+    for stamp, request in zip(stamps, requests, strict=True):
+        assert stamp.tzinfo is not None and stamp.timestamp() >= request.received_at + 1
+
+
 @pytest.fixture
 def lineage_collector(monkeypatch):
     """Airflow's real hook lineage collector, as a lineage reader (OpenLineage) gets it, fresh for

@@ -119,6 +119,48 @@ def test_reads_the_total_then_the_balance_each_with_its_moment(kalshi_connection
     assert reading.try_number == 3  # the fetch try that took it, from the task's context
 
 
+TOTAL_PATH = "/portfolio/summary/total_resting_order_value"
+BALANCE_PATH = "/portfolio/balance"
+HOLD_SECONDS = 2
+
+
+def _stamp_after_hold(stamp: datetime, request) -> float:
+    """Seconds between the end of the server's hold of ``request``'s answer and ``stamp``."""
+    return stamp.timestamp() - (request.received_at + HOLD_SECONDS)
+
+
+def test_each_answer_is_stamped_when_it_arrived_not_before_it_was_asked(kalshi_connection, simulator):
+    """The simulator holds each answer back 2 s after the request arrives: the total's stamp and the
+    balance's must both come after their hold ended, or the hour rule would judge an answer by a
+    moment before it existed."""
+    simulator.push_faults(
+        [{"delay": HOLD_SECONDS, "path": TOTAL_PATH}, {"delay": HOLD_SECONDS, "path": BALANCE_PATH}]
+    )
+    reading = _read(kalshi_connection())
+    total, balance = simulator.requests
+    assert total.path.endswith(TOTAL_PATH) and balance.path.endswith(BALANCE_PATH)
+    assert _stamp_after_hold(reading.observed_at, total) >= 0
+    assert _stamp_after_hold(reading.balance.observed_at, balance) >= 0
+
+
+def test_a_refusal_is_stamped_when_it_arrived(kalshi_connection, make_kalshi_account, simulator):
+    account = make_kalshi_account(fcm_member=False)
+    simulator.push_faults([{"delay": HOLD_SECONDS, "path": TOTAL_PATH}])
+    reading = _read(kalshi_connection(login=account.key_id, password=account.private_pem.decode()))
+    total, balance = simulator.requests
+    assert reading.not_permitted and _stamp_after_hold(reading.observed_at, total) >= 0
+    assert reading.observed_at.timestamp() <= balance.received_at  # the refusal's, not a later moment
+
+
+def test_the_total_only_operator_stamps_the_total_when_it_arrived(kalshi_connection, simulator):
+    simulator.push_faults([{"delay": HOLD_SECONDS, "path": TOTAL_PATH}])
+    xcom = KalshiTotalRestingOrderValueOperator(task_id="fetch", kalshi_conn_id=kalshi_connection()).execute(
+        {}
+    )
+    [total] = simulator.requests
+    assert _stamp_after_hold(AccountReading.from_xcom(xcom).observed_at, total) >= 0
+
+
 def test_a_key_that_may_not_read_the_total_still_records_its_balance(
     kalshi_connection, make_kalshi_account, simulator
 ):
