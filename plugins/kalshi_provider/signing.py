@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from requests.auth import AuthBase
 
+from kalshi_provider.key_encryption import CostlyKeyError, check_key_derivation
 from kalshi_provider.limits import MAX_PEM_BYTES
 
 if TYPE_CHECKING:
@@ -57,6 +58,11 @@ def load_private_key(pem: bytes, passphrase: bytes | None = None) -> PrivateKey:
         raise KeyLoadError("it is not a PEM private key (no '-----BEGIN ... PRIVATE KEY-----' line)")
     if b"PUBLIC KEY-----" in pem and b"PRIVATE KEY-----" not in pem:
         raise KeyLoadError("it is a public key; Kalshi requests are signed with the private key")
+    try:
+        # Before anything is decrypted: the key names the work its decryption costs.
+        check_key_derivation(pem)
+    except CostlyKeyError as err:
+        raise KeyLoadError(str(err)) from None
     try:
         key = serialization.load_pem_private_key(pem, password=passphrase)
     except TypeError:
