@@ -210,3 +210,38 @@ def test_the_limits_hold_for_any_parameters(iterations, n_log, r, p):
             assert not within
         else:
             assert within
+
+
+# -- a panic of the crypto library is a KeyLoadError (class 4) ------------------------------------
+
+
+def test_a_panic_of_the_crypto_library_is_a_key_load_error(monkeypatch):
+    """A PBKDF2 count of 2**32 makes cryptography panic (pyo3's PanicException, a BaseException).
+    With the bound lifted, the real panic happens, and is still a KeyLoadError."""
+    monkeypatch.setattr(signing, "check_key_derivation", lambda pem: None)
+    with pytest.raises(KeyLoadError, match="the crypto library failed on it") as refused:
+        load_private_key(ek.crafted(ek.pbes2(ek.pbkdf2(2**32))), PASSPHRASE)
+    assert refused.value.__cause__ is None and refused.value.__suppress_context__
+
+
+@pytest.mark.parametrize("kind", [KeyboardInterrupt, SystemExit])
+def test_an_interrupt_while_parsing_is_not_taken_for_a_bad_key(monkeypatch, kind):
+    """Only the library's panic is contained: an interrupt, an exit or a task timeout (Airflow's
+    AirflowTaskTimeout is a BaseException too) goes on as it came."""
+
+    def interrupted(*args, **kwargs):
+        raise kind()
+
+    monkeypatch.setattr(signing.serialization, "load_pem_private_key", interrupted)
+    with pytest.raises(kind):
+        load_private_key(ek.crafted(ek.pbes2(ek.pbkdf2(2048))), PASSPHRASE)
+
+
+def test_any_other_failure_of_the_parser_is_a_key_load_error(monkeypatch):
+    def broken(*args, **kwargs):
+        raise OverflowError("something about the key")
+
+    monkeypatch.setattr(signing.serialization, "load_pem_private_key", broken)
+    with pytest.raises(KeyLoadError, match=r"could not parse it \(OverflowError\)") as refused:
+        load_private_key(ek.crafted(ek.pbes2(ek.pbkdf2(2048))), PASSPHRASE)
+    assert "something about the key" not in str(refused.value)

@@ -307,6 +307,18 @@ CASES: tuple[Case, ...] = (
         setup="wrong_passphrase",
         message="the passphrase is wrong, or the encrypted key is damaged",
     ),
+    Case(
+        "encrypted-key-2-32-rounds",
+        "the encrypted key asks for 2^32 PBKDF2 rounds (the crypto library panics on it)",
+        "`private_key` extra: PBES2, PBKDF2 at 2^32 iterations, junk for its ciphertext",
+        outcome="failed",
+        tries=1,
+        requests=0,
+        rows=0,
+        bound=30,
+        setup="costly_key",
+        message="asks for 2^32 iterations; the limit is 2,000,000",
+    ),
     # -- the balance beside the total (GET /portfolio/balance, after the total in each try) ----------
     Case(
         "403-not-fcm",

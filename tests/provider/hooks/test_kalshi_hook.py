@@ -22,6 +22,7 @@ from kalshi_provider.exceptions import (
     KalshiTransportError,
 )
 from kalshi_provider.hooks.kalshi import KalshiHook
+from tests.fixtures import encrypted_keys
 
 VALUE_PATH = "/trade-api/v2/portfolio/summary/total_resting_order_value"
 
@@ -303,6 +304,20 @@ def test_test_connection_reports_success_and_actionable_failures(make_kalshi_acc
     assert not ok and "does not know this API key ID" in message
     ok, message = KalshiHook(kalshi_connection(password="not a key")).test_connection()
     assert not ok and "not a PEM private key" in message
+
+
+@pytest.mark.parametrize("bounded", [True, False], ids=["refused-by-the-bound", "real-library-panic"])
+def test_the_test_button_answers_for_a_key_that_makes_the_crypto_library_panic(
+    kalshi_connection, simulator, monkeypatch, bounded
+):
+    """It runs in the API server: a BaseException there was a 500, not an answer. Without the
+    bound (``real-library-panic``) the library's real panic happens and is contained."""
+    if not bounded:
+        monkeypatch.setattr(signing, "check_key_derivation", lambda pem: None)
+    hook = KalshiHook(encrypted_keys.panicking_key_connection(kalshi_connection))
+    ok, message = hook.test_connection()
+    assert not ok and encrypted_keys.PANIC_MESSAGES[bounded] in message and "kalshi_costly_key" in message
+    assert simulator.requests == []
 
 
 def test_no_key_material_or_signature_in_logs_or_errors(

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
 
-from kalshi_provider.exceptions import KalshiForeignRefusalError, KalshiPermissionError, KalshiServerError
+from kalshi_provider.exceptions import (
+    KalshiConfigError,
+    KalshiForeignRefusalError,
+    KalshiPermissionError,
+    KalshiServerError,
+)
 from kalshi_provider.operators.kalshi import (
     KalshiAccountReadingOperator,
     KalshiTotalRestingOrderValueOperator,
 )
 from kalshi_provider.readings import AccountReading, ShardAmount
 from kalshi_provider.version_compat import AirflowFailException
+from tests.fixtures import encrypted_keys
 from tests.provider.hostile import HostileServer, answer
 
 
@@ -190,6 +197,23 @@ def test_a_refused_balance_fails_at_once_even_when_the_total_was_read(kalshi_con
     with pytest.raises(AirflowFailException, match="403") as failed:
         _read(kalshi_connection())
     assert isinstance(failed.value.__cause__, KalshiPermissionError)
+
+
+@pytest.mark.parametrize("bounded", [True, False], ids=["refused-by-the-bound", "real-library-panic"])
+def test_a_key_that_makes_the_crypto_library_panic_fails_the_task_at_once(
+    kalshi_connection, simulator, monkeypatch, bounded
+):
+    """A PBKDF2 count of 2**32 makes cryptography raise a BaseException, which Airflow retried as
+    any failure: it is a KalshiConfigError, failed at once, without a request."""
+    if not bounded:  # the real panic, contained all the same
+        monkeypatch.setattr("kalshi_provider.signing.check_key_derivation", lambda pem: None)
+    conn_id = encrypted_keys.panicking_key_connection(kalshi_connection)
+    with pytest.raises(
+        AirflowFailException, match=re.escape(encrypted_keys.PANIC_MESSAGES[bounded])
+    ) as failed:
+        _read(conn_id)
+    assert isinstance(failed.value.__cause__, KalshiConfigError)
+    assert simulator.requests == []
 
 
 # -- a 403 is "no FCM access" only when Kalshi's API says so ------------------------------------------
