@@ -24,6 +24,7 @@ from kalshi_provider.pipelines.warehouse.errors import (
     WarehouseConnectionError,
     WarehouseSchemaError,
 )
+from kalshi_provider.pipelines.warehouse.reads import read_balances, read_history, read_snapshots
 from kalshi_provider.pipelines.warehouse.schema import (
     BALANCE_SHARD_SUFFIX,
     BALANCE_SUFFIX,
@@ -36,14 +37,7 @@ from kalshi_provider.pipelines.warehouse.schema import (
     warehouse_tables,
 )
 from kalshi_provider.pipelines.warehouse.shape import prepare_tables
-from kalshi_provider.pipelines.warehouse.store import (
-    StoredHour,
-    StoredReading,
-    read_balances,
-    read_history,
-    read_snapshots,
-    store_reading,
-)
+from kalshi_provider.pipelines.warehouse.store import StoredHour, StoredReading, store_reading
 
 __all__ = [
     "BALANCE_SHARD_SUFFIX",
