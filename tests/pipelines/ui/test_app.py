@@ -268,3 +268,77 @@ def test_data_for_some_accounts(signed_in, warehouse_with_margin):
     assert too_many.status_code == 422
     too_long = signed_in.get("/data", params={"account": "a" * 251})
     assert too_long.status_code == 422 and "at most 250 characters" in too_long.text
+
+
+# -- no answer is cached (issue 17, class 11) -------------------------------------------------------
+
+
+@pytest.fixture
+def served():
+    """The app served by uvicorn on loopback, as an ASGI server serves it: real HTTP."""
+    import threading
+    import time
+
+    import uvicorn
+
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="critical", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+def get(url, **kwargs):
+    import requests
+
+    return requests.request(kwargs.pop("method", "GET"), url, timeout=30, allow_redirects=False, **kwargs)
+
+
+def test_no_answer_of_the_app_may_be_stored_not_even_a_refusal(served, warehouse_with_margin):
+    """Anonymous (Airflow's real check), then signed in: pages, data, errors of every kind."""
+    answers = {path: get(served + path) for path in ("/data", "/chart?hours=24")}
+    from kalshi_provider.pipelines.ui.app import may_read_the_dag
+
+    app.dependency_overrides[may_read_the_dag] = lambda: None
+    try:
+        answers |= {
+            "signed in /data": get(served + "/data?hours=24"),
+            "signed in /chart": get(served + "/chart?hours=24"),
+            "hours out of range": get(served + "/data?hours=0"),
+            "no such page": get(served + "/nothing-here"),
+            "wrong method": get(served + "/data", method="POST"),
+        }
+    finally:
+        app.dependency_overrides.clear()
+    assert {name: answer.status_code for name, answer in answers.items()} == {
+        "/data": 401,
+        "/chart?hours=24": 401,
+        "signed in /data": 200,
+        "signed in /chart": 200,
+        "hours out of range": 422,
+        "no such page": 404,
+        "wrong method": 405,
+    }
+    assert {name: answer.headers.get("Cache-Control") for name, answer in answers.items()} == dict.fromkeys(
+        answers, "no-store"
+    )
+    assert "fcm_a" in answers["signed in /chart"].text
+
+
+def test_a_refusal_over_the_budget_and_a_failure_are_not_stored_either(
+    served, signed_in, warehouse_with_margin, small_budget, set_connection, tmp_path
+):
+    refused = get(served + "/chart?hours=24")
+    assert (refused.status_code, refused.headers.get("Cache-Control")) == (400, "no-store")
+    set_connection("kalshi_warehouse", "sqlite", host=str(tmp_path))  # a folder: SQLite cannot open it
+    failed = get(served + "/data?hours=24")
+    assert (failed.status_code, failed.headers.get("Cache-Control")) == (500, "no-store")
+    assert failed.text == "Internal Server Error"  # nothing of the error itself

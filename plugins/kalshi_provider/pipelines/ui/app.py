@@ -6,7 +6,8 @@ account and exchange shard; ``/data`` serves the same values as JSON (exact deci
 Airflow does not authenticate plugin apps: every route here depends on Airflow's own check that
 the caller may read the pipeline's DAG, so only a signed-in user who may read that DAG sees
 account data (an API bearer token, or from 3.1 on the UI's session cookie). FastAPI's generated
-API docs are turned off: their routes would not go through that check.
+API docs are turned off: their routes would not go through that check. Every answer, errors
+included, carries ``Cache-Control: no-store``.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from html import escape
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import Depends, FastAPI, HTTPException, Query, status
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kalshi_provider.pipelines.settings import HOURLY_DAG_ID
 from kalshi_provider.pipelines.ui.chart import (
@@ -67,6 +70,40 @@ app = FastAPI(
     redoc_url=None,
     openapi_url=None,
 )
+
+#: Account pages and their refusals must not stay in a browser's or a proxy's cache (a shared
+#: machine, the back button after signing out): every answer of the app says so.
+NOT_STORED = {"Cache-Control": "no-store"}
+
+
+class _NotStored:
+    """ASGI middleware: ``Cache-Control: no-store`` on every answer, whatever route or error made it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_not_stored(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).update(NOT_STORED)
+            await send(message)
+
+        await self.app(scope, receive, send_not_stored)
+
+
+app.add_middleware(_NotStored)
+
+
+@app.exception_handler(Exception)
+async def _failed(request: Request, exc: Exception) -> PlainTextResponse:
+    """An unexpected error's 500 is made outside every middleware (Starlette's outermost one calls
+    this, then re-raises for the server's log), so it carries the header itself."""
+    return PlainTextResponse("Internal Server Error", status_code=500, headers=NOT_STORED)
+
 
 if not AIRFLOW_V_3_1_PLUS:
     from fastapi.exception_handlers import http_exception_handler
