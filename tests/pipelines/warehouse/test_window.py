@@ -232,18 +232,18 @@ def test_rows_fetched_depend_on_the_budget_not_on_the_window_or_the_tables_age(t
         creator=lambda: sqlite3.connect(path, factory=CountingConnection, check_same_thread=False),
     )
     seed(engine, accounts=2, hours=24 * days)
+    beyond_the_points = set()
     try:
         for hours, bucket_hours in ((24, 1), (24 * 7, 6), (24 * 30, 24)):
             CountingConnection.fetched.clear()
             found = window(engine, hours, budget=250)
             assert (found.bucket_hours, found.points <= 250) == (bucket_hours, True)
-            # Beyond the points: the 7 table names (the catalog) and one count row per chart table.
-            assert sum(CountingConnection.fetched) - found.points == 7 + 3, (
-                hours,
-                CountingConnection.fetched,
-            )
+            beyond_the_points.add(sum(CountingConnection.fetched) - found.points)
     finally:
         engine.dispose()
+    # The catalog's answers about the three tables (SQLite lists their columns: 6, 11 and 6) and a
+    # one-row count of each: the same few rows whatever the window.
+    assert beyond_the_points == {6 + 11 + 6 + 3}
 
 
 def test_a_bucket_holding_text_that_is_not_a_fixed_point_amount_is_refused(sqlite_engine):

@@ -153,9 +153,9 @@ def read_window(
     if until <= since:
         raise InvalidSnapshotError(f"until ({until.isoformat()}) must be after since ({since.isoformat()})")
     tables = warehouse_tables(table_name, schema)
-    existing = set(inspect(engine).get_table_names(schema=schema))
+    inspector = inspect(engine)  # asked about three names: a shared schema's other tables are not listed
     present = [(series, getattr(tables, series.table)) for series in _SERIES]
-    present = [(series, table) for series, table in present if table.name in existing]
+    present = [(series, table) for series, table in present if inspector.has_table(table.name, schema=schema)]
     window = _Window(since, until, tuple(accounts) if accounts is not None else None)
     found: dict[str, list[dict[str, Any]]] = {series.table: [] for series in _SERIES}
     with engine.connect() as conn:
