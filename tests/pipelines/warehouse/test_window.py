@@ -247,12 +247,27 @@ def test_rows_fetched_depend_on_the_budget_not_on_the_window_or_the_tables_age(t
 
 
 def test_a_bucket_holding_text_that_is_not_a_fixed_point_amount_is_refused(sqlite_engine):
-    seed(sqlite_engine, accounts=1, hours=8)
+    """Written by another tool: '5.5' (one decimal) is shorter than '4.000000', so the text order
+    takes it for the smaller; the floats' order says otherwise, and the bucket is refused."""
+    seed(sqlite_engine, accounts=1, hours=8)  # 4 lines: a budget of 8 gives two 4-hour buckets
     margin = warehouse_tables().free_margin.name
-    with sqlite_engine.begin() as conn:  # written by another tool: '05.5' would sort above '10.000000'
-        conn.execute(text(f"UPDATE {margin} SET free_margin_dollars = '05.5' WHERE exchange_index = 1"))
+    first = (END - 7 * HOUR).strftime("%Y-%m-%d %H:%M:%S.%f")
+    with sqlite_engine.begin() as conn:
+        conn.execute(
+            text(
+                f"UPDATE {margin} SET free_margin_dollars = "
+                "CASE WHEN snapshot_hour = :first THEN '5.5' ELSE '4.000000' END WHERE exchange_index = 1"
+            ),
+            {"first": first},
+        )
     with pytest.raises(WarehouseSchemaError, match="not a fixed-point amount with 6 decimal places"):
         window(sqlite_engine, 8, budget=8)
+    with sqlite_engine.begin() as conn:  # alone in its line, such text is no harm: its bucket is right
+        conn.execute(text(f"UPDATE {margin} SET free_margin_dollars = '05.5' WHERE exchange_index = 1"))
+    found = window(sqlite_engine, 8, budget=8)
+    assert {row["free_margin_dollars_max"] for row in found.margins if row["exchange_index"] == 1} == {
+        Decimal("5.500000")
+    }
 
 
 def test_rows_that_arrive_between_the_count_and_the_read_are_refused_not_cut(postgres_engine):

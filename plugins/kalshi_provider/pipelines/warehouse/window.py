@@ -14,8 +14,8 @@ of MB. Here an answer's cost depends on the budget, not on the window or on the 
 - the time range is searched through each table's ``snapshot_hour`` index.
 
 Exact values stay exact: MIN and MAX of a NUMERIC column are exact on PostgreSQL and MySQL/MariaDB;
-on SQLite, where the dollars are fixed-point text, they are compared as padded text (``_extremes``),
-never as floats.
+on SQLite, where the dollars are fixed-point text, they are compared as length-prefixed text
+(``_extremes``), never as floats.
 """
 
 from __future__ import annotations
@@ -23,9 +23,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import String, Table, and_, case, func, inspect, literal, literal_column, select, type_coerce
+from sqlalchemy import (
+    Float,
+    String,
+    Table,
+    and_,
+    case,
+    cast,
+    func,
+    inspect,
+    literal,
+    literal_column,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -33,7 +48,6 @@ from kalshi_provider.pipelines.settings import CHART_POINTS_BUDGET, DEFAULT_TABL
 from kalshi_provider.pipelines.warehouse.errors import InvalidSnapshotError, WarehouseSchemaError
 from kalshi_provider.pipelines.warehouse.schema import ExactDecimal, UTCDateTime, warehouse_tables
 from kalshi_provider.pipelines.warehouse.store import aware_utc
-from kalshi_provider.readings import DOLLAR_PRECISION
 
 #: The chart's budget (see the setting): the default of ``read_window``.
 POINTS_BUDGET = CHART_POINTS_BUDGET
@@ -168,7 +182,7 @@ def read_window(
             if len(rows) > left:  # rows arrived since the count: refuse rather than cut
                 raise TooManyPoints(window.hours, sum(c.series for c in counts), budget + 1, budget)
             left -= len(rows)
-            found[series.table] = sorted(rows, key=lambda row, s=series: _order(row, s))
+            found[series.table] = sorted(rows, key=itemgetter(*series.key, "snapshot_hour"))
     return ChartWindow(
         since, until, bucket_hours, budget, found["totals"], found["balance"], found["free_margin"]
     )
@@ -208,10 +222,6 @@ def _on_the_hour(value: datetime, what: str) -> datetime:
     if hour != hour.replace(minute=0, second=0, microsecond=0):
         raise InvalidSnapshotError(f"{what} must be exactly on a UTC hour, got {hour.isoformat()}")
     return hour
-
-
-def _order(row: dict[str, Any], series: _Series) -> tuple[Any, ...]:
-    return (*(row[name] for name in series.key), row["snapshot_hour"])
 
 
 def _count(conn: Connection, table: Table, series: _Series, window: _Window) -> _Count:
@@ -261,16 +271,16 @@ def _bucketed(
         select(*(table.c[name] for name in series.key), table.c.snapshot_hour, value, bucket.label("bucket")),
         table,
     ).subquery("hourly")
-    low, high, not_fixed_point = _extremes(hourly.c[series.value], conn.dialect.name)
+    extremes = _extremes(hourly.c[series.value], conn.dialect.name)
     keys = [hourly.c[name] for name in series.key]
     grouped = (
         select(
             *keys,
             func.max(hourly.c.snapshot_hour).label("last_hour"),
             func.count().label("hours"),
-            low.label("low"),
-            high.label("high"),
-            not_fixed_point.label("not_fixed_point"),
+            extremes.low.label("low"),
+            extremes.high.label("high"),
+            *extremes.checks,
         )
         .group_by(*keys, hourly.c.bucket)
         .subquery("buckets")
@@ -285,7 +295,7 @@ def _bucketed(
             grouped.c.hours,
             grouped.c.low,
             grouped.c.high,
-            grouped.c.not_fixed_point,
+            extremes.misordered(grouped).label("misordered"),
         )
         .select_from(grouped.join(table, at_last_hour))
         .limit(limit)
@@ -293,11 +303,12 @@ def _bucketed(
     rows = []
     for found in conn.execute(query):
         row = dict(found._mapping)
-        if row.pop("not_fixed_point"):
+        if row.pop("misordered"):
             raise WarehouseSchemaError(
                 f"{table.name}.{series.value} holds text that is not a fixed-point amount with 6 decimal "
-                "places (this pipeline never writes such values), so its minimum and maximum cannot be "
-                "found exactly; find and correct those rows"
+                f"places (this pipeline never writes such text), around {row['snapshot_hour'].isoformat()}"
+                f" for {row['account']}: the minimum and maximum of its bucket cannot be found exactly. "
+                "Correct those rows"
             )
         index = window.bucket_index(row["snapshot_hour"], bucket_hours)
         row["bucket_start"] = window.origin + index * bucket_hours * _HOUR
@@ -324,42 +335,49 @@ def _bucket_of(hour: Any, window: _Window, bucket_hours: int) -> ColumnElement[A
     return among(0, len(indexes) - 1)
 
 
-def _extremes(value: Any, dialect_name: str) -> tuple[Any, Any, Any]:
-    """MIN and MAX of ``value`` exactly, and how many values cannot be compared exactly (0 but on
-    SQLite).
+@dataclass(frozen=True)
+class _Extremes:
+    """MIN and MAX of a value per bucket, exactly, and a check of the order they were found in.
+
+    ``checks`` are more aggregates of the grouped query; ``misordered(grouped)`` is true, in the
+    outer query, for a bucket whose extremes disagree with that check.
+    """
+
+    low: Any
+    high: Any
+    checks: tuple[Any, ...] = ()
+
+    def misordered(self, grouped: Any) -> Any:
+        if not self.checks:
+            return literal_column("0")
+        as_real = [cast(grouped.c[name], Float) for name in ("low", "high")]
+        return or_(as_real[0] != grouped.c.low_real, as_real[1] != grouped.c.high_real)
+
+
+def _extremes(value: Any, dialect_name: str) -> _Extremes:
+    """MIN and MAX of ``value``, exact on every dialect.
 
     SQLite holds the dollars as fixed-point text (``-12.500000``) and has no exact decimal type, so
-    its MIN and MAX would compare text ('9' > '10') or, cast, floats. Fixed-point text of one scale
-    compares exactly once right-aligned: the magnitudes are padded to one width, the negative ones
-    compared among themselves (the largest magnitude is the minimum), the others among themselves.
-    That holds only for the text this pipeline writes, so other text is counted and refused.
+    its MIN and MAX would compare text ('9' > '10') or, cast, floats (equal beyond 15 digits). Text
+    of one scale without leading zeros, as ``ExactDecimal`` writes it, compares exactly once its
+    length goes first: ``char(64 + length)`` before the digits, of the magnitude; the negative
+    amounts are compared among themselves (the largest magnitude is the minimum), the others among
+    themselves. Text another tool wrote may break that order, so each bucket's extremes are checked
+    against the floats' (equal as floats where the order held; a bucket that fails is refused).
     """
     if dialect_name != "sqlite" or not isinstance(value.type, ExactDecimal):
-        return func.min(value), func.max(value), literal_column("0")
+        return _Extremes(func.min(value), func.max(value))
     value = type_coerce(value, String())  # the stored text itself, compared and bound as text
-    negative = value.like("-%")
-    padded = func.printf(f"%{DOLLAR_PRECISION + 1}s", case((negative, func.substr(value, 2)), else_=value))
-    below_zero, from_zero = case((negative, padded)), case((~negative, padded))
-    minus = literal("-")
-    low = func.coalesce(minus.concat(func.ltrim(func.max(below_zero))), func.ltrim(func.min(from_zero)))
-    high = func.coalesce(func.ltrim(func.max(from_zero)), minus.concat(func.ltrim(func.min(below_zero))))
-    not_fixed_point = func.sum(case((value.is_(None), 0), (_fixed_point_text(value), 0), else_=1))
-    return type_coerce(low, ExactDecimal), type_coerce(high, ExactDecimal), not_fixed_point
+    negative = value < "0"  # '-' sorts before every digit
+    magnitude = case((negative, func.substr(value, 2)), else_=value)
+    key = func.char(64 + func.length(magnitude)).concat(magnitude)
+    below_zero, from_zero = case((negative, key)), case((~negative, key))
 
+    def amount(found: Any, sign: str) -> Any:
+        return literal(sign).concat(func.substr(found, 2))
 
-def _fixed_point_text(value: Any) -> ColumnElement[bool]:
-    """SQLite text as ``ExactDecimal`` writes it: an optional '-', digits without a leading zero
-    (but '0' itself), '.', exactly six digits."""
-
-    def glob(pattern: str) -> ColumnElement[bool]:
-        return value.op("GLOB", is_comparison=True)(pattern)
-
-    return and_(
-        glob("*[0-9].[0-9][0-9][0-9][0-9][0-9][0-9]"),
-        ~glob("?*[^0-9.]*"),  # after the first character, only digits and the point
-        ~glob("[^0-9-]*"),  # the first: a digit or the sign
-        ~glob("*.*.*"),  # one point
-        ~glob("0[0-9]*"),
-        ~glob("-0[0-9]*"),
-        func.length(value) <= DOLLAR_PRECISION + 2,
-    )
+    low = func.coalesce(amount(func.max(below_zero), "-"), amount(func.min(from_zero), ""))
+    high = func.coalesce(amount(func.max(from_zero), ""), amount(func.min(below_zero), "-"))
+    as_real = cast(value, Float)
+    checks = (func.min(as_real).label("low_real"), func.max(as_real).label("high_real"))
+    return _Extremes(type_coerce(low, ExactDecimal), type_coerce(high, ExactDecimal), checks)
