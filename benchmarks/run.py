@@ -472,8 +472,9 @@ def main() -> int:
                 flush=True,
             )
         bench.count(sections)
-    print()
-    print(table(samples, loads, bench.counts))
+    if sections - {"chart"}:
+        print()
+        print(table(samples, loads, bench.counts))
     if "chart" in sections:
         print()
         print(chart_table(samples))
