@@ -14,6 +14,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import StaticPool
 
 from kalshi_provider.pipelines.warehouse import (
     TooManyPoints,
@@ -184,16 +185,64 @@ def _bucket_start(hour: datetime, bucket_hours: int) -> datetime:
 
 
 def test_a_window_beyond_one_point_a_day_is_refused_saying_what_fits(sqlite_engine):
-    seed(sqlite_engine, accounts=3, hours=24 * 10)  # 12 lines
+    """10 days of 12 lines (3 accounts), read as 240 hours to 11:00: 11 calendar days, so 132 points
+    a day apiece; 9 days to 11:00 touch 10 calendar days (120 points)."""
+    seed(sqlite_engine, accounts=3, hours=24 * 11)
+    until = END - 11 * HOUR  # 12:00: the window's last hour is 11:00
+
+    def read(hours, **options):
+        return read_window(sqlite_engine, since=until - hours * HOUR, until=until, **options)
+
     with pytest.raises(TooManyPoints) as refused:
-        window(sqlite_engine, 24 * 10, budget=100)
-    assert (refused.value.series, refused.value.points, refused.value.budget) == (12, 120, 100)
-    assert refused.value.max_hours == 24 * 7  # 12 lines x (7 + 1) days = 96 points
-    assert "ask for at most 168 hours, or for fewer accounts" in str(refused.value)
-    assert window(sqlite_engine, 24 * 7, budget=100).bucket_hours == 24
-    assert window(sqlite_engine, 24 * 10, budget=100, accounts=["acct_1"]).bucket_hours == 12
+        read(240, budget=125)
+    assert (refused.value.series, refused.value.points, refused.value.budget) == (12, 132, 125)
+    assert refused.value.max_hours == 24 * 9  # 12 lines x (9 + 1) days = 120 points
+    assert "hold 12 lines" in str(refused.value)
+    assert "ask for at most 216 hours, or for fewer accounts" in str(refused.value)
+    assert read(216, budget=125).bucket_hours == 24
+    assert read(240, budget=125, accounts=["acct_1"]).bucket_hours == 8  # 4 lines x 31 = 124 points
+
+
+def test_counting_stops_where_no_answer_could_fit(sqlite_engine):
+    """A day per point holds at most 24 rows of a line: beyond 24 x budget rows the window is
+    refused without counting the rest, with what the count saw as lower bounds."""
+    seed(sqlite_engine, accounts=3, hours=24 * 10)  # 12 lines x 240 hours = 2,880 rows
+    with pytest.raises(TooManyPoints) as refused:
+        window(sqlite_engine, 24 * 10, budget=100)  # at most 2,400 rows
+    assert (refused.value.series, refused.value.points) == (11, 101)  # 2,401 rows seen
+    assert "hold at least 11 lines" in str(refused.value) and "at least 101 points" in str(refused.value)
     with pytest.raises(TooManyPoints, match="ask for fewer accounts"):
         window(sqlite_engine, 24, budget=11)
+
+
+def vm_steps(engine: Engine, read) -> int:
+    """How many thousand SQLite virtual machine instructions ``read()`` costs: the database's own
+    work. The engine has one connection (``StaticPool``), which ``read`` uses too."""
+    steps: list[int] = []
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        raw.set_progress_handler(lambda: steps.append(1), 1000)  # returns None: go on
+        try:
+            read()
+        finally:
+            raw.set_progress_handler(None, 1000)
+    return len(steps)
+
+
+def test_refusing_a_window_costs_the_database_the_same_whatever_the_window_holds(tmp_path):
+    """Ten times the accounts, ten times the rows in the window: the refusal costs the same."""
+    costs = []
+    for accounts in (3, 30):
+        engine = create_engine(f"sqlite:///{tmp_path / f'{accounts}.db'}", poolclass=StaticPool)
+        seed(engine, accounts=accounts, hours=24 * 10)
+
+        def read(engine=engine):
+            with pytest.raises(TooManyPoints):
+                window(engine, 24 * 10, budget=20)
+
+        costs.append(vm_steps(engine, read))
+        engine.dispose()
+    assert costs[1] < 1.5 * costs[0], costs
 
 
 class CountingConnection(sqlite3.Connection):
@@ -275,7 +324,7 @@ def test_rows_that_arrive_between_the_count_and_the_read_are_refused_not_cut(pos
     totals = warehouse_tables().totals
 
     def one_more_account(conn, cursor, statement, parameters, context, executemany):
-        if "LIMIT" in statement and not arrived:
+        if "LIMIT" in statement and "count(" not in statement and not arrived:  # the first read
             arrived.append(True)
             with postgres_engine.begin() as other:
                 other.execute(

@@ -2,9 +2,12 @@
 
 The chart and its JSON may ask for 90 days of every account; hourly, that is accounts x hours x
 (2 + shards) values, and one such answer used to cost the API server seconds of CPU and hundreds
-of MB. Here an answer's cost depends on the budget, not on the window or on the table's age:
+of MB. Here what the API server receives and builds, and what the database passes over, depends
+on the budget, not on the window or on the table's age:
 
-- one count per table first (its rows and series in the window: one row comes back);
+- one count per table first (its rows and series in the window: one row comes back), which stops
+  at 24 rows per point of the budget: more can never fit, so the database never passes over more
+  rows than that for one answer, whatever the window holds;
 - from the counts, the finest bucket of :data:`BUCKET_HOURS` (aligned to 00:00 UTC) whose points fit
   the budget: each bucket is aggregated in SQL into its last value with the minimum and maximum of
   the series' value. When a day per point does not fit either, the window is refused
@@ -53,6 +56,9 @@ from kalshi_provider.pipelines.warehouse.store import aware_utc
 POINTS_BUDGET = CHART_POINTS_BUDGET
 #: Bucket sizes, finest first; each divides a day, so buckets line up with 00:00 UTC.
 BUCKET_HOURS = (1, 2, 3, 4, 6, 8, 12, 24)
+#: A point stands for at most a day of its line's hourly rows, so a window of more rows than this
+#: many times the budget cannot fit: the database passes over at most that many for one answer.
+_ROWS_A_POINT_STANDS_FOR = BUCKET_HOURS[-1]
 _HOUR = timedelta(hours=1)
 
 
@@ -64,9 +70,11 @@ class TooManyPoints(ValueError):
         shard's free margin.
     :param points: Points at one a day.
     :param budget: The points budget.
+    :param at_least: ``series`` and ``points`` are lower bounds: counting stopped at the rows no
+        answer may pass over.
     """
 
-    def __init__(self, hours: int, series: int, points: int, budget: int) -> None:
+    def __init__(self, hours: int, series: int, points: int, budget: int, *, at_least: bool = False) -> None:
         self.hours, self.series, self.points, self.budget = hours, series, points, budget
         #: The longest window (whole days) these lines fit in at one point a day; 0 if none does.
         self.max_hours = max(0, budget // max(series, 1) - 1) * 24
@@ -75,10 +83,11 @@ class TooManyPoints(ValueError):
             if self.max_hours
             else "ask for fewer accounts"
         )
+        more = "at least " if at_least else ""
         super().__init__(
-            f"the last {hours} hours hold {series:,} lines (each account's totals and balances, and "
-            f"each exchange shard's free margin): at one point a day that is {points:,} points, more "
-            f"than the {budget:,} one answer may hold; {fits}"
+            f"the last {hours} hours hold {more}{series:,} lines (each account's totals and balances, "
+            f"and each exchange shard's free margin): at one point a day that is {more}{points:,} "
+            f"points, more than the {budget:,} one answer may hold; {fits}"
         )
 
 
@@ -173,7 +182,14 @@ def read_window(
     window = _Window(since, until, tuple(accounts) if accounts is not None else None)
     found: dict[str, list[dict[str, Any]]] = {series.table: [] for series in _SERIES}
     with engine.connect() as conn:
-        counts = [_count(conn, table, series, window) for series, table in present]
+        counts: list[_Count] = []
+        most = _ROWS_A_POINT_STANDS_FOR * budget
+        for series, table in present:
+            counts.append(_count(conn, table, series, window, limit=most - sum(c.rows for c in counts) + 1))
+            seen = sum(count.rows for count in counts)
+            if seen > most:  # more rows than any answer may pass over: counting stops here
+                lines = -(-seen // window.hours)  # a line has at most one row an hour
+                raise TooManyPoints(window.hours, lines, -(-seen // 24), budget, at_least=True)
         bucket_hours = _finest_bucket(counts, window, budget)
         left = budget
         for series, table in present:
@@ -224,12 +240,13 @@ def _on_the_hour(value: datetime, what: str) -> datetime:
     return hour
 
 
-def _count(conn: Connection, table: Table, series: _Series, window: _Window) -> _Count:
-    """The table's lines and rows in the window, counted in the database (one row comes back)."""
-    keys = [table.c[name] for name in series.key]
-    per_line = window.where(select(*keys, func.count().label("n")), table).group_by(*keys).subquery()
-    lines, rows = conn.execute(select(func.count(), func.coalesce(func.sum(per_line.c.n), 0))).one()
-    return _Count(int(lines), int(rows))
+def _count(conn: Connection, table: Table, series: _Series, window: _Window, *, limit: int) -> _Count:
+    """The table's lines and rows in the window, counted in the database (one row comes back),
+    stopping after ``limit`` rows."""
+    rows = window.where(select(*(table.c[name] for name in series.key)), table).limit(limit).subquery()
+    per_line = select(*rows.c, func.count().label("n")).group_by(*rows.c).subquery()
+    lines, found = conn.execute(select(func.count(), func.coalesce(func.sum(per_line.c.n), 0))).one()
+    return _Count(int(lines), int(found))
 
 
 def _finest_bucket(counts: list[_Count], window: _Window, budget: int) -> int:
