@@ -100,15 +100,18 @@ class Exchange:
     def start_maintenance(
         self, resume_time: str | datetime | None = None, exchange_index: int | Iterable[int] | None = None
     ) -> None:
-        """Take shards (default: all) out of service: every flag false, with an estimated resume
-        time (an RFC 3339 string or an aware datetime; None serves null)."""
-        if isinstance(resume_time, datetime):
-            resume_time = _rfc3339(resume_time)
-        if exchange_index is not None and not isinstance(exchange_index, int):
-            exchange_index = list(exchange_index)
-        self.update(
-            maintenance=True, exchange_index=exchange_index, exchange_estimated_resume_time=resume_time
-        )
+        """Take shards (default: all) out of service: every flag false. ``resume_time`` (an RFC
+        3339 string or an aware datetime) sets the estimated resume time; None leaves it as is."""
+        changes: dict[str, Any] = {"maintenance": True}
+        if exchange_index is not None:
+            changes["exchange_index"] = (
+                exchange_index if isinstance(exchange_index, int) else list(exchange_index)
+            )
+        if resume_time is not None:
+            changes["exchange_estimated_resume_time"] = (
+                _rfc3339(resume_time) if isinstance(resume_time, datetime) else resume_time
+            )
+        self.update(**changes)
 
     def end_maintenance(self) -> None:
         """Every shard active again and no estimated resume time."""
