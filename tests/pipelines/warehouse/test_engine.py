@@ -230,7 +230,8 @@ def test_the_bounds_reach_the_server_session(bounded):
     """What each server says its session's limits are, on a connection the warehouse engine made."""
     engine, _, _ = bounded
     queries = {
-        "postgresql": "SELECT current_setting('statement_timeout'), current_setting('lock_timeout')",
+        "postgresql": "SELECT current_setting('statement_timeout'), current_setting('lock_timeout'), "
+        "current_setting('idle_in_transaction_session_timeout')",
         "mysql": "SELECT @@max_statement_time, @@innodb_lock_wait_timeout, @@lock_wait_timeout",
         "sqlite": "PRAGMA busy_timeout",
     }
@@ -239,7 +240,7 @@ def test_the_bounds_reach_the_server_session(bounded):
     assert (
         found
         == {
-            "postgresql": ("5s", "1s"),
+            "postgresql": ("5s", "1s", "1min"),
             "mysql": (5.0, 1, 1),
             "sqlite": (1000,),
         }[engine.dialect.name]

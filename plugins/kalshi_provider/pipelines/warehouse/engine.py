@@ -1,14 +1,17 @@
 """Find the warehouse database (an Airflow SQL connection, else a local SQLite file) and bound it.
 
 Every engine made here waits a bounded time for everything: connecting, a statement, a lock held
-by another session, and a peer that went away (TCP keepalives). The bounds are added to the
-driver's connect arguments as each connection is made, so they apply to whatever engine the
-connection's hook builds; a value the connection itself sets (an extra) is kept.
+by another session, a transaction left open, and a peer that went away (TCP keepalives). The
+driver's own bounds go into its connect arguments as each connection is made; the server's go
+into each session (MySQL/MariaDB) or each transaction (PostgreSQL: ``set_config(..., true)``, as
+``SET LOCAL``, which a pooler in transaction mode such as PgBouncer passes on, where it refuses the
+``options`` startup parameter). A value the connection itself sets is kept.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +39,9 @@ class WarehouseTimeouts:
         ``max_statement_time``, MySQL ``max_execution_time``).
     :param lock: for a lock another session holds (PostgreSQL ``lock_timeout``, InnoDB
         ``innodb_lock_wait_timeout`` and ``lock_wait_timeout``, SQLite's busy timeout).
+    :param idle_in_transaction: for a transaction left open with nothing running (a worker that hung
+        mid-load): PostgreSQL ends the session, which frees the locks it held
+        (``idle_in_transaction_session_timeout``).
     :param keepalive_idle: idle seconds before TCP keepalive probes start; after
         ``keepalive_idle + 3 * 10`` s without an answer the connection is dropped.
     """
@@ -43,6 +49,7 @@ class WarehouseTimeouts:
     connect: int = 10
     statement: int = 60
     lock: int = 30
+    idle_in_transaction: int = 60
     keepalive_idle: int = 30
 
     @property
@@ -139,11 +146,21 @@ def bound_engine(engine: Engine, timeouts: WarehouseTimeouts = DEFAULT_TIMEOUTS)
     def _add_bounds(dialect_: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
         for name, value in _connect_params(dialect, driver, timeouts).items():
             cparams.setdefault(name, value)
-        if dialect == "postgresql" and driver in ("psycopg", "psycopg2"):
-            # Server-side bounds in the startup packet: no extra round trip. Ours first, so a
-            # setting in the connection's own options wins.
-            ours = f"-c statement_timeout={timeouts.statement}s -c lock_timeout={timeouts.lock}s"
-            cparams["options"] = f"{ours} {cparams.get('options') or ''}".strip()
+        if dialect == "postgresql":
+            record.info[_OWN_SETTINGS] = _settings_named_in(str(cparams.get("options") or ""))
+
+    if dialect == "postgresql" and driver in ("psycopg", "psycopg2"):
+
+        @event.listens_for(engine, "begin")
+        def _transaction_bounds(conn: Any) -> None:
+            own = conn.connection.info.get(_OWN_SETTINGS, frozenset())
+            statement = _postgres_transaction_bounds(timeouts, own)
+            if statement:
+                cursor = conn.connection.dbapi_connection.cursor()
+                try:
+                    cursor.execute(statement)
+                finally:
+                    cursor.close()
 
     if dialect in ("mysql", "mariadb"):
 
@@ -158,6 +175,33 @@ def bound_engine(engine: Engine, timeouts: WarehouseTimeouts = DEFAULT_TIMEOUTS)
     return engine
 
 
+#: ``record.info`` key: the server settings a connection's own ``options`` give (they win).
+_OWN_SETTINGS = "kalshi_own_settings"
+#: ``-c name=value`` or ``--name=value`` in libpq's ``options``.
+_OPTION_NAME = re.compile(r"(?:-c\s*|--)([A-Za-z_][A-Za-z0-9_.]*)\s*=")
+
+
+def _settings_named_in(options: str) -> frozenset[str]:
+    return frozenset(name.lower() for name in _OPTION_NAME.findall(options))
+
+
+def _postgres_transaction_bounds(timeouts: WarehouseTimeouts, own: frozenset[str]) -> str:
+    """One statement setting the server's bounds for this transaction only (``set_config(...,
+    true)`` is ``SET LOCAL``): it ends with the transaction, so through a transaction pooler it never
+    reaches a session another client gets. Settings the connection chose itself are left alone."""
+    bounds = {
+        "statement_timeout": timeouts.statement,
+        "lock_timeout": timeouts.lock,
+        "idle_in_transaction_session_timeout": timeouts.idle_in_transaction,
+    }
+    calls = [
+        f"set_config('{name}', '{int(seconds)}s', true)"
+        for name, seconds in bounds.items()
+        if name not in own
+    ]
+    return f"SELECT {', '.join(calls)}" if calls else ""
+
+
 def _connect_params(dialect: str, driver: str, timeouts: WarehouseTimeouts) -> dict[str, Any]:
     if dialect == "postgresql" and driver in ("psycopg", "psycopg2"):
         return {  # libpq's parameters (both drivers pass them on)
@@ -168,7 +212,7 @@ def _connect_params(dialect: str, driver: str, timeouts: WarehouseTimeouts) -> d
             "keepalives_count": 3,
             # Sent data unacknowledged this long (a peer that vanished mid-write): give up.
             "tcp_user_timeout": (timeouts.keepalive_idle + 30) * 1000,
-        }
+        } | _no_server_side_prepare(driver)
     if dialect in ("mysql", "mariadb") and driver in ("mysqldb", "pymysql"):
         return {
             "connect_timeout": timeouts.connect,
@@ -180,6 +224,13 @@ def _connect_params(dialect: str, driver: str, timeouts: WarehouseTimeouts) -> d
     if dialect == "sqlite":
         return {"timeout": timeouts.lock}  # the busy timeout: how long to wait for another writer
     return {}
+
+
+def _no_server_side_prepare(driver: str) -> dict[str, Any]:
+    """psycopg 3 prepares a statement on the server once it has run 5 times on a connection; a
+    transaction pooler (PgBouncer before 1.21) gives the next transaction another server
+    connection, where that statement does not exist. psycopg2 never prepares."""
+    return {"prepare_threshold": None} if driver == "psycopg" else {}
 
 
 def _mysql_session_bounds(dbapi_connection: Any, timeouts: WarehouseTimeouts) -> str:
