@@ -1,5 +1,5 @@
-"""warehouse_engine: an Airflow SQL connection (AIRFLOW_CONN_* JSON) when defined, else embedded
-SQLite; every engine bounded in time."""
+"""warehouse_engine: an Airflow SQL connection (AIRFLOW_CONN_* JSON); the embedded SQLite file only for
+the default connection with local executors; every engine bounded in time."""
 
 from __future__ import annotations
 
@@ -107,6 +107,86 @@ def test_embedded_sqlite_defaults_to_home_airflow(monkeypatch, tmp_path):
     monkeypatch.delenv("AIRFLOW_HOME")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert embedded_database_path() == tmp_path / "airflow" / "kalshi_warehouse.db"
+
+
+# -- a missing connection is an error, not a local file -------------------------------------------
+
+
+@pytest.fixture
+def executor(monkeypatch):
+    """Set Airflow's ``[core] executor`` for this test (Airflow caches what it parsed: not here)."""
+    from airflow.executors import executor_loader
+
+    def configure(value: str) -> None:
+        monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", value)
+        monkeypatch.setattr(executor_loader, "_executor_names", [])
+
+    return configure
+
+
+@pytest.fixture(params=["task", "api-server"])
+def lookup(request):
+    """The connection lookup of a task (the Task SDK's), or the chart's in the API server."""
+    if request.param == "task":
+        return None
+    from airflow.models.connection import Connection
+
+    return Connection.get_connection_from_secrets
+
+
+@pytest.mark.parametrize("conn_id", ["kalshi_warehous", "KALSHI_WAREHOUSE", "analytics_db"])
+def test_a_missing_connection_other_than_the_default_is_refused_not_replaced_by_a_file(
+    monkeypatch, tmp_path, no_warehouse_connection, lookup, conn_id
+):
+    """A mistyped id used to write, without a word, to $AIRFLOW_HOME/kalshi_warehouse.db."""
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
+    with pytest.raises(WarehouseConnectionError) as refused:
+        warehouse_engine(conn_id, get_connection=lookup)
+    message = str(refused.value)
+    assert f"No Airflow connection '{conn_id}' exists" in message
+    assert f"airflow connections add {conn_id} --conn-json" in message
+    assert f"AIRFLOW_CONN_{conn_id.upper()}" in message
+    assert not (tmp_path / "kalshi_warehouse.db").exists()
+    assert isinstance(refused.value, KalshiConfigError)  # the load fails at once, without retries
+
+
+@pytest.mark.parametrize(
+    "configured",
+    [
+        "CeleryExecutor",
+        "KubernetesExecutor",  # its provider is not even installed here: not known to be local
+        "LocalExecutor,CeleryExecutor",
+        "airflow.providers.celery.executors.celery_executor.CeleryExecutor",
+        "queue:CeleryExecutor",
+    ],
+)
+def test_the_default_connection_missing_is_refused_where_tasks_run_on_other_machines(
+    monkeypatch, tmp_path, no_warehouse_connection, executor, lookup, configured
+):
+    """Celery or Kubernetes workers would each write a file of their own; the chart reads another."""
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
+    executor(configured)
+    with pytest.raises(WarehouseConnectionError) as refused:
+        warehouse_engine(get_connection=lookup)
+    message = str(refused.value)
+    assert "No Airflow connection 'kalshi_warehouse' exists" in message
+    assert f"with the executor '{configured}'" in message and "LocalExecutor" in message
+    assert "airflow connections add kalshi_warehouse --conn-json" in message
+    assert not (tmp_path / "kalshi_warehouse.db").exists()
+
+
+@pytest.mark.parametrize(
+    "configured", ["LocalExecutor", "airflow.executors.local_executor.LocalExecutor", "here:LocalExecutor"]
+)
+def test_the_default_connection_missing_uses_the_embedded_file_with_local_executors(
+    monkeypatch, tmp_path, no_warehouse_connection, executor, lookup, configured
+):
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
+    executor(configured)
+    engine, description = warehouse_engine(get_connection=lookup)
+    engine.dispose()
+    assert Path(engine.url.database) == tmp_path / "kalshi_warehouse.db"
+    assert description.startswith("embedded SQLite file")
 
 
 @pytest.mark.parametrize(

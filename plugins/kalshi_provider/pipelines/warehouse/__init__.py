@@ -4,7 +4,8 @@ Warehouse for the hourly total-resting-order-value rows (SQLAlchemy Core, 1.4 an
 ``store_reading`` writes one account-hour (total, balance, their shards, the free margin per shard,
 the history of the readings) in one transaction, keeping the earliest observation inside the hour;
 ``read_snapshots``, ``read_balances`` and ``read_history`` read rows back; ``warehouse_engine``
-finds the database (an Airflow SQL connection, else an embedded SQLite file) with bounded waits;
+finds the database (an Airflow SQL connection; for the default one, on a LocalExecutor install, an
+embedded SQLite file) with bounded waits;
 ``prepare_tables`` creates missing tables and refuses existing ones that cannot hold the values
 exactly.
 """

@@ -1,4 +1,5 @@
-"""Find the warehouse database (an Airflow SQL connection, else a local SQLite file) and bound it.
+"""Find the warehouse database (an Airflow SQL connection, or on a one-machine install a local SQLite
+file) and bound it.
 
 Every engine made here waits a bounded time for everything: connecting, a statement, a lock held
 by another session, a transaction left open, and a peer that went away (TCP keepalives). The
@@ -6,10 +7,14 @@ driver's own bounds go into its connect arguments as each connection is made; th
 into each session (MySQL/MariaDB) or each transaction (PostgreSQL: ``set_config(..., true)``, as
 ``SET LOCAL``, which a pooler in transaction mode such as PgBouncer passes on, where it refuses the
 ``options`` startup parameter). A value the connection itself sets is kept.
+
+A connection id that does not exist is refused before anything is written: only the default one
+may fall back to the embedded file, and only where tasks run on the machine that serves the chart.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from collections.abc import Callable
@@ -71,8 +76,11 @@ def warehouse_engine(
     Return a bounded engine for the warehouse and a one-line description of it for the task log.
 
     The connection ``conn_id`` must be of a SQL type (its hook a ``DbApiHook``: postgres, mysql,
-    sqlite, ...); when it does not exist, an embedded SQLite file in ``$AIRFLOW_HOME`` is used.
-    The description never contains a password. Dispose the engine when done.
+    sqlite, ...). When it does not exist, the embedded SQLite file in ``$AIRFLOW_HOME`` stands in
+    for it only if ``conn_id`` is the default one and every executor Airflow is configured with
+    runs tasks on this machine (LocalExecutor); any other missing connection is a
+    :class:`WarehouseConnectionError`. The description never contains a password. Dispose the
+    engine when done.
 
     :param conn_id: The Airflow connection of the warehouse.
     :param get_connection: The lookup; the Task SDK's by default (tasks). The API server, which has
@@ -85,8 +93,7 @@ def warehouse_engine(
         connection = (get_connection or BaseHook.get_connection)(conn_id)
     except AirflowNotFoundException:
         return _embedded_engine(conn_id, timeouts)
-    engine = _sql_hook_of(connection).get_sqlalchemy_engine()
-    bound_engine(engine, timeouts)
+    engine = bound_engine(_sql_hook_of(connection).get_sqlalchemy_engine(), timeouts)
     return engine, f"Airflow connection '{conn_id}' ({engine.url.render_as_string(hide_password=True)})"
 
 
@@ -131,10 +138,70 @@ def embedded_database_path() -> Path:
 
 
 def _embedded_engine(conn_id: str, timeouts: WarehouseTimeouts) -> tuple[Engine, str]:
+    """The embedded file, where it is the warehouse everyone reads; else why it cannot be."""
+    if conn_id != DEFAULT_WAREHOUSE_CONN_ID:
+        raise WarehouseConnectionError(
+            f"No Airflow connection '{conn_id}' exists, so nothing was written: the warehouse is "
+            f"the connection 'warehouse_conn_id' names. {_how_to_create(conn_id)} Or set "
+            f"'warehouse_conn_id' to a connection that exists. (Only the default connection "
+            f"'{DEFAULT_WAREHOUSE_CONN_ID}' may be absent: then, with LocalExecutor, the rows go to "
+            f"the embedded SQLite file {embedded_database_path()}.)"
+        )
+    if not tasks_run_on_this_machine():
+        executor = configured_executor()
+        raise WarehouseConnectionError(
+            f"No Airflow connection '{conn_id}' exists, so nothing was written. Without it the rows "
+            f"would go to the embedded SQLite file {embedded_database_path()}, which is only the "
+            "warehouse when tasks run on the machine that also serves the chart (LocalExecutor): "
+            f"with the executor '{executor}' every worker would write a file of its own and the "
+            f"chart would read another. {_how_to_create(conn_id)}"
+        )
     path = embedded_database_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     engine = bound_engine(create_engine(URL.create("sqlite", database=str(path))), timeouts)
     return engine, f"embedded SQLite file {path} (no '{conn_id}' connection found)"
+
+
+def _how_to_create(conn_id: str) -> str:
+    example = (
+        '{"conn_type": "postgres", "host": "db.internal", "port": 5432, "login": "kalshi", '
+        '"password": "...", "schema": "warehouse"}'
+    )
+    return (
+        f"Create it where the workers and the API server find connections: `airflow connections "
+        f"add {conn_id} --conn-json '{example}'`, or the same JSON in the environment variable "
+        f"AIRFLOW_CONN_{conn_id.upper()}."
+    )
+
+
+def configured_executor() -> str:
+    """Airflow's ``[core] executor`` setting, as configured (for messages)."""
+    from airflow.configuration import conf
+
+    return conf.get("core", "executor", fallback="") or ""
+
+
+def tasks_run_on_this_machine() -> bool:
+    """Whether every executor Airflow is configured with runs tasks on the machine it runs on.
+
+    Airflow's own test (``airflow standalone`` asks it too): the executor class's ``is_local``, true
+    for LocalExecutor. A configuration that cannot be read, or an executor that cannot be imported,
+    counts as remote. ``airflow dags test`` runs tasks in its own process, which reads the file
+    the chart reads when this is true.
+    """
+    try:
+        from airflow.executors.executor_loader import ExecutorLoader
+
+        names = ExecutorLoader.get_executor_names()
+        return bool(names) and all(_is_local_executor(name.module_path) for name in names)
+    except Exception:  # noqa: BLE001 - not knowing where tasks run is not knowing they run here
+        return False
+
+
+def _is_local_executor(module_path: str) -> bool:
+    module, _, class_name = module_path.rpartition(".")
+    executor = getattr(importlib.import_module(module), class_name, None)
+    return getattr(executor, "is_local", False) is True
 
 
 def bound_engine(engine: Engine, timeouts: WarehouseTimeouts = DEFAULT_TIMEOUTS) -> Engine:

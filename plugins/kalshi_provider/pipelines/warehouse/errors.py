@@ -14,7 +14,8 @@ class InvalidSnapshotError(KalshiError, ValueError):
 
 
 class WarehouseConnectionError(KalshiConfigError):
-    """The Airflow connection named for the warehouse is not a SQL connection that builds engines."""
+    """The Airflow connection named for the warehouse does not exist (and the embedded file may not
+    stand in for it), or is not a SQL connection that builds engines."""
 
 
 class WarehouseSchemaError(KalshiConfigError, ValueError):
