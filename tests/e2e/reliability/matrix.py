@@ -597,6 +597,18 @@ CASES: tuple[Case, ...] = (
         group="warehouse",
         message="No Airflow connection 'kalshi_warehous' exists",
     ),
+    Case(
+        "warehouse-in-memory",
+        "the warehouse is a SQLite database held in memory (gone when the task ends)",
+        "`kalshi_warehouse` of type `sqlite` with host `:memory:`",
+        outcome="failed",
+        tries=1,
+        requests=2,
+        rows=0,
+        bound=120,
+        group="warehouse",
+        message="opens a SQLite database held in memory",
+    ),
 )
 
 HEADER = (

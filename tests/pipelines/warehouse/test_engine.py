@@ -1,5 +1,5 @@
 """warehouse_engine: an Airflow SQL connection (AIRFLOW_CONN_* JSON); the embedded SQLite file only for
-the default connection with local executors; every engine bounded in time."""
+the default connection with local executors; no warehouse that forgets; every engine bounded in time."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 from kalshi_provider.exceptions import KalshiConfigError
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE
 from kalshi_provider.pipelines.warehouse import (
+    VolatileWarehouseError,
     WarehouseConnectionError,
     WarehouseTimeouts,
     embedded_database_path,
@@ -187,6 +188,53 @@ def test_the_default_connection_missing_uses_the_embedded_file_with_local_execut
     engine.dispose()
     assert Path(engine.url.database) == tmp_path / "kalshi_warehouse.db"
     assert description.startswith("embedded SQLite file")
+
+
+# -- no warehouse that forgets -------------------------------------------------------------------------
+
+IN_MEMORY = {
+    "no-host": {"conn_type": "sqlite"},
+    "empty-host": {"conn_type": "sqlite", "host": ""},
+    "memory": {"conn_type": "sqlite", "host": ":memory:"},
+    "uri-memory": {
+        "conn_type": "sqlite",
+        "host": "file::memory:",
+        "extra": {"uri": "true", "cache": "shared"},
+    },
+    "uri-empty": {"conn_type": "sqlite", "host": "file:", "extra": {"uri": "true"}},
+    "mode-memory": {
+        "conn_type": "sqlite",
+        "host": "file:{dir}/named.db",
+        "extra": {"uri": "true", "mode": "memory"},
+    },
+    "mode-memory-in-host": {"conn_type": "sqlite", "host": "file:{dir}/named.db?mode=memory&uri=true"},
+    "memdb-vfs": {"conn_type": "sqlite", "host": "file:/named.db", "extra": {"uri": "true", "vfs": "memdb"}},
+}
+
+
+@pytest.mark.parametrize("fields", list(IN_MEMORY.values()), ids=list(IN_MEMORY))
+def test_a_sqlite_connection_held_in_memory_is_refused_for_good(monkeypatch, tmp_path, lookup, fields):
+    """Every spelling of an in-memory SQLite database: the task used to log "Wrote the total" to
+    a database gone when it ended."""
+    fields = json.loads(json.dumps(fields).replace("{dir}", str(tmp_path)))
+    monkeypatch.setenv(CONN_ENV, json.dumps(fields))
+    with pytest.raises(VolatileWarehouseError) as refused:
+        warehouse_engine(get_connection=lookup)
+    message = str(refused.value)
+    assert "opens a SQLite database held in memory" in message and "absolute path" in message
+    assert isinstance(refused.value, KalshiConfigError)
+    assert list(tmp_path.iterdir()) == []  # no file made on the way
+
+
+@pytest.mark.parametrize("host", ["warehouse.db", "data/warehouse.db", "file::memory:?cache=shared"])
+def test_a_sqlite_file_named_by_a_relative_path_is_refused(monkeypatch, tmp_path, lookup, host):
+    """A relative file lands wherever each process runs (the last one is what SQLAlchemy makes of
+    an in-memory URI without uri=true: a file named 'file::memory:')."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(CONN_ENV, json.dumps({"conn_type": "sqlite", "host": host}))
+    with pytest.raises(VolatileWarehouseError, match="names its SQLite file by a relative path"):
+        warehouse_engine(get_connection=lookup)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(

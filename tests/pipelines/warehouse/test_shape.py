@@ -13,7 +13,12 @@ from sqlalchemy.engine import Engine, make_url
 
 from kalshi_provider.exceptions import KalshiConfigError
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE
-from kalshi_provider.pipelines.warehouse import WarehouseSchemaError, prepare_tables, read_snapshots
+from kalshi_provider.pipelines.warehouse import (
+    VolatileWarehouseError,
+    WarehouseSchemaError,
+    prepare_tables,
+    read_snapshots,
+)
 from tests.pipelines.warehouse.conftest import ENGINES, make_load
 
 TOTALS, BREAKDOWN, PROBLEMS = DEFAULT_TABLE, f"{DEFAULT_TABLE}_breakdown", f"{DEFAULT_TABLE}_problems"
@@ -81,11 +86,13 @@ def make_tables(engine: Engine, changes: dict[str, str] | None = None, *, keys: 
             conn.exec_driver_sql(f"CREATE TABLE {table} ({', '.join(body)})")
 
 
-def _store(engine: Engine, **load):
+def _store(engine: Engine, schema: str | None = None, **load):
     from kalshi_provider.pipelines.warehouse import store_reading
 
     made = make_load(**load)
-    return store_reading(engine, made.reading, snapshot_hour=made.hour, dag_run_id=made.dag_run_id)
+    return store_reading(
+        engine, made.reading, snapshot_hour=made.hour, dag_run_id=made.dag_run_id, schema=schema
+    )
 
 
 def _rows_in(engine: Engine, table: str) -> int:
@@ -248,13 +255,14 @@ def test_a_non_utc_postgres_session_stores_and_reads_utc(chicago_engine):
 
 
 def test_the_check_reflects_all_tables_at_once_on_postgres(postgres_engine):
-    """Columns and primary keys of the three tables in three catalog queries (columns; the tables'
-    oids and their keys), not three per table as per-table reflection costs."""
+    """Columns and primary keys of the seven tables in three catalog queries (columns; the tables'
+    oids and their keys) and one for what reflection does not say (persistence), not three per
+    table as per-table reflection costs."""
     prepare_tables(postgres_engine)
     statements: list[str] = []
     event.listen(postgres_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
     prepare_tables(postgres_engine)
-    assert len(statements) <= 3, statements
+    assert len(statements) <= 4, statements
 
 
 # --- the tables the balance brought -----------------------------------------------------------------
@@ -315,3 +323,92 @@ def test_a_deployment_from_before_the_balance_gets_the_new_tables_and_keeps_its_
     for suffix in ("_balance", "_bal_shard", "_margin", "_history"):
         assert f"{DEFAULT_TABLE}{suffix}" in after.get_table_names()
     assert _rows_in(db_engine, f"{DEFAULT_TABLE}_history") == 1
+
+
+# --- tables that would forget their rows -------------------------------------------------------------
+
+
+def _volatile(engine: Engine, *expected: str, schema: str | None = None) -> str:
+    with pytest.raises(VolatileWarehouseError) as refused:
+        _store(engine, schema=schema)
+    message = str(refused.value)
+    for part in expected:
+        assert part in message, message
+    assert isinstance(refused.value, KalshiConfigError)  # the load fails at once, without retries
+    return message
+
+
+@pytest.mark.parametrize("schema", ["temp", "TEMP", "Temp"])
+def test_sqlite_temp_schema_is_refused(sqlite_engine, schema):
+    """SQLite's temp database is private to one connection: the load logged "Wrote the total" and
+    the next session found nothing."""
+    _volatile(sqlite_engine, f"the schema {schema!r} is SQLite's temporary database", schema=schema)
+    assert inspect(sqlite_engine).get_table_names() == []
+
+
+def test_a_sqlite_database_attached_in_memory_is_refused(tmp_path):
+    """An engine made elsewhere (not by warehouse_engine) that attaches an in-memory database."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'main.db'}")
+    event.listen(engine, "connect", lambda dbapi, record: dbapi.execute("ATTACH DATABASE ':memory:' AS side"))
+    try:
+        _volatile(engine, "the SQLite database of schema 'side' is held in memory", schema="side")
+        engine_in_memory = create_engine("sqlite://")
+        try:
+            _volatile(engine_in_memory, "the SQLite database is held in memory")
+        finally:
+            engine_in_memory.dispose()
+    finally:
+        engine.dispose()
+
+
+def _permanent_tables(postgres_engine: Engine, schema: str) -> list[str]:
+    with postgres_engine.connect() as conn:
+        return list(
+            conn.execute(
+                text(
+                    "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = :schema AND c.relkind = 'r'"
+                ),
+                {"schema": schema},
+            ).scalars()
+        )
+
+
+def test_postgres_pg_temp_schema_is_refused(postgres_engine, postgres_schema):
+    _volatile(postgres_engine, ".kalshi_total_resting_order_value is a temporary table", schema="pg_temp")
+    assert _permanent_tables(postgres_engine, postgres_schema) == []
+
+
+def test_postgres_own_temp_schema_by_its_number_is_refused(postgres_url):
+    """``pg_temp_N``, the session's own temporary schema by name (one pooled session throughout)."""
+    engine = create_engine(postgres_url, pool_size=1, max_overflow=0)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("CREATE TEMPORARY TABLE made_here (x integer)")
+            own = conn.exec_driver_sql(
+                "SELECT nspname FROM pg_namespace WHERE oid = pg_my_temp_schema()"
+            ).scalar_one()
+            conn.commit()
+        assert own.startswith("pg_temp_")
+        _volatile(engine, f"{own}.kalshi_total_resting_order_value is a temporary table", schema=own)
+    finally:
+        engine.dispose()
+
+
+def test_postgres_search_path_starting_at_pg_temp_is_refused(postgres_url, postgres_schema):
+    """No 'schema' given, but the connection's search_path puts new tables in pg_temp first."""
+    engine = create_engine(postgres_url, connect_args={"options": f"-csearch_path=pg_temp,{postgres_schema}"})
+    try:
+        message = _volatile(engine, "is a temporary table", "the connection's search_path")
+        assert "pg_temp_" in message
+        assert _permanent_tables(engine, postgres_schema) == []
+    finally:
+        engine.dispose()
+
+
+def test_postgres_unlogged_table_is_refused(postgres_engine, postgres_schema):
+    prepare_tables(postgres_engine)
+    with postgres_engine.begin() as conn:
+        conn.exec_driver_sql(f"ALTER TABLE {TOTALS} SET UNLOGGED")
+    _volatile(postgres_engine, f"{postgres_schema}.{TOTALS} is UNLOGGED", "SET LOGGED")
+    assert _rows_in(postgres_engine, TOTALS) == 0

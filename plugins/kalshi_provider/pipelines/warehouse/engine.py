@@ -8,8 +8,10 @@ into each session (MySQL/MariaDB) or each transaction (PostgreSQL: ``set_config(
 ``SET LOCAL``, which a pooler in transaction mode such as PgBouncer passes on, where it refuses the
 ``options`` startup parameter). A value the connection itself sets is kept.
 
-A connection id that does not exist is refused before anything is written: only the default one
-may fall back to the embedded file, and only where tasks run on the machine that serves the chart.
+A warehouse that would forget what is written is refused before anything is: a connection id
+that does not exist (only the default one may fall back to the embedded file, and only where
+tasks run on the machine that serves the chart), and a SQLite database held in memory or named by
+a relative path. (Temporary schemas and tables are refused by :mod:`.shape`, which sees them.)
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine
 
 from kalshi_provider.pipelines.settings import DEFAULT_WAREHOUSE_CONN_ID
-from kalshi_provider.pipelines.warehouse.errors import WarehouseConnectionError
+from kalshi_provider.pipelines.warehouse.errors import VolatileWarehouseError, WarehouseConnectionError
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -79,8 +81,9 @@ def warehouse_engine(
     sqlite, ...). When it does not exist, the embedded SQLite file in ``$AIRFLOW_HOME`` stands in
     for it only if ``conn_id`` is the default one and every executor Airflow is configured with
     runs tasks on this machine (LocalExecutor); any other missing connection is a
-    :class:`WarehouseConnectionError`. The description never contains a password. Dispose the
-    engine when done.
+    :class:`WarehouseConnectionError`. A SQLite database that forgets (in memory, or a relative
+    path) is a :class:`VolatileWarehouseError`. The description never contains a password. Dispose
+    the engine when done.
 
     :param conn_id: The Airflow connection of the warehouse.
     :param get_connection: The lookup; the Task SDK's by default (tasks). The API server, which has
@@ -94,6 +97,11 @@ def warehouse_engine(
     except AirflowNotFoundException:
         return _embedded_engine(conn_id, timeouts)
     engine = bound_engine(_sql_hook_of(connection).get_sqlalchemy_engine(), timeouts)
+    try:
+        _refuse_forgetful_sqlite(engine, conn_id)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine, f"Airflow connection '{conn_id}' ({engine.url.render_as_string(hide_password=True)})"
 
 
@@ -202,6 +210,42 @@ def _is_local_executor(module_path: str) -> bool:
     module, _, class_name = module_path.rpartition(".")
     executor = getattr(importlib.import_module(module), class_name, None)
     return getattr(executor, "is_local", False) is True
+
+
+def _refuse_forgetful_sqlite(engine: Engine, conn_id: str) -> None:
+    """A SQLite warehouse is a file named by its absolute path. Spellings of "in memory" the name
+    shows (empty, ``:memory:``, the ``memdb`` VFS) are refused before connecting, and so is a
+    relative path (before SQLite creates that file); the others (``mode=memory``, ...) the
+    database itself reveals: ``PRAGMA database_list`` gives no file for a database in memory."""
+    if engine.dialect.name != "sqlite":
+        return
+    url = engine.url
+    database = url.database or ""
+    as_uri = str(url.query.get("uri", "")).lower() in ("true", "1") and database.startswith("file:")
+    path = database[len("file:") :] if as_uri else database
+    memdb = as_uri and str(url.query.get("vfs", "")).lower() == "memdb"
+    in_memory = memdb or path in ("", ":memory:")
+    query = "&".join(f"{name}={value}" for name, value in sorted(url.query.items()))
+    shown = repr(database + (f"?{query}" if query else ""))
+    if not in_memory and not os.path.isabs(path):
+        raise VolatileWarehouseError(
+            f"Connection '{conn_id}' names its SQLite file by a relative path ({shown}): each "
+            "process would open it relative to the folder it happens to run in, so rows would "
+            "scatter over files that later runs and the chart do not read. Set the connection's "
+            "host to an absolute path, e.g. /var/lib/airflow/kalshi_warehouse.db."
+        )
+    if not in_memory:
+        with engine.connect() as conn:
+            files = {row[1]: row[2] for row in conn.exec_driver_sql("PRAGMA database_list")}
+        in_memory = not files.get("main")
+    if in_memory:
+        raise VolatileWarehouseError(
+            f"Connection '{conn_id}' opens a SQLite database held in memory ({shown}): the task "
+            "would log that it wrote the rows, and they would be gone when it ends; no later run "
+            "and no chart would see them. Set the connection's host to the absolute path of a "
+            "database file, e.g. /var/lib/airflow/kalshi_warehouse.db, on a disk every task and "
+            "the API server share."
+        )
 
 
 def bound_engine(engine: Engine, timeouts: WarehouseTimeouts = DEFAULT_TIMEOUTS) -> Engine:

@@ -18,6 +18,15 @@ class WarehouseConnectionError(KalshiConfigError):
     stand in for it), or is not a SQL connection that builds engines."""
 
 
+class VolatileWarehouseError(KalshiConfigError, ValueError):
+    """The warehouse would forget what is written: an in-memory or temporary SQLite database, a
+    relative SQLite path, or a temporary or unlogged PostgreSQL table.
+
+    Permanent: the task fails at once instead of logging "Wrote the total" to a database that the
+    next session, or the chart, never sees.
+    """
+
+
 class WarehouseSchemaError(KalshiConfigError, ValueError):
     """A table that already exists cannot hold the rows exactly (a column type, the primary key).
 

@@ -6,8 +6,14 @@ away, ``double precision`` loses digits beyond 2**53, and without the primary ke
 get two rows. Such a table is refused with a :class:`WarehouseSchemaError` (permanent: the task
 fails at once) naming the table, the column, what it is and what to do.
 
+Tables that would forget what is written are refused with a :class:`VolatileWarehouseError`:
+SQLite's ``temp`` schema (and any database held in memory), and PostgreSQL's temporary tables
+(schema ``pg_temp``, or a ``search_path`` that starts there) and ``UNLOGGED`` ones. The check runs
+in the transaction that creates the missing tables, so a refused PostgreSQL table is never kept.
+
 Reflection costs one catalog query per kind (columns, primary keys) with SQLAlchemy 2's
-``get_multi_*``; SQLAlchemy 1.4 has only per-table reflection, used as the fallback.
+``get_multi_*``, and one more on PostgreSQL for what reflection does not say (persistence);
+SQLAlchemy 1.4 has only per-table reflection, used as the fallback.
 """
 
 from __future__ import annotations
@@ -15,13 +21,25 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, Integer, Numeric, SmallInteger, String, inspect
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Integer,
+    Numeric,
+    SmallInteger,
+    String,
+    Table,
+    inspect,
+    text,
+)
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeEngine
 
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE
-from kalshi_provider.pipelines.warehouse.errors import WarehouseSchemaError
+from kalshi_provider.pipelines.warehouse.errors import VolatileWarehouseError, WarehouseSchemaError
 from kalshi_provider.pipelines.warehouse.schema import (
     ID_LENGTH,
     ExactDecimal,
@@ -40,20 +58,93 @@ def prepare_tables(
     """Create the missing tables and check the existing ones; return the tables to write to."""
     tables = warehouse_tables(table_name, schema)
     for attempt in range(2):
-        with engine.connect() as conn:
-            found = _reflect(conn, tables, schema)
-        missing = [table for table in tables if table.name not in found]
-        _refuse_mismatches(tables, found, engine.dialect, schema)
-        if not missing:
-            return tables
         try:
-            tables.totals.metadata.create_all(engine, tables=missing, checkfirst=False)
+            with engine.begin() as conn:
+                _prepare(conn, tables, schema)
             return tables
-        except DBAPIError:
+        except _CreateRaced as raced:
             if attempt:
-                raise
+                raise raced.error from None
             # Another loader created a table between our look and our CREATE: look again.
     return tables  # pragma: no cover - the loop returns or raises
+
+
+class _CreateRaced(Exception):
+    def __init__(self, error: DBAPIError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _prepare(conn: Connection, tables: WarehouseTables, schema: str | None) -> None:
+    """Refuse, then create what is missing, in one transaction (PostgreSQL takes a refused
+    creation back; MySQL commits DDL at once, so everything is refused before anything is made)."""
+    _refuse_forgetful_sqlite_schema(conn, schema)
+    found = _reflect(conn, tables, schema)
+    _refuse_mismatches(tables, found, conn.dialect, schema)
+    _refuse_forgetful_tables(conn, [table for table in tables if table.name in found], schema)
+    missing = [table for table in tables if table.name not in found]
+    if not missing:
+        return
+    try:
+        tables.totals.metadata.create_all(conn, tables=missing, checkfirst=False)
+    except DBAPIError as err:
+        raise _CreateRaced(err) from err
+    _refuse_forgetful_tables(conn, missing, schema)  # where a search_path put them
+
+
+def _refuse_forgetful_sqlite_schema(conn: Connection, schema: str | None) -> None:
+    """SQLite's ``temp`` schema, and any database of the connection held in memory, is private to
+    one connection and gone when it closes (``PRAGMA database_list`` shows no file for it)."""
+    if conn.dialect.name != "sqlite":
+        return
+    target = (schema or "main").lower()
+    files = {row[1].lower(): row[2] for row in conn.exec_driver_sql("PRAGMA database_list")}
+    if target == "temp" or files.get(target) == "":
+        if target == "temp":
+            what = f"the schema {schema!r} is SQLite's temporary database"
+        else:
+            what = f"the SQLite database{f' of schema {schema!r}' if schema else ''} is held in memory"
+        raise VolatileWarehouseError(
+            f"Nothing was written: {what}, private to one connection and deleted when it closes, so "
+            "every row would be lost and no later run or chart would see it. Leave 'schema' empty to "
+            "use the connection's database file, or give the connection the absolute path of one."
+        )
+
+
+def _refuse_forgetful_tables(conn: Connection, tables: list[Table], schema: str | None) -> None:
+    """PostgreSQL: a temporary table (schema ``pg_temp``/``pg_temp_N``, or a ``search_path`` that
+    starts there) is dropped when the session ends; an ``UNLOGGED`` one is emptied after a crash.
+    Asked of the catalog by the names the load will write to (``to_regclass`` resolves them
+    through the ``search_path`` as the load's statements do)."""
+    if conn.dialect.name != "postgresql" or not tables:
+        return
+    names = [conn.dialect.identifier_preparer.format_table(table) for table in tables]
+    rows = conn.execute(
+        text(
+            "SELECT c.relname, n.nspname, c.relpersistence FROM pg_catalog.pg_class AS c "
+            "JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace "
+            "WHERE c.oid IN (SELECT to_regclass(name) FROM unnest(CAST(:names AS text[])) AS name)"
+        ),
+        {"names": names},
+    ).all()
+    problems = [
+        f"{namespace}.{table} is "
+        + (
+            "a temporary table: PostgreSQL drops it when the session ends"
+            if persistence == "t"
+            else "UNLOGGED: PostgreSQL empties it after a crash (ALTER TABLE ... SET LOGGED keeps it)"
+        )
+        for table, namespace, persistence in rows
+        if persistence != "p"
+    ]
+    if problems:
+        where = f"the schema {schema!r}" if schema else "the connection's search_path"
+        raise VolatileWarehouseError(
+            "Nothing was written: the warehouse tables would forget their rows:\n- "
+            + "\n- ".join(sorted(problems))
+            + f"\nThey are where {where} puts them. Use a permanent schema (never pg_temp) and "
+            "logged tables."
+        )
 
 
 class _Found:
