@@ -8,7 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy import String, create_engine, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
 
 from kalshi_provider.exceptions import KalshiConfigError
@@ -18,6 +18,7 @@ from kalshi_provider.pipelines.warehouse import (
     WarehouseSchemaError,
     prepare_tables,
     read_snapshots,
+    warehouse_tables,
 )
 from tests.pipelines.warehouse.conftest import ENGINES, make_load
 
@@ -70,8 +71,16 @@ COLUMNS = {
 KEYS = {TOTALS: "account, snapshot_hour", BREAKDOWN: "account, snapshot_hour, exchange_index"}
 
 
-def make_tables(engine: Engine, changes: dict[str, str] | None = None, *, keys: bool = True, extra: str = ""):
-    """Create the totals and breakdown tables by hand; ``changes`` maps ``table.column`` to a type."""
+def make_tables(
+    engine: Engine,
+    changes: dict[str, str] | None = None,
+    *,
+    keys: bool = True,
+    extra: str = "",
+    options: str = "",
+):
+    """Create the totals and breakdown tables by hand; ``changes`` maps ``table.column`` to a type,
+    ``options`` are table options (MySQL's ``DEFAULT CHARSET=...``)."""
     changes = changes or {}
     types = GOOD[engine.dialect.name]
     with engine.begin() as conn:
@@ -83,7 +92,7 @@ def make_tables(engine: Engine, changes: dict[str, str] | None = None, *, keys: 
                 body.append(extra)  # before the key: SQLite wants columns before table constraints
             if keys:
                 body.append(f"PRIMARY KEY ({KEYS[table]})")
-            conn.exec_driver_sql(f"CREATE TABLE {table} ({', '.join(body)})")
+            conn.exec_driver_sql(f"CREATE TABLE {table} ({', '.join(body)}) {options}")
 
 
 def _store(engine: Engine, schema: str | None = None, **load):
@@ -412,3 +421,156 @@ def test_postgres_unlogged_table_is_refused(postgres_engine, postgres_schema):
         conn.exec_driver_sql(f"ALTER TABLE {TOTALS} SET UNLOGGED")
     _volatile(postgres_engine, f"{postgres_schema}.{TOTALS} is UNLOGGED", "SET LOGGED")
     assert _rows_in(postgres_engine, TOTALS) == 0
+
+
+# --- key columns compare exactly ---------------------------------------------------------------------
+
+FIXED_LENGTH = {"postgresql": "char(250)", "mysql": "CHAR(250) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"}
+
+
+@pytest.mark.parametrize("engine", ["postgresql", "mysql"])
+@pytest.mark.parametrize("column", [f"{TOTALS}.account", f"{TOTALS}.dag_run_id"])
+def test_a_fixed_length_text_column_is_refused(request, engine, column):
+    """CHAR(250): PostgreSQL read 'fcm_a' back with 245 spaces, and the quality check reported the
+    account missing every hour."""
+    db = request.getfixturevalue(ENGINES["mariadb" if engine == "mysql" else engine])
+    make_tables(db, {column: FIXED_LENGTH[engine]})
+    message = _refused(db, f"{column} is CHAR(250)", "a fixed-length type", "it needs")
+    assert "padded with spaces" in message
+
+
+def test_sqlite_char_pads_nothing_and_is_accepted(sqlite_engine):
+    """SQLite ignores CHAR's length (TEXT affinity): the account reads back as written."""
+    make_tables(sqlite_engine, {f"{TOTALS}.account": "CHAR(250)"})
+    assert _store(sqlite_engine, account="fcm_a").held
+    assert [row["account"] for row in read_snapshots(sqlite_engine)] == ["fcm_a"]
+
+
+@pytest.fixture
+def postgres_case_blind_collation(postgres_engine, postgres_schema):
+    """An ICU collation that finds 'FCM_A' and 'fcm_a' equal (Debian's PostgreSQL 15 has ICU)."""
+    with postgres_engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"CREATE COLLATION {postgres_schema}.case_blind "
+            "(provider = icu, locale = 'und-u-ks-level2', deterministic = false)"
+        )
+        assert conn.exec_driver_sql("SELECT 'FCM_A' = 'fcm_a' COLLATE case_blind").scalar_one()
+    return "case_blind"
+
+
+def test_postgres_nondeterministic_key_collation_is_refused(postgres_engine, postgres_case_blind_collation):
+    make_tables(postgres_engine, {f"{TOTALS}.account": f"text COLLATE {postgres_case_blind_collation}"})
+    _refused(
+        postgres_engine,
+        f"{TOTALS}.account compares text with the nondeterministic collation case_blind",
+        "one account's rows could take another's place",
+        'COLLATE "C"',
+    )
+
+
+def test_postgres_nondeterministic_collation_on_the_history_key_is_refused(
+    postgres_engine, postgres_case_blind_collation
+):
+    prepare_tables(postgres_engine)
+    history = f"{DEFAULT_TABLE}_history"
+    with postgres_engine.begin() as conn:
+        conn.exec_driver_sql(f"ALTER TABLE {history} ALTER COLUMN endpoint TYPE text COLLATE case_blind")
+    with pytest.raises(
+        WarehouseSchemaError, match=f"{history}.endpoint compares text with the nondeterministic"
+    ):
+        _store(postgres_engine)
+    assert _rows_in(postgres_engine, TOTALS) == 0
+
+
+def test_postgres_deterministic_collations_are_accepted(postgres_engine):
+    """ "C" and a deterministic ICU collation compare bytes when they find equality."""
+    make_tables(
+        postgres_engine,
+        {f"{TOTALS}.account": 'text COLLATE "C"', f"{BREAKDOWN}.account": 'text COLLATE "und-x-icu"'},
+    )
+    assert _store(postgres_engine, account="fcm_a").held and _store(postgres_engine, account="FCM_A").held
+    assert sorted(row["account"] for row in read_snapshots(postgres_engine)) == ["FCM_A", "fcm_a"]
+
+
+CASE_BLIND_MYSQL = {  # (the account column's type, a table or database default, the collation in effect)
+    "column": ("VARCHAR(250) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci", None, "utf8mb4_general_ci"),
+    "unicode": ("VARCHAR(250) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci", None, "utf8mb4_unicode_ci"),
+    "latin1": ("VARCHAR(250) CHARACTER SET latin1", None, "latin1_swedish_ci"),
+    "table-default": (
+        "VARCHAR(250)",
+        "DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci",
+        "utf8mb4_unicode_ci",
+    ),
+    "database-default": ("VARCHAR(250)", "database", "utf8mb4_general_ci"),
+}
+
+
+@pytest.mark.parametrize(
+    ("declared", "default", "collation"), list(CASE_BLIND_MYSQL.values()), ids=list(CASE_BLIND_MYSQL)
+)
+def test_mariadb_case_insensitive_key_collation_is_refused(
+    mariadb_engine, mariadb_database, declared, default, collation
+):
+    """A _ci collation, declared or inherited from the table's or the database's default."""
+    if default == "database":
+        with mariadb_engine.begin() as conn:
+            conn.exec_driver_sql(
+                f"ALTER DATABASE `{mariadb_database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
+            )
+    table_default = default if default and default != "database" else ""
+    make_tables(mariadb_engine, {f"{TOTALS}.account": declared}, options=table_default)
+    message = _refused(
+        mariadb_engine,
+        f"{TOTALS}.account compares text with the collation {collation} (case- or accent-insensitive)",
+    )
+    assert "MODIFY account VARCHAR(250) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL" in message
+
+
+def test_mariadb_case_insensitive_history_endpoint_is_refused(mariadb_engine):
+    prepare_tables(mariadb_engine)
+    history = f"{DEFAULT_TABLE}_history"
+    with mariadb_engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"ALTER TABLE {history} MODIFY endpoint VARCHAR(250) CHARACTER SET utf8mb4 "
+            "COLLATE utf8mb4_general_ci NOT NULL"
+        )
+    with pytest.raises(WarehouseSchemaError, match=f"{history}.endpoint compares text with the collation"):
+        _store(mariadb_engine)
+
+
+@pytest.mark.parametrize(
+    ("collation", "says"), [("NOCASE", "case-insensitive"), ("RTRIM", "trailing spaces ignored")]
+)
+def test_sqlite_key_collation_other_than_binary_is_refused(sqlite_engine, collation, says):
+    make_tables(sqlite_engine, {f"{TOTALS}.account": f"TEXT COLLATE {collation}"})
+    _refused(sqlite_engine, f"{TOTALS}.account compares text with the collation {collation} ({says})")
+
+
+@pytest.mark.parametrize("default", ["latin1_swedish_ci", "utf8mb4_general_ci"])
+def test_tables_made_on_mariadb_compare_every_text_column_byte_for_byte(
+    mariadb_engine, mariadb_database, default
+):
+    """Whatever the database's default (this server's is latin1, Debian's packaged one utf8mb4_general_ci),
+    every text column the project creates is utf8mb4 with a binary collation."""
+    charset = default.split("_")[0]
+    with mariadb_engine.begin() as conn:
+        conn.exec_driver_sql(f"ALTER DATABASE `{mariadb_database}` CHARACTER SET {charset} COLLATE {default}")
+    prepare_tables(mariadb_engine)
+    with mariadb_engine.connect() as conn:
+        columns = conn.exec_driver_sql(
+            "SELECT TABLE_NAME, COLUMN_NAME, CHARACTER_SET_NAME, COLLATION_NAME "
+            "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND COLLATION_NAME IS NOT NULL"
+        ).all()
+    ours = [(t.name, c.name) for t in warehouse_tables() for c in t.columns if isinstance(c.type, String)]
+    assert sorted((table, column) for table, column, _, _ in columns) == sorted(ours)
+    assert {(charset, collation) for _, _, charset, collation in columns} == {("utf8mb4", "utf8mb4_bin")}, (
+        columns
+    )
+    # So two accounts whose ids differ only in case keep an hour each.
+    assert _store(mariadb_engine, account="fcm_a", cents=1).held
+    assert _store(mariadb_engine, account="FCM_A", cents=2).held
+    rows = read_snapshots(mariadb_engine)
+    assert sorted((row["account"], row["total_resting_order_value_cents"]) for row in rows) == [
+        ("FCM_A", 2),
+        ("fcm_a", 1),
+    ]
