@@ -32,7 +32,7 @@ class TableFacts:
 def table_facts(
     conn: Connection, tables: Sequence[Table], keys: Mapping[str, Collection[str]]
 ) -> dict[str, TableFacts]:
-    """Facts about ``tables`` (all existing), by table name: one query (SQLite: one a table).
+    """Facts about ``tables`` (all existing), by table name, in one query.
 
     :param keys: Per table name, the key columns it has whose collation to check.
     """
@@ -44,7 +44,7 @@ def table_facts(
     if name in ("mysql", "mariadb"):
         return _mysql(conn, tables, keys)
     if name == "sqlite":
-        return {table.name: _sqlite(conn, table, sorted(keys.get(table.name, ()))) for table in tables}
+        return _sqlite(conn, tables, keys)
     return {table.name: TableFacts() for table in tables}  # another engine: nothing more to ask
 
 
@@ -107,25 +107,31 @@ def _mysql_why(collation: str) -> str:
     return " (not binary)"
 
 
-def _sqlite(conn: Connection, table: Table, keys: list[str]) -> TableFacts:
-    """Compare through the column: a row-less ``UNION ALL`` keeps the column's collation for the
-    literal row below it, so ``'a' = 'A'`` is true under NOCASE and ``'a' = 'a '`` under RTRIM."""
-    columns = list(keys)
-    if not columns:
-        return TableFacts()
-    quote = conn.dialect.identifier_preparer.quote
-    probes = ", ".join(f"x.c{index} = 'A', x.c{index} = 'a '" for index in range(len(columns)))
-    selected = ", ".join(f"{quote(column)} AS c{index}" for index, column in enumerate(columns))
-    literals = ", ".join("'a'" for _ in columns)
-    source = conn.dialect.identifier_preparer.format_table(table)
-    row = conn.exec_driver_sql(
-        f"SELECT {probes} FROM (SELECT {selected} FROM {source} WHERE 0 UNION ALL SELECT {literals}) AS x"
-    ).one()
-    facts = TableFacts()
-    for index, column in enumerate(columns):
-        case_blind, pad_blind = row[2 * index], row[2 * index + 1]
-        if case_blind:
-            facts.inexact[column] = "the collation NOCASE (case-insensitive)"
-        elif pad_blind:
-            facts.inexact[column] = "the collation RTRIM (trailing spaces ignored)"
+def _sqlite(
+    conn: Connection, tables: Sequence[Table], keys: Mapping[str, Collection[str]]
+) -> dict[str, TableFacts]:
+    """Compare through each column: a row-less ``UNION ALL`` keeps the column's collation for the
+    literal row below it, so ``'a' = 'A'`` is true under NOCASE and ``'a' = 'a '`` under RTRIM.
+    One derived table per table, joined into one row."""
+    preparer = conn.dialect.identifier_preparer
+    probed = [(table, list(keys.get(table.name, ()))) for table in tables]
+    probed = [(table, columns) for table, columns in probed if columns]
+    facts = {table.name: TableFacts() for table in tables}
+    if not probed:
+        return facts
+    probes, sources = [], []
+    for number, (table, columns) in enumerate(probed):
+        selected = ", ".join(f"{preparer.quote(column)} AS c{index}" for index, column in enumerate(columns))
+        literals = ", ".join("'a'" for _ in columns)
+        source = preparer.format_table(table)
+        sources.append(f"(SELECT {selected} FROM {source} WHERE 0 UNION ALL SELECT {literals}) AS t{number}")
+        probes += [f"t{number}.c{index} = 'A', t{number}.c{index} = 'a '" for index in range(len(columns))]
+    row = iter(conn.exec_driver_sql(f"SELECT {', '.join(probes)} FROM {' CROSS JOIN '.join(sources)}").one())
+    for table, columns in probed:
+        for column in columns:
+            case_blind, pad_blind = next(row), next(row)
+            if case_blind:
+                facts[table.name].inexact[column] = "the collation NOCASE (case-insensitive)"
+            elif pad_blind:
+                facts[table.name].inexact[column] = "the collation RTRIM (trailing spaces ignored)"
     return facts
