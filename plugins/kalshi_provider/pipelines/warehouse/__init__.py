@@ -4,7 +4,8 @@ Warehouse for the hourly total-resting-order-value rows (SQLAlchemy Core, 1.4 an
 ``store_reading`` writes one account-hour (total, balance, their shards, the free margin per shard,
 the history of the readings) in one transaction, keeping the earliest observation inside the hour;
 ``read_snapshots``, ``read_balances`` and ``read_history`` read rows back; ``warehouse_engine``
-finds the database (an Airflow SQL connection, else an embedded SQLite file) with bounded waits;
+finds the database (an Airflow SQL connection; for the default one, on a LocalExecutor install, an
+embedded SQLite file) with bounded waits, and refuses one that would forget what is written;
 ``prepare_tables`` creates missing tables and refuses existing ones that cannot hold the values
 exactly.
 """
@@ -21,6 +22,7 @@ from kalshi_provider.pipelines.warehouse.engine import (
 from kalshi_provider.pipelines.warehouse.errors import (
     InvalidIdentifierError,
     InvalidSnapshotError,
+    VolatileWarehouseError,
     WarehouseConnectionError,
     WarehouseSchemaError,
 )
@@ -57,6 +59,7 @@ __all__ = [
     "InvalidSnapshotError",
     "StoredHour",
     "StoredReading",
+    "VolatileWarehouseError",
     "WarehouseConnectionError",
     "WarehouseSchemaError",
     "WarehouseTables",
