@@ -5,8 +5,9 @@ Warehouse for the hourly total-resting-order-value rows (SQLAlchemy Core, 1.4 an
 the history of the readings) in one transaction, keeping the earliest observation inside the hour;
 ``read_snapshots``, ``read_balances`` and ``read_history`` read rows back, and ``read_window`` a
 chart's window within a points budget; ``warehouse_engine`` finds the database (an Airflow SQL
-connection, else an embedded SQLite file) with bounded waits; ``prepare_tables`` creates missing
-tables and refuses existing ones that cannot hold the values exactly.
+connection; for the default one, on a LocalExecutor install, an embedded SQLite file) with bounded
+waits, and refuses one that would forget what is written; ``prepare_tables`` creates missing tables
+and refuses existing ones that cannot hold the values exactly.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from kalshi_provider.pipelines.warehouse.engine import (
 from kalshi_provider.pipelines.warehouse.errors import (
     InvalidIdentifierError,
     InvalidSnapshotError,
+    VolatileWarehouseError,
     WarehouseConnectionError,
     WarehouseSchemaError,
 )
@@ -55,6 +57,7 @@ __all__ = [
     "StoredHour",
     "StoredReading",
     "TooManyPoints",
+    "VolatileWarehouseError",
     "WarehouseConnectionError",
     "WarehouseSchemaError",
     "WarehouseTables",
