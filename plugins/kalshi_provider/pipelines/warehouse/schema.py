@@ -52,6 +52,11 @@ MARGIN_SUFFIX = "_margin"
 #: Every reading the pipeline took, append-only.
 HISTORY_SUFFIX = "_history"
 
+#: Prefixes of the indexes leading on ``snapshot_hour`` of the tables the chart reads by time range:
+#: at most 10 characters before a totals table's name (at most 53, see BREAKDOWN_SUFFIX), so each
+#: name is a 63-character identifier, unique in its schema and never cut.
+HOUR_INDEX_PREFIXES = {"totals": "ixh_total_", "balance": "ixh_bal_", "free_margin": "ixh_marg_"}
+
 #: Longest text the key columns hold: Airflow's own limit for connection and run ids (ID_LEN).
 ID_LENGTH = 250
 #: ``Column.info`` flag of the key columns: the text that finds a row (every primary-key text
@@ -213,6 +218,12 @@ def _per_shard_table(name: str, metadata: MetaData) -> Table:
     )
 
 
+def _hour_index(kind: str, table_name: str) -> Index:
+    """The index a time-range read of all accounts (the chart's) searches: the primary keys lead on
+    the account, so without it such a read scans the whole table, however old."""
+    return Index(HOUR_INDEX_PREFIXES[kind] + table_name, "snapshot_hour")
+
+
 @lru_cache(maxsize=64)
 def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None) -> WarehouseTables:
     """Return the tables for ``table_name``, refusing names that are not plain identifiers."""
@@ -233,6 +244,7 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
         Column("dag_run_id", Text, nullable=True),
         Column("loaded_at", UTCDateTime, nullable=False),
         PrimaryKeyConstraint("account", "snapshot_hour"),
+        _hour_index("totals", table_name),
         **_MYSQL_TABLE_OPTIONS,
     )
     breakdown = _per_shard_table(breakdown_name, metadata)
@@ -263,6 +275,7 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
         # Why Kalshi's balance_breakdown was left out of this hour (the balance is kept).
         _text("breakdown_problem", PROBLEM_LENGTH, nullable=True),
         PrimaryKeyConstraint("account", "snapshot_hour"),
+        _hour_index("balance", table_name),
         **_MYSQL_TABLE_OPTIONS,
     )
     balance_shards = _per_shard_table(table_name + BALANCE_SHARD_SUFFIX, metadata)
@@ -278,6 +291,7 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
         Column("resting_order_value_dollars", ExactDecimal, nullable=True),
         Column("free_margin_dollars", ExactDecimal, nullable=True),
         PrimaryKeyConstraint("account", "snapshot_hour", "exchange_index"),
+        _hour_index("free_margin", table_name),
         **_MYSQL_TABLE_OPTIONS,
     )
     history_name = table_name + HISTORY_SUFFIX
