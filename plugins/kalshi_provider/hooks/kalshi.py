@@ -15,9 +15,9 @@ import tenacity
 from kalshi_provider import transport
 from kalshi_provider.connection import (
     BASE_URLS,
-    KalshiSettings,
+    ValidatedConnection,
     private_key_from_connection,
-    settings_from_connection,
+    validate_connection,
 )
 from kalshi_provider.exceptions import KalshiAPIError, KalshiError
 from kalshi_provider.limits import (
@@ -96,9 +96,9 @@ class KalshiHook(BaseHook):
         return self.get_connection(self.kalshi_conn_id)
 
     @cached_property
-    def settings(self) -> KalshiSettings:
+    def settings(self) -> ValidatedConnection:
         """The connection's validated settings; raises ``KalshiConfigError`` with what to fix."""
-        return settings_from_connection(self._connection)
+        return validate_connection(self._connection)
 
     def get_conn(self) -> requests.Session:
         """A ``requests.Session`` that signs every request; built once and reused (keep-alive)."""
@@ -185,9 +185,9 @@ class KalshiHook(BaseHook):
         )
 
     def _report_read(self, path: str) -> None:
-        """Hook-level lineage: the endpoint this hook read, as an asset (see ``kalshi_provider.assets``)."""
-        from kalshi_provider.assets import kalshi_asset_uri
-        from kalshi_provider.lineage import report_lineage
+        """Hook-level lineage: the endpoint this hook read, as an asset (``endpoint_assets``)."""
+        from kalshi_provider.endpoint_assets import kalshi_asset_uri
+        from kalshi_provider.hook_lineage import report_lineage
 
         report_lineage(self, inputs=[kalshi_asset_uri(self.settings.base_url, path)])
 
