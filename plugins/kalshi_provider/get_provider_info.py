@@ -59,9 +59,8 @@ def get_provider_info() -> dict:
                 "to_openlineage_converter": "kalshi_provider.endpoint_assets.convert_asset_to_openlineage",
             }
         ],
-        "plugins": [
-            {"name": "kalshi_ui", "plugin-class": "kalshi_provider.pipelines.ui.plugin.KalshiUIPlugin"},
-        ],
+        # No "plugins" key: the chart belongs to the pipelines built on this provider, and the
+        # distribution registers it through its own ``airflow.plugins`` entry point instead.
         "connection-types": [
             {
                 "connection-type": "kalshi",
