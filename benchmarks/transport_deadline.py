@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gzip
 import ipaddress
+import itertools
 import json
 import os
 import shutil
@@ -186,6 +188,11 @@ def _trickled_body(exchange: Exchange) -> None:
     exchange.trickle(full[split:], BODY_TRICKLE)
 
 
+def _empty_gzip_flood(exchange: Exchange) -> None:
+    exchange.send(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nConnection: close\r\n\r\n")
+    exchange.stream(itertools.repeat(gzip.compress(b"") * 1000))
+
+
 def _trickled_handshake(exchange: Exchange) -> None:
     exchange.trickle(b"\x16\x03\x03\x40\x00" + b"\x02" * 0x4000, TRICKLE)
 
@@ -253,6 +260,12 @@ FAULTS = [
     ),
     Fault("headers", "trickles the status line and headers, a byte every 0.5 s", _direct(_trickled_headers)),
     Fault("body", "sends the headers, trickles the body, a byte every 1.5 s (http)", _direct(_trickled_body)),
+    Fault(
+        "empty-gzip",
+        "sends the headers, then empty gzip members as fast as it can: each read is instant, "
+        "the decoded body never grows",
+        _direct(_empty_gzip_flood),
+    ),
     Fault("tls-body", "the same behind a real TLS handshake (https)", _tls_body),
     Fault("proxy", "HTTP_PROXY trickles its whole answer, a byte every 0.5 s", _proxy(_proxy_answer, "http")),
     Fault(
