@@ -193,8 +193,33 @@ def _empty_gzip_flood(exchange: Exchange) -> None:
     exchange.stream(itertools.repeat(gzip.compress(b"") * 1000))
 
 
+HANDSHAKE_RECORD = b"\x16\x03\x03\x40\x00" + b"\x02" * 0x4000
+
+
 def _trickled_handshake(exchange: Exchange) -> None:
-    exchange.trickle(b"\x16\x03\x03\x40\x00" + b"\x02" * 0x4000, TRICKLE)
+    exchange.trickle(HANDSHAKE_RECORD, TRICKLE)
+
+
+def _slow_connect(stack: ExitStack, tls: TLSFiles) -> tuple[str, dict[str, str]]:
+    """A listener whose accept queue is full: the client's SYN is dropped and resent 1 s later,
+    when there is room; then the handshake trickles."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    filler = socket.create_connection(listener.getsockname())
+    stack.callback(listener.close)
+    stack.callback(filler.close)
+
+    def serve() -> None:
+        time.sleep(0.5)
+        try:
+            listener.accept()[0].close()
+            client, _ = listener.accept()
+        except OSError:  # closed: the attempt never connected
+            return
+        with client:
+            Exchange(client).trickle(HANDSHAKE_RECORD, TRICKLE)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"https://127.0.0.1:{listener.getsockname()[1]}{PATH}", {}
 
 
 def _tls(context: ssl.SSLContext, script: Callable[[Exchange], None]) -> Callable[[Exchange], None]:
@@ -257,6 +282,11 @@ FAULTS = [
         "tls-handshake",
         "trickles a TLS handshake record, a byte every 0.5 s",
         _direct(_trickled_handshake, read_head=False),
+    ),
+    Fault(
+        "slow-connect",
+        "the TCP connect takes about 1 s (a SYN dropped and resent), then the TLS handshake trickles",
+        _slow_connect,
     ),
     Fault("headers", "trickles the status line and headers, a byte every 0.5 s", _direct(_trickled_headers)),
     Fault("body", "sends the headers, trickles the body, a byte every 1.5 s (http)", _direct(_trickled_body)),
