@@ -126,6 +126,8 @@ def measured(way: str, url: str, timeout: float | None, cap: float, *, reraise: 
     """One attempt: its wall time and how it ended, also written to $PROBE_RESULT if set. After
     ``cap`` seconds the process exits with what it knows (a thread, not a signal: a signal is one
     of the things measured)."""
+    if "PROBE_STARTED" in os.environ:
+        Path(os.environ["PROBE_STARTED"]).touch()
     start = time.monotonic()
     timer = threading.Timer(cap, lambda: (_report(None, f"still waiting after {cap:g} s"), os._exit(0)))
     timer.daemon = True
@@ -157,13 +159,17 @@ class Fault:
     name: str
     what: str
     #: (url, extra environment of the attempt) for a started server, given the runner's TLS files.
-    start: Callable[[ExitStack, TLSFiles], tuple[str, dict[str, str]]]
+    start: Callable[[ExitStack, Files], tuple[str, dict[str, str]]]
 
 
 @dataclass
-class TLSFiles:
+class Files:
+    """What the runner shares with the faults and the attempts."""
+
     context: ssl.SSLContext
     ca_bundle: str
+    #: Created by the attempt as its clock starts (the slow connect waits for it).
+    started: Path
 
 
 def _serve(stack: ExitStack, script: Callable[[Exchange], None], **kwargs: Any) -> HostileServer:
@@ -200,15 +206,17 @@ def _trickled_handshake(exchange: Exchange) -> None:
     exchange.trickle(HANDSHAKE_RECORD, TRICKLE)
 
 
-def _slow_connect(stack: ExitStack, tls: TLSFiles) -> tuple[str, dict[str, str]]:
+def _slow_connect(stack: ExitStack, files: Files) -> tuple[str, dict[str, str]]:
     """A listener whose accept queue is full: the client's SYN is dropped and resent 1 s later,
-    when there is room; then the handshake trickles."""
+    when there is room (made 0.5 s after the attempt starts); then the handshake trickles."""
     listener = socket.create_server(("127.0.0.1", 0), backlog=0)
     filler = socket.create_connection(listener.getsockname())
     stack.callback(listener.close)
     stack.callback(filler.close)
 
     def serve() -> None:
+        while not files.started.exists():
+            time.sleep(0.05)
         time.sleep(0.5)
         try:
             listener.accept()[0].close()
@@ -243,7 +251,7 @@ def _connect_trickled(exchange: Exchange) -> None:
 
 
 def _direct(script: Callable[[Exchange], None], **kwargs: Any):
-    def start(stack: ExitStack, tls: TLSFiles) -> tuple[str, dict[str, str]]:
+    def start(stack: ExitStack, files: Files) -> tuple[str, dict[str, str]]:
         server = _serve(stack, script, **kwargs)
         scheme = "http" if kwargs.get("read_head", True) else "https"
         return f"{scheme}://127.0.0.1:{server.port}{PATH}", {}
@@ -251,13 +259,13 @@ def _direct(script: Callable[[Exchange], None], **kwargs: Any):
     return start
 
 
-def _tls_body(stack: ExitStack, tls: TLSFiles) -> tuple[str, dict[str, str]]:
-    server = _serve(stack, _tls(tls.context, _trickled_body), read_head=False)
-    return f"https://127.0.0.1:{server.port}{PATH}", {"REQUESTS_CA_BUNDLE": tls.ca_bundle}
+def _tls_body(stack: ExitStack, files: Files) -> tuple[str, dict[str, str]]:
+    server = _serve(stack, _tls(files.context, _trickled_body), read_head=False)
+    return f"https://127.0.0.1:{server.port}{PATH}", {"REQUESTS_CA_BUNDLE": files.ca_bundle}
 
 
 def _proxy(script: Callable[[Exchange], None], scheme: str):
-    def start(stack: ExitStack, tls: TLSFiles) -> tuple[str, dict[str, str]]:
+    def start(stack: ExitStack, files: Files) -> tuple[str, dict[str, str]]:
         proxy = _serve(stack, script)
         variable = "HTTP_PROXY" if scheme == "http" else "HTTPS_PROXY"
         return f"{scheme}://127.0.0.1:9{PATH}", {variable: proxy.root_url}
@@ -269,7 +277,7 @@ def _proxy_answer(exchange: Exchange) -> None:
     exchange.trickle(answer(body=VALUE.ljust(60000)), TRICKLE)
 
 
-def _slow_dns(stack: ExitStack, tls: TLSFiles) -> tuple[str, dict[str, str]]:
+def _slow_dns(stack: ExitStack, files: Files) -> tuple[str, dict[str, str]]:
     listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     listener.bind((DNS_SERVER, 53))  # reads queries, answers none
     stack.callback(listener.close)
@@ -310,8 +318,9 @@ FAULTS = [
 # -- the runner ------------------------------------------------------------------------------------
 
 
-def _tls_files(workdir: Path) -> TLSFiles:
-    """A self-signed certificate for 127.0.0.1 (the attempt trusts it through REQUESTS_CA_BUNDLE)."""
+def _files(workdir: Path) -> Files:
+    """A self-signed certificate for 127.0.0.1 (the attempt trusts it through REQUESTS_CA_BUNDLE)
+    and where the attempt marks its start."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -343,7 +352,7 @@ def _tls_files(workdir: Path) -> TLSFiles:
     )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_file, key_file)
-    return TLSFiles(context, str(cert_file))
+    return Files(context, str(cert_file), workdir / "started")
 
 
 def _attempt_env(extra: dict[str, str]) -> dict[str, str]:
@@ -474,7 +483,7 @@ def main() -> None:
     print("| --- " * (len(ways) + 1) + "|")
     with tempfile.TemporaryDirectory(prefix="transport-deadline-") as tmp:
         workdir = Path(tmp)
-        tls = _tls_files(workdir)
+        files = _files(workdir)
         tasks = TaskRunner(workdir, args.cap) if any(w.startswith("task") for w in ways) else None
         for fault in faults:
             cells = []
@@ -482,8 +491,10 @@ def main() -> None:
                 if fault.name == "dns" and not can_unshare:
                     cells.append(cell({"skipped": True}, args.cap))
                     continue
+                files.started.unlink(missing_ok=True)
                 with ExitStack() as stack:
-                    url, extra = fault.start(stack, tls)
+                    url, extra = fault.start(stack, files)
+                    extra["PROBE_STARTED"] = str(files.started)
                     if way.startswith("task"):
                         result = tasks.run(way == "task-blocking", url, extra)
                     else:
