@@ -1,30 +1,17 @@
-"""One bounded HTTP exchange with Kalshi: no redirects, a capped body, a wall-clock deadline.
+"""One bounded HTTP exchange with Kalshi; whatever fails in it becomes the provider's exception.
 
-``requests`` and urllib3 do the HTTP; this module adds the three bounds they lack, and turns
-everything they (or ``http.client`` and the socket layer) can raise into the provider's own
-exceptions:
-
-- a 3xx is never followed (Kalshi never redirects an API call; following one would carry the
-  signed headers to another host): it is a :class:`KalshiRedirectError`;
-- the body is streamed and its *decoded* bytes counted, so neither a huge body nor a gzip bomb
-  costs more than :data:`~kalshi_provider.limits.MAX_BODY_BYTES` of memory;
-- ``requests``' timeout bounds each socket read, not the exchange: a server that trickles one
-  byte a second would keep it alive for ever. A watchdog thread shuts the exchange's socket
-  down at its deadline, which ends whatever read or handshake is waiting on it.
-
-A proxy comes from the worker's environment (``HTTPS_PROXY``, ``ALL_PROXY``, ..., minus
-``NO_PROXY``), as ``requests`` picks it. It is looked up before the request, so a proxy that
-cannot be used (a scheme without support installed, an unusable URL) and a proxy that cannot be
-reached or refuses are transport errors naming the variable that set it: never a fault of the
-connection's Base URL or key.
+:func:`exchange` sends one request through ``requests`` and reads its whole answer: a 3xx is
+refused (never followed), at most :data:`~kalshi_provider.limits.MAX_BODY_BYTES` are decoded, and
+every wait on its sockets ends by the attempt's wall-clock deadline, however slowly the server
+sends (why this way: ``docs/adr/0001-transport-deadline.md``). A proxy comes from the worker's
+environment as ``requests`` picks it; one that cannot be used or reached is named with its variable.
 """
 
 from __future__ import annotations
 
 import functools
-import heapq
 import http.client
-import itertools
+import io
 import os
 import re
 import socket
@@ -32,7 +19,6 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -72,9 +58,9 @@ class Answer:
 
 
 def new_session() -> requests.Session:
-    """A session whose connections the exchange's watchdog can cut, and that never redirects."""
+    """A session whose socket waits end by the exchange's deadline, and that never redirects."""
     session = _NoRedirectSession()
-    adapter = _WatchedAdapter()
+    adapter = _DeadlineAdapter()
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
@@ -116,37 +102,33 @@ def exchange(
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise _deadline_error(label, origin, timeout, proxy)
-    with _WATCHDOG.armed(deadline) as alarm:
+    _DEADLINE.at = deadline
+    try:
+        response = session.request(
+            method,
+            url,
+            params=params,
+            json=json,
+            timeout=remaining,
+            allow_redirects=False,
+            stream=True,
+        )
         try:
-            response = session.request(
-                method,
-                url,
-                params=params,
-                json=json,
-                timeout=remaining,
-                allow_redirects=False,
-                stream=True,
-            )
-            try:
-                if 300 <= response.status_code < 400:
-                    raise KalshiRedirectError(
-                        response.status_code, _location_host(response, url), label, origin
-                    )
-                body, truncated = _read_capped(response, max_body, label, origin)
-                received_at = datetime.now(timezone.utc)
-                status, headers = response.status_code, response.headers
-            finally:
-                response.close()
-        except KalshiError:
-            raise
-        except Exception as err:  # noqa: BLE001 - every other failure becomes a KalshiError
-            if alarm.fired:
-                raise _deadline_error(label, origin, timeout, proxy) from None
-            raise _translate(err, label, origin, timeout, proxy) from None
-        if alarm.fired:
-            # Cut mid-answer, http.client may take what it had for the whole answer (headers
-            # without their end, a body without its framing): never use it.
-            raise _deadline_error(label, origin, timeout, proxy)
+            if 300 <= response.status_code < 400:
+                raise KalshiRedirectError(response.status_code, _location_host(response, url), label, origin)
+            body, truncated = _read_capped(response, max_body, label, origin)
+            received_at = datetime.now(timezone.utc)
+            status, headers = response.status_code, response.headers
+        finally:
+            response.close()
+    except KalshiError:
+        raise
+    except Exception as err:  # noqa: BLE001 - every other failure becomes a KalshiError
+        if time.monotonic() >= deadline:
+            raise _deadline_error(label, origin, timeout, proxy) from None
+        raise _translate(err, label, origin, timeout, proxy) from None
+    finally:
+        _DEADLINE.at = None
     return Answer(status, headers, body, received_at, truncated)
 
 
@@ -405,155 +387,95 @@ def _socks_support() -> bool:
     return importlib.util.find_spec("socks") is not None
 
 
-# -- cutting a connection at its deadline ----------------------------------------------------------
+# -- every wait on the exchange's sockets ends by its deadline --------------------------------------
+
+#: The deadline (``time.monotonic()``) of the exchange running on this thread; None between them.
+_DEADLINE = threading.local()
 
 
-class _Alarm:
-    """One exchange's deadline; the connections it used are cut when it fires.
+def _wait_until_deadline(sock: Any) -> None:
+    """Let the next wait on ``sock`` last only until this thread's exchange deadline.
 
-    It keeps the connections (whose ``sock`` is the raw socket during a TLS handshake) and every
-    socket seen on them: ``http.client`` hands the socket to the response and sets the
-    connection's ``sock`` to None when the answer says ``Connection: close``.
+    requests' read timeout bounds each wait, not the exchange: a server that sends a byte per
+    wait would keep it alive for ever. Shrunk before every wait, the timeouts add up to the deadline.
     """
-
-    __slots__ = ("when", "fired", "cancelled", "connections", "sockets", "lock")
-
-    def __init__(self, when: float) -> None:
-        self.when = when
-        self.fired = False
-        self.cancelled = False
-        self.connections: list[HTTPConnection] = []
-        self.sockets: list[socket.socket] = []
-        self.lock = threading.Lock()
-
-    def watch(self, connection: HTTPConnection) -> None:
-        with self.lock:
-            if connection not in self.connections:
-                self.connections.append(connection)
-            if connection.sock is not None and connection.sock not in self.sockets:
-                self.sockets.append(connection.sock)
-            if self.fired:
-                self._cut()
-
-    def fire(self) -> None:
-        with self.lock:
-            if self.cancelled:
-                return
-            self.fired = True
-            self._cut()
-
-    def _cut(self) -> None:
-        """Shut the sockets down: a read or handshake blocked on one returns at once."""
-        current = [connection.sock for connection in self.connections if connection.sock is not None]
-        for sock in [*self.sockets, *current]:
-            try:
-                # The plain socket's shutdown, also for a TLS socket: SSLSocket.shutdown would
-                # drop its SSL object under the reading thread. A closed socket raises OSError.
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-            except OSError:
-                pass
+    deadline = getattr(_DEADLINE, "at", None)
+    if deadline is None:  # the session used outside exchange(): requests' timeouts only
+        return
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the exchange's deadline has passed")
+    sock.settimeout(left)
 
 
-class _Watchdog:
-    """One daemon thread for every deadline of the process (a thread per exchange would cost
-    more than the exchange's own overhead)."""
+class _DeadlineReader(io.RawIOBase):
+    """A socket's reads, each waiting at most until the exchange's deadline."""
 
-    def __init__(self) -> None:
-        self._reset()
-        os.register_at_fork(after_in_child=self._reset)
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        # Through makefile, as http.client reads: the socket stays open while the answer is
+        # read, though http.client closes the connection at once on 'Connection: close'.
+        self._file = sock.makefile("rb", buffering=0)
 
-    def _reset(self) -> None:
-        self._condition = threading.Condition(threading.Lock())
-        self._heap: list[tuple[float, int, _Alarm]] = []
-        self._counter = itertools.count()
-        self._thread: threading.Thread | None = None
-        self._local = threading.local()
+    def readable(self) -> bool:
+        return True
 
-    @contextmanager
-    def armed(self, deadline: float) -> Iterator[_Alarm]:
-        alarm = _Alarm(deadline)
-        with self._condition:
-            heapq.heappush(self._heap, (deadline, next(self._counter), alarm))
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="kalshi-deadlines", daemon=True)
-                self._thread.start()
-            elif self._heap[0][2] is alarm:
-                self._condition.notify()
-        previous = getattr(self._local, "alarm", None)
-        self._local.alarm = alarm
+    def readinto(self, buffer: Any) -> int | None:
+        _wait_until_deadline(self._sock)
+        return self._file.readinto(buffer)
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+class _DeadlineResponse(http.client.HTTPResponse):
+    """http.client's answer, also a proxy's answer to CONNECT, read through :class:`_DeadlineReader`."""
+
+    def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(sock, *args, **kwargs)
+        self.fp.close()  # http.client's own reader, before anything was read from it
+        self.fp = io.BufferedReader(_DeadlineReader(sock))
+
+
+class _DeadlineConnectionMixin:
+    """Reads every answer (a proxy's to CONNECT too) through the deadline, and leaves the TLS
+    handshake after the TCP connect only the time left: Python gives a handshake the socket's
+    whole timeout, however slowly its bytes come."""
+
+    response_class = _DeadlineResponse
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()  # type: ignore[misc]
         try:
-            yield alarm
-        finally:
-            self._local.alarm = previous
-            with alarm.lock:
-                alarm.cancelled = True
-                alarm.connections.clear()
-                alarm.sockets.clear()
-
-    def current(self) -> _Alarm | None:
-        return getattr(self._local, "alarm", None)
-
-    def _run(self) -> None:
-        while True:
-            with self._condition:
-                while self._heap and self._heap[0][2].cancelled:
-                    heapq.heappop(self._heap)
-                if not self._heap:
-                    self._condition.wait(60)
-                    continue
-                when, _, alarm = self._heap[0]
-                delay = when - time.monotonic()
-                if delay > 0:
-                    self._condition.wait(delay)
-                    continue
-                heapq.heappop(self._heap)
-            alarm.fire()
+            _wait_until_deadline(sock)
+        except TimeoutError:
+            sock.close()
+            raise
+        return sock
 
 
-_WATCHDOG = _Watchdog()
-
-
-class _WatchedConnectionMixin:
-    """Registers the connection with the exchange running on this thread, before it connects
-    (so a TLS handshake is covered) and before each request (a kept-alive connection)."""
-
-    def connect(self) -> None:
-        _watch(self)
-        super().connect()  # type: ignore[misc]
-        _watch(self)
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _watch(self)
-        super().request(*args, **kwargs)  # type: ignore[misc]
-
-
-def _watch(connection: Any) -> None:
-    alarm = _WATCHDOG.current()
-    if alarm is not None:
-        alarm.watch(connection)
-
-
-class _WatchedHTTPConnection(_WatchedConnectionMixin, HTTPConnection):
+class _DeadlineHTTPConnection(_DeadlineConnectionMixin, HTTPConnection):
     pass
 
 
-class _WatchedHTTPSConnection(_WatchedConnectionMixin, HTTPSConnection):
+class _DeadlineHTTPSConnection(_DeadlineConnectionMixin, HTTPSConnection):
     pass
 
 
-class _WatchedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
+class _DeadlineHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _DeadlineHTTPConnection
 
 
-class _WatchedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
+class _DeadlineHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _DeadlineHTTPSConnection
 
 
-_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+_POOLS = {"http": _DeadlineHTTPPool, "https": _DeadlineHTTPSPool}
 
 
-class _WatchedAdapter(HTTPAdapter):
-    """requests' adapter with the watched connection classes, also behind an HTTP(S) proxy."""
+class _DeadlineAdapter(HTTPAdapter):
+    """requests' adapter with the deadline's connection classes, also behind an HTTP(S) proxy."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)

@@ -9,11 +9,15 @@ one bounded line.
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import itertools
+import socket
+import threading
 import time
 import tracemalloc
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -29,7 +33,7 @@ from kalshi_provider.exceptions import (
 )
 from kalshi_provider.hooks import kalshi as hook_module
 from kalshi_provider.hooks.kalshi import KalshiHook
-from tests.provider.hostile import VALUE, HostileServer, answer, gzip_bomb, reply
+from tests.provider.hostile import VALUE, Exchange, HostileServer, answer, gzip_bomb, reply
 
 PATH = "/portfolio/summary/total_resting_order_value"
 MiB = 1 << 20
@@ -228,6 +232,62 @@ def test_a_trickled_tls_handshake_cannot_outlive_the_deadline(kalshi_connection)
 
 
 @pytest.mark.timeout(120)
+def test_after_a_slow_connect_the_tls_handshake_gets_only_the_time_left(kalshi_connection):
+    """The listener's queue is full, so the client's SYN is dropped until one resent after 1.5 s
+    gets through (2 or 3 s in, as the kernel resends); then the handshake trickles. The attempt
+    still ends at its 4 s, not 4 s after the connect: Python gives a handshake the socket's
+    whole timeout."""
+    record = b"\x16\x03\x03\x40\x00" + b"\x02" * 0x4000
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    filler = socket.create_connection(listener.getsockname())  # takes the accept queue's one place
+    accepted_at: list[float] = []
+
+    def serve() -> None:
+        time.sleep(1.5)
+        listener.accept()[0].close()
+        client, _ = listener.accept()
+        accepted_at.append(time.monotonic())
+        with client:
+            Exchange(client).trickle(record, 0.05)
+
+    server = threading.Thread(target=serve, daemon=True)
+    hook = KalshiHook(
+        kalshi_connection(
+            host=f"https://127.0.0.1:{listener.getsockname()[1]}/trade-api/v2",
+            extra={"max_retries": 0, "timeout": 4},
+        )
+    )
+    hook.get_conn()  # the connection and key are read before the clock starts
+    with listener, filler:
+        server.start()
+        start = time.monotonic()
+        with pytest.raises(KalshiTransportError, match="did not answer .* within 4 s"):
+            hook.get_total_resting_order_value()
+        elapsed = time.monotonic() - start
+        server.join(30)
+    assert accepted_at and accepted_at[0] - start > 1.5  # the connect took a good part of the attempt
+    assert elapsed < 5.0  # connect + 4 s if the handshake had a timeout of its own
+
+
+@pytest.mark.timeout(120)
+def test_an_endless_body_that_decodes_to_nothing_cannot_outlive_the_deadline(kalshi_connection):
+    """Empty gzip members as fast as the socket takes them: every read returns at once and the
+    decoded body never grows, so neither a read timeout nor the size cap would end it."""
+    members = gzip.compress(b"") * 1000
+
+    def flood(exchange) -> None:
+        exchange.send(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nConnection: close\r\n\r\n")
+        exchange.stream(itertools.repeat(members))
+
+    with HostileServer(flood) as server:
+        with pytest.raises(KalshiTransportError, match=f"did not answer GET {PATH} within 1 s"):
+            _hook(kalshi_connection, server, timeout=1).get_total_resting_order_value()
+        [exchange] = server.exchanges
+        exchange.done.wait(30)
+    assert exchange.client_left
+
+
+@pytest.mark.timeout(120)
 def test_the_deadline_holds_behind_an_http_proxy(kalshi_connection, monkeypatch):
     """Through a proxy from HTTP_PROXY (requests' own proxy support), the same cut applies."""
     full = _full_answer()
@@ -259,10 +319,14 @@ def test_the_call_deadline_bounds_all_attempts_together(kalshi_connection, monke
 
 @pytest.mark.timeout(120)
 def test_the_test_button_makes_one_bounded_attempt(kalshi_connection):
-    """It runs in the API server: one attempt within the connection's timeout, retries or not."""
+    """It runs in the API server: one attempt within the connection's timeout, retries or not.
+
+    Called from a worker thread, as the API server runs it: no signal can reach it there."""
     full = _full_answer()
     with HostileServer(lambda exchange: exchange.trickle(full, 0.05)) as server:
-        ok, message = _hook(kalshi_connection, server, timeout=1, max_retries=4).test_connection()
+        hook = _hook(kalshi_connection, server, timeout=1, max_retries=4)
+        with ThreadPoolExecutor(1) as pool:
+            ok, message = pool.submit(hook.test_connection).result(timeout=60)
         attempts = len(server.exchanges)
     assert not ok and "did not answer GET /portfolio/balance within 1 s" in message
     assert attempts == 1
