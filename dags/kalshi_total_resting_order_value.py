@@ -1,7 +1,4 @@
-"""Airflow DAG: every hour, each Kalshi account's total resting order value into the warehouse.
-
-The DAG is built by the installed provider; a team's own DAG folder holds the same lines.
-"""
+"""Airflow DAG: each Kalshi account's total resting order value and balance, every hour."""
 
 from kalshi_provider.pipelines.hourly import hourly_dag
 

@@ -24,6 +24,11 @@ from kalshi_provider.limits import (
     MAX_TIMEOUT_SECONDS,
 )
 
+# The distribution's settings, the pipelines' [kalshi] section: Airflow takes a distribution's
+# settings only from its provider info's "config" key, so this is the one import of the pipelines
+# by the provider; settings.py holds only constants (tests/provider/test_layout.py).
+from kalshi_provider.pipelines.settings import CONFIG as PIPELINES_CONFIG
+
 _STRING = ["string", "null"]
 #: Where docker-compose.yaml mounts the Kalshi key (a compose secret) in the containers.
 KEY_SECRET_PATH = "/run/secrets/kalshi_private_key"
@@ -59,6 +64,9 @@ def get_provider_info() -> dict:
                 "to_openlineage_converter": "kalshi_provider.endpoint_assets.convert_asset_to_openlineage",
             }
         ],
+        # ``airflow config list`` shows the section, and its declared defaults apply where a
+        # deployment sets nothing.
+        "config": PIPELINES_CONFIG,
         # No "plugins" key: the chart belongs to the pipelines built on this provider, and the
         # distribution registers it through its own ``airflow.plugins`` entry point instead.
         "connection-types": [

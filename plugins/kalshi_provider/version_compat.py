@@ -45,7 +45,17 @@ else:
         AirflowSkipException,
     )
 
+# DAG(allowed_run_types=...) arrived in 3.2: the Task SDK's run types, by value (what the argument
+# takes), come from its API models, already imported by the time a DAG file is parsed. None before.
+if AIRFLOW_V_3_2_PLUS:
+    from airflow.sdk.api.datamodels._generated import DagRunType as _DagRunType
+
+    DAG_RUN_TYPES: tuple[str, ...] | None = tuple(run_type.value for run_type in _DagRunType)
+else:
+    DAG_RUN_TYPES = None
+
 __all__ = [
+    "DAG_RUN_TYPES",
     "AIRFLOW_V_3_1_PLUS",
     "AIRFLOW_V_3_2_PLUS",
     "AirflowException",

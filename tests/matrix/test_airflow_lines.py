@@ -6,7 +6,8 @@ Airflow or anything else, and with an empty plugins folder and a DAG folder of c
 Kalshi connection against the simulator, parses both DAGs with their schedules, runs the hourly
 DAG into SQLite (the hour's total, balance, free margin per shard and history rows), runs it again
 the way the UI triggers a run (no logical date; an account without FCM access gets its balance,
-a refused key fails at once, without retries) and serves the chart only to readers of the DAG.
+a refused key fails at once, without retries), refuses a backfill (3.2+) or skips its run in its
+first task (3.0, 3.1), and serves the chart only to readers of the DAG.
 On 3.3.2 this is also issue 11's wheel-install test.
 
 The main suite runs on 3.3 in ``.venv``; this module adds 4 to 6 minutes on 2 cores, about as much from a
@@ -259,6 +260,23 @@ def test_a_run_without_logical_date_labels_its_hour_and_fails_a_refused_key_at_o
         ("kalshi_no_fcm", "hour_row"),
         ("kalshi_no_fcm", "not_permitted"),
     ]
+
+
+def test_a_backfill_is_refused_up_front_or_ends_in_its_first_task(run: LineRun, line: AirflowLine):
+    """Kalshi keeps no past readings. From 3.2 on the DAG allows every run type but backfills; 3.0
+    and 3.1 create the backfill's run, and its first task skips it, saying why, before any fetch."""
+    step = run.step("backfill_create")
+    if line.version.startswith(("3.0.", "3.1.")):
+        assert step.returncode == 0, step.tail()
+        [backfill] = run.dag_runs(backfill=True)
+        first = run.step("backfill_first_task")
+        assert first.returncode == 0, first.tail()
+        hour = hour_of(backfill["run_after"])
+        assert f"This is a backfill run, for the hour {hour:%Y-%m-%d %H:00} UTC" in first.output, first.tail()
+        assert "before any request to Kalshi" in first.output
+    else:
+        assert step.returncode != 0 and "does not allow backfill runs" in step.output, step.tail()
+        assert run.dag_runs(backfill=True) == []
 
 
 def test_the_chart_answers_only_users_who_may_read_the_dag(run: LineRun):

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from kalshi_provider.pipelines.hours import observation_problem, snapshot_hour
+from kalshi_provider.pipelines.hours import backfill_problem, observation_problem, snapshot_hour
 
 UTC = timezone.utc
 LATENESS = timedelta(minutes=30)
@@ -60,3 +60,16 @@ def test_observations_in_another_zone_are_compared_in_utc():
     assert snapshot_hour(run_after) == at("10:00:00")
     observed = at("11:00:03").astimezone(plus_two)
     assert "after that hour ended" in observation_problem(run_after, observed, LATENESS)
+
+
+def test_only_a_backfills_run_is_judged_before_any_request():
+    """The run types as the task sees them: the Task SDK's enum members, on every Airflow 3 line."""
+    from airflow.sdk.api.datamodels._generated import DagRunType
+
+    problem = backfill_problem(DagRunType.BACKFILL, at("07:00:00"))
+    assert problem.startswith("This is a backfill run, for the hour 2026-03-01 07:00 UTC.")
+    assert "before any request to Kalshi" in problem
+    others = [run_type for run_type in DagRunType if run_type is not DagRunType.BACKFILL]
+    assert others and [backfill_problem(run_type, at("07:00:00")) for run_type in others] == [None] * len(
+        others
+    )

@@ -7,6 +7,7 @@ so parsing the DAG file touches no network, database, ``requests`` or SQLAlchemy
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -16,6 +17,7 @@ from airflow.sdk import DAG, Param, task, task_group
 from kalshi_provider.limits import CALL_DEADLINE_SECONDS, DEFAULT_MAX_RETRIES, TASK_OVERHEAD_SECONDS
 from kalshi_provider.operators.kalshi import KalshiAccountReadingOperator
 from kalshi_provider.pipelines.assets import resting_order_value_asset
+from kalshi_provider.pipelines.hours import BACKFILL_RUN_TYPE, backfill_problem
 from kalshi_provider.pipelines.settings import (
     DEFAULT_KALSHI_CONN_ID,
     DEFAULT_MAX_LATENESS_MINUTES,
@@ -24,7 +26,9 @@ from kalshi_provider.pipelines.settings import (
     WarehouseTarget,
     warehouse_target,
 )
-from kalshi_provider.version_compat import AIRFLOW_V_3_2_PLUS
+from kalshi_provider.version_compat import AIRFLOW_V_3_2_PLUS, DAG_RUN_TYPES, AirflowSkipException
+
+log = logging.getLogger(__name__)
 
 #: Task tries of every task (the first and its retries).
 TASK_RETRIES = 3
@@ -64,9 +68,15 @@ def hourly_dag(
         stand for the run's hour (it must also be observed inside that hour).
     :param schedule: Cron expression; minute 0 of every hour by default.
     :param start_date: First hour the DAG may run for (no catch-up).
-    :param dag_kwargs: Further ``DAG`` arguments (``tags``, ``default_args``, ...).
+    :param dag_kwargs: Further ``DAG`` arguments (``tags``, ``default_args``, ...). From Airflow 3.2
+        on, ``allowed_run_types`` defaults to every run type but backfills, which could store
+        nothing (Kalshi keeps no past readings); a backfill run that starts anyway ends at once.
     """
     target = warehouse or warehouse_target()
+    if DAG_RUN_TYPES is not None:  # Airflow 3.2+: the UI offers no Backfill, the API refuses one
+        dag_kwargs.setdefault(
+            "allowed_run_types", [run_type for run_type in DAG_RUN_TYPES if run_type != BACKFILL_RUN_TYPE]
+        )
     with DAG(
         dag_id=dag_id,
         description="Hourly snapshot of Kalshi's total resting order value and balance per account",
@@ -115,9 +125,14 @@ def hourly_dag(
     ) as dag:
 
         @task(execution_timeout=PLAN_TIMEOUT)
-        def accounts_to_read(params=None) -> list[str]:
+        def accounts_to_read(params=None, dag_run=None) -> list[str]:
             """The accounts to read. Whether a reading may stand for the run's hour is decided once,
-            by the load task, on when Kalshi's answer arrived (see ``pipelines/hours.py``)."""
+            by the load task, on when Kalshi's answer arrived (see ``pipelines/hours.py``); only a
+            backfill's run ends here, skipped with its reason, and so do its fetches and loads."""
+            problem = backfill_problem(dag_run.run_type, dag_run.run_after)
+            if problem:
+                log.warning(problem)
+                raise AirflowSkipException(problem)
             return list(params["kalshi_conn_ids"])
 
         @task(outlets=[resting_order_value_asset(target.table)], execution_timeout=LOAD_TIMEOUT)

@@ -7,7 +7,8 @@ reading may be stored under that hour only when it was **observed inside the hou
 11:00), and a cleared old run or a backfill never writes today's value under yesterday's hour.
 
 The rule is applied once, at load time, on the moment Kalshi's answer arrived (``observed_at``):
-no earlier guess from the planning task's clock, which could only approximate it.
+no earlier guess from the planning task's clock, which could only approximate it. The one run
+judged before any request is a backfill's (:func:`backfill_problem`): all its hours are past.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 HOUR = timedelta(hours=1)
+#: The run type of a backfill's runs on every Airflow 3 line (``DagRunType.BACKFILL_JOB`` in the
+#: core, ``DagRunType.BACKFILL`` in the Task SDK).
+BACKFILL_RUN_TYPE = "backfill"
 
 
 def snapshot_hour(run_after: datetime) -> datetime:
@@ -49,6 +53,23 @@ def observation_problem(run_after: datetime, observed_at: datetime, max_lateness
             "raise 'max_lateness_minutes' if such late readings should count for their hour."
         )
     return None
+
+
+def backfill_problem(run_type: object, run_after: datetime) -> str | None:
+    """Why a run of ``run_type`` can store nothing and should end before asking Kalshi, or None.
+
+    A backfill stands for past hours, and Kalshi keeps no past readings: whatever it answers now
+    would be stored under no hour (:func:`observation_problem`), at the cost of its requests.
+    """
+    if getattr(run_type, "value", run_type) != BACKFILL_RUN_TYPE:
+        return None
+    hour = snapshot_hour(run_after)
+    return (
+        f"This is a backfill run, for the hour {hour:%Y-%m-%d %H:00} UTC. Kalshi reports only the "
+        "value now and keeps no past readings, so a backfilled hour cannot be filled: the run ends "
+        "here, before any request to Kalshi, and stores nothing. An hour without a row stays empty; "
+        "the scheduled runs record every hour from now on."
+    )
 
 
 def _duration(delta: timedelta) -> str:
