@@ -75,9 +75,9 @@ def reading_for(hour_index: int) -> tuple[datetime, AccountReading]:
 
 def write_ours(url: str, table: str, hour: int, warm: bool = True) -> dict[str, float]:
     """The load task's write: an engine made as ``warehouse_engine`` makes it, ``store_reading`` with
-    the load task's arguments (the table check, then the write), dispose. Phases are split at the
-    pool's first checkout and around the table check."""
-    check, marks = store.prepare_tables, {}
+    the load task's arguments (the version check, then the write), dispose. Phases are split at the
+    pool's first checkout and around the version check."""
+    check, marks = store.ensure_current, {}
 
     def timed_check(*args: Any, **kwargs: Any) -> Any:
         marks["check"] = now()
@@ -101,7 +101,7 @@ def write_ours(url: str, table: str, hour: int, warm: bool = True) -> dict[str, 
             raise SystemExit(f"the write of hour {index} kept an older row")
 
     readings = {index: reading_for(index) for index in (hour, hour + 1000)}
-    store.prepare_tables = timed_check
+    store.ensure_current = timed_check
     cpu, t0 = time.process_time(), now()
     engine = bound_engine(create_engine(url))
     t1 = now()
@@ -136,7 +136,7 @@ def write_ours(url: str, table: str, hour: int, warm: bool = True) -> dict[str, 
 PROFILED = (
     ("first connect (DBAPI connect + dialect initialisation)", "sqlalchemy/pool/base.py", "__connect"),
     ("  of which SQLAlchemy's dialect initialisation", "sqlalchemy/engine/create.py", "first_connect"),
-    ("table check (prepare_tables)", "warehouse/shape.py", "prepare_tables"),
+    ("version check (ensure_current)", "warehouse/versioning.py", "ensure_current"),
     ("  of which reflection (SQLAlchemy Inspector)", "warehouse/shape.py", "_reflect"),
     ("  of which building the Table objects", "warehouse/schema.py", "warehouse_tables"),
     ("keep-rule upserts and locked reads (total, balance)", "warehouse/store.py", "_keep_earliest"),
@@ -225,10 +225,8 @@ def floor_rows(reading: AccountReading, hour: datetime, tables: Any) -> dict[str
     zero = Decimal(0)
     amounts = {"total_resting_order_value_cents": None, "balance_cents": None, "portfolio_value_cents": None}
 
-    def shards(dollars: dict[int, Decimal], at: datetime) -> list[dict[str, Any]]:
-        return [
-            key | {"exchange_index": i, "balance_dollars": d, "observed_at": at} for i, d in dollars.items()
-        ]
+    def shards(amount: str, dollars: dict[int, Decimal], at: datetime) -> list[dict[str, Any]]:
+        return [key | {"exchange_index": i, amount: d, "observed_at": at} for i, d in dollars.items()]
 
     def history(endpoint: str, at: datetime, values: dict[str, Any], **found: int) -> dict[str, Any]:
         text = json.dumps(values, sort_keys=True, separators=(",", ":"))
@@ -244,7 +242,7 @@ def floor_rows(reading: AccountReading, hour: datetime, tables: Any) -> dict[str
         tables.totals.name: [
             key | run | {"total_resting_order_value_cents": total.total_cents, "observed_at": observed}
         ],
-        tables.breakdown.name: shards(resting, observed),
+        tables.breakdown.name: shards("shard_resting_order_value_dollars", resting, observed),
         tables.problems.name: [],
         tables.balance.name: [
             key
@@ -253,20 +251,20 @@ def floor_rows(reading: AccountReading, hour: datetime, tables: Any) -> dict[str
                 "balance_cents": balance.balance_cents,
                 "balance_dollars": balance.balance_dollars,
                 "portfolio_value_cents": balance.portfolio_value_cents,
-                "updated_ts": balance.updated_ts,
+                "balance_updated_ts": balance.updated_ts,
                 "observed_at": balance_observed,
-                "total_not_permitted": None,
+                "total_refusal_reason": None,
                 "breakdown_problem": None,
             }
         ],
-        tables.balance_shards.name: shards(balances, balance_observed),
+        tables.balance_shards.name: shards("shard_balance_dollars", balances, balance_observed),
         tables.free_margin.name: [
             key
             | {
                 "exchange_index": i,
-                "balance_dollars": balances.get(i, zero),
-                "resting_order_value_dollars": resting.get(i, zero),
-                "free_margin_dollars": balances.get(i, zero) - resting.get(i, zero),
+                "shard_balance_dollars": balances.get(i, zero),
+                "shard_resting_order_value_dollars": resting.get(i, zero),
+                "shard_free_margin_dollars": balances.get(i, zero) - resting.get(i, zero),
             }
             for i in sorted(set(balances) | set(resting))
         ],

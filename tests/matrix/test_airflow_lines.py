@@ -215,7 +215,8 @@ def test_dags_test_writes_the_hours_total_balance_free_margin_and_history(run: L
     assert (balance["balance_cents"], balance["balance_dollars"]) == (500000, "5000.000000")  # exact text
     assert (balance["dag_run_id"], hour_of(balance["snapshot_hour"])) == (dag_run["run_id"], hour)
     margins = {
-        row["exchange_index"]: row["free_margin_dollars"] for row in run.warehouse_rows(f"{HOURLY}_margin")
+        row["exchange_index"]: row["shard_free_margin_dollars"]
+        for row in run.warehouse_rows(f"{HOURLY}_margin")
     }
     assert margins == FREE_MARGIN
     history = run.warehouse_rows(f"{HOURLY}_history")
@@ -248,10 +249,12 @@ def test_a_run_without_logical_date_labels_its_hour_and_fails_a_refused_key_at_o
     assert hour_of(triggered["run_after"]) <= datetime.now(timezone.utc)
     balances = {row["account"]: row for row in run.warehouse_rows(f"{TRIGGERED_TABLE}_balance")}
     assert set(balances) == {"kalshi_default", "kalshi_no_fcm"}
-    assert balances["kalshi_default"]["total_not_permitted"] is None
-    assert "only for FCM members" in balances["kalshi_no_fcm"]["total_not_permitted"]
+    assert balances["kalshi_default"]["total_refusal_reason"] is None
+    assert "only for FCM members" in balances["kalshi_no_fcm"]["total_refusal_reason"]
     margins = run.warehouse_rows(f"{TRIGGERED_TABLE}_margin")
-    assert {row["free_margin_dollars"] for row in margins if row["account"] == "kalshi_no_fcm"} == {None}
+    assert {row["shard_free_margin_dollars"] for row in margins if row["account"] == "kalshi_no_fcm"} == {
+        None
+    }
     history = run.warehouse_rows(f"{TRIGGERED_TABLE}_history")
     assert sorted((row["account"], row["outcome"]) for row in history) == [
         ("kalshi_default", "hour_row"),

@@ -78,10 +78,10 @@ def test_triggered_run_writes_the_simulators_value_to_the_postgres_warehouse(
     assert row["total_resting_order_value_cents"] == airflow_stack.resting_order_value
     dollars = Decimal(airflow_stack.resting_order_value) / 100
     assert [entry["exchange_index"] for entry in row["breakdown"]] == [0, 1, 2, 3]  # the shards of 2026
-    assert sum(entry["balance_dollars"] for entry in row["breakdown"]) == dollars
+    assert sum(entry["shard_resting_order_value_dollars"] for entry in row["breakdown"]) == dollars
     # The balance beside it, with the free margin of every shard.
     assert balance["balance_cents"] == BALANCE
-    assert all(entry["free_margin_dollars"] is not None for entry in balance["free_margin"])
+    assert all(entry["shard_free_margin_dollars"] is not None for entry in balance["free_margin"])
 
     # The value came over HTTP from the simulator, signed with the stack's key, during the run.
     started = datetime.fromisoformat(run["start_date"]).timestamp()

@@ -27,6 +27,12 @@ IDENTIFIER = re.compile(IDENTIFIER_RULE)
 #: Airflow config section read by :func:`warehouse_target`.
 CONFIG_SECTION = "kalshi"
 
+#: ``[kalshi] warehouse_migrations``: a load brings a warehouse behind the code to the head itself
+#: (under a database lock, so racing workers migrate once) ...
+MIGRATIONS_AUTO = "auto"
+#: ... or fails at once, naming the command to run (warehouses that take DDL only from their DBAs).
+MIGRATIONS_MANUAL = "manual"
+
 
 @dataclass(frozen=True)
 class WarehouseTarget:
@@ -46,3 +52,19 @@ def warehouse_target() -> WarehouseTarget:
         table=conf.get(CONFIG_SECTION, "table", fallback=DEFAULT_TABLE),
         schema=conf.get(CONFIG_SECTION, "schema", fallback=None) or None,
     )
+
+
+def warehouse_migrations() -> str:
+    """``[kalshi] warehouse_migrations``: ``auto`` (the default) or ``manual``; anything else is refused."""
+    from airflow.configuration import conf
+
+    from kalshi_provider.exceptions import KalshiConfigError
+
+    value = conf.get(CONFIG_SECTION, "warehouse_migrations", fallback=MIGRATIONS_AUTO).strip().lower()
+    if value not in (MIGRATIONS_AUTO, MIGRATIONS_MANUAL):
+        raise KalshiConfigError(
+            f"[{CONFIG_SECTION}] warehouse_migrations is {value[:40]!r}; it must be "
+            f"'{MIGRATIONS_AUTO}' (a load migrates the warehouse tables itself) or "
+            f"'{MIGRATIONS_MANUAL}' (a load fails and names the command to run)"
+        )
+    return value

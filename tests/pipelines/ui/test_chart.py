@@ -46,7 +46,10 @@ def test_the_free_margin_chart_has_a_line_per_account_and_shard_and_a_zero_line_
             "account": account,
             "snapshot_hour": START + timedelta(hours=hour),
             "free_margin": [
-                {"exchange_index": index, "free_margin_dollars": None if value is None else Decimal(value)}
+                {
+                    "exchange_index": index,
+                    "shard_free_margin_dollars": None if value is None else Decimal(value),
+                }
                 for index, value in margins.items()
             ],
         }

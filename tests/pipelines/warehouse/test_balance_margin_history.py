@@ -14,11 +14,11 @@ from sqlalchemy.exc import DBAPIError
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE
 from kalshi_provider.pipelines.warehouse import (
     InvalidSnapshotError,
-    prepare_tables,
     read_balances,
     read_history,
     read_snapshots,
     store_reading,
+    upgrade_warehouse,
     warehouse_tables,
 )
 from kalshi_provider.pipelines.warehouse import store as store_module
@@ -36,9 +36,9 @@ def _margin(engine) -> dict[int, tuple]:
     (row,) = read_balances(engine)
     return {
         entry["exchange_index"]: (
-            entry["balance_dollars"],
-            entry["resting_order_value_dollars"],
-            entry["free_margin_dollars"],
+            entry["shard_balance_dollars"],
+            entry["shard_resting_order_value_dollars"],
+            entry["shard_free_margin_dollars"],
         )
         for entry in row["free_margin"]
     }
@@ -59,14 +59,14 @@ def test_the_balance_is_stored_exactly_beside_the_total(db_engine, store):
     stored = store(db_engine, make_load(cents=123456, balance=balance))
     assert stored.total.held and stored.balance.held
     (row,) = read_balances(db_engine)
-    assert (row["balance_cents"], row["portfolio_value_cents"], row["updated_ts"]) == (
+    assert (row["balance_cents"], row["portfolio_value_cents"], row["balance_updated_ts"]) == (
         -(2**63),
         2**63 - 1,
         1_772_366_400,
     )
     assert row["balance_dollars"] == D("-999999999999999999.999999") and type(row["balance_dollars"]) is D
-    assert row["breakdown"] == [{"exchange_index": 0, "balance_dollars": D("-0.000001")}]
-    assert (row["total_not_permitted"], row["breakdown_problem"], row["dag_run_id"]) == (None, None, "run-1")
+    assert row["breakdown"] == [{"exchange_index": 0, "shard_balance_dollars": D("-0.000001")}]
+    assert (row["total_refusal_reason"], row["breakdown_problem"], row["dag_run_id"]) == (None, None, "run-1")
     assert row["observed_at"] - read_snapshots(db_engine)[0]["observed_at"] == timedelta(milliseconds=30)
 
 
@@ -84,7 +84,7 @@ def test_the_balance_keeps_the_earliest_observation_of_the_hour_on_its_own(db_en
     assert store(db_engine, earlier).balance.held
     (row,) = read_balances(db_engine)
     assert (row["balance_cents"], row["dag_run_id"]) == (5, "r0")
-    assert row["breakdown"] == [{"exchange_index": 1, "balance_dollars": D("0.05")}]  # no stale shards
+    assert row["breakdown"] == [{"exchange_index": 1, "shard_balance_dollars": D("0.05")}]  # no stale shards
     (total,) = read_snapshots(db_engine)  # the earlier load's total replaced the :05 one too
     assert (total["total_resting_order_value_cents"], total["dag_run_id"]) == (100, "r0")
 
@@ -101,7 +101,7 @@ def test_a_key_without_fcm_access_gets_its_balance_and_no_total(db_engine, store
     assert stored.total is None and stored.balance.held
     assert read_snapshots(db_engine) == []
     (row,) = read_balances(db_engine)
-    assert (row["balance_cents"], row["total_not_permitted"]) == (4200, REFUSED)
+    assert (row["balance_cents"], row["total_refusal_reason"]) == (4200, REFUSED)
 
 
 # --- the free margin ----------------------------------------------------------------------------------
@@ -327,7 +327,7 @@ def test_the_first_refusal_is_new_and_the_next_ones_are_not(db_engine, store):
 def test_a_history_row_refused_by_the_database_writes_no_hour_row(db_engine, store):
     from tests.pipelines.warehouse.test_store import _reject
 
-    prepare_tables(db_engine)
+    upgrade_warehouse(db_engine)
     _reject(db_engine, f"{DEFAULT_TABLE}_history", "NEW.balance_cents = 666")
     with pytest.raises(DBAPIError, match="rejected by test"):
         store(db_engine, make_load(breakdown={0: "1"}, balance=make_balance(666, breakdown={0: "6.66"})))

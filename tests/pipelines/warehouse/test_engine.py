@@ -19,9 +19,9 @@ from kalshi_provider.pipelines.warehouse import (
     WarehouseConnectionError,
     WarehouseTimeouts,
     embedded_database_path,
-    prepare_tables,
     read_snapshots,
     store_reading,
+    upgrade_warehouse,
     warehouse_engine,
 )
 from tests.fixtures.gates import writers_held
@@ -39,7 +39,7 @@ def _round_trip(engine, **table) -> None:
     load = make_load(breakdown={0: "0.000001"})
     assert store_reading(engine, load.reading, snapshot_hour=load.hour, dag_run_id=None, **table).held
     (row,) = read_snapshots(engine, include_breakdown=True, **table)
-    assert row["breakdown"][0]["balance_dollars"].as_tuple().exponent == -6
+    assert row["breakdown"][0]["shard_resting_order_value_dollars"].as_tuple().exponent == -6
 
 
 def test_sqlite_connection_as_json(monkeypatch, tmp_path):
@@ -194,7 +194,7 @@ def test_a_lock_held_by_another_session_fails_the_load_after_the_lock_timeout(bo
     """Another session holds the table: the load gives up with the engine's lock-timeout error
     (1 s here) instead of waiting as long as the lock is held."""
     engine, schema, other = bounded
-    prepare_tables(other, schema=schema)
+    upgrade_warehouse(other, schema=schema)
     table = f"{schema}.{DEFAULT_TABLE}" if schema and other.dialect.name == "postgresql" else DEFAULT_TABLE
     load = make_load()
     with writers_held(other, table):

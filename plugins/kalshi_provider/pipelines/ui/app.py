@@ -125,7 +125,7 @@ def data(hours: Hours = 24) -> dict[str, Any]:
                 "balance_cents": row["balance_cents"],
                 "balance_dollars": _exact(row["balance_dollars"]),
                 "portfolio_value_cents": row["portfolio_value_cents"],
-                "total_not_permitted": row["total_not_permitted"] is not None,
+                "total_not_permitted": row["total_refusal_reason"] is not None,
             }
         )
         for entry in row["free_margin"]:
@@ -133,9 +133,9 @@ def data(hours: Hours = 24) -> dict[str, Any]:
             shards.setdefault(str(entry["exchange_index"]), []).append(
                 {
                     "snapshot_hour": hour,
-                    "balance_dollars": _exact(entry["balance_dollars"]),
-                    "resting_order_value_dollars": _exact(entry["resting_order_value_dollars"]),
-                    "free_margin_dollars": _exact(entry["free_margin_dollars"]),
+                    "balance_dollars": _exact(entry["shard_balance_dollars"]),
+                    "resting_order_value_dollars": _exact(entry["shard_resting_order_value_dollars"]),
+                    "free_margin_dollars": _exact(entry["shard_free_margin_dollars"]),
                 }
             )
     return {
@@ -195,14 +195,13 @@ def _latest_table(series: dict[str, list[tuple[datetime, int]]], balances: list[
         points = series.get(account, [])
         balance = latest_balance.get(account)
         value = f"${points[-1][1] / 100:,.2f}" if points else "—"
-        if balance is not None and balance["total_not_permitted"]:
+        if balance is not None and balance["total_refusal_reason"]:
             value = "not permitted (no FCM access)"
         hour = max([m for m, _ in points[-1:]] + ([balance["snapshot_hour"]] if balance else []))
         cash = f"${balance['balance_dollars']:,.2f}" if balance else "—"
         free = (
             " · ".join(
-                f"{entry['exchange_index']}: "
-                + ("—" if entry["free_margin_dollars"] is None else _signed(entry["free_margin_dollars"]))
+                f"{entry['exchange_index']}: {_signed_or_dash(entry['shard_free_margin_dollars'])}"
                 for entry in balance["free_margin"]
             )
             if balance
@@ -220,8 +219,9 @@ def _latest_table(series: dict[str, list[tuple[datetime, int]]], balances: list[
     )
 
 
-def _signed(dollars: Any) -> str:
-    return f"{'-' if dollars < 0 else ''}${abs(dollars):,.2f}"
+def _signed_or_dash(dollars: Any) -> str:
+    """Signed dollars, or a dash where the amount is unknown (NULL)."""
+    return "—" if dollars is None else f"{'-' if dollars < 0 else ''}${abs(dollars):,.2f}"
 
 
 _PAGE = """<!doctype html>

@@ -35,9 +35,9 @@ def margin_by_shard(balances: list[dict[str, Any]]) -> dict[tuple[str, int], lis
     series: dict[tuple[str, int], list[tuple[datetime, Decimal]]] = defaultdict(list)
     for row in balances:
         for entry in row.get("free_margin", []):
-            if entry["free_margin_dollars"] is not None:
+            if entry["shard_free_margin_dollars"] is not None:
                 key = (row["account"], entry["exchange_index"])
-                series[key].append((row["snapshot_hour"], entry["free_margin_dollars"]))
+                series[key].append((row["snapshot_hour"], entry["shard_free_margin_dollars"]))
     return {key: sorted(points) for key, points in sorted(series.items())}
 
 

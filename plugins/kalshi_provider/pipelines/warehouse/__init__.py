@@ -5,8 +5,9 @@ Warehouse for the hourly total-resting-order-value rows (SQLAlchemy Core, 1.4 an
 the history of the readings) in one transaction, keeping the earliest observation inside the hour;
 ``read_snapshots``, ``read_balances`` and ``read_history`` read rows back; ``warehouse_engine``
 finds the database (an Airflow SQL connection, else an embedded SQLite file) with bounded waits;
-``prepare_tables`` creates missing tables and refuses existing ones that cannot hold the values
-exactly.
+``warehouse_status`` and ``upgrade_warehouse`` say which schema revision the tables hold and bring
+them to the head (``store_reading`` does so first, or refuses: ``[kalshi] warehouse_migrations``);
+``prepare_tables`` refuses existing tables that cannot hold the values exactly.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from kalshi_provider.pipelines.warehouse.errors import (
     WarehouseConnectionError,
     WarehouseSchemaError,
 )
+from kalshi_provider.pipelines.warehouse.locks import WarehouseBusyError
 from kalshi_provider.pipelines.warehouse.schema import (
     BALANCE_SHARD_SUFFIX,
     BALANCE_SUFFIX,
@@ -44,6 +46,15 @@ from kalshi_provider.pipelines.warehouse.store import (
     read_snapshots,
     store_reading,
 )
+from kalshi_provider.pipelines.warehouse.versioning import (
+    Upgrade,
+    WarehouseMigrationRequired,
+    WarehouseStatus,
+    WarehouseVersionError,
+    ensure_current,
+    upgrade_warehouse,
+    warehouse_status,
+)
 
 __all__ = [
     "BALANCE_SHARD_SUFFIX",
@@ -57,18 +68,26 @@ __all__ = [
     "InvalidSnapshotError",
     "StoredHour",
     "StoredReading",
+    "Upgrade",
+    "WarehouseBusyError",
     "WarehouseConnectionError",
+    "WarehouseMigrationRequired",
     "WarehouseSchemaError",
+    "WarehouseStatus",
     "WarehouseTables",
     "WarehouseTimeouts",
+    "WarehouseVersionError",
     "bound_engine",
     "embedded_database_path",
+    "ensure_current",
     "prepare_tables",
     "read_balances",
     "read_history",
     "read_snapshots",
     "store_reading",
+    "upgrade_warehouse",
     "validate_identifier",
     "warehouse_engine",
+    "warehouse_status",
     "warehouse_tables",
 ]

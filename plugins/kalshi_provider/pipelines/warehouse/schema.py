@@ -51,6 +51,7 @@ PROBLEM_LENGTH = 1000
 #: and its JSON is of the same order; MySQL/MariaDB get MEDIUMTEXT for it (TEXT holds 64 KiB).
 READING_JSON_LENGTH = 1024 * 1024
 
+
 def validate_identifier(value: object, what: str) -> str:
     """Return ``value`` if it is a plain identifier; names are never quoted from untrusted text."""
     if not isinstance(value, str) or not IDENTIFIER.fullmatch(value):
@@ -99,16 +100,16 @@ class WarehouseTables(NamedTuple):
     history: Table
 
 
-def _per_shard_table(name: str, metadata: MetaData) -> Table:
-    """One exact dollar amount per (account, hour, exchange shard): the shape Kalshi's two
-    breakdowns (of the resting order value and of the balance) share."""
+def _per_shard_table(name: str, metadata: MetaData, amount: str) -> Table:
+    """One exact dollar amount, the column ``amount``, per (account, hour, exchange shard): the
+    shape Kalshi's two breakdowns (of the resting order value and of the balance) share."""
     return Table(
         name,
         metadata,
         Column("account", _key_text(), nullable=False),
         Column("snapshot_hour", UTCDateTime, nullable=False),
         Column("exchange_index", Integer, nullable=False, autoincrement=False),
-        Column("balance_dollars", ExactDecimal, nullable=False),
+        Column(amount, ExactDecimal, nullable=False),
         Column("observed_at", UTCDateTime, nullable=False),
         PrimaryKeyConstraint("account", "snapshot_hour", "exchange_index"),
     )
@@ -132,10 +133,12 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
         Column("total_resting_order_value_cents", BigInteger, nullable=False),
         Column("observed_at", UTCDateTime, nullable=False),
         Column("dag_run_id", Text, nullable=True),
+        # The DAG that wrote the row; NULL in rows written before 0.3.0, which did not record it.
+        Column("dag_id", _key_text(), nullable=True),
         Column("loaded_at", UTCDateTime, nullable=False),
         PrimaryKeyConstraint("account", "snapshot_hour"),
     )
-    breakdown = _per_shard_table(breakdown_name, metadata)
+    breakdown = _per_shard_table(breakdown_name, metadata, "shard_resting_order_value_dollars")
     problems = Table(
         table_name + PROBLEMS_SUFFIX,
         metadata,
@@ -153,17 +156,19 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
         Column("balance_cents", BigInteger, nullable=False),
         Column("balance_dollars", ExactDecimal, nullable=False),
         Column("portfolio_value_cents", BigInteger, nullable=False),
-        Column("updated_ts", BigInteger, nullable=False),
+        # Kalshi's updated_ts: when Kalshi last changed the balance (Unix seconds).
+        Column("balance_updated_ts", BigInteger, nullable=False),
         Column("observed_at", UTCDateTime, nullable=False),
         Column("dag_run_id", Text, nullable=True),
+        Column("dag_id", _key_text(), nullable=True),
         Column("loaded_at", UTCDateTime, nullable=False),
         # Kalshi's refusal of the total in the same fetch (the key's account is no FCM member).
-        _text("total_not_permitted", PROBLEM_LENGTH, nullable=True),
+        _text("total_refusal_reason", PROBLEM_LENGTH, nullable=True),
         # Why Kalshi's balance_breakdown was left out of this hour (the balance is kept).
         _text("breakdown_problem", PROBLEM_LENGTH, nullable=True),
         PrimaryKeyConstraint("account", "snapshot_hour"),
     )
-    balance_shards = _per_shard_table(table_name + BALANCE_SHARD_SUFFIX, metadata)
+    balance_shards = _per_shard_table(table_name + BALANCE_SHARD_SUFFIX, metadata, "shard_balance_dollars")
     free_margin = Table(
         table_name + MARGIN_SUFFIX,
         metadata,
@@ -172,9 +177,9 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
         Column("exchange_index", Integer, nullable=False, autoincrement=False),
         # NULL where unknown: a shard missing from a breakdown that does not add up to its total,
         # or no resting order value at all (a key without FCM access, an hour without a total).
-        Column("balance_dollars", ExactDecimal, nullable=True),
-        Column("resting_order_value_dollars", ExactDecimal, nullable=True),
-        Column("free_margin_dollars", ExactDecimal, nullable=True),
+        Column("shard_balance_dollars", ExactDecimal, nullable=True),
+        Column("shard_resting_order_value_dollars", ExactDecimal, nullable=True),
+        Column("shard_free_margin_dollars", ExactDecimal, nullable=True),
         PrimaryKeyConstraint("account", "snapshot_hour", "exchange_index"),
     )
     history_name = table_name + HISTORY_SUFFIX
@@ -196,6 +201,7 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
         _text("reading_json", READING_JSON_LENGTH, nullable=False),
         _text("note", PROBLEM_LENGTH, nullable=True),
         Column("dag_run_id", Text, nullable=True),
+        Column("dag_id", _key_text(), nullable=True),
         Column("fetch_try_number", Integer, nullable=True, autoincrement=False),
         Column("load_try_number", Integer, nullable=True, autoincrement=False),
         Column("recorded_at", UTCDateTime, nullable=False),

@@ -242,3 +242,19 @@ def _render(found: TypeEngine[Any], dialect: Dialect) -> str:
         return str(found.compile(dialect=dialect))
     except Exception:  # noqa: BLE001 - an unknown reflected type (NullType) has no SQL of its own
         return type(found).__name__
+
+
+# -- for the migrations (versioning.py): tables found without a version row -----------------------
+
+
+def reflect_tables(conn: Connection, tables: Sequence[Any], schema: str | None) -> dict[str, _Found]:
+    """The existing ones among ``tables`` (any ``Table`` objects), reflected: ``.columns`` by name."""
+    return _reflect(conn, tables, schema)  # type: ignore[arg-type]
+
+
+def refuse_foreign_tables(
+    tables: Sequence[Any], found: dict[str, _Found], dialect: Dialect, schema: str | None
+) -> None:
+    """Raise :class:`WarehouseSchemaError` unless every table in ``found`` holds ``tables``' values
+    exactly: the check ``prepare_tables`` makes, against any release's table definitions."""
+    _refuse_mismatches(tables, found, dialect, schema)  # type: ignore[arg-type]

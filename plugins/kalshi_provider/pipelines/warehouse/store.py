@@ -43,10 +43,11 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from kalshi_provider.pipelines.settings import DEFAULT_TABLE
+from kalshi_provider.pipelines.settings import DEFAULT_TABLE, MIGRATIONS_AUTO
 from kalshi_provider.pipelines.warehouse.errors import InvalidSnapshotError
+from kalshi_provider.pipelines.warehouse.locks import sqlite_begin_immediate
 from kalshi_provider.pipelines.warehouse.schema import PROBLEM_LENGTH, WarehouseTables, warehouse_tables
-from kalshi_provider.pipelines.warehouse.shape import prepare_tables
+from kalshi_provider.pipelines.warehouse.versioning import ensure_current
 from kalshi_provider.readings import (
     BALANCE_ENDPOINT,
     DOLLAR_PRECISION,
@@ -59,18 +60,22 @@ from kalshi_provider.readings import (
 _HOUR = timedelta(hours=1)
 #: Columns an earlier observation replaces, per hourly table; ``observed_at`` last (see the
 #: module doc on MySQL).
-_TOTAL_REPLACED = ("total_resting_order_value_cents", "dag_run_id", "loaded_at", "observed_at")
+_TOTAL_REPLACED = ("total_resting_order_value_cents", "dag_run_id", "dag_id", "loaded_at", "observed_at")
 _BALANCE_REPLACED = (
     "balance_cents",
     "balance_dollars",
     "portfolio_value_cents",
-    "updated_ts",
+    "balance_updated_ts",
     "dag_run_id",
+    "dag_id",
     "loaded_at",
-    "total_not_permitted",
+    "total_refusal_reason",
     "breakdown_problem",
     "observed_at",
 )
+#: The amount column of each per-shard table (the breakdowns), by the table's role.
+_TOTAL_SHARD_AMOUNT = "shard_resting_order_value_dollars"
+_BALANCE_SHARD_AMOUNT = "shard_balance_dollars"
 _ON_CONFLICT = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 _ON_DUPLICATE_KEY = frozenset({"mysql", "mariadb"})
 _ZERO = Decimal(0)
@@ -142,6 +147,8 @@ def store_reading(
     portable: bool = False,
     try_number: int | None = None,
     not_in_hour: Mapping[str, str] | None = None,
+    dag_id: str | None = None,
+    migrations: str = MIGRATIONS_AUTO,
 ) -> StoredReading:
     """
     Store ``reading`` as its account's rows for ``snapshot_hour``, where no earlier ones are there.
@@ -157,12 +164,16 @@ def store_reading(
     :param try_number: The load task's try, for the history.
     :param not_in_hour: Endpoints (``readings.TOTAL_ENDPOINT``, ``BALANCE_ENDPOINT``) whose
         readings may not stand for the hour, with the reason: the history records them, nothing else.
+    :param dag_id: The DAG writing the rows.
+    :param migrations: What to do when the warehouse is behind the code: ``auto`` migrates it,
+        ``manual`` raises ``WarehouseMigrationRequired`` (see ``versioning.py``).
     """
     if not isinstance(reading, AccountReading):
         raise InvalidSnapshotError(f"expected an AccountReading, got {type(reading).__name__}")
     hour = _on_the_hour(snapshot_hour)
-    if dag_run_id is not None and not isinstance(dag_run_id, str):
-        raise InvalidSnapshotError(f"dag_run_id must be a string or None, got {type(dag_run_id).__name__}")
+    for name, value in (("dag_run_id", dag_run_id), ("dag_id", dag_id)):
+        if value is not None and not isinstance(value, str):
+            raise InvalidSnapshotError(f"{name} must be a string or None, got {type(value).__name__}")
     if try_number is not None and (type(try_number) is not int or try_number < 0):
         raise InvalidSnapshotError("try_number must be a whole number of 0 or more, or None")
     late = dict(not_in_hour or {})
@@ -175,7 +186,7 @@ def store_reading(
         _check_inside(hour, reading.observed_at)
     if balance_value is not None:
         _check_inside(hour, balance.observed_at)
-    tables = prepare_tables(engine, table_name=table_name, schema=schema)
+    tables = ensure_current(engine, table_name=table_name, schema=schema, migrations=migrations)
     now = datetime.now(timezone.utc)
     account = reading.account
     with _write_transaction(engine) as conn:
@@ -190,6 +201,7 @@ def store_reading(
                 "total_resting_order_value_cents": total_value.total_cents,
                 "observed_at": reading.observed_at,
                 "dag_run_id": dag_run_id,
+                "dag_id": dag_id,
                 "loaded_at": now,
             }
             stored_total = _keep_earliest(conn, tables.totals, row, _TOTAL_REPLACED, portable)
@@ -202,17 +214,24 @@ def store_reading(
                 "balance_cents": balance_value.balance_cents,
                 "balance_dollars": balance_value.balance_dollars,
                 "portfolio_value_cents": balance_value.portfolio_value_cents,
-                "updated_ts": balance_value.updated_ts,
+                "balance_updated_ts": balance_value.updated_ts,
                 "observed_at": balance.observed_at,
                 "dag_run_id": dag_run_id,
+                "dag_id": dag_id,
                 "loaded_at": now,
-                "total_not_permitted": _cut(reading.not_permitted),
+                "total_refusal_reason": _cut(reading.not_permitted),
                 "breakdown_problem": _cut(balance_value.breakdown_problem),
             }
             stored_balance = _keep_earliest(conn, tables.balance, row, _BALANCE_REPLACED, portable)
             if stored_balance.held:
                 _replace_shards(
-                    conn, tables.balance_shards, account, hour, balance_value.breakdown, balance.observed_at
+                    conn,
+                    tables.balance_shards,
+                    _BALANCE_SHARD_AMOUNT,
+                    account,
+                    hour,
+                    balance_value.breakdown,
+                    balance.observed_at,
                 )
         if any(stored is not None and stored.held for stored in (stored_total, stored_balance)):
             _recompute_free_margin(conn, tables, account, hour)
@@ -220,7 +239,7 @@ def store_reading(
         conn.execute(
             insert(tables.history),
             [
-                {**entry, "dag_run_id": dag_run_id, "fetch_try_number": reading.try_number}
+                {**entry, "dag_run_id": dag_run_id, "dag_id": dag_id, "fetch_try_number": reading.try_number}
                 | {"load_try_number": try_number, "recorded_at": now, "reading_id": str(uuid.uuid4())}
                 for entry in history
             ],
@@ -265,22 +284,8 @@ def _write_transaction(engine: Engine) -> Iterator[Connection]:
     """Begin a transaction that really is one, also on SQLite; commit, or roll back on any error."""
     with engine.begin() as conn:
         if conn.dialect.name == "sqlite":
-            _sqlite_begin_immediate(conn)
+            sqlite_begin_immediate(conn)
         yield conn
-
-
-def _sqlite_begin_immediate(conn: Connection) -> None:
-    """
-    Open the SQLite transaction ourselves, taking the write lock up front.
-
-    pysqlite only begins a transaction at the first INSERT/UPDATE/DELETE, so a SAVEPOINT issued
-    before that would open (and its RELEASE commit) a transaction of its own, and two writers that
-    both read first would deadlock upgrading their locks.
-    """
-    dbapi_conn = conn.connection.driver_connection
-    if getattr(dbapi_conn, "autocommit", None) is True or getattr(dbapi_conn, "in_transaction", True):
-        return  # Python 3.12 autocommit mode, or a transaction an engine event already began
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _keep_earliest(
@@ -360,7 +365,8 @@ def _replace_total_details(
     """The hour's breakdown and left-out note become this reading's; none of an older one linger."""
     value = reading.resting_order_value
     assert value is not None
-    _replace_shards(conn, tables.breakdown, reading.account, hour, value.breakdown, reading.observed_at)
+    account, observed_at = reading.account, reading.observed_at
+    _replace_shards(conn, tables.breakdown, _TOTAL_SHARD_AMOUNT, account, hour, value.breakdown, observed_at)
     problems = tables.problems
     conn.execute(
         delete(problems).where(problems.c.account == reading.account, problems.c.snapshot_hour == hour)
@@ -379,12 +385,13 @@ def _replace_total_details(
 def _replace_shards(
     conn: Connection,
     table: Table,
+    amount: str,
     account: str,
     hour: datetime,
     shards: tuple[ShardAmount, ...],
     observed_at: datetime,
 ) -> None:
-    """The hour's per-shard rows of ``table`` become ``shards``."""
+    """The hour's per-shard rows of ``table`` become ``shards`` (their dollars in column ``amount``)."""
     conn.execute(delete(table).where(table.c.account == account, table.c.snapshot_hour == hour))
     if shards:
         conn.execute(
@@ -394,7 +401,7 @@ def _replace_shards(
                     "account": account,
                     "snapshot_hour": hour,
                     "exchange_index": shard.exchange_index,
-                    "balance_dollars": shard.dollars,
+                    amount: shard.dollars,
                     "observed_at": observed_at,
                 }
                 for shard in shards
@@ -417,7 +424,7 @@ def _recompute_free_margin(conn: Connection, tables: WarehouseTables, account: s
     balance = _hour_row(conn, tables.balance, account, hour)
     if balance is None:
         return
-    balances = _shards(conn, tables.balance_shards, account, hour)
+    balances = _shards(conn, tables.balance_shards, _BALANCE_SHARD_AMOUNT, account, hour)
     balances_complete = (
         balance.breakdown_problem is None and sum(balances.values(), _ZERO) == balance.balance_dollars
     )
@@ -425,7 +432,7 @@ def _recompute_free_margin(conn: Connection, tables: WarehouseTables, account: s
     resting: dict[int, Decimal] | None = None
     resting_complete = False
     if total is not None:
-        resting = _shards(conn, tables.breakdown, account, hour)
+        resting = _shards(conn, tables.breakdown, _TOTAL_SHARD_AMOUNT, account, hour)
         left_out = _hour_row(conn, tables.problems, account, hour) is not None
         in_dollars = Decimal(total.total_resting_order_value_cents).scaleb(-2)
         resting_complete = not left_out and sum(resting.values(), _ZERO) == in_dollars
@@ -443,9 +450,9 @@ def _recompute_free_margin(conn: Connection, tables: WarehouseTables, account: s
                 "account": account,
                 "snapshot_hour": hour,
                 "exchange_index": index,
-                "balance_dollars": shard_balance,
-                "resting_order_value_dollars": shard_resting,
-                "free_margin_dollars": free,
+                "shard_balance_dollars": shard_balance,
+                "shard_resting_order_value_dollars": shard_resting,
+                "shard_free_margin_dollars": free,
             }
         )
     if rows:
@@ -458,11 +465,11 @@ def _hour_row(conn: Connection, table: Table, account: str, hour: datetime) -> A
     ).first()
 
 
-def _shards(conn: Connection, table: Table, account: str, hour: datetime) -> dict[int, Decimal]:
-    query = select(table.c.exchange_index, table.c.balance_dollars).where(
+def _shards(conn: Connection, table: Table, amount: str, account: str, hour: datetime) -> dict[int, Decimal]:
+    query = select(table.c.exchange_index, table.c[amount]).where(
         table.c.account == account, table.c.snapshot_hour == hour
     )
-    return {row.exchange_index: row.balance_dollars for row in conn.execute(query)}
+    return {index: dollars for index, dollars in conn.execute(query)}
 
 
 def _newly_not_permitted(conn: Connection, tables: WarehouseTables, reading: AccountReading) -> bool:
@@ -575,8 +582,9 @@ def read_snapshots(
     Return stored totals with ``since <= snapshot_hour < until``, ordered by account and hour.
 
     Each dict has the table's columns (timestamps aware UTC). With ``include_breakdown`` also
-    ``breakdown`` (a list of ``{"exchange_index", "balance_dollars"}``) and ``breakdown_problem``
-    (why Kalshi's breakdown was left out of that hour, or None). No table yet means no rows.
+    ``breakdown`` (a list of ``{"exchange_index", "shard_resting_order_value_dollars"}``) and
+    ``breakdown_problem`` (why Kalshi's breakdown was left out of that hour, or None). No table yet
+    means no rows. Every key is documented in ``docs/tables.md``.
     """
     tables = warehouse_tables(table_name, schema)
     since, until = _bounds(since, until)
@@ -589,7 +597,7 @@ def read_snapshots(
         if include_breakdown:
             entries: dict[tuple[str, datetime], list[dict[str, Any]]] = {}
             if tables.breakdown.name in existing:  # a table made by hand may come alone
-                entries = _shards_by_key(conn, tables.breakdown, account, since, until)
+                entries = _shards_by_key(conn, tables.breakdown, _TOTAL_SHARD_AMOUNT, account, since, until)
             problems: dict[tuple[str, datetime], str] = {}
             if tables.problems.name in existing:
                 problems = _problems_by_key(conn, tables.problems, account, since, until)
@@ -614,8 +622,9 @@ def read_balances(
 
     Each dict has the balance table's columns (cents as ``int``, dollars as ``Decimal``,
     timestamps aware UTC), ``breakdown`` (the balance per shard: ``{"exchange_index",
-    "balance_dollars"}``) and ``free_margin`` (per shard: ``{"exchange_index", "balance_dollars",
-    "resting_order_value_dollars", "free_margin_dollars"}``, None where unknown). No table, no rows.
+    "shard_balance_dollars"}``) and ``free_margin`` (per shard: ``{"exchange_index",
+    "shard_balance_dollars", "shard_resting_order_value_dollars", "shard_free_margin_dollars"}``,
+    None where unknown). No table, no rows. Every key is documented in ``docs/tables.md``.
     """
     tables = warehouse_tables(table_name, schema)
     since, until = _bounds(since, until)
@@ -624,7 +633,7 @@ def read_balances(
         return []
     with engine.connect() as conn:
         rows = _hourly_rows(conn, tables.balance, account, since, until)
-        shards = _shards_by_key(conn, tables.balance_shards, account, since, until)
+        shards = _shards_by_key(conn, tables.balance_shards, _BALANCE_SHARD_AMOUNT, account, since, until)
         margins = _margins_by_key(conn, tables.free_margin, account, since, until)
     for row in rows:
         key = (row["account"], row["snapshot_hour"])
@@ -681,14 +690,19 @@ def _hourly_rows(
 
 
 def _shards_by_key(
-    conn: Connection, table: Table, account: str | None, since: datetime | None, until: datetime | None
+    conn: Connection,
+    table: Table,
+    amount: str,
+    account: str | None,
+    since: datetime | None,
+    until: datetime | None,
 ) -> dict[tuple[str, datetime], list[dict[str, Any]]]:
     query = _filtered(select(table), table, account, since, until)
     ordered = query.order_by(table.c.account, table.c.snapshot_hour, table.c.exchange_index)
     grouped: dict[tuple[str, datetime], list[dict[str, Any]]] = {}
     for row in conn.execute(ordered):
         grouped.setdefault((row.account, row.snapshot_hour), []).append(
-            {"exchange_index": row.exchange_index, "balance_dollars": row.balance_dollars}
+            {"exchange_index": row.exchange_index, amount: row._mapping[amount]}
         )
     return grouped
 
