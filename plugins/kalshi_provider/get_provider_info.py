@@ -62,6 +62,9 @@ def get_provider_info() -> dict:
         "plugins": [
             {"name": "kalshi_ui", "plugin-class": "kalshi_provider.pipelines.ui.plugin.KalshiUIPlugin"},
         ],
+        # `airflow kalshi-warehouse status|migrate` (Airflow 3.2+ read this key; 3.0 and 3.1 do not,
+        # and get the same command as the console script `kalshi-warehouse`).
+        "cli": ["kalshi_provider.pipelines.warehouse_cli.get_cli_commands"],
         "connection-types": [
             {
                 "connection-type": "kalshi",
