@@ -133,7 +133,7 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
         Column("total_resting_order_value_cents", BigInteger, nullable=False),
         Column("observed_at", UTCDateTime, nullable=False),
         Column("dag_run_id", Text, nullable=True),
-        # The DAG that wrote the row; NULL in rows written before 0.3.0, which did not record it.
+        # The DAG that wrote the row; NULL in rows written by 0.2.0, which did not record it.
         Column("dag_id", _key_text(), nullable=True),
         Column("loaded_at", UTCDateTime, nullable=False),
         PrimaryKeyConstraint("account", "snapshot_hour"),
