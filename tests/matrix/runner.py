@@ -338,6 +338,10 @@ class LineRunner:
             # until the DAG is in the metadata DB, as the dag-processor puts it in a deployment.
             self.airflow("dags_reserialize", "dags", "reserialize")
         self.airflow("dags_test", "dags", "test", HOURLY)
+        # The warehouse's command after that run: the wheel's console script on every line, and
+        # the same command inside Airflow's CLI where the line reads the provider info's "cli".
+        self._exec("warehouse_script", [str(self.run.venv / "bin" / "kalshi-warehouse"), "status"])
+        self.airflow("warehouse_airflow_cli", "kalshi-warehouse", "status")
         self.python(
             "triggered_run", "-c", TRIGGERED_RUN, str(self.run.home / "dags"), json.dumps(TRIGGERED_CONF)
         )

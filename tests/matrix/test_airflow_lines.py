@@ -226,6 +226,19 @@ def test_dags_test_writes_the_hours_total_balance_free_margin_and_history(run: L
     ]
 
 
+def test_the_warehouse_command_on_every_line_and_inside_airflow_from_3_2(run: LineRun, line: AirflowLine):
+    """After the hourly run the warehouse is at the newest revision. ``kalshi-warehouse`` (the
+    console script) says so on every line; ``airflow kalshi-warehouse`` only where Airflow reads the
+    provider info's ``cli`` key (3.2 and later), which is why the README offers both."""
+    script = run.step("warehouse_script")
+    assert script.returncode == 0 and "State: current" in script.output, script.tail()
+    inside = run.step("warehouse_airflow_cli")
+    if tuple(int(part) for part in line.version.split(".")[:2]) >= (3, 2):
+        assert inside.returncode == 0 and "State: current" in inside.output, inside.tail()
+    else:
+        assert inside.returncode != 0 and "invalid choice: 'kalshi-warehouse'" in inside.output, inside.tail()
+
+
 def test_a_run_without_logical_date_labels_its_hour_and_fails_a_refused_key_at_once(run: LineRun):
     """As the UI or the REST API triggers it: no logical date, the hour from ``run_after``. The
     account without FCM access gets its balance; the key Kalshi does not know fails at once."""
