@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from kalshi_provider.connection import BASE_URLS
+from kalshi_provider.pipelines.settings import HOURLY_DAG_ID
 from kalshi_provider.pipelines.warehouse import bound_engine, store, warehouse_tables
 from kalshi_provider.readings import BALANCE_ENDPOINT, TOTAL_ENDPOINT, AccountReading, BalanceReading
 from kalshi_provider.responses import parse_balance, parse_resting_order_value
@@ -36,6 +37,7 @@ now = time.perf_counter
 BASE_HOUR = datetime(2026, 1, 1, tzinfo=timezone.utc)
 #: What the load task passes besides the reading: its run, and its try (the fetch's is in the reading).
 RUN_ID = "scheduled__2026-01-01T00:00:00+00:00"
+DAG_ID = HOURLY_DAG_ID
 FETCH_TRY = LOAD_TRY = 1
 #: The simulator's default FCM account, as Kalshi answers in 2026: both amounts spread over shards 0-3.
 TOTAL_CENTS, BALANCE_CENTS, PORTFOLIO_CENTS = 123_456, 500_000, 250_000
@@ -92,6 +94,7 @@ def write_ours(url: str, table: str, hour: int, warm: bool = True) -> dict[str, 
             reading,
             snapshot_hour=snapshot_hour,
             dag_run_id=RUN_ID,
+            dag_id=DAG_ID,
             table_name=table,
             schema=None,
             try_number=LOAD_TRY,
@@ -219,7 +222,7 @@ def floor_rows(reading: AccountReading, hour: datetime, tables: Any) -> dict[str
     total, balance = reading.resting_order_value, reading.balance.value
     observed, balance_observed = reading.observed_at, reading.balance.observed_at
     key, stamp = {"account": reading.account, "snapshot_hour": hour}, datetime.now(timezone.utc)
-    run = {"dag_run_id": RUN_ID, "loaded_at": stamp}
+    run = {"dag_run_id": RUN_ID, "dag_id": DAG_ID, "loaded_at": stamp}
     resting = {s.exchange_index: s.dollars for s in total.breakdown}
     balances = {s.exchange_index: s.dollars for s in balance.breakdown}
     zero = Decimal(0)
@@ -233,7 +236,7 @@ def floor_rows(reading: AccountReading, hour: datetime, tables: Any) -> dict[str
         return key | amounts | found | {
             "reading_id": str(uuid.uuid4()), "endpoint": endpoint, "source": reading.source,
             "observed_at": at, "outcome": "hour_row", "became_hour_row": True, "reading_json": text,
-            "note": None, "dag_run_id": RUN_ID, "fetch_try_number": reading.try_number,
+            "note": None, "dag_run_id": RUN_ID, "dag_id": DAG_ID, "fetch_try_number": reading.try_number,
             "load_try_number": LOAD_TRY, "recorded_at": stamp,
         }  # fmt: skip
 
