@@ -5,11 +5,12 @@ migrate it once: the first migrates, the others wait, then find it current. Each
 own lock, and every wait has a bound:
 
 - PostgreSQL: a transaction-scoped advisory lock, ``pg_advisory_xact_lock``, waited for at most
-  ``lock_timeout`` (set for the transaction only). The migration runs in that transaction.
+  ``lock_timeout`` (set for the transaction only, so it bounds the migration's own DDL locks too).
+  The migration runs in that transaction.
 - MySQL/MariaDB: a named lock, ``GET_LOCK(name, seconds)``, held by the session and released
   afterwards (their DDL commits implicitly, so a transaction could not hold a lock).
-- SQLite: ``BEGIN IMMEDIATE``, the database's write lock, waited for at most the engine's busy
-  timeout (every write waits as long).
+- SQLite: ``BEGIN IMMEDIATE``, the database file's write lock (so per file, not per deployment),
+  waited for at most the engine's busy timeout (every write waits as long).
 - Any other engine: no lock (a racing migrator's DDL fails, and its task retries).
 
 The lock is per deployment (schema and table name), so deployments sharing a database do not wait
