@@ -412,8 +412,8 @@ def _replace_shards(
 def _recompute_free_margin(conn: Connection, tables: WarehouseTables, account: str, hour: datetime) -> None:
     """The hour's free margin per shard, from the balance and the resting orders the hour holds now.
 
-    A shard's free margin is its balance minus the value of its resting orders (Kalshi's
-    definition). A shard one breakdown lists and the other does not counts as 0 in the other
+    A shard's free margin is its balance minus the value of its resting orders (this provider's
+    figure: Kalshi's docs do not define one). A shard one breakdown lists and the other does not counts as 0 in the other
     only when that breakdown adds up exactly to its total (so it covers every shard); otherwise,
     and when the hour has no resting order value at all (a key without FCM access, a total not
     stored for the hour), the unknown part and the free margin are NULL, never a guess. An hour
