@@ -1,12 +1,14 @@
 """Benchmarks of the hourly job against floors measured in the same run (issue 12).
 
     .venv/bin/python benchmarks/run.py [--rounds N] [--only write,parse,hook,e2e]
+    .venv/bin/python benchmarks/run.py --only chart --rounds 3
 
 Prints one table. Each timed figure is the median of its samples of ours beside the median of a
 floor (the least the same job can cost), sampled in the same rounds with the order rotating every
 sample, each sample in a fresh process (the hook's pair shares one, call by call). Counted figures
 (Kalshi requests, warehouse round trips) come last, then the notes: each write's phases and a
-profile of it. benchmarks/RESULTS.md says what each figure means.
+profile of it. The chart section prints a second table, of the chart's answers (no floor: its
+figures are absolute). benchmarks/RESULTS.md says what each figure means.
 """
 
 from __future__ import annotations
@@ -44,7 +46,13 @@ SAME_SHAPE = BENCH_DIR / "floor_dags" / "same_shape.py"
 ONE_TASK = BENCH_DIR / "floor_dags" / "one_task.py"
 ENGINES = {"sqlite": "SQLite", "postgresql": "PostgreSQL", "mariadb": "MariaDB"}
 SIDES = ("ours", "floor")
-SECTIONS = ("write", "parse", "hook", "e2e")
+SECTIONS = ("write", "parse", "hook", "e2e", "chart")
+#: What runs without --only: the chart's section (about 6 minutes more for 3 rounds) is asked for.
+DEFAULT_SECTIONS = ("write", "parse", "hook", "e2e")
+#: The chart's cases: (accounts in the warehouse, hours asked for), the windows and the range of
+#: accounts a risk team reads. Each warehouse holds 91 days of hourly rows, 4 shards an account.
+CHART_CASES = ((1, 24), (1, 24 * 90), (50, 24), (50, 24 * 7), (50, 24 * 30), (50, 24 * 90))
+CHART_SEEDED_HOURS, CHART_SHARDS = 24 * 91, 4
 Sample = dict[str, dict[str, float]]  # variant -> metric -> value
 
 
@@ -81,7 +89,7 @@ ROWS = [
 # fmt: on
 #: Samples per round where one is cheap and noisy (a write is milliseconds in a process that takes
 #: most of a second to start).
-REPEATS = {"write": 3, "first": 1, "parse": 2, "hook": 1, "e2e": 1}
+REPEATS = {"write": 3, "first": 1, "parse": 2, "hook": 1, "e2e": 1, "chart": 1}
 
 
 def rotated(variants: dict[str, Callable[[int], dict[str, float]]]) -> Callable[[int], Sample]:
@@ -139,6 +147,13 @@ class Bench:
                     "floor": lambda i: dags_test(template, self.workdir, floor, "benchmark_same_shape", {}),
                 }
             )
+        if "chart" in sections:
+            env = isolated_airflow_env(self.workdir / "chart-home")
+            for accounts, hours in CHART_CASES:
+                conn = self.chart_warehouse(accounts)
+                found[f"chart-{accounts}x{hours}"] = lambda i, conn=conn, hours=hours: run_worker(
+                    "chart", env, conn=conn, hours=hours
+                )
         return found
 
     # -- the measurements and what they need -------------------------------------------------------
@@ -156,6 +171,25 @@ class Bench:
         setup.dispose()
         self.urls[engine] = url
         return url
+
+    def chart_warehouse(self, accounts: int) -> str:
+        """A SQLite warehouse holding ``CHART_SEEDED_HOURS`` of ``accounts`` accounts, as the Airflow
+        connection the chart reads (made once per number of accounts)."""
+        path = self.workdir / f"chart-{accounts}.db"
+        if not path.exists():
+            rows = run_worker(
+                "seed_chart",
+                url=f"sqlite:///{path}",
+                accounts=accounts,
+                hours=CHART_SEEDED_HOURS,
+                shards=CHART_SHARDS,
+            )
+            self.notes.append(
+                f"Chart warehouse of {accounts} account(s): "
+                + ", ".join(f"{table} {count:,} rows" for table, count in rows.items())
+                + f" ({path.stat().st_size / 2**20:.0f} MiB SQLite file)."
+            )
+        return json.dumps({"conn_type": "sqlite", "host": str(path)})
 
     def check_floor(self, name: str, url: str) -> None:
         """Both sides write one hour into fresh tables, which must then hold the same rows."""
@@ -304,6 +338,56 @@ def table(samples: dict[str, list[Sample]], loads: dict[str, list[float]], count
     )
 
 
+def chart_table(samples: dict[str, list[Sample]]) -> str:
+    """One line per chart case and route: medians over the rounds."""
+    header = (
+        "chart answer",
+        "status",
+        "resolution",
+        "points",
+        "bytes",
+        "ms",
+        "CPU ms",
+        "traced peak MiB",
+        "RSS growth MiB",
+        "n",
+    )
+    lines = []
+    for accounts, hours in CHART_CASES:
+        runs = samples.get(f"chart-{accounts}x{hours}", [])
+        for route in ("data", "chart"):
+            if not runs:
+                continue
+            found = [run[route] for run in runs]
+
+            def median(metric: str, found: list = found) -> float:
+                return statistics.median(sample.get(metric, 0) for sample in found)
+
+            resolution = found[0].get("resolution_hours")
+            lines.append(
+                (
+                    f"/kalshi/{route}?hours={hours}, {accounts} account(s) x {CHART_SHARDS} shards",
+                    "/".join(sorted({str(int(sample["status"])) for sample in found})),
+                    "-" if route == "chart" or resolution is None else f"{resolution:g} h",
+                    "-" if route == "chart" else f"{median('points'):,.0f}",
+                    f"{median('bytes'):,.0f}",
+                    _fmt(median("ms")),
+                    _fmt(median("cpu_ms")),
+                    _fmt(median("traced_peak_mib")),
+                    _fmt(median("rss_growth_mib")),
+                    str(len(found)),
+                )
+            )
+    widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
+
+    def render(cells: tuple[str, ...]) -> str:
+        return "| " + " | ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)) + " |"
+
+    return "\n".join(
+        [render(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(render, lines)]
+    )
+
+
 def _fmt(value: float) -> str:
     return f"{value:.3g}" if value < 100 else f"{value:.0f}"
 
@@ -364,7 +448,11 @@ def main() -> int:
     parser.add_argument(
         "--rounds", type=int, default=7, help=f"rounds (default 7); samples a round: {REPEATS}"
     )
-    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
+    parser.add_argument(
+        "--only",
+        default=",".join(DEFAULT_SECTIONS),
+        help=f"comma-separated subset of {SECTIONS} (default: all but chart)",
+    )
     args = parser.parse_args()
     sections = {s.strip() for s in args.only.split(",") if s.strip()}
     if not sections <= set(SECTIONS):
@@ -391,8 +479,12 @@ def main() -> int:
                 flush=True,
             )
         bench.count(sections)
-    print()
-    print(table(samples, loads, bench.counts))
+    if sections - {"chart"}:
+        print()
+        print(table(samples, loads, bench.counts))
+    if "chart" in sections:
+        print()
+        print(chart_table(samples))
     print()
     for note in notes(samples, bench):
         print(f"- {note}")

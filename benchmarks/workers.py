@@ -1,6 +1,6 @@
 """One benchmark measurement in this fresh process; prints one JSON line of seconds (or counts).
 
-    python benchmarks/workers.py write|check|parse|hook '<json arguments>'
+    python benchmarks/workers.py write|check|parse|hook|seed_chart|chart '<json arguments>'
 
 Imports happen before any clock starts, on both sides: a load task, a DAG processor and a fetch
 task have their libraries loaded by the time the measured work begins (import times are Airflow's
@@ -540,6 +540,138 @@ def hook(conn_id: str, calls: int, floor_first: bool) -> dict[str, float]:
     return {name: seconds / calls for name, seconds in spent.items()}
 
 
+# -- the chart's answers -----------------------------------------------------------------------------
+
+
+def seed_chart(url: str, accounts: int, hours: int, shards: int) -> dict[str, int]:
+    """``hours`` hours ending with the current one for ``accounts`` accounts, ``shards`` exchange
+    shards each, written straight into the tables the chart reads (totals, balance, its shards, the
+    free margin per shard): what months of hourly loads leave, without months of loads."""
+    from kalshi_provider.pipelines.warehouse import prepare_tables
+
+    engine = create_engine(url)
+    tables = prepare_tables(engine)
+    end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    written = dict.fromkeys(("totals", "balance", "balance_shards", "free_margin"), 0)
+    for account_index in range(accounts):
+        account = f"fcm_{account_index:02d}"
+        rows: dict[str, list[dict[str, Any]]] = {name: [] for name in written}
+        for offset in range(hours):
+            hour = end - timedelta(hours=offset)
+            observed = hour + timedelta(seconds=2)
+            cents = 100_000 + (offset * 7919 + account_index * 104_729) % 900_000
+            rows["totals"].append(
+                {
+                    "account": account,
+                    "snapshot_hour": hour,
+                    "total_resting_order_value_cents": cents,
+                    "observed_at": observed,
+                    "dag_run_id": RUN_ID,
+                    "loaded_at": observed,
+                }
+            )
+            rows["balance"].append(
+                {
+                    "account": account,
+                    "snapshot_hour": hour,
+                    "balance_cents": BALANCE_CENTS,
+                    "balance_dollars": Decimal(BALANCE_CENTS).scaleb(-2),
+                    "portfolio_value_cents": PORTFOLIO_CENTS,
+                    "balance_updated_ts": int(hour.timestamp()),
+                    "observed_at": observed,
+                    "dag_run_id": RUN_ID,
+                    "loaded_at": observed,
+                    "total_refusal_reason": None,
+                    "breakdown_problem": None,
+                }
+            )
+            for shard in range(shards):
+                balance = Decimal(BALANCE_CENTS // shards).scaleb(-2)
+                resting = Decimal(cents // shards).scaleb(-2) + Decimal("0.000001") * shard
+                key = {"account": account, "snapshot_hour": hour, "exchange_index": shard}
+                rows["balance_shards"].append(
+                    key | {"shard_balance_dollars": balance, "observed_at": observed}
+                )
+                rows["free_margin"].append(
+                    key
+                    | {
+                        "shard_balance_dollars": balance,
+                        "shard_resting_order_value_dollars": resting,
+                        "shard_free_margin_dollars": balance - resting,
+                    }
+                )
+        with engine.begin() as conn:
+            for name, table_rows in rows.items():
+                conn.execute(getattr(tables, name).insert(), table_rows)
+                written[name] += len(table_rows)
+    engine.dispose()
+    return written
+
+
+def chart(conn: str, hours: int) -> dict[str, dict[str, float]]:
+    """One request to ``/data?hours=N`` and one to ``/chart?hours=N`` of the chart's app, as the API
+    server serves them (Airflow's access check stubbed), in this process: wall and CPU time, the
+    answer's size and points, then the same request again under ``tracemalloc`` for its peak of
+    Python allocations, and the growth of the process's peak RSS during the first one."""
+    import os
+    import resource
+    import tracemalloc
+
+    import psutil
+    from fastapi.testclient import TestClient
+
+    from kalshi_provider.pipelines.ui.app import app, may_read_the_dag
+
+    os.environ["AIRFLOW_CONN_KALSHI_WAREHOUSE"] = conn
+    app.dependency_overrides[may_read_the_dag] = lambda: None
+    found = {}
+    with TestClient(app) as client:
+        for route in ("data", "chart"):
+            client.get(f"/{route}?hours=1").raise_for_status()  # warm: imports, the connection lookup
+        for route in ("data", "chart"):
+            rss_before = psutil.Process().memory_info().rss
+            cpu, start = time.process_time(), now()
+            response = client.get(f"/{route}?hours={hours}")
+            wall, cpu = now() - start, time.process_time() - cpu
+            peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            measured = {
+                "status": response.status_code,
+                "bytes": len(response.content),
+                "ms": wall * 1000,
+                "cpu_ms": cpu * 1000,
+                "rss_growth_mib": max(0, peak_rss - rss_before) / 2**20,
+            }
+            if route == "data" and response.status_code == 200:
+                body = response.json()
+                measured["points"] = _points(body)
+                measured["resolution_hours"] = body.get("resolution_hours", 1)
+            del response
+            tracemalloc.start()
+            client.get(f"/{route}?hours={hours}")
+            measured["traced_peak_mib"] = tracemalloc.get_traced_memory()[1] / 2**20
+            tracemalloc.stop()
+            found[route] = measured
+    return found
+
+
+def _points(body: dict[str, Any]) -> int:
+    """Values served: one per point of the totals, of the balances, of each shard's free margin."""
+    return (
+        sum(len(points) for points in body["series"].values())
+        + sum(len(points) for points in body["balance"].values())
+        + sum(len(points) for shards in body["free_margin"].values() for points in shards.values())
+    )
+
+
+KINDS = {
+    "write": write,
+    "check": check,
+    "parse": parse,
+    "hook": hook,
+    "seed_chart": seed_chart,
+    "chart": chart,
+}
+
 if __name__ == "__main__":
     kind, arguments = sys.argv[1], json.loads(sys.argv[2])
-    print(json.dumps({"write": write, "check": check, "parse": parse, "hook": hook}[kind](**arguments)))
+    print(json.dumps(KINDS[kind](**arguments)))

@@ -50,7 +50,7 @@ requirements=(-r requirements.txt)
 inputs=(requirements.txt constraints.txt pyproject.toml simulator/pyproject.toml)
 if [ "$kind" = test ]; then
     requirements+=(-r requirements-test.txt)
-    inputs+=(requirements-test.txt)
+    inputs+=(requirements-test.txt requirements-kalshi-sdk.txt)
 fi
 # A stamp per kind of install, named after its inputs' hash (hashlib: older macOS has no sha256sum).
 digest=$(.venv/bin/python -c '
@@ -70,5 +70,11 @@ if [ ! -f "$stamp" ]; then
     # time: about 6 s of CPU instead of 2.5 s per `airflow version` on this project's CI machine.
     "$uv" pip install --quiet --compile-bytecode --python .venv/bin/python \
         "${requirements[@]}" -c constraints.txt -e . -e simulator
+    if [ "$kind" = test ]; then
+        # Kalshi's SDK, unpacked beside the venv for its models only (see the file's comment).
+        rm -rf .venv/kalshi-sdk
+        "$uv" pip install --quiet --compile-bytecode --python .venv/bin/python --target .venv/kalshi-sdk \
+            --python-version 3.13 --no-deps --only-binary :all: --require-hashes -r requirements-kalshi-sdk.txt
+    fi
     rm -f .venv/.installed-"$kind"-* && touch "$stamp"
 fi

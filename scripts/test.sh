@@ -5,15 +5,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Servers and the browser the tests drive for real: PostgreSQL (warehouse and Airflow's metadata
-# DB), MariaDB (warehouse, with the client library mysqlclient builds against), Redis (Celery
-# broker), Debian's Chromium (the UI tests; test tools cannot download browsers).
+# DB), PgBouncer (the warehouse through a pooler), MariaDB (warehouse, with the client library
+# mysqlclient builds against), Redis (Celery broker), Debian's Chromium (the UI tests; test tools
+# cannot download browsers), Debian's docker-compose (resolves docker-compose.yaml with `config`,
+# which needs no Docker engine).
 missing=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+[ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null 2>&1 || missing+=(pgbouncer)
 command -v mariadbd >/dev/null 2>&1 || missing+=(mariadb-server)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 pkg-config --exists mariadb 2>/dev/null || missing+=(libmariadb-dev)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -100,7 +100,7 @@ def render_page() -> str:
     """The chart page for the last 24 hours, from the plugin's own route function."""
     from kalshi_provider.pipelines.ui.app import chart
 
-    return chart(hours=HOURS)
+    return chart(hours=HOURS, account=None).body.decode()
 
 
 def screenshot(html: str, output: Path) -> None:

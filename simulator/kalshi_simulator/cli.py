@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from kalshi_simulator.keys import generate_private_key, load_private_key, load_public_key, private_pem
 from kalshi_simulator.server import KalshiSimulator
 from kalshi_simulator.signature import PrivateKey
+from kalshi_simulator.state import check_restriction, make_subaccounts
 
 log = logging.getLogger("kalshi_simulator")
 
@@ -118,6 +119,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--state-dir", type=Path, help="where a generated key is kept (never a git checkout)")
     parser.add_argument("--value", type=int, default=123456, help="total_resting_order_value in cents")
     parser.add_argument("--balance", type=int, default=500000, help="the account's balance in cents")
+    parser.add_argument(
+        "--subaccounts",
+        nargs="+",
+        type=_subaccount_balance,
+        default=[],
+        metavar="N=CENTS",
+        help="numbered subaccounts (1-63) and their balances in cents, e.g. --subaccounts 1=250000 2=0",
+    )
+    parser.add_argument(
+        "--restricted-subaccount",
+        type=int,
+        metavar="N",
+        help="make the key subaccount-restricted, locked to subaccount N (0 or one of --subaccounts)",
+    )
+    parser.add_argument(
+        "--maintenance",
+        nargs="?",
+        const="",
+        metavar="RESUME_TIME",
+        help="start with the exchange under maintenance (exchange_active false), optionally with "
+        "Kalshi's estimated resume time as an RFC 3339 date-time, e.g. 2026-12-10T10:00:00Z",
+    )
     parser.add_argument("--key-type", choices=("rsa", "ed25519"), default="rsa", help="generated key type")
     parser.add_argument("--ready-file", type=Path, help="also write the JSON line here once listening")
     parser.add_argument(
@@ -128,6 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="stderr log level (DEBUG logs each request)",
     )
     return parser
+
+
+def _subaccount_balance(text: str) -> tuple[int, int]:
+    number, sep, cents = text.partition("=")
+    try:
+        if not sep:
+            raise ValueError
+        return int(number), int(cents)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N=CENTS (e.g. 1=250000), got {text!r}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,8 +196,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _start(args: argparse.Namespace) -> tuple[KalshiSimulator, str]:
-    # Built first so a bad --host is refused before any key is generated.
+    # Built and scripted first so a bad --host, --subaccounts or --maintenance is refused before
+    # any key is generated.
     simulator = KalshiSimulator(host=args.host, port=args.port, skew_seconds=args.skew_seconds)
+    numbers = [number for number, _ in args.subaccounts]
+    if len(set(numbers)) != len(numbers):
+        raise CliError(f"--subaccounts names a subaccount twice: {numbers}")
+    subaccounts = make_subaccounts(dict(args.subaccounts))
+    check_restriction(args.restricted_subaccount, subaccounts)
+    if args.maintenance is not None:
+        simulator.exchange.start_maintenance(args.maintenance or None)
     private_key_path: Path | None = None
     if args.public_key is not None:
         try:
@@ -177,7 +218,14 @@ def _start(args: argparse.Namespace) -> tuple[KalshiSimulator, str]:
         private_key_path, private_key = load_or_create_key(state_dir, args.key_type)
         public_key = private_key.public_key()
         key_id = args.key_id or key_id_for(private_key)
-    simulator.add_account(key_id, public_key, total_resting_order_value=args.value, balance=args.balance)
+    simulator.add_account(
+        key_id,
+        public_key,
+        total_resting_order_value=args.value,
+        balance=args.balance,
+        subaccounts=dict(args.subaccounts),
+        restricted_subaccount=args.restricted_subaccount,
+    )
     simulator.start()
     line = json.dumps(
         {

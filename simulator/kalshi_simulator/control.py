@@ -7,6 +7,7 @@ reason the server binds to loopback only.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -20,7 +21,12 @@ CONTROL_PREFIX = "/_simulator"
 _BALANCE_OPTIONS = frozenset(
     {"balance", "portfolio_value", "balance_breakdown", "balance_dollars", "updated_ts"}
 )
-_ACCOUNT_OPTIONS = frozenset({"total_resting_order_value", "breakdown", "fcm_member"}) | _BALANCE_OPTIONS
+_ACCOUNT_OPTIONS = (
+    frozenset(
+        {"total_resting_order_value", "breakdown", "fcm_member", "subaccounts", "restricted_subaccount"}
+    )
+    | _BALANCE_OPTIONS
+)
 
 
 def handle(sim: KalshiSimulator, method: str, path: str, body: Any) -> tuple[int, Any]:
@@ -47,7 +53,18 @@ def handle(sim: KalshiSimulator, method: str, path: str, body: Any) -> tuple[int
         return _add_account(sim, body)
     if rest.startswith("/accounts/") and method in ("PATCH", "DELETE"):
         return _change_account(sim, method, unquote(rest[len("/accounts/") :]), body)
-    if rest in ("/health", "/faults", "/requests", "/accounts") or rest.startswith("/accounts/"):
+    if rest == "/exchange":
+        if method == "PATCH":
+            if not isinstance(body, dict) or not body:
+                raise ValueError("body must be a dict of exchange fields (see simulator/README.md)")
+            sim.exchange.update(**body)  # all the changes, or none of them
+            return 200, sim.exchange.to_dict(datetime.now(timezone.utc))
+        if method == "DELETE":
+            sim.exchange.reset()
+            return 200, sim.exchange.to_dict(datetime.now(timezone.utc))
+        if method == "GET":
+            return 200, sim.exchange.to_dict(datetime.now(timezone.utc))
+    if rest in ("/health", "/faults", "/requests", "/accounts", "/exchange") or rest.startswith("/accounts/"):
         return 405, error_body("method_not_allowed", "method not allowed")
     return 404, error_body("not_found", "no such control endpoint")
 

@@ -7,6 +7,7 @@ address: it accepts any registered key and has an unauthenticated control API.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -24,10 +25,19 @@ from kalshi_simulator import api, control
 from kalshi_simulator.api import API_PREFIX, error_body
 from kalshi_simulator.auth import authenticate
 from kalshi_simulator.control import CONTROL_PREFIX
+from kalshi_simulator.exchange import Exchange
 from kalshi_simulator.faults import Fault, FaultQueue
 from kalshi_simulator.keys import as_public_key
 from kalshi_simulator.signature import PrivateKey, PublicKey
-from kalshi_simulator.state import Account, RecordedRequest, make_breakdown
+from kalshi_simulator.state import (
+    Account,
+    RecordedRequest,
+    check_cents,
+    check_restriction,
+    check_timestamp,
+    make_breakdown,
+    make_subaccounts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +73,9 @@ class KalshiSimulator:
         self._accounts: dict[str, Account] = {}
         self._records: list[RecordedRequest] = []
         self._faults = FaultQueue()
+        #: The exchange's status and schedule, shared by every account: script maintenance with
+        #: ``sim.exchange.start_maintenance(...)`` or ``sim.exchange.update(...)``.
+        self.exchange = Exchange()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -158,28 +171,37 @@ class KalshiSimulator:
         balance_dollars: str | None = None,
         updated_ts: int | None = None,
         fcm_member: bool = True,
+        subaccounts: Mapping[int | str, Any] | None = None,
+        restricted_subaccount: int | None = None,
     ) -> None:
         """Register (or replace) an API key. ``public_key`` may be a key object or PEM.
 
         Amounts are integer cents. ``breakdown`` and ``balance_breakdown`` of None serve the
         amount spread over shards 0-3 (see ``state.DEFAULT_SHARES``); ``[]`` serves an empty list.
         ``balance_dollars`` of None serves the balance in cents as dollars; ``updated_ts`` of
-        None serves the time of the answer.
+        None serves the time of the answer. These fields are subaccount 0, the primary.
+
+        ``subaccounts`` maps a number 1-63 to its balance in cents (spread over shards 0-3) or to
+        ``{"balance" or "balance_breakdown", "portfolio_value", "updated_ts"}`` (see
+        ``state.make_subaccounts``). ``restricted_subaccount`` makes the key a
+        subaccount-restricted one, locked to that subaccount (0 or one of ``subaccounts``).
         """
         if not isinstance(key_id, str) or not key_id:
             raise ValueError("key_id must be a non-empty string")
         account = Account(
             key_id=key_id,
             public_key=as_public_key(public_key),
-            total_resting_order_value=_cents(total_resting_order_value, "total_resting_order_value"),
+            total_resting_order_value=check_cents(total_resting_order_value, "total_resting_order_value"),
             breakdown=make_breakdown(total_resting_order_value, breakdown),
-            balance=_cents(balance, "balance"),
-            portfolio_value=_cents(portfolio_value, "portfolio_value"),
+            balance=check_cents(balance, "balance"),
+            portfolio_value=check_cents(portfolio_value, "portfolio_value"),
             fcm_member=bool(fcm_member),
             balance_breakdown=make_breakdown(balance, balance_breakdown, "balance_breakdown"),
             balance_dollars=_optional_dollars(balance_dollars),
-            updated_ts=_optional_timestamp(updated_ts),
+            updated_ts=check_timestamp(updated_ts),
+            subaccounts=make_subaccounts(subaccounts),
         )
+        account.restricted_subaccount = check_restriction(restricted_subaccount, account.subaccounts)
         with self._lock:
             self._accounts[key_id] = account
 
@@ -223,6 +245,7 @@ class KalshiSimulator:
 
         A new total without ``breakdown`` (a new balance without ``balance_breakdown``) serves
         it spread over shards 0-3; a new balance without ``balance_dollars`` serves it in dollars.
+        ``subaccounts`` replaces every numbered subaccount.
         """
         unknown = set(changes) - _UPDATABLE
         if unknown:
@@ -233,15 +256,15 @@ class KalshiSimulator:
             account = self._account(key_id)
             new: dict[str, Any] = {}
             if "total_resting_order_value" in changes:
-                total = _cents(changes["total_resting_order_value"], "total_resting_order_value")
+                total = check_cents(changes["total_resting_order_value"], "total_resting_order_value")
                 new["total_resting_order_value"] = total
                 new["breakdown"] = make_breakdown(total, changes.get("breakdown"))
             if "balance" in changes:
-                new["balance"] = _cents(changes["balance"], "balance")
+                new["balance"] = check_cents(changes["balance"], "balance")
                 new["balance_dollars"] = None
                 new["balance_breakdown"] = make_breakdown(new["balance"], None, "balance_breakdown")
             if "portfolio_value" in changes:
-                new["portfolio_value"] = _cents(changes["portfolio_value"], "portfolio_value")
+                new["portfolio_value"] = check_cents(changes["portfolio_value"], "portfolio_value")
             if changes.get("balance_breakdown") is not None:
                 balance = new.get("balance", account.balance)
                 new["balance_breakdown"] = make_breakdown(
@@ -250,9 +273,15 @@ class KalshiSimulator:
             if "balance_dollars" in changes:
                 new["balance_dollars"] = _optional_dollars(changes["balance_dollars"])
             if "updated_ts" in changes:
-                new["updated_ts"] = _optional_timestamp(changes["updated_ts"])
+                new["updated_ts"] = check_timestamp(changes["updated_ts"])
             if "fcm_member" in changes:
                 new["fcm_member"] = bool(changes["fcm_member"])
+            if "subaccounts" in changes:
+                new["subaccounts"] = make_subaccounts(changes["subaccounts"])
+            restricted = changes.get("restricted_subaccount", account.restricted_subaccount)
+            new["restricted_subaccount"] = check_restriction(
+                restricted, new.get("subaccounts", account.subaccounts)
+            )
             for name, value in new.items():
                 setattr(account, name, value)
 
@@ -263,8 +292,11 @@ class KalshiSimulator:
             raise KeyError(f"no simulator account with key_id {key_id!r}") from None
 
     def _get_account(self, key_id: str) -> Account | None:
+        """A snapshot: changes replace an account's fields whole, so a shallow copy taken under
+        the lock never shows half of one."""
         with self._lock:
-            return self._accounts.get(key_id)
+            account = self._accounts.get(key_id)
+            return dataclasses.replace(account) if account is not None else None
 
     def _public_key(self, key_id: str) -> PublicKey | None:
         account = self._get_account(key_id)
@@ -328,25 +360,15 @@ _UPDATABLE = frozenset(
         "balance_dollars",
         "updated_ts",
         "fcm_member",
+        "subaccounts",
+        "restricted_subaccount",
     }
 )
-
-
-def _cents(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an integer number of cents, got {value!r}")
-    return value
 
 
 def _optional_dollars(value: Any) -> str | None:
     if value is not None and not isinstance(value, str):
         raise ValueError(f"balance_dollars must be a fixed-point dollar string, got {type(value).__name__}")
-    return value
-
-
-def _optional_timestamp(value: Any) -> int | None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        raise ValueError("updated_ts must be whole seconds since 1970")
     return value
 
 
@@ -504,19 +526,25 @@ class _Handler(BaseHTTPRequestHandler):
         sim._record(record)
         if fault is not None and self._apply_fault(fault, record):
             return
-        status, payload, headers = api.answer(self.command, path, auth, sim._get_account)
+        if auth.failure is None and self.command == "GET" and api.needs_auth(path):
+            inactive = sim.exchange.inactive_answer()  # the simulator's choice: see exchange.py
+            if inactive is not None and self._apply_fault(inactive, record, note=" (exchange inactive)"):
+                return
+        status, payload, headers = api.answer(
+            self.command, path, query, auth, sim._get_account, sim.exchange, record.received_at
+        )
         if fault is not None:
             headers = {**headers, **fault.headers}
         self._finish(record, status, payload, headers, trickle=fault.trickle if fault else 0.0)
 
-    def _apply_fault(self, fault: Fault, record: RecordedRequest) -> bool:
+    def _apply_fault(self, fault: Fault, record: RecordedRequest, note: str = " (fault)") -> bool:
         """Apply ``fault``; True when it fully answered (or dropped) the request."""
         sim = self.server.simulator
         if fault.delay and sim._stopping.wait(fault.delay):
             self._drop()  # the simulator is stopping: do not answer late
             return True
         if fault.drop:
-            log.debug("simulator: %s %s -> dropped (fault)", self.command, record.path)
+            log.debug("simulator: %s %s -> dropped%s", self.command, record.path, note)
             self._drop()
             return True
         if not fault.replaces_answer:
@@ -530,7 +558,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers,
             raw=raw,
             content_type=content_type,
-            note=" (fault)",
+            note=note,
             trickle=fault.trickle,
         )
         return True

@@ -1,38 +1,31 @@
 """docker-compose.yaml: valid Compose, the intended topology, and the Kalshi key only as a secret.
 
 No Docker engine runs here: the file is checked against the Compose Specification's JSON schema
-(vendored in check-jsonschema, so offline) and read with Compose's interpolation rules using the
-values of .env.example.
+(vendored in check-jsonschema, so offline), and Debian's ``docker-compose`` (1.29) resolves it as
+``docker compose up`` would, with .env.example as the .env file: ``config`` interpolates, merges
+the anchors, validates the result against its own copy of the specification and prints it, all
+without an engine.
 """
 
 from __future__ import annotations
 
-import json
+import os
+import re
 import shutil
 import subprocess
 import sys
-from importlib.resources import files
 from pathlib import Path
 
-import jsonschema
 import pytest
 import yaml
 
 from kalshi_provider.connection import settings_from_connection
 from kalshi_provider.get_provider_info import KEY_SECRET_PATH
 from kalshi_provider.hooks.kalshi import KalshiHook
-from tests.deploy.compose import (
-    COMPOSE_FILE,
-    ENV_EXAMPLE,
-    InterpolationError,
-    interpolate,
-    load,
-    load_raw,
-    read_env_file,
-    service_environment,
-    variables,
-)
+from tests.fixtures.checkout import REPO
 
+COMPOSE_FILE = REPO / "docker-compose.yaml"
+ENV_EXAMPLE = REPO / ".env.example"
 CHECK_JSONSCHEMA = str(Path(sys.executable).with_name("check-jsonschema"))
 AIRFLOW_SERVICES = {
     "airflow-apiserver",
@@ -51,23 +44,48 @@ FILLED_IN = {
 }
 
 
-def example_env(**overrides: str) -> dict[str, str]:
-    env = read_env_file(ENV_EXAMPLE)
-    env.update(FILLED_IN)
-    env.update(overrides)
-    return env
+def docker_compose_config(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``docker-compose config`` on docker-compose.yaml with .env.example as the .env file.
+
+    ``env`` is the whole shell environment Compose sees (nothing of the test run's leaks in); as in
+    ``docker compose up``, a shell variable takes precedence over the same name in the .env file.
+    """
+    docker_compose = shutil.which("docker-compose")
+    if docker_compose is None:
+        pytest.fail("docker-compose not found: apt-get install docker-compose (scripts/test.sh does)")
+    return subprocess.run(
+        [docker_compose, "--env-file", str(ENV_EXAMPLE), "--file", str(COMPOSE_FILE), "config"],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def resolved(**overrides: str) -> dict:
+    """The file as Compose hands it to the containers, with .env.example filled in as a user would."""
+    done = docker_compose_config({**FILLED_IN, **overrides})
+    assert done.returncode == 0, done.stderr
+    assert "is not set" not in done.stderr  # a variable used but in neither .env.example nor FILLED_IN
+    return yaml.safe_load(done.stdout)
+
+
+def variables() -> set[str]:
+    """The names of the variables docker-compose.yaml interpolates (``$$`` is a literal ``$``)."""
+    text = COMPOSE_FILE.read_text().replace("$$", "")
+    return set(re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", text))
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict:
-    return load(example_env())
+    return resolved()
 
 
 def connection(compose: dict, service: str, conn_id: str):
     """The connection ``AIRFLOW_CONN_<ID>`` of ``service``, parsed as Airflow parses it."""
     from airflow.sdk import Connection
 
-    value = service_environment(compose["services"][service])[f"AIRFLOW_CONN_{conn_id.upper()}"]
+    value = compose["services"][service]["environment"][f"AIRFLOW_CONN_{conn_id.upper()}"]
     return Connection.from_json(value, conn_id=conn_id)
 
 
@@ -86,7 +104,7 @@ def test_compose_file_is_valid_against_the_compose_spec_offline():
 
 def test_the_schema_check_catches_mistakes(tmp_path):
     """The same check rejects a broken copy, so a pass above means the schema was applied."""
-    broken = load_raw()
+    broken = yaml.safe_load(COMPOSE_FILE.read_text())
     broken["services"]["airflow-worker"]["healthcheck"]["interval"] = 30  # must be a duration string
     broken["services"]["airflow-worker"]["restart_policy"] = "always"  # no such key
     path = tmp_path / "docker-compose.yaml"
@@ -101,41 +119,28 @@ def test_the_schema_check_catches_mistakes(tmp_path):
     assert "restart_policy" in done.stdout + done.stderr
 
 
-def test_interpolated_file_is_still_valid(compose):
-    """With .env.example's values filled in (ports, paths), the result is valid Compose too."""
-    resource = files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json")
-    schema = json.loads(resource.read_text())
-    validator = jsonschema.validators.validator_for(schema)(schema)
-    errors = [f"{list(error.path)}: {error.message}" for error in validator.iter_errors(compose)]
-    assert errors == []
-
-
-def test_required_values_must_be_set():
-    env = example_env()
-    for name in FILLED_IN:
-        with pytest.raises(InterpolationError, match=name):
-            load({**env, name: ""})
+@pytest.mark.parametrize("name", [*FILLED_IN, "KALSHI_PRIVATE_KEY_FILE"])
+def test_compose_refuses_to_start_while_a_required_value_is_empty(name):
+    """The three secrets as .env.example ships them (empty), and the key path when a user clears it."""
+    env = {key: value for key, value in FILLED_IN.items() if key != name}
+    if name not in FILLED_IN:
+        env[name] = ""
+    done = docker_compose_config(env)
+    assert done.returncode != 0, f"docker-compose config accepted an empty {name}"
+    # Compose's message ends with the file's own: "...: set NAME in .env".
+    assert done.stderr.strip().rsplit(": ", 1)[-1].startswith(f"set {name} in .env"), done.stderr
 
 
 def test_env_example_lists_every_variable_the_file_uses():
-    used = variables()
-    listed = set(read_env_file(ENV_EXAMPLE))
-    assert set(used) - listed == set(), "variables used by docker-compose.yaml but not in .env.example"
-    assert listed - set(used) == set(), "variables in .env.example that docker-compose.yaml ignores"
-    required = {name for name, op in used.items() if op in (":?", "?")}
-    assert required >= set(FILLED_IN)
+    listed = set(re.findall(r"^([A-Za-z_][A-Za-z0-9_]*)=", ENV_EXAMPLE.read_text(), re.M))
+    assert variables() - listed == set(), "variables used by docker-compose.yaml but not in .env.example"
+    assert listed - variables() == set(), "variables in .env.example that docker-compose.yaml ignores"
 
 
 def test_the_file_header_documents_every_variable():
     header = COMPOSE_FILE.read_text().split("\n---\n", 1)[0]
     undocumented = [name for name in variables() if f"\n# {name} " not in header]
     assert undocumented == []
-
-
-def test_env_example_holds_no_secret_values():
-    values = read_env_file(ENV_EXAMPLE)
-    for name in ("AIRFLOW_ADMIN_PASSWORD", "KALSHI_API_KEY_ID", "WAREHOUSE_PASSWORD"):
-        assert values[name] in ("", None), name
 
 
 # --- Topology -----------------------------------------------------------------------------------
@@ -152,14 +157,14 @@ def test_airflow_services_run_the_image_built_from_the_dockerfile(compose):
     images = set()
     for name in AIRFLOW_SERVICES:
         service = compose["services"][name]
-        assert service["build"] == ".", name
+        assert service["build"] == {"context": str(REPO)}, name
         images.add(service["image"])
     assert len(images) == 1
 
 
 def test_celery_executor_everywhere_with_redis_and_postgres(compose):
     for name in AIRFLOW_SERVICES:
-        env = service_environment(compose["services"][name])
+        env = compose["services"][name]["environment"]
         assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
         assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://:@redis:6379/"), name
         assert "@postgres/airflow" in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], name
@@ -180,8 +185,8 @@ def test_worker_is_a_celery_worker_that_scales(compose):
 def test_api_server_on_8080_with_connection_testing_enabled(compose):
     api = compose["services"]["airflow-apiserver"]
     assert api["command"] == "api-server"
-    assert api["ports"] == ["8080:8080"]
-    assert service_environment(api)["AIRFLOW__CORE__TEST_CONNECTION"] == "Enabled"
+    assert api["ports"] == [{"published": 8080, "target": 8080}]
+    assert api["environment"]["AIRFLOW__CORE__TEST_CONNECTION"] == "Enabled"
     assert "/api/v2/monitor/health" in " ".join(api["healthcheck"]["test"])
 
 
@@ -218,7 +223,7 @@ def test_dags_and_plugin_come_from_the_image_not_from_bind_mounts(compose):
 def test_fab_auth_manager_everywhere(compose):
     """Airflow's production auth manager; the simple one is for development and tests only."""
     for name in AIRFLOW_SERVICES | {"airflow-cli"}:
-        env = service_environment(compose["services"][name])
+        env = compose["services"][name]["environment"]
         assert env["AIRFLOW__CORE__AUTH_MANAGER"] == (
             "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
         ), name
@@ -228,7 +233,7 @@ def test_fab_auth_manager_everywhere(compose):
 def test_init_job_migrates_and_creates_the_admin(compose):
     """The image's entrypoint migrates and creates the FAB Admin user from these variables."""
     init = compose["services"]["airflow-init"]
-    env = service_environment(init)
+    env = init["environment"]
     assert env["_AIRFLOW_DB_MIGRATE"] == "true"
     assert env["_AIRFLOW_WWW_USER_CREATE"] == "true"
     assert env["_AIRFLOW_WWW_USER_USERNAME"] == "admin"
@@ -237,14 +242,15 @@ def test_init_job_migrates_and_creates_the_admin(compose):
     assert "airflow config list" in script and "/entrypoint" in script
     # The admin password reaches only airflow-init, never the long-running services.
     for name in LONG_RUNNING | {"airflow-cli"}:
-        values = service_environment(compose["services"][name]).values()
+        values = compose["services"][name].get("environment", {}).values()
         assert FILLED_IN["AIRFLOW_ADMIN_PASSWORD"] not in values, name
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_init_script_is_valid_bash(compose, tmp_path):
     script = tmp_path / "init.sh"
-    script.write_text(compose["services"]["airflow-init"]["command"][-1])
+    # `config` prints a literal $ as $$ (its output is Compose again); the container gets one $.
+    script.write_text(compose["services"]["airflow-init"]["command"][-1].replace("$$", "$"))
     done = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
@@ -254,7 +260,7 @@ def test_init_script_is_valid_bash(compose, tmp_path):
 
 def test_warehouse_connection_points_at_the_warehouse_service(compose):
     warehouse = compose["services"]["warehouse"]
-    db = service_environment(warehouse)
+    db = warehouse["environment"]
     for name in AIRFLOW_SERVICES:
         conn = connection(compose, name, "kalshi_warehouse")
         assert conn.conn_type == "postgres"
@@ -264,7 +270,7 @@ def test_warehouse_connection_points_at_the_warehouse_service(compose):
         assert conn.password == db["POSTGRES_PASSWORD"] == FILLED_IN["WAREHOUSE_PASSWORD"]
         assert conn.schema == db["POSTGRES_DB"]
     # Not Airflow's own metadata database.
-    assert service_environment(compose["services"]["postgres"])["POSTGRES_DB"] != db["POSTGRES_DB"]
+    assert compose["services"]["postgres"]["environment"]["POSTGRES_DB"] != db["POSTGRES_DB"]
 
 
 def test_kalshi_connection_names_the_secret_file(compose):
@@ -282,32 +288,30 @@ def test_kalshi_connection_names_the_secret_file(compose):
 
 
 def test_kalshi_environment_and_base_url_come_from_env():
-    compose = load(example_env(KALSHI_ENVIRONMENT="demo"))
+    compose = resolved(KALSHI_ENVIRONMENT="demo")
     assert settings_from_connection(connection(compose, "airflow-worker", "kalshi_default")).base_url == (
         "https://external-api.demo.kalshi.co/trade-api/v2"
     )
     other = "https://api.elections.kalshi.com/trade-api/v2"  # the older shared host, still supported
-    compose = load(example_env(KALSHI_BASE_URL=other))
+    compose = resolved(KALSHI_BASE_URL=other)
     assert settings_from_connection(connection(compose, "airflow-worker", "kalshi_default")).base_url == other
 
 
 def test_the_key_is_a_compose_secret_never_an_environment_value(tmp_path, kalshi_account):
     key_file = tmp_path / "kalshi.pem"
     key_file.write_bytes(kalshi_account.private_pem)
-    compose = load(example_env(KALSHI_PRIVATE_KEY_FILE=str(key_file)))
+    compose = resolved(KALSHI_PRIVATE_KEY_FILE=str(key_file))
     assert compose["secrets"]["kalshi_private_key"] == {"file": str(key_file)}
-    raw = load_raw()
-    assert raw["secrets"]["kalshi_private_key"]["file"].startswith("${KALSHI_PRIVATE_KEY_FILE:?")
     # The services that call Kalshi (tasks; the UI's Test button) get the secret, mounted by
     # Compose at /run/secrets/<name>; the others do not need it.
     for name in ("airflow-worker", "airflow-apiserver", "airflow-init"):
-        assert "kalshi_private_key" in compose["services"][name]["secrets"], name
+        assert compose["services"][name]["secrets"] == [{"source": "kalshi_private_key"}], name
     for name in ("airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"):
         assert "secrets" not in compose["services"][name], name
     pem = kalshi_account.private_pem.decode()
     body = "".join(pem.strip().splitlines()[1:-1])
     for name, service in compose["services"].items():
-        for variable, value in service_environment(service).items():
+        for variable, value in service.get("environment", {}).items():
             assert "PRIVATE KEY" not in value, (name, variable)
             assert body[:40] not in value.replace("\\n", "").replace("\n", ""), (name, variable)
             assert str(key_file) not in value, (name, variable)
@@ -321,10 +325,8 @@ def test_the_compose_kalshi_connection_works(tmp_path, monkeypatch, kalshi_accou
     Only the key path differs: the test cannot write /run/secrets, so it points the connection at
     a file with the same role.
     """
-    compose = load(
-        example_env(KALSHI_API_KEY_ID=kalshi_account.key_id, KALSHI_BASE_URL=kalshi_account.base_url)
-    )
-    value = service_environment(compose["services"]["airflow-worker"])["AIRFLOW_CONN_KALSHI_DEFAULT"]
+    compose = resolved(KALSHI_API_KEY_ID=kalshi_account.key_id, KALSHI_BASE_URL=kalshi_account.base_url)
+    value = compose["services"]["airflow-worker"]["environment"]["AIRFLOW_CONN_KALSHI_DEFAULT"]
     key_file = tmp_path / "kalshi_private_key"
     key_file.write_bytes(kalshi_account.private_pem)
     key_file.chmod(0o600)
@@ -333,14 +335,3 @@ def test_the_compose_kalshi_connection_works(tmp_path, monkeypatch, kalshi_accou
     ok, message = KalshiHook().test_connection()
     assert ok, message
     assert KalshiHook().get_total_resting_order_value() == 123456
-
-
-def test_interpolation_follows_compose_rules():
-    env = {"SET": "x", "EMPTY": ""}
-    assert interpolate("$${SET}", env) == "${SET}"
-    assert interpolate("${SET}-${EMPTY}-${UNSET}", env) == "x--"
-    assert interpolate("${EMPTY:-d}|${EMPTY-d}|${UNSET-d}", env) == "d||d"
-    assert interpolate("${SET:+alt}|${EMPTY:+alt}|${EMPTY+alt}", env) == "alt||alt"
-    with pytest.raises(InterpolationError):
-        interpolate("${EMPTY:?needed}", env)
-    assert interpolate("${EMPTY?needed}", env) == ""

@@ -1,14 +1,20 @@
 """Dockerfile and .dockerignore: the official Airflow 3.3.2 image plus this provider's built wheel
-and the DAG files, from a context that holds no key, no .env, no local state and no simulator."""
+and the DAG files, from a context that holds no key, no .env, no local state and no simulator.
+
+No Docker engine runs here: the build context is listed by Docker's Python client (the ``docker``
+package), which applies .dockerignore by Docker's rules when it packs a context for a build.
+"""
 
 from __future__ import annotations
 
 import re
 import shlex
+from pathlib import Path
 
 import pytest
+from docker.utils import exclude_paths
 
-from tests.deploy.compose import REPO, DockerIgnore, dockerfile_instructions
+from tests.fixtures.checkout import REPO
 
 #: Paths that must never reach the builder, wherever they are.
 SENSITIVE = [
@@ -43,14 +49,42 @@ SENSITIVE = [
 BASE_IMAGE = "apache/airflow:3.3.2"
 
 
+def build_context(root: Path = REPO) -> set[str]:
+    """The files of ``root`` that ``docker build`` sends to the builder, under this .dockerignore.
+
+    Docker's client always adds the Dockerfile and the .dockerignore itself, when they exist.
+    """
+    lines = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()]
+    patterns = [line for line in lines if line and not line.startswith("#")]
+    return {path for path in exclude_paths(str(root), patterns) if (root / path).is_file()}
+
+
+def dockerfile_instructions(path: Path = REPO / "Dockerfile") -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, comments dropped and ``\\`` continuations joined."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for line in path.read_text().splitlines():
+        stripped = line.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        full = pending + stripped
+        pending = ""
+        keyword, _, arguments = full.partition(" ")
+        instructions.append((keyword.upper(), arguments.strip()))
+    return instructions
+
+
 @pytest.fixture(scope="module")
 def instructions() -> list[tuple[str, str]]:
     return dockerfile_instructions()
 
 
 @pytest.fixture(scope="module")
-def ignore() -> DockerIgnore:
-    return DockerIgnore.from_file()
+def context() -> set[str]:
+    return build_context()
 
 
 def _copies(instructions) -> list[tuple[list[str], str]]:
@@ -107,20 +141,18 @@ def test_the_image_installs_the_built_wheel_without_moving_airflow(instructions)
     assert "apache_airflow_provider" in install and "airflow.plugins" in install
 
 
-def test_the_dag_files_are_in_the_image(instructions, ignore):
+def test_the_dag_files_are_in_the_image(instructions, context):
     _, final = _stages(instructions)
     copies = _copies(final)
     assert (["dags/"], "/opt/airflow/dags/") in copies
-    context = set(ignore.context())
     dag_files = {path.relative_to(REPO).as_posix() for path in (REPO / "dags").glob("*.py")}
     assert dag_files and dag_files <= context
 
 
-def test_nothing_copies_the_simulator_or_the_tests(instructions, ignore):
+def test_nothing_copies_the_simulator_or_the_tests(instructions, context):
     for sources, _ in _copies(instructions):
         for source in sources:
             assert not source.startswith(("simulator", "tests", "benchmarks", "scripts")), source
-    context = list(ignore.context())
     assert not [path for path in context if "simulator" in path or path.startswith("tests/")]
 
 
@@ -133,8 +165,7 @@ def test_no_secret_is_baked_into_the_image(instructions):
         assert "." not in sources and "secrets" not in " ".join(sources), sources
 
 
-def test_everything_copied_is_in_the_build_context(instructions, ignore):
-    context = set(ignore.context())
+def test_everything_copied_is_in_the_build_context(instructions, context):
     for sources, _ in _copies(instructions):
         for source in sources:
             path = REPO / source
@@ -148,39 +179,19 @@ def test_everything_copied_is_in_the_build_context(instructions, ignore):
                 assert source in context, source
 
 
-@pytest.mark.parametrize("path", SENSITIVE)
-def test_dockerignore_keeps_keys_and_state_out(ignore, path):
-    assert ignore.excluded(path), path
-
-
-def test_build_context_of_this_checkout_is_the_package_and_the_dags(ignore):
-    context = sorted(ignore.context())
+def test_build_context_of_this_checkout_is_the_package_and_the_dags(context):
     outside = [path for path in context if not path.startswith(("plugins/kalshi_provider/", "dags/"))]
-    assert sorted(outside) == ["LICENSE", "README.md", "pyproject.toml"]
+    assert sorted(outside) == [".dockerignore", "Dockerfile", "LICENSE", "README.md", "pyproject.toml"]
+    sent_by_the_client = ("Dockerfile", ".dockerignore")
     for path in context:
-        assert path.endswith((".py", ".toml", ".md", ".typed", "LICENSE")), path
+        assert path.endswith((".py", ".toml", ".md", ".typed", "LICENSE", *sent_by_the_client)), path
 
 
-def test_a_key_dropped_into_the_package_stays_out(ignore, tmp_path):
-    """The context walk itself, on a copy of the layout with keys where someone might leave one."""
-    root = tmp_path / "repo"
+def test_keys_and_state_stay_out_wherever_they_are(tmp_path):
+    """The context of a copy of the layout with keys, state and tools where someone might leave them."""
     kept = ["LICENSE", "README.md", "dags/hourly.py", "plugins/kalshi_provider/__init__.py", "pyproject.toml"]
-    for path in kept + [p for p in SENSITIVE if not p.startswith((".git/", ".venv/"))]:
-        target = root / path
+    for path in kept + SENSITIVE:
+        target = tmp_path / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text("-----BEGIN RSA PRIVATE KEY-----\n" if "key" in path or "pem" in path else "x")
-    assert sorted(ignore.context(root)) == kept
-
-
-def test_matcher_follows_docker_rules():
-    rules = DockerIgnore("*\n!keep/\n**/*.pem\n/rooted.txt\n!keep/**/ok.pem\nsub/?.txt\n")
-    assert rules.excluded("anything")
-    assert rules.excluded("dir/below/file")  # "*" matches the top folder, so all below it
-    assert not rules.excluded("keep/file.py")
-    assert rules.excluded("keep/deep/key.pem")
-    assert not rules.excluded("keep/deep/ok.pem")  # the last matching pattern wins
-    assert rules.excluded("rooted.txt")
-    only_pem = DockerIgnore("**/*.pem\nsub/?.txt\n")
-    assert only_pem.excluded("top.pem") and only_pem.excluded("a/b/c.pem")
-    assert only_pem.excluded("sub/a.txt") and not only_pem.excluded("sub/ab.txt")
-    assert not only_pem.excluded("a/b/c.pem.txt")
+    assert sorted(build_context(tmp_path)) == kept

@@ -193,3 +193,32 @@ def test_missing_hour_jumps_and_left_out_breakdown_fail_the_check_and_reach_slac
     [html] = [part for part in mail.walk() if part.get_content_type() == "text/html"]
     body = html.get_payload(decode=True).decode()
     assert all(problem in body for problem in problems), body
+
+
+def test_outside_text_reaches_slack_and_email_without_live_markup(
+    notifying_home, seeded, slack_webhook, smtp_server
+):
+    """A hostile account id in the run's params and a hostile reason for a left-out breakdown (text
+    from Kalshi's answer) reach the README's notifiers as text: no Slack mention, link or entity, no
+    HTML tag, and no extra line in the report."""
+    write, hours = seeded
+    hostile_account = "<!channel> <https://evil.example/login|kalshi_default>"
+    hostile_reason = "<!here> see <https://evil.example|Kalshi's notice> &amp; <b>act now</b>\n- all fine"
+    write({hour: 1000 for hour in hours}, left_out={hours[3]: hostile_reason})
+    conf = {**CONF, "kalshi_conn_ids": ["kalshi_default", hostile_account]}
+    result = notifying_home.dags_test(DAG_ID, conf=conf)
+    assert result.state == "failed"
+
+    [slack] = slack_webhook[1]
+    text = slack["text"]
+    assert f"{DAG_ID}.{TASK} failed (run {result.run_id})" in text
+    assert "<" not in text and ">" not in text, text  # nothing for Slack to act on
+    assert "&lt;!channel&gt; &lt;https://evil.example/login|kalshi_default&gt;: no rows" in text
+    assert "&lt;!here&gt; see &lt;https://evil.example|Kalshi's notice&gt; &amp;amp; &lt;b&gt;act now" in text
+    problems = [line for line in text.splitlines() if line.startswith("- ")]
+    assert len(problems) == 2, text  # the reason's line break made no line of its own
+
+    [(_, mail)] = smtp_server[1].messages
+    [html] = [part for part in mail.walk() if part.get_content_type() == "text/html"]
+    body = html.get_payload(decode=True).decode()
+    assert re.findall(r"<[^>]*>", body) == ["<pre>", "</pre>"], body  # the README's own tags, no other

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from kalshi_provider.pipelines.quality_rules import QualityRules, expected_hours, find_problems
+from kalshi_provider.pipelines.quality_rules import QualityRules, expected_hours, find_problems, report
 
 NOW = datetime(2026, 11, 24, 12, 20, tzinfo=timezone.utc)  # 20 minutes past: the 12:00 row is due
 
@@ -90,8 +90,8 @@ def test_hours_whose_breakdown_was_left_out_are_reported():
     data[2]["breakdown_problem"] = "Kalshi's resting_order_value_breakdown: 7 decimal places"
     [problem] = find_problems(data, ["a"], NOW, QualityRules(window_hours=2))
     assert problem.kind == "breakdown_left_out"
-    assert problem.detail == (
-        "breakdown left out (total stored) for hours 2026-11-24 12:00 UTC: "
+    assert str(problem) == (
+        "a: breakdown left out (total stored) for hours 2026-11-24 12:00 UTC: "
         "Kalshi's resting_order_value_breakdown: 7 decimal places"
     )
 
@@ -144,3 +144,50 @@ def test_hours_whose_balance_breakdown_was_left_out_are_reported():
     [problem] = find_problems(rows("a", [100, 100]), ["a"], NOW, QualityRules(window_hours=2), found)
     assert problem.kind == "balance_breakdown_left_out"
     assert problem.detail.startswith("balance breakdown left out (balance stored) for hours 2026-11-24 11:00")
+
+
+# -- outside text reaches the report without live markup (issue 17, class 5) -----------------------
+
+#: An account id as a DAG param may carry it, and a left-out breakdown's reason as Kalshi's answer
+#: may: a Slack mention, a disguised link, HTML, a line break that would fake a report line of its
+#: own, a bidi override and an entity.
+HOSTILE_ACCOUNT = "<!channel> <https://evil.example/login|fcm_a>\n- fcm_b: all good"
+HOSTILE_REASON = (
+    "<!here> exchange 1's amount <https://evil.example|see Kalshi> is <b>7</b> places &amp; more\r\n"
+    "- fcm_c: no problems\u2028\u202egnp.exe " + "x" * 500
+)
+
+
+def test_outside_text_reaches_the_report_as_one_bounded_line_without_live_markup():
+    data = rows(HOSTILE_ACCOUNT, [100, 100])
+    data[1]["breakdown_problem"] = HOSTILE_REASON
+    problems = find_problems(data, [HOSTILE_ACCOUNT, "<@U024BE7LH>"], NOW, QualityRules(window_hours=2))
+    text = report(problems)
+    lines = text.split("\n")
+    assert len(lines) == 1 + len(problems) == 3  # a header, then one line per problem
+    assert "<" not in text and ">" not in text  # no mention, link or tag is left to act on
+    assert "&amp;amp;" in text and "&amp; more" not in text  # an entity arrives as text, not as '&'
+    assert lines[1].startswith(
+        "- &lt;!channel&gt; &lt;https://evil.example/login|fcm_a&gt; - fcm_b: all good: breakdown left out"
+    )
+    assert (
+        "&lt;!here&gt; exchange 1's amount &lt;https://evil.example|see Kalshi&gt; is &lt;b&gt;7" in lines[1]
+    )
+    assert "\u202e" not in text and "\u2028" not in text and "\r" not in text
+    assert lines[1].endswith("x…") and len(lines[1]) < 700  # the reason cut at 200 characters
+    assert lines[2] == "- &lt;@U024BE7LH&gt;: no rows in the last 2 hours"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("warehouse_conn_id", "<!channel>"), ("warehouse_conn_id", "a&b"), ("schema", "<https://x|y>")],
+)
+def test_the_quality_dags_names_refuse_what_could_carry_markup_into_an_error(name, value):
+    """An error that names the warehouse's connection or schema reaches the notifiers too."""
+    from kalshi_provider.pipelines.quality import quality_dag
+
+    params = quality_dag().params
+    with pytest.raises(ValueError, match="does not match"):  # Airflow's ParamValidationError
+        params.get_param(name).resolve(value)
+    assert params.get_param("warehouse_conn_id").resolve("my.warehouse-1") == "my.warehouse-1"
+    assert params.get_param("schema").resolve(None) is None

@@ -12,7 +12,7 @@ from sqlalchemy import create_engine
 from kalshi_provider.pipelines.hourly import hourly_dag
 from kalshi_provider.pipelines.quality import quality_dag
 from kalshi_provider.pipelines.settings import WarehouseTarget, warehouse_target
-from kalshi_provider.pipelines.ui.app import load_rows
+from kalshi_provider.pipelines.ui.app import load_window
 from kalshi_provider.pipelines.warehouse import store_reading
 from kalshi_provider.readings import AccountReading, RestingOrderValue
 
@@ -60,7 +60,7 @@ def test_the_section_moves_both_dags_and_the_chart(kalshi_section, monkeypatch, 
         store_reading(engine, reading, snapshot_hour=hour, dag_run_id="seed", table_name="fcm_resting_orders")
     finally:
         engine.dispose()
-    rows, _balances, _start, _end = load_rows(24)
-    assert [(row["account"], row["total_resting_order_value_cents"]) for row in rows] == [
+    window = load_window(24)
+    assert [(row["account"], row["total_resting_order_value_cents"]) for row in window.totals] == [
         ("kalshi_default", 777)
     ]

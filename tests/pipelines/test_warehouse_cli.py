@@ -18,6 +18,7 @@ from kalshi_provider.pipelines.settings import DEFAULT_TABLE, warehouse_migratio
 from kalshi_provider.pipelines.warehouse import read_history, read_snapshots, warehouse_status
 from kalshi_provider.pipelines.warehouse.migrations import BASELINE, HEAD
 from tests.fixtures.airflow import AIRFLOW, AirflowHome, postgres_warehouse, sqlite_warehouse
+from tests.pipelines.warehouse.migrating import AFTER_BASELINE
 from tests.pipelines.warehouse.written_by_0_2_0 import write_with_release_0_2_0
 
 pytestmark = pytest.mark.slow
@@ -61,7 +62,7 @@ def test_airflow_kalshi_warehouse_shows_and_migrates_a_0_2_0_warehouse(airflow_h
     migrate = _run(airflow_home, "airflow", "kalshi-warehouse", "migrate")
     assert migrate.returncode == 0, migrate.stderr[-2000:]
     assert f"Recorded the tables found as revision {BASELINE}" in migrate.stdout
-    assert f"Applied: {HEAD}" in migrate.stdout
+    assert f"Applied: {', '.join(AFTER_BASELINE)}" in migrate.stdout
     assert len(read_history(warehouse.engine, table_name="fcm_orders")) == before > 10
 
     status = _run(airflow_home, "airflow", "kalshi-warehouse", "status")
@@ -86,7 +87,9 @@ def test_the_console_script_is_the_same_command_with_explicit_arguments(
     status = _run(airflow_home, CONSOLE_SCRIPT, "status", *target)
     assert status.returncode == 1 and "State: unversioned" in status.stdout, status.stderr[-2000:]
     migrate = _run(airflow_home, CONSOLE_SCRIPT, "migrate", *target)
-    assert migrate.returncode == 0 and f"Applied: {HEAD}" in migrate.stdout, migrate.stderr[-2000:]
+    assert migrate.returncode == 0 and f"Applied: {', '.join(AFTER_BASELINE)}" in migrate.stdout, (
+        migrate.stderr[-2000:]
+    )
     found = warehouse_status(warehouse.engine, table_name="fcm_orders", schema=postgres_schema)
     assert found.current
     warehouse.dispose()

@@ -157,10 +157,35 @@ def test_control_api_of_the_process(run_cli):
     assert [r["status"] for r in recorded] == [503]
 
 
+def test_subaccounts_restriction_and_maintenance_flags(run_cli):
+    resume = "2026-12-10T10:00:00Z"
+    cli = run_cli("--subaccounts", "1=250000", "2=0", "--restricted-subaccount", "1", "--maintenance", resume)
+    info = cli.first_line()
+    auth = KalshiAuth(info["key_id"], load_private_key(Path(info["private_key_path"]).read_bytes()))
+    status = requests.get(info["base_url"] + "/exchange/status", timeout=5).json()
+    assert (status["exchange_active"], status["exchange_estimated_resume_time"]) == (False, resume)
+    assert requests.get(info["base_url"] + "/portfolio/balance", auth=auth, timeout=5).status_code == 503
+
+    requests.delete(info["control_url"] + "/exchange", timeout=5)  # maintenance over
+    balance = requests.get(info["base_url"] + "/portfolio/balance", auth=auth, timeout=5).json()
+    assert (balance["balance"], "balance_breakdown" in balance) == (250000, False)  # the key's subaccount
+    requests.patch(
+        info["control_url"] + f"/accounts/{info['key_id']}", json={"restricted_subaccount": None}, timeout=5
+    )
+    rows = requests.get(info["base_url"] + "/portfolio/subaccounts/balances", auth=auth, timeout=5).json()
+    assert sorted({row["subaccount_number"] for row in rows["subaccount_balances"]}) == [0, 1, 2]
+    assert cli.terminate()[0] == 0
+
+
 @pytest.mark.parametrize(
     "args",
     [
         pytest.param(["--host", "0.0.0.0"], id="non-loopback"),
+        pytest.param(["--subaccounts", "0=5"], id="subaccount-0"),
+        pytest.param(["--subaccounts", "1=5", "1=6"], id="subaccount-twice"),
+        pytest.param(["--subaccounts", "1=five"], id="subaccount-not-cents"),
+        pytest.param(["--restricted-subaccount", "3"], id="restricted-to-a-missing-subaccount"),
+        pytest.param(["--maintenance", "soon"], id="resume-time-not-rfc3339"),
         pytest.param(["--public-key", "/nonexistent.pem"], id="public-key-without-key-id"),
         pytest.param(["--key-id", "k", "--public-key", "/nonexistent.pem"], id="missing-public-key"),
     ],

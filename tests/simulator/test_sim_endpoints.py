@@ -26,10 +26,11 @@ def test_base_url_shape(simulator):
     assert simulator.base_url == f"http://127.0.0.1:{simulator.port}/trade-api/v2"
 
 
-def test_exchange_status_needs_no_auth(simulator):
-    response = requests.get(simulator.base_url + "/exchange/status", timeout=5)
+@pytest.mark.parametrize("path", ["/exchange/status", "/exchange/schedule"])
+def test_the_exchange_endpoints_need_no_auth(simulator, path):
+    response = requests.get(simulator.base_url + path, timeout=5)
     assert response.status_code == 200
-    assert response.json() == {"exchange_active": True, "trading_active": True}
+    assert simulator.requests[-1].key_id is None
 
 
 def test_not_fcm_member_gets_403(simulator, make_kalshi_account):

@@ -1,7 +1,8 @@
 """The "Kalshi resting orders" chart (plugins/kalshi_ui_plugin.py) in the running API server.
 
 ``/kalshi/chart`` (HTML + SVG) and ``/kalshi/data`` (JSON) are a plugin app that Airflow does not
-authenticate by itself: they rely on ``requires_access_dag`` for the pipeline's DAG. Checked here
+authenticate by itself: they rely on ``requires_access_dag`` for the pipeline's DAG, and every
+answer, refusals included, says ``Cache-Control: no-store``. Checked here
 with plain HTTP (no credentials, a bad or forged bearer token, a valid token, the UI's session
 cookie) and in Chromium: Browse -> "Kalshi resting orders" shows the chart inside the UI, and an
 anonymous browser is refused. Screenshots: ``test-artifacts/stack-ui/2*-kalshi-chart*.png``.
@@ -100,11 +101,13 @@ def test_chart_routes_refuse_anonymous_and_bad_tokens(airflow_stack: AirflowStac
         anonymous = _get(stack, path)
         assert anonymous.status_code == 401, (path, anonymous.status_code, anonymous.text)
         assert anonymous.json() == {"detail": "Not authenticated"}
+        assert anonymous.headers.get("Cache-Control") == "no-store"
 
         for bad in ("not-a-jwt", forged):
             refused = _get(stack, path, headers={"Authorization": f"Bearer {bad}"})
             assert refused.status_code in (401, 403), (path, refused.status_code, refused.text)
             assert value not in refused.text and ACCOUNT not in refused.text
+            assert refused.headers.get("Cache-Control") == "no-store"
 
         # An explicit (bad) bearer wins over a good session cookie: still refused.
         mixed = _get(
@@ -121,6 +124,7 @@ def test_data_with_a_token_matches_the_warehouse(
     response = _get(stack, "/kalshi/data?hours=24", headers={"Authorization": f"Bearer {stack.token()}"})
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/json")
+    assert response.headers.get("Cache-Control") == "no-store"  # account data stays in no cache
     body = response.json()
     start, end = _hour(body["start"]), _hour(body["end"])
     assert end - start == timedelta(hours=23)
@@ -141,6 +145,7 @@ def test_chart_with_a_session_cookie(airflow_stack: AirflowStack, seeded: dict) 
     response = _get(stack, "/kalshi/chart?hours=24", cookies={COOKIE: stack.token()})
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/html")
+    assert response.headers.get("Cache-Control") == "no-store"
     assert f'data-account="{ACCOUNT}"' in response.text
     assert _dollars(stack.resting_order_value) in response.text
 

@@ -96,7 +96,8 @@ def hourly_dag(
             "warehouse_conn_id": Param(
                 target.conn_id,
                 type="string",
-                description="SQL connection of the warehouse; without it, an embedded SQLite file.",
+                description="SQL connection of the warehouse. Only the default one may be missing, "
+                "with LocalExecutor: then the rows go to an embedded SQLite file.",
             ),
             "table": Param(target.table, type="string", pattern=IDENTIFIER_RULE),
             "schema": Param(target.schema, type=["null", "string"], description="Warehouse schema, if any."),

@@ -4,7 +4,8 @@ its balance arrives).
 
 It runs after every load (scheduled on the table's Asset) and at minute 30 of every hour, so a
 pipeline that stopped writing altogether is noticed too. Problems fail the check task, which
-Airflow shows like any failure and which calls the notifiers given to :func:`quality_dag`.
+Airflow shows like any failure and which calls the notifiers given to :func:`quality_dag`. The
+failure's text is the report of ``quality_rules``, whose outside texts carry no live markup.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from kalshi_provider.pipelines.settings import (
     warehouse_target,
 )
 from kalshi_provider.version_compat import AIRFLOW_V_3_2_PLUS
+
+#: An Airflow connection id: the characters and length Airflow's own connections allow.
+CONN_ID_RULE = r"^[\w#!()\-.:/\\]{1,250}$"
 
 # The same timetable classes on every line: the Task SDK re-exports them from 3.2 on; 3.0 and 3.1
 # have them only in Airflow core, where they schedule Task SDK DAGs just the same.
@@ -79,9 +83,10 @@ def quality_dag(
             "kalshi_conn_ids": Param(
                 list(kalshi_conn_ids), type="array", items={"type": "string"}, minItems=1
             ),
-            "warehouse_conn_id": Param(target.conn_id, type="string"),
+            # Names only Airflow accepts, so neither can carry markup into an error's alert.
+            "warehouse_conn_id": Param(target.conn_id, type="string", pattern=CONN_ID_RULE),
             "table": Param(target.table, type="string", pattern=IDENTIFIER_RULE),
-            "schema": Param(target.schema, type=["null", "string"]),
+            "schema": Param(target.schema, type=["null", "string"], pattern=IDENTIFIER_RULE),
             "window_hours": Param(24, type="integer", minimum=1, maximum=2160),
             "grace_minutes": Param(15, type="integer", minimum=0, maximum=59),
             "max_change_percent": Param(

@@ -4,11 +4,15 @@ An account whose key may not read the total (not an FCM member: its balance rows
 missing its totals while its balance rows arrive; an hour with a total but no balance is reported.
 
 The rules read the warehouse only; they report problems as a list the check task turns into a
-failure, so Airflow's own failure handling (UI state, retries, notifiers) does the alerting.
+failure, so Airflow's own failure handling (UI state, retries, notifiers) does the alerting. The
+report reaches people through those notifiers (Slack, e-mail), so every text in it that comes from
+outside (an account id from the DAG's params, Kalshi's reason for leaving a breakdown out) goes
+through :func:`shown`: one bounded line without live markup.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -36,16 +40,42 @@ class QualityRules:
             raise ValueError(f"max_change_percent must be positive, got {self.max_change_percent}")
 
 
+#: Most characters of one outside text an alert shows; the whole of a breakdown's reason is in the
+#: warehouse and the load task's log.
+SHOWN_LENGTH = 200
+
+
+def shown(text: str) -> str:
+    """Outside text as an alert may carry it: one line of at most ``SHOWN_LENGTH`` characters, with
+    no markup a notification would act on.
+
+    Notifiers pass the report on unchanged: Slack reads ``<!channel>``, ``<https://…|label>`` and
+    ``&`` entities in a message's text, and an HTML mail reads tags. Slack's escaping of ``&``, ``<``
+    and ``>`` (HTML's too) leaves both only text. Line breaks, other control and format characters
+    (a bidi override, say) become spaces, so a text cannot start a line of its own in the report.
+    """
+    flat = " ".join("".join(" " if unicodedata.category(char)[0] == "C" else char for char in text).split())
+    if len(flat) > SHOWN_LENGTH:
+        flat = flat[: SHOWN_LENGTH - 1] + "…"
+    return flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 @dataclass(frozen=True)
 class Problem:
+    """One problem of one account. ``account`` and ``reason`` come from outside (the DAG's params,
+    Kalshi's answers); ``detail`` is this module's own text."""
+
     account: str
     # "no_rows" | "missing_hours" | "jump" | "breakdown_left_out" | "balance_missing"
     # | "balance_breakdown_left_out"
     kind: str
     detail: str
+    reason: str | None = None
 
     def __str__(self) -> str:
-        return f"{self.account}: {self.detail}"
+        """The problem as the report shows it: one line, its outside texts through :func:`shown`."""
+        because = "" if self.reason is None else f": {shown(self.reason)}"
+        return f"{shown(self.account)}: {self.detail}{because}"
 
 
 def expected_hours(now: datetime, rules: QualityRules) -> list[datetime]:
@@ -131,7 +161,7 @@ def _left_out(
     without = sorted(hour for hour in notes[account] if hour in hours)
     if not without:
         return []
-    return [Problem(account, kind, f"{what} for hours {_hour_list(without)}: {notes[account][without[-1]]}")]
+    return [Problem(account, kind, f"{what} for hours {_hour_list(without)}", notes[account][without[-1]])]
 
 
 def _jumps(
@@ -163,6 +193,7 @@ def _hour_list(hours: list[datetime]) -> str:
 
 
 def report(problems: list[Problem]) -> str:
+    """The text the check fails with, and so what its notifiers send: one line per problem."""
     lines = [f"Kalshi resting order value: {len(problems)} data quality problem(s)"]
     lines += [f"- {problem}" for problem in problems]
     return "\n".join(lines)

@@ -585,6 +585,30 @@ CASES: tuple[Case, ...] = (
         group="warehouse",
         message="which is not a SQL database (KalshiHook)",
     ),
+    Case(
+        "warehouse-conn-missing",
+        "`warehouse_conn_id` names a connection that does not exist (a typo)",
+        "`--conf` sets it to `kalshi_warehous`; `kalshi_warehouse` exists",
+        outcome="failed",
+        tries=1,
+        requests=2,
+        rows=0,
+        bound=120,
+        group="warehouse",
+        message="No Airflow connection 'kalshi_warehous' exists",
+    ),
+    Case(
+        "warehouse-in-memory",
+        "the warehouse is a SQLite database held in memory (gone when the task ends)",
+        "`kalshi_warehouse` of type `sqlite` with host `:memory:`",
+        outcome="failed",
+        tries=1,
+        requests=2,
+        rows=0,
+        bound=120,
+        group="warehouse",
+        message="opens a SQLite database held in memory",
+    ),
 )
 
 HEADER = (

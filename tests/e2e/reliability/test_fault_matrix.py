@@ -401,11 +401,49 @@ def _warehouse_not_sql(case: Case, request) -> float:
     return result.seconds
 
 
+def _warehouse_conn_missing(case: Case, request) -> float:
+    """A mistyped id used to send the rows, without an error, to $AIRFLOW_HOME/kalshi_warehouse.db."""
+    home = cap_retry_delay(request.getfixturevalue("airflow_home"))
+    simulator = request.getfixturevalue("simulator")
+    account = request.getfixturevalue("make_kalshi_account")()
+    _kalshi_default(home, simulator, account)
+    warehouse = sqlite_warehouse(home, request.getfixturevalue("tmp_path") / "warehouse.db")
+    try:
+        result = run_dag(home, {**warehouse.conf, "warehouse_conn_id": "kalshi_warehous"})
+        _assert_load_failed(result, case)
+        assert "AirflowFailException" in result.output  # failed at once, without its retries
+        assert "airflow connections add kalshi_warehous" in result.output
+        assert "Wrote the total" not in result.output
+        assert not (home.path / "kalshi_warehouse.db").exists()
+        assert warehouse.rows() == []
+        assert len(_requests_of(simulator, account)) == case.requests
+    finally:
+        warehouse.dispose()
+    return result.seconds
+
+
+def _warehouse_in_memory(case: Case, request) -> float:
+    """The load used to log "Wrote the total" to a database that was gone when the task ended."""
+    home = cap_retry_delay(request.getfixturevalue("airflow_home"))
+    simulator = request.getfixturevalue("simulator")
+    account = request.getfixturevalue("make_kalshi_account")()
+    _kalshi_default(home, simulator, account)
+    home.set_connection("kalshi_warehouse", "sqlite", host=":memory:")
+    result = run_dag(home, {})
+    _assert_load_failed(result, case)
+    assert "AirflowFailException" in result.output  # failed at once, without its retries
+    assert "Wrote the total" not in result.output
+    assert len(_requests_of(simulator, account)) == case.requests
+    return result.seconds
+
+
 SCENARIOS = {
     "late-run": _late_run,
     "observed-after-its-hour": _observed_after_its_hour,
     "warehouse-table-wrong-shape": _warehouse_table_wrong_shape,
     "warehouse-not-sql": _warehouse_not_sql,
+    "warehouse-conn-missing": _warehouse_conn_missing,
+    "warehouse-in-memory": _warehouse_in_memory,
     "warehouse-unreachable": _warehouse_unreachable,
     "warehouse-fails-mid-transaction": _warehouse_fails_mid_transaction,
     "warehouse-fails-until-fixed": _warehouse_fails_until_fixed,

@@ -135,11 +135,11 @@ def test_the_api_server_finds_a_warehouse_connection_stored_in_the_metadata_db(a
     script = (  # Airflow is loaded first: its logging set-up re-routes warnings, which would hide them
         "import json, warnings\n"
         "import airflow.sdk, airflow.models.connection\n"
-        "from kalshi_provider.pipelines.ui.app import load_rows\n"
+        "from kalshi_provider.pipelines.ui.app import load_window\n"
         "with warnings.catch_warnings(record=True) as caught:\n"
         "    warnings.simplefilter('always')\n"
-        "    rows, _balances, _start, _end = load_rows(2)\n"
-        "print(json.dumps({'cents': [r['total_resting_order_value_cents'] for r in rows],\n"
+        "    window = load_window(2)\n"
+        "print(json.dumps({'cents': [r['total_resting_order_value_cents'] for r in window.totals],\n"
         "    'deprecations': [str(w.message) for w in caught if 'ProvidersManager' in str(w.message)]}))\n"
     )
     env = airflow_home.env | {"_AIRFLOW_PROCESS_CONTEXT": "server"}  # what Airflow's API server sets
@@ -149,3 +149,196 @@ def test_the_api_server_finds_a_warehouse_connection_stored_in_the_metadata_db(a
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert found == {"cents": [31_337], "deprecations": []}
+
+
+# -- the cost of an answer is bounded by the points budget (issue 17, class 2) -----------------------
+
+
+@pytest.fixture
+def signed_in():
+    """The app with Airflow's access check stubbed, over whatever warehouse the test set up."""
+    from kalshi_provider.pipelines.ui.app import may_read_the_dag
+
+    app.dependency_overrides[may_read_the_dag] = lambda: None
+    try:
+        with TestClient(app) as client:
+            yield client
+    finally:
+        app.dependency_overrides.clear()
+
+
+@pytest.fixture
+def ninety_days_of_ten_accounts(set_connection, tmp_path):
+    """91 days of 10 accounts with 4 exchange shards each, up to the current hour: 60 lines."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import create_engine
+
+    from tests.pipelines.warehouse.conftest import seed_chart_tables
+
+    path = tmp_path / "warehouse.db"
+    set_connection("kalshi_warehouse", "sqlite", host=str(path))
+    engine = create_engine(f"sqlite:///{path}")
+    end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    seed_chart_tables(engine, accounts=10, hours=24 * 91, end=end, shards=4)
+    engine.dispose()
+
+
+def served_points(body):
+    return (
+        sum(len(points) for points in body["series"].values())
+        + sum(len(points) for points in body["balance"].values())
+        + sum(len(points) for shards in body["free_margin"].values() for points in shards.values())
+    )
+
+
+def test_ninety_days_of_ten_accounts_come_in_buckets_within_the_points_budget(
+    signed_in, ninety_days_of_ten_accounts
+):
+    """Hourly, 60 lines x 2160 hours is 129,600 points (some 18 MiB of JSON); 6-hour buckets
+    (60 x 361 = 21,660) are the finest within the 30,000 budget."""
+    response = signed_in.get("/data?hours=2160")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["resolution_hours"], body["points_budget"]) == (6, 30_000)
+    assert served_points(body) == body["points"] <= 30_000
+    point = body["free_margin"]["acct_3"]["2"][-1]
+    assert set(point) == {
+        "snapshot_hour",
+        "balance_dollars",
+        "resting_order_value_dollars",
+        "free_margin_dollars",
+        "bucket_start",
+        "hours",
+        "free_margin_dollars_min",
+        "free_margin_dollars_max",
+    }
+    assert set(body["series"]["acct_3"][-1]) == {
+        "snapshot_hour",
+        "cents",
+        "bucket_start",
+        "hours",
+        "cents_min",
+        "cents_max",
+    }
+    assert all(
+        isinstance(p["balance_dollars_max"], str) for p in body["balance"]["acct_3"]
+    )  # exact, never a float
+    # Every hour of the window is in one bucket (an hour may have turned since the seeding).
+    assert 2159 <= sum(p["hours"] for p in body["series"]["acct_0"]) <= 2160
+
+    page = signed_in.get("/chart?hours=2160")
+    assert page.status_code == 200
+    assert "One point per 6 hours" in page.text
+    assert page.text.count("<circle") <= 30_000
+
+
+@pytest.fixture
+def small_budget(monkeypatch):
+    """A budget of 6 points, so that the two accounts of ``warehouse_with_margin`` exceed it even at
+    one point a day (7 lines)."""
+    from kalshi_provider.pipelines import settings
+
+    monkeypatch.setattr(settings, "CHART_POINTS_BUDGET", 6)
+
+
+def test_a_window_beyond_the_budget_is_refused_with_what_to_ask_instead(
+    signed_in, warehouse_with_margin, small_budget
+):
+    refused = signed_in.get("/data?hours=24")
+    assert refused.status_code == 400
+    body = refused.json()
+    assert body["points_budget"] == 6 and body["points"] > 6 and body["max_hours"] == 0
+    assert body["detail"].startswith("Too many points: the last 24 hours hold 7 lines")
+    assert "ask for fewer accounts" in body["detail"]
+    # What it says to ask for is answered: one account (4 lines), the last hour.
+    fewer = signed_in.get("/data", params={"hours": 1, "account": "fcm_a"})
+    assert fewer.status_code == 200 and fewer.json()["points"] == 4
+    page = signed_in.get("/chart?hours=24")
+    assert page.status_code == 400 and page.headers["content-type"].startswith("text/html")
+    assert "too many points to draw" in page.text and "ask for fewer accounts" in page.text
+
+
+def test_data_for_some_accounts(signed_in, warehouse_with_margin):
+    body = signed_in.get("/data", params={"hours": 24, "account": ["fcm_a"]}).json()
+    assert list(body["series"]) == list(body["balance"]) == list(body["free_margin"]) == ["fcm_a"]
+    both = signed_in.get("/data", params={"hours": 24, "account": ["fcm_a", HOSTILE]}).json()
+    assert sorted(both["balance"]) == sorted(["fcm_a", HOSTILE])
+    too_many = signed_in.get("/data", params={"account": [f"a{i}" for i in range(51)]})
+    assert too_many.status_code == 422
+    too_long = signed_in.get("/data", params={"account": "a" * 251})
+    assert too_long.status_code == 422 and "at most 250 characters" in too_long.text
+
+
+# -- no answer is cached (issue 17, class 11) -------------------------------------------------------
+
+
+@pytest.fixture
+def served():
+    """The app served by uvicorn on loopback, as an ASGI server serves it: real HTTP."""
+    import threading
+    import time
+
+    import uvicorn
+
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="critical", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+def get(url, **kwargs):
+    import requests
+
+    return requests.request(kwargs.pop("method", "GET"), url, timeout=30, allow_redirects=False, **kwargs)
+
+
+def test_no_answer_of_the_app_may_be_stored_not_even_a_refusal(served, warehouse_with_margin):
+    """Anonymous (Airflow's real check), then signed in: pages, data, errors of every kind."""
+    answers = {path: get(served + path) for path in ("/data", "/chart?hours=24")}
+    from kalshi_provider.pipelines.ui.app import may_read_the_dag
+
+    app.dependency_overrides[may_read_the_dag] = lambda: None
+    try:
+        answers |= {
+            "signed in /data": get(served + "/data?hours=24"),
+            "signed in /chart": get(served + "/chart?hours=24"),
+            "hours out of range": get(served + "/data?hours=0"),
+            "no such page": get(served + "/nothing-here"),
+            "wrong method": get(served + "/data", method="POST"),
+        }
+    finally:
+        app.dependency_overrides.clear()
+    assert {name: answer.status_code for name, answer in answers.items()} == {
+        "/data": 401,
+        "/chart?hours=24": 401,
+        "signed in /data": 200,
+        "signed in /chart": 200,
+        "hours out of range": 422,
+        "no such page": 404,
+        "wrong method": 405,
+    }
+    assert {name: answer.headers.get("Cache-Control") for name, answer in answers.items()} == dict.fromkeys(
+        answers, "no-store"
+    )
+    assert "fcm_a" in answers["signed in /chart"].text
+
+
+def test_a_refusal_over_the_budget_and_a_failure_are_not_stored_either(
+    served, signed_in, warehouse_with_margin, small_budget, set_connection, tmp_path
+):
+    refused = get(served + "/chart?hours=24")
+    assert (refused.status_code, refused.headers.get("Cache-Control")) == (400, "no-store")
+    set_connection("kalshi_warehouse", "sqlite", host=str(tmp_path))  # a folder: SQLite cannot open it
+    failed = get(served + "/data?hours=24")
+    assert (failed.status_code, failed.headers.get("Cache-Control")) == (500, "no-store")
+    assert failed.text == "Internal Server Error"  # nothing of the error itself

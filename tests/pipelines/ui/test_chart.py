@@ -41,23 +41,21 @@ def test_the_free_margin_chart_has_a_line_per_account_and_shard_and_a_zero_line_
 
     from kalshi_provider.pipelines.ui.chart import margin_by_shard, render_margin_svg
 
-    def balance(account, hour, margins):
-        return {
-            "account": account,
-            "snapshot_hour": START + timedelta(hours=hour),
-            "free_margin": [
-                {
-                    "exchange_index": index,
-                    "shard_free_margin_dollars": None if value is None else Decimal(value),
-                }
-                for index, value in margins.items()
-            ],
-        }
+    def margins(account, hour, values):
+        return [
+            {
+                "account": account,
+                "exchange_index": index,
+                "snapshot_hour": START + timedelta(hours=hour),
+                "shard_free_margin_dollars": None if value is None else Decimal(value),
+            }
+            for index, value in values.items()
+        ]
 
     rows = [
-        balance("a", 0, {0: "10", 1: "-5"}),
-        balance("a", 1, {0: "20", 1: None}),  # unknown: the shard's line breaks
-        balance("b&c", 1, {2: "-15.5"}),
+        *margins("a", 0, {0: "10", 1: "-5"}),
+        *margins("a", 1, {0: "20", 1: None}),  # unknown: the shard's line breaks
+        *margins("b&c", 1, {2: "-15.5"}),
     ]
     svg = ET.fromstring(render_margin_svg(margin_by_shard(rows), START, START + timedelta(hours=1)))
     lines = svg.findall(f"{SVG}polyline")

@@ -7,11 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from itertools import cycle
 
 import pytest
 from sqlalchemy.engine import Engine
 
-from kalshi_provider.pipelines.warehouse import StoredReading, store_reading
+from kalshi_provider.pipelines.warehouse import StoredReading, prepare_tables, store_reading
 from kalshi_provider.readings import AccountReading, Balance, BalanceReading, RestingOrderValue, ShardAmount
 
 BASE_HOUR = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
@@ -87,6 +88,67 @@ def make_balance(
         shards(breakdown),
         problem,
     )
+
+
+#: Free margins that a float or a plain text comparison orders wrongly, and unknown ones (None).
+MARGINS = [
+    "9.000000",
+    "10.000000",
+    "-5.500000",
+    "-12.000000",
+    "123456789012.345678",
+    "123456789012.345679",
+    None,
+    "0.000001",
+    "-0.000001",
+    "-123456789012.345679",
+    "-123456789012.345678",
+    "0.000000",
+    "100.000000",
+]
+#: Balances likewise (never NULL).
+BALANCES = ["999.999999", "1000.000000", "99999999999999.999999", "99999999999999.999998", "5.000000"]
+
+
+def seed_chart_tables(engine: Engine, *, accounts: int, hours: int, end: datetime, shards: int = 2) -> None:
+    """``hours`` hours ending with ``end`` of ``accounts`` accounts, written straight into the three
+    tables the chart reads, with values that order wrongly as floats or as plain text."""
+    tables = prepare_tables(engine)
+    margins, balances = cycle(MARGINS), cycle(BALANCES)
+    totals, balance_rows, margin_rows = [], [], []
+    for account in range(accounts):
+        for offset in range(hours):
+            hour = end - timedelta(hours=offset)
+            key = {"account": f"acct_{account}", "snapshot_hour": hour}
+            cents = (offset * 7919 + account * 104_729) % 2_000_003  # 10 cents sort below 9 as text
+            stamps = {"observed_at": hour, "dag_run_id": "seed", "loaded_at": hour}
+            totals.append(key | stamps | {"total_resting_order_value_cents": cents})
+            balance_rows.append(
+                key
+                | stamps
+                | {
+                    "balance_cents": 1,
+                    "balance_dollars": Decimal(next(balances)),
+                    "portfolio_value_cents": 2,
+                    "balance_updated_ts": 3,
+                    "total_refusal_reason": "403" if offset % 5 == 0 else None,
+                }
+            )
+            for shard in range(shards):
+                margin = next(margins)
+                margin_rows.append(
+                    key
+                    | {
+                        "exchange_index": shard,
+                        "shard_balance_dollars": Decimal("1.000000"),
+                        "shard_resting_order_value_dollars": None,
+                        "shard_free_margin_dollars": None if margin is None else Decimal(margin),
+                    }
+                )
+    with engine.begin() as conn:
+        conn.execute(tables.totals.insert(), totals)
+        conn.execute(tables.balance.insert(), balance_rows)
+        conn.execute(tables.free_margin.insert(), margin_rows)
 
 
 Store = Callable[..., StoredReading]

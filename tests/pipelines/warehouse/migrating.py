@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, select
+from sqlalchemy import bindparam, create_engine, inspect, select, text
 from sqlalchemy.engine import Engine
 
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE
@@ -29,6 +29,8 @@ RENAMED = {
 }
 #: The tables that record the DAG that wrote each row.
 WITH_DAG_ID = ("", "_balance", "_history")
+#: The revisions a warehouse 0.2.0 wrote goes through, after it is stamped at the baseline.
+AFTER_BASELINE = ("0002_names_dag_id", "0003_hour_index_utf8mb4")
 
 
 @dataclass
@@ -60,7 +62,12 @@ def warehouse_fixture(request: pytest.FixtureRequest) -> Iterator[Warehouse]:
         yield Warehouse(engine, schema)
         engine.dispose()  # before the schema is dropped
     else:
-        yield Warehouse(request.getfixturevalue("mariadb_engine"), None)
+        # The database's default is latin1, as on many older servers: tables 0.2.0 made there have
+        # latin1 text columns (only its key columns said utf8mb4), which the migration converts.
+        engine = request.getfixturevalue("mariadb_engine")
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER DATABASE CHARACTER SET latin1 COLLATE latin1_swedish_ci")
+        yield Warehouse(engine, None)
 
 
 def release_tables(warehouse: Warehouse) -> tuple:
@@ -92,7 +99,9 @@ def renamed(before: dict[str, list[dict[str, Any]]], table: str) -> dict[str, li
 
 def drift(warehouse: Warehouse, metadata: Any = None) -> list:
     """How the warehouse's tables differ from ``metadata`` (schema.py's by default): Alembic's
-    comparison (tables, columns, types, nullability, indexes) plus the primary keys, which it skips."""
+    comparison (tables, columns, types, nullability, indexes) plus the primary keys, which it skips,
+    and on MySQL/MariaDB the character set and collation of every text column and table, which it
+    does not compare either (schema.py makes them all utf8mb4_bin)."""
     tables = warehouse_tables(warehouse.table, warehouse.schema)
     metadata = metadata if metadata is not None else tables.totals.metadata
     ours = {table.name for table in metadata.tables.values()}
@@ -120,4 +129,26 @@ def drift(warehouse: Warehouse, metadata: Any = None) -> list:
             key = inspector.get_pk_constraint(table.name, schema=warehouse.schema)["constrained_columns"]
             if key != [column.name for column in table.primary_key.columns]:
                 found.append(("primary key", table.name, key))
+        if conn.dialect.name in ("mysql", "mariadb"):
+            found += _collations(conn, [table.name for table in metadata.tables.values()])
     return found
+
+
+def _collations(conn: Any, names: list[str]) -> list:
+    """Text columns and tables whose collation is not utf8mb4_bin (utf8mb4's binary collation)."""
+    columns = conn.execute(
+        text(
+            "SELECT TABLE_NAME, COLUMN_NAME, COLLATION_NAME FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN :names AND COLLATION_NAME IS NOT NULL"
+        ).bindparams(bindparam("names", expanding=True)),
+        {"names": names},
+    ).all()
+    tables = conn.execute(
+        text(
+            "SELECT TABLE_NAME, '', TABLE_COLLATION FROM information_schema.TABLES "
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN :names"
+        ).bindparams(bindparam("names", expanding=True)),
+        {"names": names},
+    ).all()
+    assert columns and len(tables) == len(names)
+    return [("collation", *found) for found in [*columns, *tables] if found[2] != "utf8mb4_bin"]

@@ -1,5 +1,5 @@
-"""warehouse_engine: an Airflow SQL connection (AIRFLOW_CONN_* JSON) when defined, else embedded
-SQLite; every engine bounded in time."""
+"""warehouse_engine: an Airflow SQL connection (AIRFLOW_CONN_* JSON); the embedded SQLite file only for
+the default connection with local executors; no warehouse that forgets; every engine bounded in time."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 from kalshi_provider.exceptions import KalshiConfigError
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE
 from kalshi_provider.pipelines.warehouse import (
+    VolatileWarehouseError,
     WarehouseConnectionError,
     WarehouseTimeouts,
     embedded_database_path,
@@ -107,6 +108,133 @@ def test_embedded_sqlite_defaults_to_home_airflow(monkeypatch, tmp_path):
     monkeypatch.delenv("AIRFLOW_HOME")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert embedded_database_path() == tmp_path / "airflow" / "kalshi_warehouse.db"
+
+
+# -- a missing connection is an error, not a local file -------------------------------------------
+
+
+@pytest.fixture
+def executor(monkeypatch):
+    """Set Airflow's ``[core] executor`` for this test (Airflow caches what it parsed: not here)."""
+    from airflow.executors import executor_loader
+
+    def configure(value: str) -> None:
+        monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", value)
+        monkeypatch.setattr(executor_loader, "_executor_names", [])
+
+    return configure
+
+
+@pytest.fixture(params=["task", "api-server"])
+def lookup(request):
+    """The connection lookup of a task (the Task SDK's), or the chart's in the API server."""
+    if request.param == "task":
+        return None
+    from airflow.models.connection import Connection
+
+    return Connection.get_connection_from_secrets
+
+
+@pytest.mark.parametrize("conn_id", ["kalshi_warehous", "KALSHI_WAREHOUSE", "analytics_db"])
+def test_a_missing_connection_other_than_the_default_is_refused_not_replaced_by_a_file(
+    monkeypatch, tmp_path, no_warehouse_connection, lookup, conn_id
+):
+    """A mistyped id used to write, without a word, to $AIRFLOW_HOME/kalshi_warehouse.db."""
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
+    with pytest.raises(WarehouseConnectionError) as refused:
+        warehouse_engine(conn_id, get_connection=lookup)
+    message = str(refused.value)
+    assert f"No Airflow connection '{conn_id}' exists" in message
+    assert f"airflow connections add {conn_id} --conn-json" in message
+    assert f"AIRFLOW_CONN_{conn_id.upper()}" in message
+    assert not (tmp_path / "kalshi_warehouse.db").exists()
+    assert isinstance(refused.value, KalshiConfigError)  # the load fails at once, without retries
+
+
+@pytest.mark.parametrize(
+    "configured",
+    [
+        "CeleryExecutor",
+        "KubernetesExecutor",  # its provider is not even installed here: not known to be local
+        "LocalExecutor,CeleryExecutor",
+        "airflow.providers.celery.executors.celery_executor.CeleryExecutor",
+        "queue:CeleryExecutor",
+    ],
+)
+def test_the_default_connection_missing_is_refused_where_tasks_run_on_other_machines(
+    monkeypatch, tmp_path, no_warehouse_connection, executor, lookup, configured
+):
+    """Celery or Kubernetes workers would each write a file of their own; the chart reads another."""
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
+    executor(configured)
+    with pytest.raises(WarehouseConnectionError) as refused:
+        warehouse_engine(get_connection=lookup)
+    message = str(refused.value)
+    assert "No Airflow connection 'kalshi_warehouse' exists" in message
+    assert f"with the executor '{configured}'" in message and "LocalExecutor" in message
+    assert "airflow connections add kalshi_warehouse --conn-json" in message
+    assert not (tmp_path / "kalshi_warehouse.db").exists()
+
+
+@pytest.mark.parametrize(
+    "configured", ["LocalExecutor", "airflow.executors.local_executor.LocalExecutor", "here:LocalExecutor"]
+)
+def test_the_default_connection_missing_uses_the_embedded_file_with_local_executors(
+    monkeypatch, tmp_path, no_warehouse_connection, executor, lookup, configured
+):
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
+    executor(configured)
+    engine, description = warehouse_engine(get_connection=lookup)
+    engine.dispose()
+    assert Path(engine.url.database) == tmp_path / "kalshi_warehouse.db"
+    assert description.startswith("embedded SQLite file")
+
+
+# -- no warehouse that forgets -------------------------------------------------------------------------
+
+IN_MEMORY = {
+    "no-host": {"conn_type": "sqlite"},
+    "empty-host": {"conn_type": "sqlite", "host": ""},
+    "memory": {"conn_type": "sqlite", "host": ":memory:"},
+    "uri-memory": {
+        "conn_type": "sqlite",
+        "host": "file::memory:",
+        "extra": {"uri": "true", "cache": "shared"},
+    },
+    "uri-empty": {"conn_type": "sqlite", "host": "file:", "extra": {"uri": "true"}},
+    "mode-memory": {
+        "conn_type": "sqlite",
+        "host": "file:{dir}/named.db",
+        "extra": {"uri": "true", "mode": "memory"},
+    },
+    "mode-memory-in-host": {"conn_type": "sqlite", "host": "file:{dir}/named.db?mode=memory&uri=true"},
+    "memdb-vfs": {"conn_type": "sqlite", "host": "file:/named.db", "extra": {"uri": "true", "vfs": "memdb"}},
+}
+
+
+@pytest.mark.parametrize("fields", list(IN_MEMORY.values()), ids=list(IN_MEMORY))
+def test_a_sqlite_connection_held_in_memory_is_refused_for_good(monkeypatch, tmp_path, lookup, fields):
+    """Every spelling of an in-memory SQLite database: the task used to log "Wrote the total" to
+    a database gone when it ended."""
+    fields = json.loads(json.dumps(fields).replace("{dir}", str(tmp_path)))
+    monkeypatch.setenv(CONN_ENV, json.dumps(fields))
+    with pytest.raises(VolatileWarehouseError) as refused:
+        warehouse_engine(get_connection=lookup)
+    message = str(refused.value)
+    assert "opens a SQLite database held in memory" in message and "absolute path" in message
+    assert isinstance(refused.value, KalshiConfigError)
+    assert list(tmp_path.iterdir()) == []  # no file made on the way
+
+
+@pytest.mark.parametrize("host", ["warehouse.db", "data/warehouse.db", "file::memory:?cache=shared"])
+def test_a_sqlite_file_named_by_a_relative_path_is_refused(monkeypatch, tmp_path, lookup, host):
+    """A relative file lands wherever each process runs (the last one is what SQLAlchemy makes of
+    an in-memory URI without uri=true: a file named 'file::memory:')."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(CONN_ENV, json.dumps({"conn_type": "sqlite", "host": host}))
+    with pytest.raises(VolatileWarehouseError, match="names its SQLite file by a relative path"):
+        warehouse_engine(get_connection=lookup)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(
@@ -230,7 +358,8 @@ def test_the_bounds_reach_the_server_session(bounded):
     """What each server says its session's limits are, on a connection the warehouse engine made."""
     engine, _, _ = bounded
     queries = {
-        "postgresql": "SELECT current_setting('statement_timeout'), current_setting('lock_timeout')",
+        "postgresql": "SELECT current_setting('statement_timeout'), current_setting('lock_timeout'), "
+        "current_setting('idle_in_transaction_session_timeout')",
         "mysql": "SELECT @@max_statement_time, @@innodb_lock_wait_timeout, @@lock_wait_timeout",
         "sqlite": "PRAGMA busy_timeout",
     }
@@ -239,7 +368,7 @@ def test_the_bounds_reach_the_server_session(bounded):
     assert (
         found
         == {
-            "postgresql": ("5s", "1s"),
+            "postgresql": ("5s", "1s", "1min"),
             "mysql": (5.0, 1, 1),
             "sqlite": (1000,),
         }[engine.dialect.name]

@@ -31,8 +31,9 @@ from kalshi_provider.pipelines.warehouse.migrations import (
     alembic_config,
     version_table_name,
 )
-from kalshi_provider.readings import AccountReading, RestingOrderValue, ShardAmount
+from kalshi_provider.readings import AccountReading, Balance, BalanceReading, RestingOrderValue, ShardAmount
 from tests.pipelines.warehouse.migrating import (
+    AFTER_BASELINE,
     Warehouse,
     drift,
     release_tables,
@@ -87,7 +88,7 @@ def test_a_warehouse_written_by_0_2_0_is_migrated_with_every_row(warehouse, rele
 
     done = upgrade_warehouse(warehouse.engine, **warehouse.names)
 
-    assert (done.stamped, done.applied, done.created) == (BASELINE, (HEAD,), ())
+    assert (done.stamped, done.applied, done.created) == (BASELINE, AFTER_BASELINE, ())
     assert warehouse_status(warehouse.engine, **warehouse.names).current
     assert rows(warehouse.engine, warehouse_tables(warehouse.table, warehouse.schema)) == renamed(
         before, warehouse.table
@@ -139,7 +140,57 @@ def test_the_hour_keeps_its_earliest_reading_across_the_migration(warehouse, rel
     assert {h["dag_id"] for h in history if h["dag_run_id"] != "run-1"} == {None}  # 0.2.0 did not say
 
 
+def test_text_of_any_script_is_kept_exactly_after_the_migration(warehouse, release_root):
+    """0.2.0 gave only its key columns utf8mb4 on MySQL/MariaDB: the others took the database's
+    default, here latin1, where a refusal in another script (or an emoji) fails the load. Migrated,
+    they hold it exactly, as tables created now do; the latin1 text 0.2.0 wrote is kept."""
+    write_with_release_0_2_0(release_root, warehouse.url, schema=warehouse.schema, table=warehouse.table)
+    upgrade_warehouse(warehouse.engine, **warehouse.names)
+    refusal = "Kalshi API error 403: 只限 FCM 会员 — 🚫 nur für FCM-Mitglieder"
+    hour = HOUR + timedelta(hours=5)
+    reading = AccountReading(
+        "no_fcm",
+        hour + timedelta(minutes=4),
+        None,
+        BalanceReading(hour + timedelta(minutes=4, seconds=1), Balance(4200, 2100, Decimal("42"), 7)),
+        not_permitted=refusal,
+    )
+    store_reading(warehouse.engine, reading, snapshot_hour=hour, dag_run_id="run-u", **warehouse.names)
+    (balance,) = read_balances(warehouse.engine, account="no_fcm", since=hour, **warehouse.names)
+    assert balance["total_refusal_reason"] == refusal
+    notes = [h["note"] for h in read_history(warehouse.engine, account="no_fcm", **warehouse.names)]
+    assert notes[-2] == refusal
+    assert set(notes[:-2]) == {
+        "Kalshi API error 403 (permission_denied): only for FCM members (réservé)",
+        None,
+    }
+
+
 # --- the migrations and schema.py never drift apart ------------------------------------------------
+
+
+def test_0_2_0s_tables_get_the_hour_indexes_and_on_mysql_utf8mb4_bin(warehouse):
+    """Revision 0003 gives 0.2.0's tables what tables created since get: the index the chart's
+    time-range reads search, and (MySQL/MariaDB) text that is utf8mb4_bin. The comparison sees both
+    missing at 0002 (a control), and nothing missing at the head."""
+    with warehouse.engine.begin() as conn:
+        command.upgrade(alembic_config(warehouse.table, warehouse.schema, connection=conn), AFTER_BASELINE[0])
+    before = drift(warehouse)
+    indexes = sorted(entry[1].name for entry in before if entry[0] == "add_index")
+    assert indexes == sorted(f"{p}{warehouse.table}" for p in ("ixh_bal_", "ixh_marg_", "ixh_total_"))
+    collations = {(entry[1], entry[2]) for entry in before if entry[0] == "collation"}
+    if warehouse.engine.dialect.name == "mysql":  # MariaDB: the latin1 text of 0.2.0's tables
+        assert (f"{warehouse.table}_history", "note") in collations
+        assert (f"{warehouse.table}_history", "") in collations  # the table's default
+    assert len(before) == len(indexes) + len(collations)
+    with warehouse.engine.begin() as conn:
+        command.upgrade(alembic_config(warehouse.table, warehouse.schema, connection=conn), "head")
+    assert drift(warehouse) == []
+    with warehouse.engine.begin() as conn:  # a second run finds it done (MySQL: a run cut short)
+        config = alembic_config(warehouse.table, warehouse.schema, connection=conn)
+        command.stamp(config, AFTER_BASELINE[0])
+        command.upgrade(config, "head")
+    assert drift(warehouse) == []
 
 
 def test_migrating_from_the_baseline_reaches_what_schema_py_defines(warehouse):
@@ -196,7 +247,7 @@ def test_a_migration_cut_short_runs_again_to_the_end(warehouse):
             margin = f"{preparer.quote(warehouse.schema)}.{margin}"
         conn.exec_driver_sql(f"ALTER TABLE {margin} RENAME COLUMN balance_dollars TO shard_balance_dollars")
     assert warehouse_status(warehouse.engine, **warehouse.names).state == versioning.BEHIND
-    assert upgrade_warehouse(warehouse.engine, **warehouse.names).applied == (HEAD,)
+    assert upgrade_warehouse(warehouse.engine, **warehouse.names).applied == AFTER_BASELINE
     assert drift(warehouse) == []
 
 

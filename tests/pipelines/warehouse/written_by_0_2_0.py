@@ -75,7 +75,9 @@ engine.dispose()
 
 _RESTING = {"0": "493.84", "1": "370.36", "2": "246.91", "3": "123.45"}  # $1,234.56
 _BALANCE = (500000, "5000.00", {"0": "2000.004", "1": "1500", "2": "1000", "3": "499.996"})
-_REFUSED = "Kalshi API error 403 (permission_denied): only for FCM members"
+#: Not ASCII, but in latin1: a warehouse whose text columns are latin1 holds it (and so must the
+#: migration that converts them).
+_REFUSED = "Kalshi API error 403 (permission_denied): only for FCM members (réservé)"
 
 
 def _load(account: str, hour: int, minute: int, run: str, **fields: object) -> dict:

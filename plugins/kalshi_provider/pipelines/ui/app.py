@@ -6,17 +6,22 @@ account and exchange shard; ``/data`` serves the same values as JSON (exact deci
 Airflow does not authenticate plugin apps: every route here depends on Airflow's own check that
 the caller may read the pipeline's DAG, so only a signed-in user who may read that DAG sees
 account data (an API bearer token, or from 3.1 on the UI's session cookie). FastAPI's generated
-API docs are turned off: their routes would not go through that check.
+API docs are turned off: their routes would not go through that check. Every answer, errors
+included, carries ``Cache-Control: no-store``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from html import escape
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import Depends, FastAPI, HTTPException, Query, status
-from fastapi.responses import HTMLResponse
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kalshi_provider.pipelines.settings import HOURLY_DAG_ID
 from kalshi_provider.pipelines.ui.chart import (
@@ -27,7 +32,11 @@ from kalshi_provider.pipelines.ui.chart import (
     render_svg,
     series_by_account,
 )
+from kalshi_provider.pipelines.ui.payload import refusal_json, window_json
 from kalshi_provider.version_compat import AIRFLOW_V_3_1_PLUS
+
+if TYPE_CHECKING:
+    from kalshi_provider.pipelines.warehouse import ChartWindow
 
 if AIRFLOW_V_3_1_PLUS:
     from airflow.api_fastapi.core_api.security import requires_access_dag
@@ -48,7 +57,9 @@ else:
             raise HTTPException(status.HTTP_403_FORBIDDEN, "Forbidden")
 
 
-WINDOWS = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30}
+WINDOWS = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30, "90d": 24 * 90}
+#: Most accounts one request may name (``?account=a&account=b``).
+MAX_ACCOUNTS = 50
 
 app = FastAPI(
     title="Kalshi resting order value",
@@ -59,6 +70,40 @@ app = FastAPI(
     redoc_url=None,
     openapi_url=None,
 )
+
+#: Account pages and their refusals must not stay in a browser's or a proxy's cache (a shared
+#: machine, the back button after signing out): every answer of the app says so.
+NOT_STORED = {"Cache-Control": "no-store"}
+
+
+class _NotStored:
+    """ASGI middleware: ``Cache-Control: no-store`` on every answer, whatever route or error made it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_not_stored(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).update(NOT_STORED)
+            await send(message)
+
+        await self.app(scope, receive, send_not_stored)
+
+
+app.add_middleware(_NotStored)
+
+
+@app.exception_handler(Exception)
+async def _failed(request: Request, exc: Exception) -> PlainTextResponse:
+    """An unexpected error's 500 is made outside every middleware (Starlette's outermost one calls
+    this, then re-raises for the server's log), so it carries the header itself."""
+    return PlainTextResponse("Internal Server Error", status_code=500, headers=NOT_STORED)
+
 
 if not AIRFLOW_V_3_1_PLUS:
     from fastapi.exception_handlers import http_exception_handler
@@ -80,99 +125,101 @@ if not AIRFLOW_V_3_1_PLUS:
 
 
 Hours = Annotated[int, Query(ge=1, le=24 * 90, description="How many hours back to show")]
+Accounts = Annotated[
+    list[str] | None,
+    Query(
+        max_length=MAX_ACCOUNTS,
+        description="Only these accounts (repeat the parameter for several); every account when absent",
+    ),
+]
 
 
-def load_rows(hours: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]], datetime, datetime]:
-    """Totals and balances (with the free margin) of the last ``hours`` hours, from the warehouse
-    the DAG writes to by default."""
+def load_window(hours: int, accounts: Sequence[str] | None = None) -> ChartWindow:
+    """The last ``hours`` hours of the warehouse the DAG writes to by default, within the chart's
+    points budget (raises ``TooManyPoints`` beyond it)."""
     from airflow.models.connection import Connection
 
-    from kalshi_provider.pipelines.settings import warehouse_target
-    from kalshi_provider.pipelines.warehouse import read_balances, read_snapshots, warehouse_engine
+    from kalshi_provider.pipelines import settings
+    from kalshi_provider.pipelines.warehouse import read_window, warehouse_engine
+    from kalshi_provider.pipelines.warehouse.schema import ID_LENGTH
 
+    if accounts is not None and any(len(account) > ID_LENGTH for account in accounts):
+        raise HTTPException(422, f"an account id is at most {ID_LENGTH} characters long")
     end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
-    start = end - timedelta(hours=hours - 1)
-    target = warehouse_target()
+    target = settings.warehouse_target()
     engine, _ = warehouse_engine(target.conn_id, get_connection=Connection.get_connection_from_secrets)
-    window = {
-        "since": start,
-        "until": end + timedelta(hours=1),
-        "table_name": target.table,
-        "schema": target.schema,
-    }
     try:
-        rows = read_snapshots(engine, **window)
-        balances = read_balances(engine, **window)
+        return read_window(
+            engine,
+            since=end - timedelta(hours=hours - 1),
+            until=end + timedelta(hours=1),
+            accounts=accounts,
+            budget=settings.CHART_POINTS_BUDGET,
+            table_name=target.table,
+            schema=target.schema,
+        )
     finally:
         engine.dispose()
-    return rows, balances, start, end
-
-
-def _exact(value: Any) -> str | None:
-    return None if value is None else str(value)
 
 
 @app.get("/data")
-def data(hours: Hours = 24) -> dict[str, Any]:
-    rows, balances, start, end = load_rows(hours)
-    balance: dict[str, list[dict[str, Any]]] = {}
-    free_margin: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for row in balances:
-        hour = row["snapshot_hour"].isoformat()
-        balance.setdefault(row["account"], []).append(
-            {
-                "snapshot_hour": hour,
-                "balance_cents": row["balance_cents"],
-                "balance_dollars": _exact(row["balance_dollars"]),
-                "portfolio_value_cents": row["portfolio_value_cents"],
-                "total_not_permitted": row["total_refusal_reason"] is not None,
-            }
-        )
-        for entry in row["free_margin"]:
-            shards = free_margin.setdefault(row["account"], {})
-            shards.setdefault(str(entry["exchange_index"]), []).append(
-                {
-                    "snapshot_hour": hour,
-                    "balance_dollars": _exact(entry["shard_balance_dollars"]),
-                    "resting_order_value_dollars": _exact(entry["shard_resting_order_value_dollars"]),
-                    "free_margin_dollars": _exact(entry["shard_free_margin_dollars"]),
-                }
-            )
-    return {
-        "start": start.isoformat(),
-        "end": end.isoformat(),
-        "series": {
-            account: [{"snapshot_hour": m.isoformat(), "cents": v} for m, v in points]
-            for account, points in series_by_account(rows).items()
-        },
-        "balance": balance,
-        "free_margin": free_margin,
-    }
+def data(hours: Hours = 24, account: Accounts = None) -> JSONResponse:
+    from kalshi_provider.pipelines.warehouse import TooManyPoints
+
+    # A JSONResponse, not a dict: FastAPI would copy every point through jsonable_encoder first.
+    try:
+        window = load_window(hours, account)
+    except TooManyPoints as refused:
+        return JSONResponse(refusal_json(refused), status_code=status.HTTP_400_BAD_REQUEST)
+    return JSONResponse(window_json(window))
 
 
 @app.get("/chart", response_class=HTMLResponse)
-def chart(hours: Hours = 24) -> str:
-    rows, balances, start, end = load_rows(hours)
-    series = series_by_account(rows)
-    margins = margin_by_shard(balances)
+def chart(hours: Hours = 24, account: Accounts = None) -> HTMLResponse:
+    from kalshi_provider.pipelines.warehouse import TooManyPoints
+
     links = " · ".join(
-        f'<a href="?hours={value}"{" aria-current=page" if value == hours else ""}>{label}</a>'
+        f'<a href="{escape(_query(value, account))}"{" aria-current=page" if value == hours else ""}>'
+        f"{label}</a>"
         for label, value in WINDOWS.items()
     )
-    if not series and not balances:
+    try:
+        window = load_window(hours, account)
+    except TooManyPoints as refused:
+        body = f"<p class=refused>This window holds too many points to draw: {escape(str(refused))}.</p>"
+        return HTMLResponse(_PAGE.format(links=links, hours=hours, body=body), status.HTTP_400_BAD_REQUEST)
+    series = series_by_account(window.totals)
+    margins = margin_by_shard(window.margins)
+    start, end, step = window.since, window.until - timedelta(hours=1), window.bucket_hours
+    if not window.totals and not window.balances:
         body = "<p class=empty>No rows in this window yet: the hourly DAG has not written any.</p>"
     else:
         body = (
-            render_svg(series, start, end)
+            _resolution(window)
+            + render_svg(series, start, end, bucket_hours=step)
             + f"<h2>Free margin per exchange shard, last {hours} hours</h2>"
             + "<p class=note>A shard's free margin is its balance minus the value of its resting orders. "
             "Where either is unknown (a key without FCM access, a breakdown that does not add up) "
             "there is no point.</p>"
-            + render_margin_svg(margins, start, end)
+            + render_margin_svg(margins, start, end, bucket_hours=step)
             + _legend(margins)
-            + _latest_table(series, balances)
+            + _latest_table(window)
         )
-    return _PAGE.format(links=links, hours=hours, body=body)
+    return HTMLResponse(_PAGE.format(links=links, hours=hours, body=body))
+
+
+def _query(hours: int, accounts: Sequence[str] | None) -> str:
+    return "?" + urlencode([("hours", hours), *(("account", account) for account in accounts or ())])
+
+
+def _resolution(window: ChartWindow) -> str:
+    if window.bucket_hours == 1:
+        return ""
+    return (
+        f"<p class=note>One point per {window.bucket_hours} hours (the last value of each), so that the "
+        f"page stays within {window.budget:,} points; <code>/kalshi/data</code> also gives each one's "
+        "minimum and maximum.</p>"
+    )
 
 
 def _legend(margins: dict[tuple[str, int], list[Any]]) -> str:
@@ -187,29 +234,37 @@ def _legend(margins: dict[tuple[str, int], list[Any]]) -> str:
     return f"<ul class=legend>{items}</ul>" if items else ""
 
 
-def _latest_table(series: dict[str, list[tuple[datetime, int]]], balances: list[dict[str, Any]]) -> str:
-    latest_balance = {row["account"]: row for row in balances}  # rows come ordered by hour
-    accounts = sorted(set(series) | set(latest_balance))
+def _latest_table(window: ChartWindow) -> str:
+    """Per account: its latest hour, total, balance and free margin per shard, and how many hours
+    of the window have a total (rows come ordered by account and hour)."""
+    latest_total = {row["account"]: row for row in window.totals}
+    latest_balance = {row["account"]: row for row in window.balances}
+    hours_with_total: dict[str, int] = {}
+    for row in window.totals:
+        hours_with_total[row["account"]] = hours_with_total.get(row["account"], 0) + row.get("hours", 1)
     cells = []
-    for account in accounts:
-        points = series.get(account, [])
-        balance = latest_balance.get(account)
-        value = f"${points[-1][1] / 100:,.2f}" if points else "—"
+    for account in sorted(set(latest_total) | set(latest_balance)):
+        total, balance = latest_total.get(account), latest_balance.get(account)
+        value = f"${total['total_resting_order_value_cents'] / 100:,.2f}" if total else "—"
         if balance is not None and balance["total_refusal_reason"]:
             value = "not permitted (no FCM access)"
-        hour = max([m for m, _ in points[-1:]] + ([balance["snapshot_hour"]] if balance else []))
+        hour = max(row["snapshot_hour"] for row in (total, balance) if row is not None)
         cash = f"${balance['balance_dollars']:,.2f}" if balance else "—"
-        free = (
-            " · ".join(
-                f"{entry['exchange_index']}: {_signed_or_dash(entry['shard_free_margin_dollars'])}"
-                for entry in balance["free_margin"]
+        free = "—"
+        if balance:
+            shards = [
+                row
+                for row in window.margins
+                if row["account"] == account and row["snapshot_hour"] == balance["snapshot_hour"]
+            ]
+            free = " · ".join(
+                f"{row['exchange_index']}: {_signed_or_dash(row['shard_free_margin_dollars'])}"
+                for row in shards
             )
-            if balance
-            else "—"
-        )
         cells.append(
             f"<tr><td>{escape(account)}</td><td>{hour:%Y-%m-%d %H:00}</td><td class=num>{value}</td>"
-            f"<td class=num>{cash}</td><td class=num>{free}</td><td class=num>{len(points)}</td></tr>"
+            f"<td class=num>{cash}</td><td class=num>{free}</td>"
+            f"<td class=num>{hours_with_total.get(account, 0)}</td></tr>"
         )
     return (
         "<table><tr><th>account</th><th>latest hour (UTC)</th><th>resting order value</th>"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from html import escape
 from typing import Any
@@ -22,22 +22,23 @@ COLOURS = ["#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f
 
 
 def series_by_account(rows: list[dict[str, Any]]) -> dict[str, list[tuple[datetime, int]]]:
-    """The total resting order value (cents) per account and hour, from ``read_snapshots`` rows."""
+    """The total resting order value (cents) per account and hour, from totals rows (a chart
+    window's ``totals``, or ``read_snapshots``)."""
     series: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
     for row in rows:
         series[row["account"]].append((row["snapshot_hour"], row["total_resting_order_value_cents"]))
     return {account: sorted(points) for account, points in sorted(series.items())}
 
 
-def margin_by_shard(balances: list[dict[str, Any]]) -> dict[tuple[str, int], list[tuple[datetime, Decimal]]]:
-    """The known free margin (dollars) per (account, exchange shard) and hour, from ``read_balances``
-    rows; hours where it is unknown (NULL) are left out, so the line breaks there."""
+def margin_by_shard(margins: list[dict[str, Any]]) -> dict[tuple[str, int], list[tuple[datetime, Decimal]]]:
+    """The known free margin (dollars) per (account, exchange shard) and hour, from free margin rows
+    (a chart window's ``margins``); hours where it is unknown (NULL) are left out, so the line
+    breaks there."""
     series: dict[tuple[str, int], list[tuple[datetime, Decimal]]] = defaultdict(list)
-    for row in balances:
-        for entry in row.get("free_margin", []):
-            if entry["shard_free_margin_dollars"] is not None:
-                key = (row["account"], entry["exchange_index"])
-                series[key].append((row["snapshot_hour"], entry["shard_free_margin_dollars"]))
+    for row in margins:
+        if row["shard_free_margin_dollars"] is not None:
+            key = (row["account"], row["exchange_index"])
+            series[key].append((row["snapshot_hour"], row["shard_free_margin_dollars"]))
     return {key: sorted(points) for key, points in sorted(series.items())}
 
 
@@ -58,8 +59,11 @@ class _Line:
     points: list[tuple[datetime, float]]
 
 
-def render_svg(series: dict[str, list[tuple[datetime, int]]], start: datetime, end: datetime) -> str:
-    """One line per account, hours on x, dollars on y from 0; gaps (missing hours) break the line."""
+def render_svg(
+    series: dict[str, list[tuple[datetime, int]]], start: datetime, end: datetime, *, bucket_hours: int = 1
+) -> str:
+    """One line per account, hours on x, dollars on y from 0; gaps (missing hours, or buckets of
+    ``bucket_hours`` without a point) break the line."""
     lines = [
         _Line(
             "series",
@@ -70,11 +74,15 @@ def render_svg(series: dict[str, list[tuple[datetime, int]]], start: datetime, e
         )
         for index, (account, points) in enumerate(series.items())
     ]
-    return _plot(lines, start, end, aria="Total resting order value per account")
+    return _plot(lines, start, end, bucket_hours, aria="Total resting order value per account")
 
 
 def render_margin_svg(
-    series: dict[tuple[str, int], list[tuple[datetime, Decimal]]], start: datetime, end: datetime
+    series: dict[tuple[str, int], list[tuple[datetime, Decimal]]],
+    start: datetime,
+    end: datetime,
+    *,
+    bucket_hours: int = 1,
 ) -> str:
     """One line per account and shard (the account's colour, a dash pattern per shard); a dashed
     line marks $0 when the free margin turns negative."""
@@ -89,10 +97,10 @@ def render_margin_svg(
         )
         for (account, shard), points in series.items()
     ]
-    return _plot(lines, start, end, aria="Free margin per account and exchange shard")
+    return _plot(lines, start, end, bucket_hours, aria="Free margin per account and exchange shard")
 
 
-def _plot(lines: Sequence[_Line], start: datetime, end: datetime, *, aria: str) -> str:
+def _plot(lines: Sequence[_Line], start: datetime, end: datetime, bucket_hours: int, *, aria: str) -> str:
     values = [value for line in lines for _, value in line.points]
     low, high = min([0.0, *values]), max([0.0, *values])
     if high == low:
@@ -129,7 +137,7 @@ def _plot(lines: Sequence[_Line], start: datetime, end: datetime, *, aria: str) 
         )
     for line in lines:
         dash = f' stroke-dasharray="{line.dash}"' if line.dash else ""
-        for segment in _contiguous(line.points):
+        for segment in _contiguous(line.points, start, bucket_hours):
             coords = " ".join(f"{x(moment):.1f},{y(value):.1f}" for moment, value in segment)
             parts.append(
                 f'<polyline class="{line.css_class}" {line.attributes} points="{coords}" '
@@ -147,10 +155,19 @@ def _money(dollars: float) -> str:
     return f"{sign}${abs(dollars):,.0f}"
 
 
-def _contiguous(points: list[tuple[datetime, float]]) -> list[list[tuple[datetime, float]]]:
+def _contiguous(
+    points: list[tuple[datetime, float]], start: datetime, bucket_hours: int
+) -> list[list[tuple[datetime, float]]]:
+    """Runs of points in consecutive buckets (hours when ``bucket_hours`` is 1; buckets line up with
+    00:00 UTC of ``start``'s day)."""
+    origin = start.replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def bucket(moment: datetime) -> int:
+        return (moment - origin) // timedelta(hours=bucket_hours)
+
     segments: list[list[tuple[datetime, float]]] = []
     for point in points:
-        if segments and (point[0] - segments[-1][-1][0]).total_seconds() == 3600:
+        if segments and bucket(point[0]) - bucket(segments[-1][-1][0]) == 1:
             segments[-1].append(point)
         else:
             segments.append([point])

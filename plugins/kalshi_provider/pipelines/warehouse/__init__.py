@@ -3,10 +3,12 @@ Warehouse for the hourly total-resting-order-value rows (SQLAlchemy Core, 1.4 an
 
 ``store_reading`` writes one account-hour (total, balance, their shards, the free margin per shard,
 the history of the readings) in one transaction, keeping the earliest observation inside the hour;
-``read_snapshots``, ``read_balances`` and ``read_history`` read rows back; ``warehouse_engine``
-finds the database (an Airflow SQL connection, else an embedded SQLite file) with bounded waits;
-``warehouse_status`` and ``upgrade_warehouse`` say which schema revision the tables hold and bring
-them to the head (``store_reading`` does so first, or refuses: ``[kalshi] warehouse_migrations``);
+``read_snapshots``, ``read_balances`` and ``read_history`` read rows back, and ``read_window`` a
+chart's window within a points budget; ``warehouse_engine`` finds the database (an Airflow SQL
+connection; for the default one, on a LocalExecutor install, an embedded SQLite file) with bounded
+waits, and refuses one that would forget what is written; ``warehouse_status`` and
+``upgrade_warehouse`` say which schema revision the tables hold and bring them to the head
+(``store_reading`` does so first, or refuses: ``[kalshi] warehouse_migrations``);
 ``prepare_tables`` refuses existing tables that cannot hold the values exactly.
 """
 
@@ -22,10 +24,12 @@ from kalshi_provider.pipelines.warehouse.engine import (
 from kalshi_provider.pipelines.warehouse.errors import (
     InvalidIdentifierError,
     InvalidSnapshotError,
+    VolatileWarehouseError,
     WarehouseConnectionError,
     WarehouseSchemaError,
 )
 from kalshi_provider.pipelines.warehouse.locks import WarehouseBusyError
+from kalshi_provider.pipelines.warehouse.reads import read_balances, read_history, read_snapshots
 from kalshi_provider.pipelines.warehouse.schema import (
     BALANCE_SHARD_SUFFIX,
     BALANCE_SUFFIX,
@@ -38,14 +42,7 @@ from kalshi_provider.pipelines.warehouse.schema import (
     warehouse_tables,
 )
 from kalshi_provider.pipelines.warehouse.shape import prepare_tables
-from kalshi_provider.pipelines.warehouse.store import (
-    StoredHour,
-    StoredReading,
-    read_balances,
-    read_history,
-    read_snapshots,
-    store_reading,
-)
+from kalshi_provider.pipelines.warehouse.store import StoredHour, StoredReading, store_reading
 from kalshi_provider.pipelines.warehouse.versioning import (
     Upgrade,
     WarehouseMigrationRequired,
@@ -55,8 +52,10 @@ from kalshi_provider.pipelines.warehouse.versioning import (
     upgrade_warehouse,
     warehouse_status,
 )
+from kalshi_provider.pipelines.warehouse.window import POINTS_BUDGET, ChartWindow, TooManyPoints, read_window
 
 __all__ = [
+    "POINTS_BUDGET",
     "BALANCE_SHARD_SUFFIX",
     "BALANCE_SUFFIX",
     "BREAKDOWN_SUFFIX",
@@ -64,11 +63,14 @@ __all__ = [
     "MARGIN_SUFFIX",
     "DEFAULT_TIMEOUTS",
     "PROBLEMS_SUFFIX",
+    "ChartWindow",
     "InvalidIdentifierError",
     "InvalidSnapshotError",
     "StoredHour",
     "StoredReading",
+    "TooManyPoints",
     "Upgrade",
+    "VolatileWarehouseError",
     "WarehouseBusyError",
     "WarehouseConnectionError",
     "WarehouseMigrationRequired",
@@ -84,6 +86,7 @@ __all__ = [
     "read_balances",
     "read_history",
     "read_snapshots",
+    "read_window",
     "store_reading",
     "upgrade_warehouse",
     "validate_identifier",

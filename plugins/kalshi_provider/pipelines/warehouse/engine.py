@@ -1,14 +1,24 @@
-"""Find the warehouse database (an Airflow SQL connection, else a local SQLite file) and bound it.
+"""Find the warehouse database (an Airflow SQL connection, or on a one-machine install a local SQLite
+file) and bound it.
 
 Every engine made here waits a bounded time for everything: connecting, a statement, a lock held
-by another session, and a peer that went away (TCP keepalives). The bounds are added to the
-driver's connect arguments as each connection is made, so they apply to whatever engine the
-connection's hook builds; a value the connection itself sets (an extra) is kept.
+by another session, a transaction left open, and a peer that went away (TCP keepalives). The
+driver's own bounds go into its connect arguments as each connection is made; the server's go
+into each session (MySQL/MariaDB) or each transaction (PostgreSQL: ``set_config(..., true)``, as
+``SET LOCAL``, which a pooler in transaction mode such as PgBouncer passes on, where it refuses the
+``options`` startup parameter). A value the connection itself sets is kept.
+
+A warehouse that would forget what is written is refused before anything is: a connection id
+that does not exist (only the default one may fall back to the embedded file, and only where
+tasks run on the machine that serves the chart), and a SQLite database held in memory or named by
+a relative path. (Temporary schemas and tables are refused by :mod:`.shape`, which sees them.)
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +28,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine
 
 from kalshi_provider.pipelines.settings import DEFAULT_WAREHOUSE_CONN_ID
-from kalshi_provider.pipelines.warehouse.errors import WarehouseConnectionError
+from kalshi_provider.pipelines.warehouse.errors import VolatileWarehouseError, WarehouseConnectionError
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -36,6 +46,9 @@ class WarehouseTimeouts:
         ``max_statement_time``, MySQL ``max_execution_time``).
     :param lock: for a lock another session holds (PostgreSQL ``lock_timeout``, InnoDB
         ``innodb_lock_wait_timeout`` and ``lock_wait_timeout``, SQLite's busy timeout).
+    :param idle_in_transaction: for a transaction left open with nothing running (a worker that hung
+        mid-load): PostgreSQL ends the session, which frees the locks it held
+        (``idle_in_transaction_session_timeout``).
     :param keepalive_idle: idle seconds before TCP keepalive probes start; after
         ``keepalive_idle + 3 * 10`` s without an answer the connection is dropped.
     """
@@ -43,6 +56,7 @@ class WarehouseTimeouts:
     connect: int = 10
     statement: int = 60
     lock: int = 30
+    idle_in_transaction: int = 60
     keepalive_idle: int = 30
 
     @property
@@ -64,8 +78,12 @@ def warehouse_engine(
     Return a bounded engine for the warehouse and a one-line description of it for the task log.
 
     The connection ``conn_id`` must be of a SQL type (its hook a ``DbApiHook``: postgres, mysql,
-    sqlite, ...); when it does not exist, an embedded SQLite file in ``$AIRFLOW_HOME`` is used.
-    The description never contains a password. Dispose the engine when done.
+    sqlite, ...). When it does not exist, the embedded SQLite file in ``$AIRFLOW_HOME`` stands in
+    for it only if ``conn_id`` is the default one and every executor Airflow is configured with
+    runs tasks on this machine (LocalExecutor); any other missing connection is a
+    :class:`WarehouseConnectionError`. A SQLite database that forgets (in memory, or a relative
+    path) is a :class:`VolatileWarehouseError`. The description never contains a password. Dispose
+    the engine when done.
 
     :param conn_id: The Airflow connection of the warehouse.
     :param get_connection: The lookup; the Task SDK's by default (tasks). The API server, which has
@@ -78,8 +96,12 @@ def warehouse_engine(
         connection = (get_connection or BaseHook.get_connection)(conn_id)
     except AirflowNotFoundException:
         return _embedded_engine(conn_id, timeouts)
-    engine = _sql_hook_of(connection).get_sqlalchemy_engine()
-    bound_engine(engine, timeouts)
+    engine = bound_engine(_sql_hook_of(connection).get_sqlalchemy_engine(), timeouts)
+    try:
+        _refuse_forgetful_sqlite(engine, conn_id)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine, f"Airflow connection '{conn_id}' ({engine.url.render_as_string(hide_password=True)})"
 
 
@@ -124,10 +146,106 @@ def embedded_database_path() -> Path:
 
 
 def _embedded_engine(conn_id: str, timeouts: WarehouseTimeouts) -> tuple[Engine, str]:
+    """The embedded file, where it is the warehouse everyone reads; else why it cannot be."""
+    if conn_id != DEFAULT_WAREHOUSE_CONN_ID:
+        raise WarehouseConnectionError(
+            f"No Airflow connection '{conn_id}' exists, so nothing was written: the warehouse is "
+            f"the connection 'warehouse_conn_id' names. {_how_to_create(conn_id)} Or set "
+            f"'warehouse_conn_id' to a connection that exists. (Only the default connection "
+            f"'{DEFAULT_WAREHOUSE_CONN_ID}' may be absent: then, with LocalExecutor, the rows go to "
+            f"the embedded SQLite file {embedded_database_path()}.)"
+        )
+    if not tasks_run_on_this_machine():
+        executor = configured_executor()
+        raise WarehouseConnectionError(
+            f"No Airflow connection '{conn_id}' exists, so nothing was written. Without it the rows "
+            f"would go to the embedded SQLite file {embedded_database_path()}, which is only the "
+            "warehouse when tasks run on the machine that also serves the chart (LocalExecutor): "
+            f"with the executor '{executor}' every worker would write a file of its own and the "
+            f"chart would read another. {_how_to_create(conn_id)}"
+        )
     path = embedded_database_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     engine = bound_engine(create_engine(URL.create("sqlite", database=str(path))), timeouts)
     return engine, f"embedded SQLite file {path} (no '{conn_id}' connection found)"
+
+
+def _how_to_create(conn_id: str) -> str:
+    example = (
+        '{"conn_type": "postgres", "host": "db.internal", "port": 5432, "login": "kalshi", '
+        '"password": "...", "schema": "warehouse"}'
+    )
+    return (
+        f"Create it where the workers and the API server find connections: `airflow connections "
+        f"add {conn_id} --conn-json '{example}'`, or the same JSON in the environment variable "
+        f"AIRFLOW_CONN_{conn_id.upper()}."
+    )
+
+
+def configured_executor() -> str:
+    """Airflow's ``[core] executor`` setting, as configured (for messages)."""
+    from airflow.configuration import conf
+
+    return conf.get("core", "executor", fallback="") or ""
+
+
+def tasks_run_on_this_machine() -> bool:
+    """Whether every executor Airflow is configured with runs tasks on the machine it runs on.
+
+    Airflow's own test (``airflow standalone`` asks it too): the executor class's ``is_local``, true
+    for LocalExecutor. A configuration that cannot be read, or an executor that cannot be imported,
+    counts as remote. ``airflow dags test`` runs tasks in its own process, which reads the file
+    the chart reads when this is true.
+    """
+    try:
+        from airflow.executors.executor_loader import ExecutorLoader
+
+        names = ExecutorLoader.get_executor_names()
+        return bool(names) and all(_is_local_executor(name.module_path) for name in names)
+    except Exception:  # noqa: BLE001 - not knowing where tasks run is not knowing they run here
+        return False
+
+
+def _is_local_executor(module_path: str) -> bool:
+    module, _, class_name = module_path.rpartition(".")
+    executor = getattr(importlib.import_module(module), class_name, None)
+    return getattr(executor, "is_local", False) is True
+
+
+def _refuse_forgetful_sqlite(engine: Engine, conn_id: str) -> None:
+    """A SQLite warehouse is a file named by its absolute path. Spellings of "in memory" the name
+    shows (empty, ``:memory:``, the ``memdb`` VFS) are refused before connecting, and so is a
+    relative path (before SQLite creates that file); the others (``mode=memory``, ...) the
+    database itself reveals: ``PRAGMA database_list`` gives no file for a database in memory."""
+    if engine.dialect.name != "sqlite":
+        return
+    url = engine.url
+    database = url.database or ""
+    as_uri = str(url.query.get("uri", "")).lower() in ("true", "1") and database.startswith("file:")
+    path = database[len("file:") :] if as_uri else database
+    memdb = as_uri and str(url.query.get("vfs", "")).lower() == "memdb"
+    in_memory = memdb or path in ("", ":memory:")
+    query = "&".join(f"{name}={value}" for name, value in sorted(url.query.items()))
+    shown = repr(database + (f"?{query}" if query else ""))
+    if not in_memory and not os.path.isabs(path):
+        raise VolatileWarehouseError(
+            f"Connection '{conn_id}' names its SQLite file by a relative path ({shown}): each "
+            "process would open it relative to the folder it happens to run in, so rows would "
+            "scatter over files that later runs and the chart do not read. Set the connection's "
+            "host to an absolute path, e.g. /var/lib/airflow/kalshi_warehouse.db."
+        )
+    if not in_memory:
+        with engine.connect() as conn:
+            files = {row[1]: row[2] for row in conn.exec_driver_sql("PRAGMA database_list")}
+        in_memory = not files.get("main")
+    if in_memory:
+        raise VolatileWarehouseError(
+            f"Connection '{conn_id}' opens a SQLite database held in memory ({shown}): the task "
+            "would log that it wrote the rows, and they would be gone when it ends; no later run "
+            "and no chart would see them. Set the connection's host to the absolute path of a "
+            "database file, e.g. /var/lib/airflow/kalshi_warehouse.db, on a disk every task and "
+            "the API server share."
+        )
 
 
 def bound_engine(engine: Engine, timeouts: WarehouseTimeouts = DEFAULT_TIMEOUTS) -> Engine:
@@ -139,11 +257,21 @@ def bound_engine(engine: Engine, timeouts: WarehouseTimeouts = DEFAULT_TIMEOUTS)
     def _add_bounds(dialect_: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
         for name, value in _connect_params(dialect, driver, timeouts).items():
             cparams.setdefault(name, value)
-        if dialect == "postgresql" and driver in ("psycopg", "psycopg2"):
-            # Server-side bounds in the startup packet: no extra round trip. Ours first, so a
-            # setting in the connection's own options wins.
-            ours = f"-c statement_timeout={timeouts.statement}s -c lock_timeout={timeouts.lock}s"
-            cparams["options"] = f"{ours} {cparams.get('options') or ''}".strip()
+        if dialect == "postgresql":
+            record.info[_OWN_SETTINGS] = _settings_named_in(str(cparams.get("options") or ""))
+
+    if dialect == "postgresql" and driver in ("psycopg", "psycopg2"):
+
+        @event.listens_for(engine, "begin")
+        def _transaction_bounds(conn: Any) -> None:
+            own = conn.connection.info.get(_OWN_SETTINGS, frozenset())
+            statement = _postgres_transaction_bounds(timeouts, own)
+            if statement:
+                cursor = conn.connection.dbapi_connection.cursor()
+                try:
+                    cursor.execute(statement)
+                finally:
+                    cursor.close()
 
     if dialect in ("mysql", "mariadb"):
 
@@ -158,6 +286,33 @@ def bound_engine(engine: Engine, timeouts: WarehouseTimeouts = DEFAULT_TIMEOUTS)
     return engine
 
 
+#: ``record.info`` key: the server settings a connection's own ``options`` give (they win).
+_OWN_SETTINGS = "kalshi_own_settings"
+#: ``-c name=value`` or ``--name=value`` in libpq's ``options``.
+_OPTION_NAME = re.compile(r"(?:-c\s*|--)([A-Za-z_][A-Za-z0-9_.]*)\s*=")
+
+
+def _settings_named_in(options: str) -> frozenset[str]:
+    return frozenset(name.lower() for name in _OPTION_NAME.findall(options))
+
+
+def _postgres_transaction_bounds(timeouts: WarehouseTimeouts, own: frozenset[str]) -> str:
+    """One statement setting the server's bounds for this transaction only (``set_config(...,
+    true)`` is ``SET LOCAL``): it ends with the transaction, so through a transaction pooler it never
+    reaches a session another client gets. Settings the connection chose itself are left alone."""
+    bounds = {
+        "statement_timeout": timeouts.statement,
+        "lock_timeout": timeouts.lock,
+        "idle_in_transaction_session_timeout": timeouts.idle_in_transaction,
+    }
+    calls = [
+        f"set_config('{name}', '{int(seconds)}s', true)"
+        for name, seconds in bounds.items()
+        if name not in own
+    ]
+    return f"SELECT {', '.join(calls)}" if calls else ""
+
+
 def _connect_params(dialect: str, driver: str, timeouts: WarehouseTimeouts) -> dict[str, Any]:
     if dialect == "postgresql" and driver in ("psycopg", "psycopg2"):
         return {  # libpq's parameters (both drivers pass them on)
@@ -168,7 +323,7 @@ def _connect_params(dialect: str, driver: str, timeouts: WarehouseTimeouts) -> d
             "keepalives_count": 3,
             # Sent data unacknowledged this long (a peer that vanished mid-write): give up.
             "tcp_user_timeout": (timeouts.keepalive_idle + 30) * 1000,
-        }
+        } | _no_server_side_prepare(driver)
     if dialect in ("mysql", "mariadb") and driver in ("mysqldb", "pymysql"):
         return {
             "connect_timeout": timeouts.connect,
@@ -180,6 +335,13 @@ def _connect_params(dialect: str, driver: str, timeouts: WarehouseTimeouts) -> d
     if dialect == "sqlite":
         return {"timeout": timeouts.lock}  # the busy timeout: how long to wait for another writer
     return {}
+
+
+def _no_server_side_prepare(driver: str) -> dict[str, Any]:
+    """psycopg 3 prepares a statement on the server once it has run 5 times on a connection; a
+    transaction pooler (PgBouncer before 1.21) gives the next transaction another server
+    connection, where that statement does not exist. psycopg2 never prepares."""
+    return {"prepare_threshold": None} if driver == "psycopg" else {}
 
 
 def _mysql_session_bounds(dbapi_connection: Any, timeouts: WarehouseTimeouts) -> str:

@@ -14,7 +14,17 @@ class InvalidSnapshotError(KalshiError, ValueError):
 
 
 class WarehouseConnectionError(KalshiConfigError):
-    """The Airflow connection named for the warehouse is not a SQL connection that builds engines."""
+    """The Airflow connection named for the warehouse does not exist (and the embedded file may not
+    stand in for it), or is not a SQL connection that builds engines."""
+
+
+class VolatileWarehouseError(KalshiConfigError, ValueError):
+    """The warehouse would forget what is written: an in-memory or temporary SQLite database, a
+    relative SQLite path, or a temporary or unlogged PostgreSQL table.
+
+    Permanent: the task fails at once instead of logging "Wrote the total" to a database that the
+    next session, or the chart, never sees.
+    """
 
 
 class WarehouseSchemaError(KalshiConfigError, ValueError):

@@ -26,7 +26,7 @@ from sqlalchemy.types import TypeEngine
 
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE, IDENTIFIER, IDENTIFIER_RULE
 from kalshi_provider.pipelines.warehouse.errors import InvalidIdentifierError
-from kalshi_provider.pipelines.warehouse.types import ExactDecimal, UTCDateTime
+from kalshi_provider.pipelines.warehouse.types import EXACT_KEY, ExactDecimal, UTCDateTime
 from kalshi_provider.readings import MAX_SOURCE_LENGTH
 
 BREAKDOWN_SUFFIX = "_breakdown"
@@ -42,6 +42,11 @@ BALANCE_SHARD_SUFFIX = "_bal_shard"
 MARGIN_SUFFIX = "_margin"
 #: Every reading the pipeline took, append-only.
 HISTORY_SUFFIX = "_history"
+
+#: Prefixes of the indexes leading on ``snapshot_hour`` of the tables the chart reads by time range:
+#: at most 10 characters before a totals table's name (at most 53, see BREAKDOWN_SUFFIX), so each
+#: name is a 63-character identifier, unique in its schema and never cut.
+HOUR_INDEX_PREFIXES = {"totals": "ixh_total_", "balance": "ixh_bal_", "free_margin": "ixh_marg_"}
 
 #: Longest text the key columns hold: Airflow's own limit for connection and run ids (ID_LEN).
 ID_LENGTH = 250
@@ -67,6 +72,26 @@ def _key_text() -> TypeEngine[Any]:
     unless told otherwise, so there it is a binary-collated VARCHAR."""
     varchar = mysql.VARCHAR(ID_LENGTH, charset="utf8mb4", collation="utf8mb4_bin")
     return Text().with_variant(varchar, "mysql").with_variant(varchar, "mariadb")  # one name a call: 1.4
+
+
+def _key(name: str) -> Column:
+    """A key column (see ``EXACT_KEY``)."""
+    return Column(name, _key_text(), nullable=False, info={EXACT_KEY: True})
+
+
+def key_columns(table: Table) -> list[str]:
+    """The names of ``table``'s key columns, which must compare byte for byte."""
+    return [column.name for column in table.columns if column.info.get(EXACT_KEY)]
+
+
+#: Every table's defaults on MySQL/MariaDB: utf8mb4 (all of Unicode; a server's default may be
+#: latin1) compared byte for byte (servers default to case-insensitive collations), so no text
+#: column of ours depends on the server's or the database's defaults.
+_MYSQL_TABLE_OPTIONS = {
+    f"{dialect}_{option}": value
+    for dialect in ("mysql", "mariadb")
+    for option, value in (("charset", "utf8mb4"), ("collate", "utf8mb4_bin"))
+}
 
 
 def _long_text(length: int) -> TypeEngine[Any]:
@@ -106,13 +131,20 @@ def _per_shard_table(name: str, metadata: MetaData, amount: str) -> Table:
     return Table(
         name,
         metadata,
-        Column("account", _key_text(), nullable=False),
+        _key("account"),
         Column("snapshot_hour", UTCDateTime, nullable=False),
         Column("exchange_index", Integer, nullable=False, autoincrement=False),
         Column(amount, ExactDecimal, nullable=False),
         Column("observed_at", UTCDateTime, nullable=False),
         PrimaryKeyConstraint("account", "snapshot_hour", "exchange_index"),
+        **_MYSQL_TABLE_OPTIONS,
     )
+
+
+def _hour_index(kind: str, table_name: str) -> Index:
+    """The index a time-range read of all accounts (the chart's) searches: the primary keys lead on
+    the account, so without it such a read scans the whole table, however old."""
+    return Index(HOUR_INDEX_PREFIXES[kind] + table_name, "snapshot_hour")
 
 
 @lru_cache(maxsize=64)
@@ -128,30 +160,33 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
     totals = Table(
         table_name,
         metadata,
-        Column("account", _key_text(), nullable=False),
+        _key("account"),
         Column("snapshot_hour", UTCDateTime, nullable=False),
         Column("total_resting_order_value_cents", BigInteger, nullable=False),
         Column("observed_at", UTCDateTime, nullable=False),
         Column("dag_run_id", Text, nullable=True),
         # The DAG that wrote the row; NULL in rows written by 0.2.0, which did not record it.
-        Column("dag_id", _key_text(), nullable=True),
+        Column("dag_id", _key_text(), nullable=True, info={EXACT_KEY: True}),
         Column("loaded_at", UTCDateTime, nullable=False),
         PrimaryKeyConstraint("account", "snapshot_hour"),
+        _hour_index("totals", table_name),
+        **_MYSQL_TABLE_OPTIONS,
     )
     breakdown = _per_shard_table(breakdown_name, metadata, "shard_resting_order_value_dollars")
     problems = Table(
         table_name + PROBLEMS_SUFFIX,
         metadata,
-        Column("account", _key_text(), nullable=False),
+        _key("account"),
         Column("snapshot_hour", UTCDateTime, nullable=False),
         Column("observed_at", UTCDateTime, nullable=False),
         _text("breakdown_problem", PROBLEM_LENGTH, nullable=False),
         PrimaryKeyConstraint("account", "snapshot_hour"),
+        **_MYSQL_TABLE_OPTIONS,
     )
     balance = Table(
         table_name + BALANCE_SUFFIX,
         metadata,
-        Column("account", _key_text(), nullable=False),
+        _key("account"),
         Column("snapshot_hour", UTCDateTime, nullable=False),
         Column("balance_cents", BigInteger, nullable=False),
         Column("balance_dollars", ExactDecimal, nullable=False),
@@ -160,19 +195,21 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
         Column("balance_updated_ts", BigInteger, nullable=False),
         Column("observed_at", UTCDateTime, nullable=False),
         Column("dag_run_id", Text, nullable=True),
-        Column("dag_id", _key_text(), nullable=True),
+        Column("dag_id", _key_text(), nullable=True, info={EXACT_KEY: True}),
         Column("loaded_at", UTCDateTime, nullable=False),
         # Kalshi's refusal of the total in the same fetch (the key's account is no FCM member).
         _text("total_refusal_reason", PROBLEM_LENGTH, nullable=True),
         # Why Kalshi's balance_breakdown was left out of this hour (the balance is kept).
         _text("breakdown_problem", PROBLEM_LENGTH, nullable=True),
         PrimaryKeyConstraint("account", "snapshot_hour"),
+        _hour_index("balance", table_name),
+        **_MYSQL_TABLE_OPTIONS,
     )
     balance_shards = _per_shard_table(table_name + BALANCE_SHARD_SUFFIX, metadata, "shard_balance_dollars")
     free_margin = Table(
         table_name + MARGIN_SUFFIX,
         metadata,
-        Column("account", _key_text(), nullable=False),
+        _key("account"),
         Column("snapshot_hour", UTCDateTime, nullable=False),
         Column("exchange_index", Integer, nullable=False, autoincrement=False),
         # NULL where unknown: a shard missing from a breakdown that does not add up to its total,
@@ -181,14 +218,16 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
         Column("shard_resting_order_value_dollars", ExactDecimal, nullable=True),
         Column("shard_free_margin_dollars", ExactDecimal, nullable=True),
         PrimaryKeyConstraint("account", "snapshot_hour", "exchange_index"),
+        _hour_index("free_margin", table_name),
+        **_MYSQL_TABLE_OPTIONS,
     )
     history_name = table_name + HISTORY_SUFFIX
     history = Table(
         history_name,
         metadata,
-        Column("reading_id", _key_text(), nullable=False),
-        Column("account", _key_text(), nullable=False),
-        Column("endpoint", _key_text(), nullable=False),
+        _key("reading_id"),
+        _key("account"),
+        _key("endpoint"),
         # The base URL the answer came from (the Kalshi host, or the simulator's).
         _text("source", MAX_SOURCE_LENGTH, nullable=True),
         Column("observed_at", UTCDateTime, nullable=False),
@@ -201,12 +240,13 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
         _text("reading_json", READING_JSON_LENGTH, nullable=False),
         _text("note", PROBLEM_LENGTH, nullable=True),
         Column("dag_run_id", Text, nullable=True),
-        Column("dag_id", _key_text(), nullable=True),
+        Column("dag_id", _key_text(), nullable=True, info={EXACT_KEY: True}),
         Column("fetch_try_number", Integer, nullable=True, autoincrement=False),
         Column("load_try_number", Integer, nullable=True, autoincrement=False),
         Column("recorded_at", UTCDateTime, nullable=False),
         PrimaryKeyConstraint("reading_id"),
         # What the load asks (an account's latest earlier reading of the total) and audits filter on.
         Index(f"ix_{history_name}"[:63], "account", "endpoint", "observed_at"),
+        **_MYSQL_TABLE_OPTIONS,
     )
     return WarehouseTables(totals, breakdown, problems, balance, balance_shards, free_margin, history)

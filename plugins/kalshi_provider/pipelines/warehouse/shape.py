@@ -3,11 +3,20 @@
 A table someone made beforehand is used only if it holds every value exactly: a ``timestamp
 without time zone`` shifts hours by the session's zone, ``numeric(10,0)`` rounds cents of dollars
 away, ``double precision`` loses digits beyond 2**53, and without the primary key an hour could
-get two rows. Such a table is refused with a :class:`WarehouseSchemaError` (permanent: the task
-fails at once) naming the table, the column, what it is and what to do.
+get two rows. Its key columns (``schema.EXACT_KEY``) must also compare text byte for byte: not a
+fixed-length ``CHAR`` (PostgreSQL pads ``fcm_a`` with spaces), not a case-insensitive or otherwise
+nondeterministic collation (``FCM_A`` and ``fcm_a`` would be one account); no text column of ours
+may be fixed-length. Such a table is refused with a :class:`WarehouseSchemaError` (permanent: the
+task fails at once) naming the table, the column, what it is and what to do.
+
+Tables that would forget what is written are refused with a :class:`VolatileWarehouseError`:
+SQLite's ``temp`` schema (and any database held in memory), and PostgreSQL's temporary tables
+(schema ``pg_temp``, or a ``search_path`` that starts there) and ``UNLOGGED`` ones. The check runs
+in the transaction that creates the missing tables, so a refused PostgreSQL table is never kept.
 
 Reflection costs one catalog query per kind (columns, primary keys) with SQLAlchemy 2's
-``get_multi_*``; SQLAlchemy 1.4 has only per-table reflection, used as the fallback.
+``get_multi_*``, and one more for what reflection does not say (:mod:`.catalog`: persistence,
+collations); SQLAlchemy 1.4 has only per-table reflection, used as the fallback.
 """
 
 from __future__ import annotations
@@ -15,18 +24,34 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, Integer, Numeric, SmallInteger, String, inspect
+from sqlalchemy import (
+    CHAR,
+    NCHAR,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Integer,
+    Numeric,
+    SmallInteger,
+    String,
+    Table,
+    inspect,
+)
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeEngine
 
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE
-from kalshi_provider.pipelines.warehouse.errors import WarehouseSchemaError
+from kalshi_provider.pipelines.warehouse.catalog import TableFacts, table_facts
+from kalshi_provider.pipelines.warehouse.errors import VolatileWarehouseError, WarehouseSchemaError
 from kalshi_provider.pipelines.warehouse.schema import (
+    EXACT_KEY,
     ID_LENGTH,
     ExactDecimal,
     UTCDateTime,
     WarehouseTables,
+    key_columns,
     warehouse_tables,
 )
 from kalshi_provider.readings import DOLLAR_PRECISION, DOLLAR_SCALE
@@ -40,31 +65,118 @@ def prepare_tables(
     """Create the missing tables and check the existing ones; return the tables to write to."""
     tables = warehouse_tables(table_name, schema)
     for attempt in range(2):
-        with engine.connect() as conn:
-            found = _reflect(conn, tables, schema)
-        missing = [table for table in tables if table.name not in found]
-        _refuse_mismatches(tables, found, engine.dialect, schema)
-        if not missing:
-            return tables
         try:
-            tables.totals.metadata.create_all(engine, tables=missing, checkfirst=False)
+            with engine.begin() as conn:
+                _prepare(conn, tables, schema)
             return tables
-        except DBAPIError:
+        except _CreateRaced as raced:
             if attempt:
-                raise
+                raise raced.error from None
             # Another loader created a table between our look and our CREATE: look again.
     return tables  # pragma: no cover - the loop returns or raises
 
 
+class _CreateRaced(Exception):
+    def __init__(self, error: DBAPIError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _prepare(conn: Connection, tables: WarehouseTables, schema: str | None) -> None:
+    """Refuse, then create what is missing, in one transaction (PostgreSQL takes a refused
+    creation back; MySQL commits DDL at once, so everything is refused before anything is made)."""
+    refuse_forgetful_schema(conn, schema)
+    found = _reflect(conn, tables, schema)
+    check_existing(conn, tables, found, schema)
+    missing = [table for table in tables if table.name not in found]
+    if not missing:
+        return
+    try:
+        tables.totals.metadata.create_all(conn, tables=missing, checkfirst=False)
+    except DBAPIError as err:
+        raise _CreateRaced(err) from err
+    refuse_forgetful_created(conn, missing, schema)
+
+
+def check_existing(
+    conn: Connection, tables: Sequence[Table], found: dict[str, _Found], schema: str | None
+) -> None:
+    """Refuse the existing ones among ``tables`` (``found``, as reflected) unless each outlives its
+    session and holds ``tables``' values exactly, its key columns comparing byte for byte.
+
+    Used before the first write (``prepare_tables``) and before tables found without a version row
+    are recorded at a release (``versioning.py``), against that release's definitions.
+    """
+    existing = [table for table in tables if table.name in found]
+    keys = {
+        table.name: [c for c in key_columns(table) if c in found[table.name].columns] for table in existing
+    }
+    for name, facts in table_facts(conn, existing, keys).items():
+        found[name].facts = facts
+    _refuse_forgetful({table.name: found[table.name].facts for table in existing}, schema)
+    _refuse_mismatches(tables, found, conn.dialect, schema)
+
+
+def refuse_forgetful_created(conn: Connection, created: Sequence[Table], schema: str | None) -> None:
+    """After creating ``created``: PostgreSQL puts them where the ``search_path`` says, which may be
+    ``pg_temp``; refused there, in the creating transaction, so they are never kept."""
+    if conn.dialect.name == "postgresql" and created:
+        _refuse_forgetful(table_facts(conn, created, {}), schema)
+
+
+def refuse_forgetful_schema(conn: Connection, schema: str | None) -> None:
+    """SQLite's ``temp`` schema, and any database of the connection held in memory, is private to
+    one connection and gone when it closes (``PRAGMA database_list`` shows no file for it)."""
+    if conn.dialect.name != "sqlite":
+        return
+    target = (schema or "main").lower()
+    files = {row[1].lower(): row[2] for row in conn.exec_driver_sql("PRAGMA database_list")}
+    if target == "temp" or files.get(target) == "":
+        if target == "temp":
+            what = f"the schema {schema!r} is SQLite's temporary database"
+        else:
+            what = f"the SQLite database{f' of schema {schema!r}' if schema else ''} is held in memory"
+        raise VolatileWarehouseError(
+            f"Nothing was written: {what}, private to one connection and deleted when it closes, so "
+            "every row would be lost and no later run or chart would see it. Leave 'schema' empty to "
+            "use the connection's database file, or give the connection the absolute path of one."
+        )
+
+
+def _refuse_forgetful(facts: dict[str, TableFacts], schema: str | None) -> None:
+    """PostgreSQL: a temporary table (schema ``pg_temp``/``pg_temp_N``, or a ``search_path`` that
+    starts there) is dropped when the session ends; an ``UNLOGGED`` one is emptied after a crash."""
+    problems = [
+        f"{found.namespace}.{table} is "
+        + (
+            "a temporary table: PostgreSQL drops it when the session ends"
+            if found.persistence == "t"
+            else "UNLOGGED: PostgreSQL empties it after a crash (ALTER TABLE ... SET LOGGED keeps it)"
+        )
+        for table, found in facts.items()
+        if found.persistence != "p"
+    ]
+    if problems:
+        where = f"the schema {schema!r}" if schema else "the connection's search_path"
+        raise VolatileWarehouseError(
+            "Nothing was written: the warehouse tables would forget their rows:\n- "
+            + "\n- ".join(sorted(problems))
+            + f"\nThey are where {where} puts them. Use a permanent schema (never pg_temp) and "
+            "logged tables."
+        )
+
+
 class _Found:
-    """One existing table as reflected: its columns by name and its primary key columns."""
+    """One existing table as reflected: its columns by name, its primary key columns, and what the
+    catalog says beyond reflection (``facts``)."""
 
     def __init__(self, columns: Sequence[dict[str, Any]], primary_key: Iterable[str]) -> None:
         self.columns = {column["name"]: column for column in columns}
         self.primary_key = set(primary_key)
+        self.facts = TableFacts()
 
 
-def _reflect(conn: Connection, tables: WarehouseTables, schema: str | None) -> dict[str, _Found]:
+def _reflect(conn: Connection, tables: Sequence[Table], schema: str | None) -> dict[str, _Found]:
     """The existing ones among ``tables``: one query per kind on SQLAlchemy 2, per table on 1.4."""
     inspector = inspect(conn)
     names = [table.name for table in tables]
@@ -87,7 +199,7 @@ def _reflect(conn: Connection, tables: WarehouseTables, schema: str | None) -> d
 
 
 def _refuse_mismatches(
-    tables: WarehouseTables, found: dict[str, _Found], dialect: Dialect, schema: str | None
+    tables: Sequence[Table], found: dict[str, _Found], dialect: Dialect, schema: str | None
 ) -> None:
     problems: list[str] = []
     for table in tables:
@@ -104,6 +216,18 @@ def _refuse_mismatches(
                 problems.append(
                     f"{where}.{column.name} is {_render(reflected['type'], dialect)}, which cannot hold "
                     f"its values exactly: it needs {_wanted(column, dialect)}"
+                )
+            elif _fixed_length(column, reflected["type"], dialect):
+                problems.append(
+                    f"{where}.{column.name} is {_render(reflected['type'], dialect)}, a fixed-length "
+                    "type: PostgreSQL reads 'fcm_a' back padded with spaces and MySQL drops trailing "
+                    f"spaces, so text would not come back as written: it needs {_wanted(column, dialect)}"
+                )
+            elif column.name in existing.facts.inexact:
+                problems.append(
+                    f"{where}.{column.name} compares text with {existing.facts.inexact[column.name]}, "
+                    "which finds different text equal, so one account's rows could take another's "
+                    f"place: it needs {_exact_collation(where, column.name, dialect)}"
                 )
         for name, reflected in existing.columns.items():
             if name not in table.columns and _required(reflected):
@@ -147,6 +271,26 @@ def _holds(column: Any, found: TypeEngine[Any], dialect: Dialect) -> bool:
     if name in ("mysql", "mariadb") and _text_length(column) > _MYSQL_TEXT_CHARACTERS:
         return type(found).__name__ in ("MEDIUMTEXT", "LONGTEXT")  # TEXT ends at 64 KiB
     return isinstance(found, String) and _long_enough(found, _text_length(column))
+
+
+def _fixed_length(column: Any, found: TypeEngine[Any], dialect: Dialect) -> bool:
+    """A text column of ours stored as ``CHAR``/``NCHAR``; SQLite ignores the length and pads nothing."""
+    return dialect.name != "sqlite" and isinstance(column.type, String) and isinstance(found, (CHAR, NCHAR))
+
+
+def _exact_collation(where: str, column: str, dialect: Dialect) -> str:
+    if dialect.name == "postgresql":
+        return (
+            f'a deterministic collation, e.g. ALTER TABLE {where} ALTER COLUMN {column} TYPE text COLLATE "C"'
+        )
+    if dialect.name in ("mysql", "mariadb"):
+        return (
+            f"a binary collation, e.g. ALTER TABLE {where} MODIFY {column} VARCHAR({ID_LENGTH}) "
+            "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL"
+        )
+    if dialect.name == "sqlite":
+        return "SQLite's default BINARY collation (recreate the table without the COLLATE clause)"
+    return "a binary collation"
 
 
 def _sqlite_holds(ours: TypeEngine[Any], found: TypeEngine[Any], dialect: Dialect) -> bool:
@@ -234,7 +378,9 @@ def _wanted(column: Any, dialect: Dialect) -> str:
         return "INTEGER or BIGINT"
     if dialect.name in ("mysql", "mariadb") and _text_length(column) > _MYSQL_TEXT_CHARACTERS:
         return "MEDIUMTEXT or LONGTEXT"
-    return f"a text type of at least {_text_length(column)} characters"
+    if dialect.name in ("mysql", "mariadb") and column.info.get(EXACT_KEY):
+        return f"VARCHAR({ID_LENGTH}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+    return f"a variable-length text type (TEXT, or VARCHAR of at least {_text_length(column)} characters)"
 
 
 def _render(found: TypeEngine[Any], dialect: Dialect) -> str:
@@ -247,14 +393,7 @@ def _render(found: TypeEngine[Any], dialect: Dialect) -> str:
 # -- for the migrations (versioning.py): tables found without a version row -----------------------
 
 
-def reflect_tables(conn: Connection, tables: Sequence[Any], schema: str | None) -> dict[str, _Found]:
-    """The existing ones among ``tables`` (any ``Table`` objects), reflected: ``.columns`` by name."""
-    return _reflect(conn, tables, schema)  # type: ignore[arg-type]
-
-
-def refuse_foreign_tables(
-    tables: Sequence[Any], found: dict[str, _Found], dialect: Dialect, schema: str | None
-) -> None:
-    """Raise :class:`WarehouseSchemaError` unless every table in ``found`` holds ``tables``' values
-    exactly: the check ``prepare_tables`` makes, against any release's table definitions."""
-    _refuse_mismatches(tables, found, dialect, schema)  # type: ignore[arg-type]
+def reflect_tables(conn: Connection, tables: Sequence[Table], schema: str | None) -> dict[str, _Found]:
+    """The existing ones among ``tables`` (any release's ``Table`` objects), reflected: ``.columns``
+    by name, ``.primary_key``; :func:`check_existing` then adds what the catalog says."""
+    return _reflect(conn, tables, schema)

@@ -1,4 +1,4 @@
-"""Write one account-hour, read rows back. An hour keeps the earliest observation made inside it.
+"""Write one account-hour (``reads.py`` reads it back). An hour keeps the earliest observation made inside it.
 
 One load writes, in one transaction, so it is whole or absent:
 
@@ -38,7 +38,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, case, delete, insert, inspect, select, update
+from sqlalchemy import Table, case, delete, insert, select, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -46,7 +46,7 @@ from sqlalchemy.exc import IntegrityError
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE, MIGRATIONS_AUTO
 from kalshi_provider.pipelines.warehouse.errors import InvalidSnapshotError
 from kalshi_provider.pipelines.warehouse.locks import sqlite_begin_immediate
-from kalshi_provider.pipelines.warehouse.schema import PROBLEM_LENGTH, WarehouseTables, warehouse_tables
+from kalshi_provider.pipelines.warehouse.schema import PROBLEM_LENGTH, WarehouseTables
 from kalshi_provider.pipelines.warehouse.versioning import ensure_current
 from kalshi_provider.readings import (
     BALANCE_ENDPOINT,
@@ -413,11 +413,11 @@ def _recompute_free_margin(conn: Connection, tables: WarehouseTables, account: s
     """The hour's free margin per shard, from the balance and the resting orders the hour holds now.
 
     A shard's free margin is its balance minus the value of its resting orders (this provider's
-    figure: Kalshi's docs do not define one). A shard one breakdown lists and the other does not counts as 0 in the other
-    only when that breakdown adds up exactly to its total (so it covers every shard); otherwise,
-    and when the hour has no resting order value at all (a key without FCM access, a total not
-    stored for the hour), the unknown part and the free margin are NULL, never a guess. An hour
-    without a balance has no free margin rows.
+    figure: Kalshi's docs do not define one). A shard one breakdown lists and the other does not
+    counts as 0 in the other only when that breakdown adds up exactly to its total (so it covers
+    every shard); otherwise, and when the hour has no resting order value at all (a key without
+    FCM access, a total not stored for the hour), the unknown part and the free margin are NULL,
+    never a guess. An hour without a balance has no free margin rows.
     """
     margin = tables.free_margin
     conn.execute(delete(margin).where(margin.c.account == account, margin.c.snapshot_hour == hour))
@@ -563,165 +563,3 @@ def _history_row(
         "reading_json": json.dumps(values, sort_keys=True, separators=(",", ":")),
         "note": _cut(note),
     }
-
-
-# -- reading ---------------------------------------------------------------------------------------
-
-
-def read_snapshots(
-    engine: Engine,
-    *,
-    account: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    table_name: str = DEFAULT_TABLE,
-    schema: str | None = None,
-    include_breakdown: bool = False,
-) -> list[dict[str, Any]]:
-    """
-    Return stored totals with ``since <= snapshot_hour < until``, ordered by account and hour.
-
-    Each dict has the table's columns (timestamps aware UTC). With ``include_breakdown`` also
-    ``breakdown`` (a list of ``{"exchange_index", "shard_resting_order_value_dollars"}``) and
-    ``breakdown_problem`` (why Kalshi's breakdown was left out of that hour, or None). No table yet
-    means no rows. Every key is documented in ``docs/tables.md``.
-    """
-    tables = warehouse_tables(table_name, schema)
-    since, until = _bounds(since, until)
-    existing = set(inspect(engine).get_table_names(schema=schema))
-    if tables.totals.name not in existing:
-        return []
-    totals = tables.totals
-    with engine.connect() as conn:
-        rows = _hourly_rows(conn, totals, account, since, until)
-        if include_breakdown:
-            entries: dict[tuple[str, datetime], list[dict[str, Any]]] = {}
-            if tables.breakdown.name in existing:  # a table made by hand may come alone
-                entries = _shards_by_key(conn, tables.breakdown, _TOTAL_SHARD_AMOUNT, account, since, until)
-            problems: dict[tuple[str, datetime], str] = {}
-            if tables.problems.name in existing:
-                problems = _problems_by_key(conn, tables.problems, account, since, until)
-            for row in rows:
-                key = (row["account"], row["snapshot_hour"])
-                row["breakdown"] = entries.get(key, [])
-                row["breakdown_problem"] = problems.get(key)
-    return rows
-
-
-def read_balances(
-    engine: Engine,
-    *,
-    account: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    table_name: str = DEFAULT_TABLE,
-    schema: str | None = None,
-) -> list[dict[str, Any]]:
-    """
-    Return stored balances with ``since <= snapshot_hour < until``, ordered by account and hour.
-
-    Each dict has the balance table's columns (cents as ``int``, dollars as ``Decimal``,
-    timestamps aware UTC), ``breakdown`` (the balance per shard: ``{"exchange_index",
-    "shard_balance_dollars"}``) and ``free_margin`` (per shard: ``{"exchange_index",
-    "shard_balance_dollars", "shard_resting_order_value_dollars", "shard_free_margin_dollars"}``,
-    None where unknown). No table, no rows. Every key is documented in ``docs/tables.md``.
-    """
-    tables = warehouse_tables(table_name, schema)
-    since, until = _bounds(since, until)
-    existing = set(inspect(engine).get_table_names(schema=schema))
-    if tables.balance.name not in existing:
-        return []
-    with engine.connect() as conn:
-        rows = _hourly_rows(conn, tables.balance, account, since, until)
-        shards = _shards_by_key(conn, tables.balance_shards, _BALANCE_SHARD_AMOUNT, account, since, until)
-        margins = _margins_by_key(conn, tables.free_margin, account, since, until)
-    for row in rows:
-        key = (row["account"], row["snapshot_hour"])
-        row["breakdown"] = shards.get(key, [])
-        row["free_margin"] = margins.get(key, [])
-    return rows
-
-
-def read_history(
-    engine: Engine,
-    *,
-    account: str | None = None,
-    table_name: str = DEFAULT_TABLE,
-    schema: str | None = None,
-) -> list[dict[str, Any]]:
-    """Every reading the pipeline took, oldest first: the history table's rows as dicts."""
-    history = warehouse_tables(table_name, schema).history
-    if history.name not in set(inspect(engine).get_table_names(schema=schema)):
-        return []
-    query = select(history)
-    if account is not None:
-        query = query.where(history.c.account == account)
-    query = query.order_by(history.c.observed_at, history.c.endpoint, history.c.recorded_at)
-    with engine.connect() as conn:
-        return [dict(row._mapping) for row in conn.execute(query)]
-
-
-def _bounds(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
-    return (
-        None if since is None else aware_utc(since, "since"),
-        None if until is None else aware_utc(until, "until"),
-    )
-
-
-def _filtered(
-    query: Any, table: Table, account: str | None, since: datetime | None, until: datetime | None
-) -> Any:
-    if account is not None:
-        query = query.where(table.c.account == account)
-    if since is not None:
-        query = query.where(table.c.snapshot_hour >= since)
-    if until is not None:
-        query = query.where(table.c.snapshot_hour < until)
-    return query
-
-
-def _hourly_rows(
-    conn: Connection, table: Table, account: str | None, since: datetime | None, until: datetime | None
-) -> list[dict[str, Any]]:
-    query = _filtered(select(table), table, account, since, until)
-    return [
-        dict(row._mapping) for row in conn.execute(query.order_by(table.c.account, table.c.snapshot_hour))
-    ]
-
-
-def _shards_by_key(
-    conn: Connection,
-    table: Table,
-    amount: str,
-    account: str | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> dict[tuple[str, datetime], list[dict[str, Any]]]:
-    query = _filtered(select(table), table, account, since, until)
-    ordered = query.order_by(table.c.account, table.c.snapshot_hour, table.c.exchange_index)
-    grouped: dict[tuple[str, datetime], list[dict[str, Any]]] = {}
-    for row in conn.execute(ordered):
-        grouped.setdefault((row.account, row.snapshot_hour), []).append(
-            {"exchange_index": row.exchange_index, amount: row._mapping[amount]}
-        )
-    return grouped
-
-
-def _margins_by_key(
-    conn: Connection, table: Table, account: str | None, since: datetime | None, until: datetime | None
-) -> dict[tuple[str, datetime], list[dict[str, Any]]]:
-    query = _filtered(select(table), table, account, since, until)
-    ordered = query.order_by(table.c.account, table.c.snapshot_hour, table.c.exchange_index)
-    grouped: dict[tuple[str, datetime], list[dict[str, Any]]] = {}
-    for row in conn.execute(ordered):
-        entry = dict(row._mapping)
-        key = (entry.pop("account"), entry.pop("snapshot_hour"))
-        grouped.setdefault(key, []).append(entry)
-    return grouped
-
-
-def _problems_by_key(
-    conn: Connection, table: Table, account: str | None, since: datetime | None, until: datetime | None
-) -> dict[tuple[str, datetime], str]:
-    query = _filtered(select(table), table, account, since, until)
-    return {(row.account, row.snapshot_hour): row.breakdown_problem for row in conn.execute(query)}

@@ -26,6 +26,13 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from kalshi_provider.readings import DOLLAR_PRECISION, DOLLAR_QUANTUM, DOLLAR_SCALE
 
+#: ``Column.info`` flag of the key columns: the text that finds a row (every primary-key text
+#: column, the history's ``account`` and ``endpoint``, which the load selects an account's previous
+#: reading by, and ``dag_id``, which the chart filters on). They must compare byte for byte: a
+#: case-insensitive collation makes ``FCM_A`` and ``fcm_a`` one account, and a fixed-length type
+#: pads ``fcm_a``. Here, not in ``schema.py``: past releases' frozen tables mark their keys too.
+EXACT_KEY = "exact_key"
+
 _MYSQL = frozenset({"mysql", "mariadb"})
 #: Dialects whose timestamp type has no zone: we store naive UTC there.
 _NAIVE_TIMESTAMP_DIALECTS = frozenset({"sqlite"}) | _MYSQL

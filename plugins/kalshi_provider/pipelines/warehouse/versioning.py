@@ -42,7 +42,12 @@ from kalshi_provider.pipelines.warehouse.migrations import (
     version_table_name,
 )
 from kalshi_provider.pipelines.warehouse.schema import WarehouseTables, warehouse_tables
-from kalshi_provider.pipelines.warehouse.shape import reflect_tables, refuse_foreign_tables
+from kalshi_provider.pipelines.warehouse.shape import (
+    check_existing,
+    reflect_tables,
+    refuse_forgetful_created,
+    refuse_forgetful_schema,
+)
 
 log = logging.getLogger(__name__)
 
@@ -166,12 +171,10 @@ def _version_table(table: str, schema: str | None) -> Table:
 def _quick_revision(engine: Engine, table: str, schema: str | None) -> str | None:
     """The version row in one query, or None (no version table, no row or several, unreadable).
 
-    On PostgreSQL the query runs outside a transaction: no BEGIN and ROLLBACK round trips around it.
+    In a transaction, as every statement: on PostgreSQL the engine's bounds are set per transaction.
     """
     version = _version_table(table, schema)
     with engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
         try:
             rows = conn.execute(select(version.c.version_num).limit(2)).all()
         except DBAPIError:
@@ -305,6 +308,7 @@ def _adopt(
     from alembic import command
 
     table, schema = status.table, status.schema
+    refuse_forgetful_schema(conn, schema)
     head = tuple(warehouse_tables(table, schema))
     if status.state == EMPTY:
         release, revision = head, HEAD
@@ -314,10 +318,11 @@ def _adopt(
         release, revision = min(
             ((baseline, BASELINE), (head, HEAD)), key=lambda candidate: _missing_columns(candidate[0], found)
         )
-        refuse_foreign_tables(release, found, conn.dialect, schema)
+        check_existing(conn, release, found, schema)
     missing = [each for each in release if each.name not in status.existing]
     if missing:
         missing[0].metadata.create_all(conn, tables=missing, checkfirst=False)
+        refuse_forgetful_created(conn, missing, schema)
     command.stamp(config, revision)
     return tuple(each.name for each in missing), revision
 

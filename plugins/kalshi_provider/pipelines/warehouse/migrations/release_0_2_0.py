@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeEngine
 
-from kalshi_provider.pipelines.warehouse.types import ExactDecimal, UTCDateTime
+from kalshi_provider.pipelines.warehouse.types import EXACT_KEY, ExactDecimal, UTCDateTime
 
 #: The suffixes 0.2.0 named its tables with, in the order of ``tables()``.
 SUFFIXES = ("", "_breakdown", "_problems", "_balance", "_bal_shard", "_margin", "_history")
@@ -34,6 +34,11 @@ SUFFIXES = ("", "_breakdown", "_problems", "_balance", "_bal_shard", "_margin", 
 def _key_text() -> TypeEngine[Any]:
     varchar = mysql.VARCHAR(250, charset="utf8mb4", collation="utf8mb4_bin")
     return Text().with_variant(varchar, "mysql").with_variant(varchar, "mariadb")
+
+
+def _key(name: str) -> Column:
+    """A key column: its text must compare byte for byte (``types.EXACT_KEY``; no change to the DDL)."""
+    return Column(name, _key_text(), nullable=False, info={EXACT_KEY: True})
 
 
 def _text(name: str, length: int, **kwargs: Any) -> Column:
@@ -48,7 +53,7 @@ def _per_shard(name: str, metadata: MetaData) -> Table:
     return Table(
         name,
         metadata,
-        Column("account", _key_text(), nullable=False),
+        _key("account"),
         Column("snapshot_hour", UTCDateTime, nullable=False),
         Column("exchange_index", Integer, nullable=False, autoincrement=False),
         Column("balance_dollars", ExactDecimal, nullable=False),
@@ -63,7 +68,7 @@ def tables(table: str, schema: str | None) -> tuple[Table, ...]:
     totals = Table(
         table,
         metadata,
-        Column("account", _key_text(), nullable=False),
+        _key("account"),
         Column("snapshot_hour", UTCDateTime, nullable=False),
         Column("total_resting_order_value_cents", BigInteger, nullable=False),
         Column("observed_at", UTCDateTime, nullable=False),
@@ -74,7 +79,7 @@ def tables(table: str, schema: str | None) -> tuple[Table, ...]:
     problems = Table(
         table + "_problems",
         metadata,
-        Column("account", _key_text(), nullable=False),
+        _key("account"),
         Column("snapshot_hour", UTCDateTime, nullable=False),
         Column("observed_at", UTCDateTime, nullable=False),
         _text("breakdown_problem", 1000, nullable=False),
@@ -83,7 +88,7 @@ def tables(table: str, schema: str | None) -> tuple[Table, ...]:
     balance = Table(
         table + "_balance",
         metadata,
-        Column("account", _key_text(), nullable=False),
+        _key("account"),
         Column("snapshot_hour", UTCDateTime, nullable=False),
         Column("balance_cents", BigInteger, nullable=False),
         Column("balance_dollars", ExactDecimal, nullable=False),
@@ -99,7 +104,7 @@ def tables(table: str, schema: str | None) -> tuple[Table, ...]:
     margin = Table(
         table + "_margin",
         metadata,
-        Column("account", _key_text(), nullable=False),
+        _key("account"),
         Column("snapshot_hour", UTCDateTime, nullable=False),
         Column("exchange_index", Integer, nullable=False, autoincrement=False),
         Column("balance_dollars", ExactDecimal, nullable=True),
@@ -111,9 +116,9 @@ def tables(table: str, schema: str | None) -> tuple[Table, ...]:
     history = Table(
         history_name,
         metadata,
-        Column("reading_id", _key_text(), nullable=False),
-        Column("account", _key_text(), nullable=False),
-        Column("endpoint", _key_text(), nullable=False),
+        _key("reading_id"),
+        _key("account"),
+        _key("endpoint"),
         _text("source", 2048, nullable=True),
         Column("observed_at", UTCDateTime, nullable=False),
         Column("snapshot_hour", UTCDateTime, nullable=False),

@@ -1,0 +1,400 @@
+"""A time window of the hourly tables for the chart, within a points budget.
+
+The chart and its JSON may ask for 90 days of every account; hourly, that is accounts x hours x
+(2 + shards) values, and one such answer used to cost the API server seconds of CPU and hundreds
+of MB. Here what the API server receives and builds, and what the database passes over, depends
+on the budget, not on the window or on the table's age:
+
+- one count per table first (its rows and series in the window: one row comes back), which stops
+  at 24 rows per point of the budget: more can never fit, so the database never passes over more
+  rows than that for one answer, whatever the window holds;
+- from the counts, the finest bucket of :data:`BUCKET_HOURS` (aligned to 00:00 UTC) whose points fit
+  the budget: each bucket is aggregated in SQL into its last value with the minimum and maximum of
+  the series' value. When a day per point does not fit either, the window is refused
+  (:class:`TooManyPoints`, which says what would fit);
+- every query that returns rows has ``LIMIT`` budget + 1, so more rows than the budget (the tables
+  grew between the count and the read) are refused, never cut;
+- the time range is searched through each table's ``snapshot_hour`` index.
+
+Exact values stay exact: MIN and MAX of a NUMERIC column are exact on PostgreSQL and MySQL/MariaDB;
+on SQLite, where the dollars are fixed-point text, they are compared as length-prefixed text
+(``_extremes``), never as floats.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy import (
+    Float,
+    String,
+    Table,
+    and_,
+    case,
+    cast,
+    func,
+    inspect,
+    literal,
+    literal_column,
+    or_,
+    select,
+    type_coerce,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.elements import ColumnElement
+
+from kalshi_provider.pipelines.settings import CHART_POINTS_BUDGET, DEFAULT_TABLE
+from kalshi_provider.pipelines.warehouse.errors import InvalidSnapshotError, WarehouseSchemaError
+from kalshi_provider.pipelines.warehouse.schema import ExactDecimal, UTCDateTime, warehouse_tables
+from kalshi_provider.pipelines.warehouse.store import aware_utc
+
+#: The chart's budget (see the setting): the default of ``read_window``.
+POINTS_BUDGET = CHART_POINTS_BUDGET
+#: Bucket sizes, finest first; each divides a day, so buckets line up with 00:00 UTC.
+BUCKET_HOURS = (1, 2, 3, 4, 6, 8, 12, 24)
+#: A point stands for at most a day of its line's hourly rows, so a window of more rows than this
+#: many times the budget cannot fit: the database passes over at most that many for one answer.
+_ROWS_A_POINT_STANDS_FOR = BUCKET_HOURS[-1]
+_HOUR = timedelta(hours=1)
+
+
+class TooManyPoints(ValueError):
+    """Even one point a day of the window holds more points than the budget.
+
+    :param hours: The window asked for, in hours.
+    :param series: Lines in the window: per account its totals and balances, and each exchange
+        shard's free margin.
+    :param points: Points at one a day.
+    :param budget: The points budget.
+    :param at_least: ``series`` and ``points`` are lower bounds: counting stopped at the rows no
+        answer may pass over.
+    """
+
+    def __init__(self, hours: int, series: int, points: int, budget: int, *, at_least: bool = False) -> None:
+        self.hours, self.series, self.points, self.budget = hours, series, points, budget
+        #: The longest window (whole days) these lines fit in at one point a day; 0 if none does.
+        self.max_hours = max(0, budget // max(series, 1) - 1) * 24
+        fits = (
+            f"ask for at most {self.max_hours} hours, or for fewer accounts"
+            if self.max_hours
+            else "ask for fewer accounts"
+        )
+        more = "at least " if at_least else ""
+        super().__init__(
+            f"the last {hours} hours hold {more}{series:,} lines (each account's totals and balances, "
+            f"and each exchange shard's free margin): at one point a day that is {more}{points:,} "
+            f"points, more than the {budget:,} one answer may hold; {fits}"
+        )
+
+
+@dataclass(frozen=True)
+class ChartWindow:
+    """The rows of a window, hourly or in buckets of ``bucket_hours``.
+
+    Each row is a dict of the table's key columns (``account``, and ``exchange_index`` for the
+    free margin), ``snapshot_hour`` and the values the chart shows. In buckets, a row is the
+    bucket's last hour with a row, plus ``bucket_start``, ``hours`` (how many hours of the bucket
+    have a row) and ``<value>_min`` / ``<value>_max`` of the series' value over the bucket (the
+    total's cents, the balance's dollars, the free margin's dollars). Rows come ordered by key and
+    hour.
+    """
+
+    since: datetime
+    until: datetime
+    bucket_hours: int
+    budget: int
+    totals: list[dict[str, Any]]
+    balances: list[dict[str, Any]]
+    margins: list[dict[str, Any]]
+
+    @property
+    def points(self) -> int:
+        return len(self.totals) + len(self.balances) + len(self.margins)
+
+
+@dataclass(frozen=True)
+class _Series:
+    """One kind of line: the table it is read from, what names a line, its value, what a point shows."""
+
+    table: str  # a WarehouseTables field
+    key: tuple[str, ...]
+    value: str
+    shown: tuple[str, ...]
+
+
+_SERIES = (
+    _Series("totals", ("account",), "total_resting_order_value_cents", ("total_resting_order_value_cents",)),
+    _Series(
+        "balance",
+        ("account",),
+        "balance_dollars",
+        ("balance_cents", "balance_dollars", "portfolio_value_cents", "total_refusal_reason"),
+    ),
+    _Series(
+        "free_margin",
+        ("account", "exchange_index"),
+        "shard_free_margin_dollars",
+        ("shard_balance_dollars", "shard_resting_order_value_dollars", "shard_free_margin_dollars"),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class _Count:
+    series: int
+    rows: int
+
+
+def read_window(
+    engine: Engine,
+    *,
+    since: datetime,
+    until: datetime,
+    accounts: Sequence[str] | None = None,
+    budget: int = POINTS_BUDGET,
+    table_name: str = DEFAULT_TABLE,
+    schema: str | None = None,
+) -> ChartWindow:
+    """
+    Read the totals, balances and free margins with ``since <= snapshot_hour < until`` within
+    ``budget`` points: hourly when they fit, else in the finest buckets that fit.
+
+    :param engine: The warehouse.
+    :param since: The window's first hour (aware, on the hour).
+    :param until: The hour after its last.
+    :param accounts: Only these accounts; all when None.
+    :param budget: Most points the window may hold.
+    :param table_name: The totals table's name (the others are named after it).
+    :param schema: The tables' schema.
+    :raises TooManyPoints: When one point a day does not fit the budget.
+    """
+    since, until = _on_the_hour(since, "since"), _on_the_hour(until, "until")
+    if until <= since:
+        raise InvalidSnapshotError(f"until ({until.isoformat()}) must be after since ({since.isoformat()})")
+    tables = warehouse_tables(table_name, schema)
+    inspector = inspect(engine)  # asked about three names: a shared schema's other tables are not listed
+    present = [(series, getattr(tables, series.table)) for series in _SERIES]
+    present = [(series, table) for series, table in present if inspector.has_table(table.name, schema=schema)]
+    window = _Window(since, until, tuple(accounts) if accounts is not None else None)
+    found: dict[str, list[dict[str, Any]]] = {series.table: [] for series in _SERIES}
+    with engine.connect() as conn:
+        counts: list[_Count] = []
+        most = _ROWS_A_POINT_STANDS_FOR * budget
+        for series, table in present:
+            counts.append(_count(conn, table, series, window, limit=most - sum(c.rows for c in counts) + 1))
+            seen = sum(count.rows for count in counts)
+            if seen > most:  # more rows than any answer may pass over: counting stops here
+                lines = -(-seen // window.hours)  # a line has at most one row an hour
+                raise TooManyPoints(window.hours, lines, -(-seen // 24), budget, at_least=True)
+        bucket_hours = _finest_bucket(counts, window, budget)
+        left = budget
+        for series, table in present:
+            read = _hourly if bucket_hours == 1 else _bucketed
+            rows = read(conn, table, series, window, bucket_hours, limit=left + 1)
+            if len(rows) > left:  # rows arrived since the count: refuse rather than cut
+                raise TooManyPoints(window.hours, sum(c.series for c in counts), budget + 1, budget)
+            left -= len(rows)
+            found[series.table] = sorted(rows, key=itemgetter(*series.key, "snapshot_hour"))
+    return ChartWindow(
+        since, until, bucket_hours, budget, found["totals"], found["balance"], found["free_margin"]
+    )
+
+
+@dataclass(frozen=True)
+class _Window:
+    since: datetime
+    until: datetime
+    accounts: tuple[str, ...] | None
+
+    @property
+    def hours(self) -> int:
+        return (self.until - self.since) // _HOUR
+
+    @property
+    def origin(self) -> datetime:
+        """00:00 UTC of the first day: buckets count from here."""
+        return self.since.replace(hour=0)
+
+    def bucket_index(self, hour: datetime, bucket_hours: int) -> int:
+        return (hour - self.origin) // _HOUR // bucket_hours
+
+    def buckets(self, bucket_hours: int) -> range:
+        last = self.bucket_index(self.until - _HOUR, bucket_hours)
+        return range(self.bucket_index(self.since, bucket_hours), last + 1)
+
+    def where(self, query: Any, table: Table) -> Any:
+        query = query.where(table.c.snapshot_hour >= self.since, table.c.snapshot_hour < self.until)
+        if self.accounts is not None:
+            query = query.where(table.c.account.in_(self.accounts))
+        return query
+
+
+def _on_the_hour(value: datetime, what: str) -> datetime:
+    hour = aware_utc(value, what)
+    if hour != hour.replace(minute=0, second=0, microsecond=0):
+        raise InvalidSnapshotError(f"{what} must be exactly on a UTC hour, got {hour.isoformat()}")
+    return hour
+
+
+def _count(conn: Connection, table: Table, series: _Series, window: _Window, *, limit: int) -> _Count:
+    """The table's lines and rows in the window, counted in the database (one row comes back),
+    stopping after ``limit`` rows."""
+    rows = window.where(select(*(table.c[name] for name in series.key)), table).limit(limit).subquery()
+    per_line = select(*rows.c, func.count().label("n")).group_by(*rows.c).subquery()
+    lines, found = conn.execute(select(func.count(), func.coalesce(func.sum(per_line.c.n), 0))).one()
+    return _Count(int(lines), int(found))
+
+
+def _finest_bucket(counts: list[_Count], window: _Window, budget: int) -> int:
+    """The finest bucket size whose points fit the budget; a line has at most one point a bucket,
+    and never more points than rows."""
+
+    def points(bucket_hours: int) -> int:
+        buckets = len(window.buckets(bucket_hours))
+        return sum(min(count.rows, count.series * buckets) for count in counts)
+
+    for bucket_hours in BUCKET_HOURS:
+        if points(bucket_hours) <= budget:
+            return bucket_hours
+    raise TooManyPoints(window.hours, sum(count.series for count in counts), points(BUCKET_HOURS[-1]), budget)
+
+
+def _shown_columns(table: Table, series: _Series) -> list[Any]:
+    return [table.c[name] for name in (*series.key, "snapshot_hour", *series.shown)]
+
+
+def _hourly(
+    conn: Connection, table: Table, series: _Series, window: _Window, bucket_hours: int, *, limit: int
+) -> list[dict[str, Any]]:
+    query = window.where(select(*_shown_columns(table, series)), table).limit(limit)
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def _bucketed(
+    conn: Connection, table: Table, series: _Series, window: _Window, bucket_hours: int, *, limit: int
+) -> list[dict[str, Any]]:
+    """Per line and bucket: the last hour's row, the hours with a row, the value's min and max.
+
+    The buckets are grouped in a subquery, then joined back to the table on the primary key at
+    each bucket's last hour: plain SQL that every dialect runs, returning one row a bucket.
+    """
+    value = table.c[series.value]
+    bucket = _bucket_of(table.c.snapshot_hour, window, bucket_hours)
+    hourly = window.where(
+        select(*(table.c[name] for name in series.key), table.c.snapshot_hour, value, bucket.label("bucket")),
+        table,
+    ).subquery("hourly")
+    extremes = _extremes(hourly.c[series.value], conn.dialect.name)
+    keys = [hourly.c[name] for name in series.key]
+    grouped = (
+        select(
+            *keys,
+            func.max(hourly.c.snapshot_hour).label("last_hour"),
+            func.count().label("hours"),
+            extremes.low.label("low"),
+            extremes.high.label("high"),
+            *extremes.checks,
+        )
+        .group_by(*keys, hourly.c.bucket)
+        .subquery("buckets")
+    )
+    at_last_hour = and_(
+        *(table.c[name] == grouped.c[name] for name in series.key),
+        table.c.snapshot_hour == grouped.c.last_hour,
+    )
+    query = (
+        select(
+            *_shown_columns(table, series),
+            grouped.c.hours,
+            grouped.c.low,
+            grouped.c.high,
+            extremes.misordered(grouped).label("misordered"),
+        )
+        .select_from(grouped.join(table, at_last_hour))
+        .limit(limit)
+    )
+    rows = []
+    for found in conn.execute(query):
+        row = dict(found._mapping)
+        if row.pop("misordered"):
+            raise WarehouseSchemaError(
+                f"{table.name}.{series.value} holds text that is not a fixed-point amount with 6 decimal "
+                f"places (this pipeline never writes such text), around {row['snapshot_hour'].isoformat()}"
+                f" for {row['account']}: the minimum and maximum of its bucket cannot be found exactly. "
+                "Correct those rows"
+            )
+        index = window.bucket_index(row["snapshot_hour"], bucket_hours)
+        row["bucket_start"] = window.origin + index * bucket_hours * _HOUR
+        row[f"{series.value}_min"], row[f"{series.value}_max"] = row.pop("low"), row.pop("high")
+        rows.append(row)
+    return rows
+
+
+def _bucket_of(hour: Any, window: _Window, bucket_hours: int) -> ColumnElement[Any]:
+    """The bucket an hour falls in, as a balanced tree of comparisons with the buckets' starts
+    (bound as the column's own type): portable SQL, exact, about log2(buckets) comparisons a row."""
+    indexes = list(window.buckets(bucket_hours))
+    starts = [window.origin + index * bucket_hours * _HOUR for index in indexes]
+
+    def among(first: int, last: int) -> ColumnElement[Any]:
+        if first == last:
+            return literal_column(str(indexes[first]))
+        middle = (first + last + 1) // 2
+        return case(
+            (hour < literal(starts[middle], UTCDateTime), among(first, middle - 1)),
+            else_=among(middle, last),
+        )
+
+    return among(0, len(indexes) - 1)
+
+
+@dataclass(frozen=True)
+class _Extremes:
+    """MIN and MAX of a value per bucket, exactly, and a check of the order they were found in.
+
+    ``checks`` are more aggregates of the grouped query; ``misordered(grouped)`` is true, in the
+    outer query, for a bucket whose extremes disagree with that check.
+    """
+
+    low: Any
+    high: Any
+    checks: tuple[Any, ...] = ()
+
+    def misordered(self, grouped: Any) -> Any:
+        if not self.checks:
+            return literal_column("0")
+        as_real = [cast(grouped.c[name], Float) for name in ("low", "high")]
+        return or_(as_real[0] != grouped.c.low_real, as_real[1] != grouped.c.high_real)
+
+
+def _extremes(value: Any, dialect_name: str) -> _Extremes:
+    """MIN and MAX of ``value``, exact on every dialect.
+
+    SQLite holds the dollars as fixed-point text (``-12.500000``) and has no exact decimal type, so
+    its MIN and MAX would compare text ('9' > '10') or, cast, floats (equal beyond 15 digits). Text
+    of one scale without leading zeros, as ``ExactDecimal`` writes it, compares exactly once its
+    length goes first: ``char(64 + length)`` before the digits, of the magnitude; the negative
+    amounts are compared among themselves (the largest magnitude is the minimum), the others among
+    themselves. Text another tool wrote may break that order, so each bucket's extremes are checked
+    against the floats' (equal as floats where the order held; a bucket that fails is refused).
+    """
+    if dialect_name != "sqlite" or not isinstance(value.type, ExactDecimal):
+        return _Extremes(func.min(value), func.max(value))
+    value = type_coerce(value, String())  # the stored text itself, compared and bound as text
+    negative = value < "0"  # '-' sorts before every digit
+    magnitude = case((negative, func.substr(value, 2)), else_=value)
+    key = func.char(64 + func.length(magnitude)).concat(magnitude)
+    below_zero, from_zero = case((negative, key)), case((~negative, key))
+
+    def amount(found: Any, sign: str) -> Any:
+        return literal(sign).concat(func.substr(found, 2))
+
+    low = func.coalesce(amount(func.max(below_zero), "-"), amount(func.min(from_zero), ""))
+    high = func.coalesce(amount(func.max(from_zero), ""), amount(func.min(below_zero), "-"))
+    as_real = cast(value, Float)
+    checks = (func.min(as_real).label("low_real"), func.max(as_real).label("high_real"))
+    return _Extremes(type_coerce(low, ExactDecimal), type_coerce(high, ExactDecimal), checks)
