@@ -26,6 +26,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from kalshi_provider.connection import BASE_URLS
 from kalshi_provider.pipelines.settings import HOURLY_DAG_ID
 from kalshi_provider.pipelines.warehouse import bound_engine, store, warehouse_tables
+from kalshi_provider.pipelines.warehouse.engine import engine_options
 from kalshi_provider.readings import BALANCE_ENDPOINT, TOTAL_ENDPOINT, AccountReading, BalanceReading
 from kalshi_provider.responses import parse_balance, parse_resting_order_value
 from kalshi_simulator.state import cents_to_dollars, split_over_shards
@@ -76,16 +77,11 @@ def reading_for(hour_index: int) -> tuple[datetime, AccountReading]:
 
 
 def write_ours(url: str, table: str, hour: int, warm: bool = True) -> dict[str, float]:
-    """The load task's write: an engine made as ``warehouse_engine`` makes it, ``store_reading`` with
-    the load task's arguments (the version check, then the write), dispose. Phases are split at the
-    pool's first checkout and around the version check."""
-    check, marks = store.ensure_current, {}
-
-    def timed_check(*args: Any, **kwargs: Any) -> Any:
-        marks["check"] = now()
-        tables = check(*args, **kwargs)
-        marks["checked"] = now()
-        return tables
+    """The load task's write: an engine made as ``warehouse_engine`` makes it (its options and
+    bounds), ``store_reading`` with the load task's arguments, dispose. Phases are split at the
+    pool's first checkout (the connection and SQLAlchemy's first look at the server) and at the
+    write's end; the version check rides on the first write, so it has no phase of its own."""
+    marks: dict[str, float] = {}
 
     def write_hour(engine: Any, index: int) -> None:
         snapshot_hour, reading = readings[index]
@@ -104,9 +100,8 @@ def write_ours(url: str, table: str, hour: int, warm: bool = True) -> dict[str, 
             raise SystemExit(f"the write of hour {index} kept an older row")
 
     readings = {index: reading_for(index) for index in (hour, hour + 1000)}
-    store.ensure_current = timed_check
     cpu, t0 = time.process_time(), now()
-    engine = bound_engine(create_engine(url))
+    engine = bound_engine(create_engine(url, **engine_options(url)))
     t1 = now()
     event.listen(engine, "checkout", lambda *_: marks.setdefault("connected", now()))
     write_hour(engine, hour)
@@ -116,9 +111,8 @@ def write_ours(url: str, table: str, hour: int, warm: bool = True) -> dict[str, 
     phases = {
         "total": t3 - t0,
         "engine": t1 - t0,
-        "connect": marks["connected"] - marks["check"],
-        "check": marks["checked"] - marks["connected"],
-        "write": t2 - marks["checked"],
+        "connect": marks["connected"] - t1,
+        "write": t2 - marks["connected"],
         "dispose": t3 - t2,
         "cpu": time.process_time() - cpu,
     }
@@ -126,11 +120,9 @@ def write_ours(url: str, table: str, hour: int, warm: bool = True) -> dict[str, 
         return phases
     # The same engine again (a new connection, its statements compiled): what a fresh engine pays once.
     marks.clear()
+    t4 = now()
     write_hour(engine, hour + 1000)
-    warm_phases = {
-        "warm check": marks["checked"] - marks["connected"],
-        "warm write": now() - marks["checked"],
-    }
+    warm_phases = {"warm connect": marks["connected"] - t4, "warm write": now() - marks["connected"]}
     engine.dispose()
     return phases | warm_phases
 
@@ -139,12 +131,15 @@ def write_ours(url: str, table: str, hour: int, warm: bool = True) -> dict[str, 
 PROFILED = (
     ("first connect (DBAPI connect + dialect initialisation)", "sqlalchemy/pool/base.py", "__connect"),
     ("  of which SQLAlchemy's dialect initialisation", "sqlalchemy/engine/create.py", "first_connect"),
-    ("version check (ensure_current)", "warehouse/versioning.py", "ensure_current"),
-    ("  of which reflection (SQLAlchemy Inspector)", "warehouse/shape.py", "_reflect"),
-    ("  of which building the Table objects", "warehouse/schema.py", "warehouse_tables"),
-    ("keep-rule upserts and locked reads (total, balance)", "warehouse/store.py", "_keep_earliest"),
-    ("shard rows replaced (breakdown, balance shards)", "warehouse/store.py", "_replace_shards"),
-    ("free margin recomputed from the hour's rows", "warehouse/store.py", "_recompute_free_margin"),
+    (
+        "hour rows under the keep-rule (total, balance; the version rides on the first)",
+        "warehouse/hour_rows.py",
+        "write_hour_row",
+    ),
+    ("rows that hang on them (breakdowns, note, free margin)", "warehouse/hour_rows.py", "replace_rows"),
+    ("free margin derived (pure, from the reading)", "warehouse/margin.py", "free_margin"),
+    ("history rows", "warehouse/history.py", "insert_history"),
+    ("building the Table objects", "warehouse/schema.py", "warehouse_tables"),
     (
         "compiling SQL, all statements (a fresh engine's cache is empty)",
         "sqlalchemy/sql/elements.py",

@@ -351,7 +351,7 @@ def _warehouse_fails_until_fixed(case: Case, request) -> float:
     pg.install_failing_trigger(failures=1000)
     first = pg.run()
     _assert_load_failed(first, case)
-    # The totals upsert ran before the breakdown insert failed: the rollback took it back, and
+    # The totals row went in before the breakdown insert failed: the rollback took it back, and
     # nothing of the balance or the history was left either.
     assert pg.warehouse.rows() == [] and pg.breakdown_rows() == 0
     assert pg.warehouse.balances() == [] and pg.warehouse.history() == []

@@ -311,7 +311,7 @@ def test_a_rerun_after_a_load_failed_mid_transaction_completes_the_hour(target):
     _install_failing_trigger(target)
     with pytest.raises(Exception, match="simulated warehouse failure"):
         load(target, reading(100, hour + timedelta(minutes=1)), hour, "run-1")
-    # The totals upsert had run when the breakdown insert failed: the whole load was rolled back.
+    # The totals row had gone in when the breakdown insert failed: the whole load was rolled back.
     assert target.rows() == []
 
     _drop_trigger(target)

@@ -8,7 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE
@@ -200,6 +200,68 @@ def test_the_free_margin_follows_the_hours_rows_whichever_load_brought_them(db_e
     assert _margin(db_engine) == {0: (D("5"), D("3"), D("2"))}
 
 
+def test_an_hour_that_keeps_an_earlier_balance_derives_the_margin_from_the_balance_it_keeps(db_engine, store):
+    """The second load brings the hour's first total and a later balance: the hour keeps the first
+    load's balance, and the free margin is that balance's minus the new total's, not the reading's."""
+    kept = make_balance(500, breakdown={0: "2", 1: "3"})
+    store(db_engine, make_load(observed_minute=5, not_permitted=REFUSED, balance=kept))
+    assert _margin(db_engine) == {0: (D("2"), None, None), 1: (D("3"), None, None)}  # no total yet
+    later = make_balance(90000, breakdown={0: "900"})
+    stored = store(
+        db_engine, make_load(observed_minute=30, cents=300, breakdown={0: "1", 1: "2"}, balance=later)
+    )
+    assert stored.total.held and not stored.balance.held
+    assert _margin(db_engine) == {0: (D("2"), D("1"), D("1")), 1: (D("3"), D("2"), D("1"))}
+
+
+def test_rows_left_without_their_balance_row_are_replaced(db_engine, store):
+    """Someone deleted the hour's balance row by hand and left its shards and free margin: the next
+    load's balance goes in, and none of the rows left behind linger beside its own."""
+    store(db_engine, make_load(observed_minute=5, balance=make_balance(500, breakdown={0: "2", 1: "3"})))
+    with db_engine.begin() as conn:
+        conn.execute(text(f"DELETE FROM {DEFAULT_TABLE}_balance"))
+    assert store(
+        db_engine, make_load(observed_minute=5, balance=make_balance(100, breakdown={1: "1"}))
+    ).balance.held
+    (row,) = read_balances(db_engine)
+    assert [(e["exchange_index"], e["shard_balance_dollars"]) for e in row["breakdown"]] == [(1, D("1"))]
+    assert set(_margin(db_engine)) == {1}
+
+
+def _statements(engine) -> list[str]:
+    """The statements SQLAlchemy sends ``engine`` from now on, first words only."""
+    sent: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: sent.append(" ".join(args[2].split()[:3])))
+    return sent
+
+
+def test_a_new_hour_is_written_without_asking_or_reading_anything(db_engine, store):
+    """At the schema's head, a new hour's load only inserts: one statement per table with rows (the
+    version check rides on the first, the free margin derives from the reading it holds); nothing
+    is read back. (Portable: each hourly row in a savepoint.)"""
+    upgrade_warehouse(db_engine)
+    sent = _statements(db_engine)
+    load = make_load(breakdown=RESTING_SHARDS, balance=make_balance(500000, breakdown=BALANCE_SHARDS))
+    stored = store(db_engine, load)
+    assert stored.total.held and stored.balance.held
+    writes = [s for s in sent if not s.startswith(("SAVEPOINT", "RELEASE", "BEGIN IMMEDIATE"))]
+    tables = [
+        f"{DEFAULT_TABLE}{suffix}"
+        for suffix in ("", "_breakdown", "_balance", "_bal_shard", "_margin", "_history")
+    ]
+    assert writes == [f"INSERT INTO {table}" for table in tables], sent
+    assert _margin(db_engine)[0] == (D("2000.004"), D("493.84"), D("1506.164"))
+    # A later observation of the same hour (a control): the hour is read, kept, and only the history
+    # grows; an earlier one replaces the rows, taking the old ones away first.
+    sent.clear()
+    assert not store(db_engine, make_load(observed_minute=40, cents=1, balance=make_balance(2))).held
+    assert [s.split()[0] for s in sent if s.startswith(("INSERT", "UPDATE", "DELETE"))] == ["INSERT"] * 3
+    assert any(s.startswith("SELECT") for s in sent)
+    sent.clear()
+    assert store(db_engine, make_load(observed_minute=1, cents=7, breakdown={0: "0.07"})).held
+    assert "UPDATE" in {s.split()[0] for s in sent} and f"DELETE FROM {DEFAULT_TABLE}_breakdown" in sent
+
+
 # --- the history --------------------------------------------------------------------------------------
 
 
@@ -342,7 +404,7 @@ def test_a_failure_computing_the_free_margin_rolls_back_the_whole_load(monkeypat
     def failing(*args):
         raise RuntimeError("injected failure")
 
-    monkeypatch.setattr(store_module, "_recompute_free_margin", failing)
+    monkeypatch.setattr(store_module, "free_margin", failing)
     with pytest.raises(RuntimeError, match="injected failure"):
         store(db_engine, make_load(observed_minute=5, cents=9, balance=make_balance(2)))
     assert (read_snapshots(db_engine), read_balances(db_engine), read_history(db_engine)) == snapshot

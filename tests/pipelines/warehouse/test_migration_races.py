@@ -104,7 +104,9 @@ def _race(warehouse: Warehouse, *, without_lock: bool = False) -> list[dict]:
 def test_racing_loads_migrate_the_warehouse_once(warehouse):
     results = _race(warehouse)
     assert [result["error"] for result in results] == [None, None]
-    assert sorted(changed for result in results for changed in result["upgrades"]) == [False, True]
+    # One migrated; the other waited, then found the tables migrated (its upgrade changed nothing),
+    # or its write, held back by the lock (SQLite's is the file's), simply found them at the head.
+    assert [changed for result in results for changed in result["upgrades"] if changed] == [True]
     assert warehouse_status(warehouse.engine, **warehouse.names).current
     rows = read_snapshots(warehouse.engine, **warehouse.names)
     assert sorted(row["account"] for row in rows) == ["fcm_a", "fcm_b"]

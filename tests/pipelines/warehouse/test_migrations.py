@@ -32,6 +32,7 @@ from kalshi_provider.pipelines.warehouse.migrations import (
     version_table_name,
 )
 from kalshi_provider.readings import AccountReading, Balance, BalanceReading, RestingOrderValue, ShardAmount
+from tests.pipelines.warehouse.conftest import make_balance, make_load
 from tests.pipelines.warehouse.migrating import (
     AFTER_BASELINE,
     Warehouse,
@@ -312,10 +313,18 @@ def test_a_version_table_that_is_someone_elses_is_refused(warehouse):
 # --- what a load costs ---------------------------------------------------------------------------
 
 
-def test_at_the_head_a_load_checks_the_version_in_one_query(warehouse):
+def test_at_the_head_a_load_asks_nothing_before_it_writes(warehouse):
+    """The version check rides on the load's first write: at the head, every statement of a load of
+    a new hour is an INSERT (SQLite's BEGIN IMMEDIATE aside); ``ensure_current`` asks one query."""
     upgrade_warehouse(warehouse.engine, **warehouse.names)
     statements: list[str] = []
     event.listen(warehouse.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    load = make_load(breakdown={0: "1"}, balance=make_balance(500, breakdown={0: "5"}))
+    store_reading(warehouse.engine, load.reading, snapshot_hour=load.hour, dag_run_id="r", **warehouse.names)
+    writes = [s for s in statements if s != "BEGIN IMMEDIATE"]
+    assert [s.split()[0] for s in writes] == ["INSERT"] * 6, statements  # 6 tables, each one statement
+    assert version_table_name(warehouse.table) in writes[0]  # the first write is conditioned on it
+    statements.clear()
     ensure_current(warehouse.engine, **warehouse.names)
     assert len(statements) == 1 and version_table_name(warehouse.table) in statements[0], statements
     # Behind the head (here: no version row), the tables are looked at (a control).
@@ -324,6 +333,21 @@ def test_at_the_head_a_load_checks_the_version_in_one_query(warehouse):
     statements.clear()
     ensure_current(warehouse.engine, **warehouse.names)
     assert len(statements) > 3
+
+
+def test_a_warehouse_behind_the_head_takes_no_write_even_where_the_columns_fit(warehouse):
+    """Revision 0002's tables have the head's columns: a load's INSERTs would go through. Its first
+    write is conditioned on the head, so in manual mode nothing is written; in auto mode the load
+    migrates, then writes."""
+    with warehouse.engine.begin() as conn:
+        command.upgrade(alembic_config(warehouse.table, warehouse.schema, connection=conn), AFTER_BASELINE[0])
+    with pytest.raises(WarehouseMigrationRequired, match=f"at revision {AFTER_BASELINE[0]}, behind the head"):
+        _store(warehouse, "fcm_a", 0, 5, 100, {0: "1"}, migrations="manual")
+    assert read_snapshots(warehouse.engine, **warehouse.names) == []
+    assert read_history(warehouse.engine, **warehouse.names) == []
+    assert _store(warehouse, "fcm_a", 0, 5, 100, {0: "1"}).held
+    assert warehouse_status(warehouse.engine, **warehouse.names).current
+    assert len(read_history(warehouse.engine, **warehouse.names)) == 1
 
 
 def _qualified(warehouse: Warehouse, name: str) -> str:

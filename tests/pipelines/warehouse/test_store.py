@@ -354,11 +354,12 @@ def test_a_failure_after_the_total_rolls_it_back(monkeypatch, db_engine, store):
     stored = read_snapshots(db_engine, include_breakdown=True)
     seen_inside = []
 
-    def failing_details(conn, tables, reading, hour):
-        seen_inside.append(conn.execute(select(tables.totals.c.total_resting_order_value_cents)).scalar_one())
+    def failing_details(load, conn, *, fresh):
+        totals = load.tables.totals
+        seen_inside.append(conn.execute(select(totals.c.total_resting_order_value_cents)).scalar_one())
         raise RuntimeError("injected failure")
 
-    monkeypatch.setattr(store_module, "_replace_total_details", failing_details)
+    monkeypatch.setattr(store_module._Load, "_write_total_details", failing_details)
     with pytest.raises(RuntimeError, match="injected failure"):
         store(db_engine, make_load(observed_minute=5, cents=9))
     assert seen_inside == [9]  # the total was written inside the transaction...

@@ -43,6 +43,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeEngine
 
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE
+from kalshi_provider.pipelines.warehouse.bounds import DOLLAR_PRECISION, DOLLAR_SCALE
 from kalshi_provider.pipelines.warehouse.catalog import TableFacts, table_facts
 from kalshi_provider.pipelines.warehouse.errors import VolatileWarehouseError, WarehouseSchemaError
 from kalshi_provider.pipelines.warehouse.schema import (
@@ -54,7 +55,6 @@ from kalshi_provider.pipelines.warehouse.schema import (
     key_columns,
     warehouse_tables,
 )
-from kalshi_provider.readings import DOLLAR_PRECISION, DOLLAR_SCALE
 
 _INTEGER_DIGITS = DOLLAR_PRECISION - DOLLAR_SCALE
 

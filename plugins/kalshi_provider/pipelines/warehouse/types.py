@@ -24,7 +24,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from kalshi_provider.readings import DOLLAR_PRECISION, DOLLAR_QUANTUM, DOLLAR_SCALE
+from kalshi_provider.pipelines.warehouse.bounds import DOLLAR_PRECISION, DOLLAR_QUANTUM, DOLLAR_SCALE
 
 #: ``Column.info`` flag of the key columns: the text that finds a row (every primary-key text
 #: column, the history's ``account`` and ``endpoint``, which the load selects an account's previous

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Column, MetaData, String, Table, select
+from sqlalchemy import Column, MetaData, String, Table, and_, exists, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.elements import ColumnElement
 
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE, MIGRATIONS_AUTO, MIGRATIONS_MANUAL
 from kalshi_provider.pipelines.warehouse.engine import DEFAULT_TIMEOUTS
@@ -135,37 +136,73 @@ def ensure_current(
     migrations: str = MIGRATIONS_AUTO,
     wait_seconds: int = MIGRATION_WAIT_SECONDS,
 ) -> WarehouseTables:
-    """Return the deployment's tables once its warehouse is at the head: what a load calls first.
+    """Return the deployment's tables once its warehouse is at the head.
 
     At the head this costs one query and no reflection. Otherwise ``migrations`` decides:
     ``auto`` migrates (:func:`upgrade_warehouse`), ``manual`` raises
-    :class:`WarehouseMigrationRequired`.
+    :class:`WarehouseMigrationRequired`. (A load does not call this first: its first write is
+    conditioned on the head, see :func:`head_guard`, and it comes here only when that fails.)
 
     :param migrations: ``auto`` or ``manual`` (``[kalshi] warehouse_migrations``).
     :param wait_seconds: How long to wait for another worker's migration.
     """
+    catch_up(engine, table_name=table_name, schema=schema, migrations=migrations, wait_seconds=wait_seconds)
+    return warehouse_tables(table_name, schema)
+
+
+def catch_up(
+    engine: Engine,
+    *,
+    table_name: str = DEFAULT_TABLE,
+    schema: str | None = None,
+    migrations: str = MIGRATIONS_AUTO,
+    wait_seconds: int = MIGRATION_WAIT_SECONDS,
+) -> bool:
+    """Bring the warehouse to the head as ``migrations`` allows (see :func:`ensure_current`);
+    return whether it was behind (False: it was at the head already, one query)."""
     if migrations not in (MIGRATIONS_AUTO, MIGRATIONS_MANUAL):
         raise WarehouseSchemaError(f"warehouse migrations must be 'auto' or 'manual', got {migrations!r}")
-    tables = warehouse_tables(table_name, schema)  # refuses names that are not plain identifiers
+    warehouse_tables(table_name, schema)  # refuses names that are not plain identifiers
     if _quick_revision(engine, table_name, schema) == HEAD:
-        return tables
+        return False
     if migrations == MIGRATIONS_MANUAL:
         status = warehouse_status(engine, table_name=table_name, schema=schema)
         if status.current:  # migrated since our look
-            return tables
+            return True
         raise WarehouseMigrationRequired(
             f"The warehouse tables of {_where(table_name, schema)} are {status.describe()}. "
             "[kalshi] warehouse_migrations is 'manual', so a load never changes tables: whoever may "
             "change them (the warehouse's DBA) runs the migration, then the task is cleared."
         )
     upgrade_warehouse(engine, table_name=table_name, schema=schema, wait_seconds=wait_seconds)
-    return tables
+    return True
 
 
-def _version_table(table: str, schema: str | None) -> Table:
+class NotAtHead(Exception):
+    """Inside a load's transaction: the version table does not hold exactly the head (the load
+    rolls back, catches up, and writes again)."""
+
+
+def version_table(table: str, schema: str | None) -> Table:
+    """The deployment's version table (Alembic's, one column ``version_num``)."""
     return Table(
         version_table_name(table), MetaData(schema=schema), Column("version_num", String(32), nullable=False)
     )
+
+
+def head_guard(version: Table) -> ColumnElement[bool]:
+    """True when ``version`` holds exactly the head revision: the condition of a load's first write,
+    so a load at the head asks nothing before it writes."""
+    return and_(exists().where(version.c.version_num == HEAD), ~exists().where(version.c.version_num != HEAD))
+
+
+def confirm_head(conn: Connection, version: Table, *also: Any) -> Any:
+    """One query: the version row, and ``also`` (scalar subqueries the load needs); raise
+    :class:`NotAtHead` unless the version table holds exactly the head. Returns the row."""
+    found = conn.execute(select(version.c.version_num, *also)).all()
+    if [row[0] for row in found] != [HEAD]:
+        raise NotAtHead
+    return found[0]
 
 
 def _quick_revision(engine: Engine, table: str, schema: str | None) -> str | None:
@@ -173,7 +210,7 @@ def _quick_revision(engine: Engine, table: str, schema: str | None) -> str | Non
 
     In a transaction, as every statement: on PostgreSQL the engine's bounds are set per transaction.
     """
-    version = _version_table(table, schema)
+    version = version_table(table, schema)
     with engine.connect() as conn:
         try:
             rows = conn.execute(select(version.c.version_num).limit(2)).all()
@@ -193,7 +230,7 @@ def warehouse_status(
 
 def _inspect(conn: Connection, table: str, schema: str | None) -> tuple[WarehouseStatus, dict[str, Any]]:
     """The status, and the deployment's tables as reflected (0.2.0's names and the head's agree)."""
-    version = _version_table(table, schema)
+    version = version_table(table, schema)
     found = reflect_tables(conn, [*release_0_2_0.tables(table, schema), version], schema)
     existing = tuple(sorted(name for name in found if name != version.name))
     revision = None
