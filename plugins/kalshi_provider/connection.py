@@ -53,7 +53,7 @@ DEFAULT_TIMEOUT = DEFAULT_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)
-class KalshiSettings:
+class ValidatedConnection:
     """Everything the hook needs, checked once. ``repr`` never shows the key."""
 
     conn_id: str
@@ -64,12 +64,12 @@ class KalshiSettings:
     max_retries: int
 
 
-def settings_from_connection(conn: Connection) -> KalshiSettings:
+def validate_connection(conn: Connection) -> ValidatedConnection:
     """Validate the non-secret parts of a Kalshi connection."""
     _check_type(conn)
     extras = _extras(conn)
     environment = _environment(conn.conn_id, extras)
-    return KalshiSettings(
+    return ValidatedConnection(
         conn_id=conn.conn_id,
         key_id=_key_id(conn.conn_id, conn.login),
         base_url=resolve_base_url(conn.conn_id, conn.host, conn.port, environment),

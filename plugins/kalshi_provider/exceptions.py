@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from kalshi_provider.display import shown
@@ -18,6 +19,9 @@ class KalshiError(Exception):
 
     #: Whether retrying the same request later may succeed.
     retryable: bool = False
+    #: When the answer this error is about arrived (UTC), set by the hook; None when no answer
+    #: did (a timeout, a refused connection) or the error is not about one.
+    received_at: datetime | None = None
 
 
 class KalshiConfigError(KalshiError):
@@ -46,8 +50,10 @@ class KalshiAPIError(KalshiError):
         *,
         hint: str | None = None,
         retry_after: float | None = None,
+        received_at: datetime | None = None,
     ) -> None:
         self.status = status
+        self.received_at = received_at
         self.code = code
         self.message = message
         self.details = details
@@ -71,7 +77,25 @@ class KalshiAuthError(KalshiAPIError):
 
 
 class KalshiPermissionError(KalshiAPIError):
-    """403: the key is valid but may not use this endpoint (FCM members only)."""
+    """403 with Kalshi's own refusal (its JSON error with code ``permission_denied``): the key is
+    valid but may not use this endpoint (FCM members only)."""
+
+
+class KalshiForeignRefusalError(KalshiAPIError):
+    """A 403 whose body is not Kalshi's ``permission_denied`` error: an egress proxy, a firewall or
+    another service refused the request before it reached Kalshi's API.
+
+    Kept apart from :class:`KalshiPermissionError` on purpose: that one is recorded as "no FCM
+    access" and the task succeeds, which would hide a network fault behind a quiet gap.
+    """
+
+    def _render(self) -> str:
+        code = f" (code {shown(self.code, 60)})" if self.code else ""
+        text = (
+            f"HTTP 403{code} did not come from Kalshi's API: a proxy or firewall between this worker and "
+            f"Kalshi refused the request? Its answer: {shown(self.message)}"
+        )
+        return f"{text}. {self.hint}" if self.hint else text
 
 
 class KalshiNotFoundError(KalshiAPIError):
@@ -110,6 +134,7 @@ PERMANENT_ERRORS: tuple[type[KalshiError], ...] = (
     KalshiConfigError,
     KalshiAuthError,
     KalshiPermissionError,
+    KalshiForeignRefusalError,
     KalshiNotFoundError,
     KalshiRedirectError,
 )

@@ -7,7 +7,6 @@ Airflow reads this dict when it lists providers, builds the connection form (3.2
 from __future__ import annotations
 
 from kalshi_provider import __version__
-from kalshi_provider.assets import SCHEMES
 from kalshi_provider.connection import (
     BASE_URLS,
     EXTRA_ENVIRONMENT,
@@ -17,6 +16,7 @@ from kalshi_provider.connection import (
     EXTRA_PRIVATE_KEY_PATH,
     EXTRA_TIMEOUT,
 )
+from kalshi_provider.endpoint_assets import SCHEMES
 from kalshi_provider.limits import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT_SECONDS,
@@ -50,20 +50,21 @@ def get_provider_info() -> dict:
         "hooks": [{"integration-name": "Kalshi", "python-modules": ["kalshi_provider.hooks.kalshi"]}],
         "operators": [{"integration-name": "Kalshi", "python-modules": ["kalshi_provider.operators.kalshi"]}],
         # Hook-level lineage names Kalshi's endpoints with these schemes; the converter gives
-        # Airflow's OpenLineage provider their dataset names (see kalshi_provider/assets.py).
+        # Airflow's OpenLineage provider their dataset names (see kalshi_provider/endpoint_assets.py).
         "asset-uris": [
             {
                 "schemes": sorted(SCHEMES),
-                "handler": "kalshi_provider.assets.sanitize_uri",
-                "factory": "kalshi_provider.assets.create_asset",
-                "to_openlineage_converter": "kalshi_provider.assets.convert_asset_to_openlineage",
+                "handler": "kalshi_provider.endpoint_assets.sanitize_uri",
+                "factory": "kalshi_provider.endpoint_assets.create_asset",
+                "to_openlineage_converter": "kalshi_provider.endpoint_assets.convert_asset_to_openlineage",
             }
         ],
-        "plugins": [
-            {"name": "kalshi_ui", "plugin-class": "kalshi_provider.pipelines.ui.plugin.KalshiUIPlugin"},
-        ],
-        # `airflow kalshi-warehouse status|migrate` (Airflow 3.2+ read this key; 3.0 and 3.1 do not,
-        # and get the same command as the console script `kalshi-warehouse`).
+        # No "plugins" key: the chart belongs to the pipelines built on this provider, and the
+        # distribution registers it through its own ``airflow.plugins`` entry point instead.
+        # `airflow kalshi-warehouse status|migrate`: Airflow 3.2+ add a distribution's commands only
+        # from this key (there is no entry point for them), so it is the one name of a pipelines
+        # module here; Airflow imports it only to build its CLI. 3.0 and 3.1 do not read the key and
+        # get the same command as the console script `kalshi-warehouse`.
         "cli": ["kalshi_provider.pipelines.warehouse_cli.get_cli_commands"],
         "connection-types": [
             {

@@ -19,6 +19,25 @@ MAX_BODY_BYTES = 64 * 1024
 #: the API server's Test button.
 MAX_PEM_BYTES = 8 * 1024
 
+#: Most work a passphrase-encrypted key may ask for before it is opened. Opening one runs the key
+#: derivation its own DER names, in a C call that no ``execution_timeout`` interrupts, on every task
+#: try and every Test click in the API server; so the parameters are read first and a key beyond
+#: these is refused (``kalshi_provider.key_encryption``).
+#:
+#: Iterations of PBKDF2 (and of the older PKCS#5 v1 / PKCS#12 schemes). OpenSSL 3's ``pkcs8 -topk8``
+#: and ``genpkey`` and cryptography's ``BestAvailableEncryption`` write 2,048; OWASP's 2023 advice,
+#: the most anyone asks for, is 600,000 (SHA-256) to 1,300,000 (SHA-1). 2,000,000 is above both and
+#: costs at most about 3 s of one core (SHA-512); 2**31 costs minutes, 2**32 crashes the library.
+MAX_KEY_KDF_ITERATIONS = 2_000_000
+#: Memory one scrypt derivation needs (128 * r * N bytes). OpenSSL's ``pkcs8 -scrypt`` writes
+#: N=2**14, r=8 (16 MiB) and refuses to write or read a key that needs more than 32 MiB; 64 MiB is
+#: twice that. N=2**18 would cost 256 MiB, N=2**20 1 GiB.
+MAX_KEY_SCRYPT_MEMORY_BYTES = 64 * 1024 * 1024
+#: scrypt's parallelism p multiplies its time; every tool writes 1.
+MAX_KEY_SCRYPT_PARALLELISM = 4
+#: A derived key longer than any cipher's (AES-256 takes 32 bytes) only multiplies PBKDF2's work.
+MAX_KEY_DERIVED_BYTES = 64
+
 #: Longest API key ID accepted. Kalshi's key IDs are UUIDs (36 characters).
 MAX_KEY_ID_LENGTH = 128
 

@@ -12,7 +12,7 @@ it, the balance (:class:`BalanceReading`), each with the moment its answer arriv
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -109,6 +109,18 @@ def shard_amounts(entries: Any) -> tuple[ShardAmount, ...]:
     return amounts
 
 
+def _received_at() -> Any:
+    """The ``received_at`` field of a value read from one of Kalshi's answers: when the answer
+    arrived (UTC), set by the hook from the transport's clock after the whole answer was read, so
+    no caller can stamp an answer before it arrives. Keyword-only, not compared, and not part of
+    ``to_xcom``: a reading carries it as its ``observed_at``. None for a value built otherwise."""
+    return field(default=None, compare=False, kw_only=True)
+
+
+def _check_received_at(value: datetime | None) -> datetime | None:
+    return None if value is None else _aware(value, "received_at")
+
+
 @dataclass(frozen=True)
 class RestingOrderValue:
     """``GET /portfolio/summary/total_resting_order_value``: the total in cents and its split per shard."""
@@ -117,10 +129,12 @@ class RestingOrderValue:
     breakdown: tuple[ShardAmount, ...] = ()
     #: Why the breakdown Kalshi sent was left out while the total was kept; None when it was usable.
     breakdown_problem: str | None = None
+    received_at: datetime | None = _received_at()
 
     def __post_init__(self) -> None:
         _cents(self.total_cents, "total_resting_order_value")
         object.__setattr__(self, "breakdown", shard_amounts(self.breakdown))
+        object.__setattr__(self, "received_at", _check_received_at(self.received_at))
 
 
 @dataclass(frozen=True)
@@ -140,8 +154,10 @@ class Balance:
     breakdown: tuple[ShardAmount, ...] = ()
     #: Why the breakdown Kalshi sent was left out while the balance was kept; None when usable.
     breakdown_problem: str | None = None
+    received_at: datetime | None = _received_at()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "received_at", _check_received_at(self.received_at))
         _signed_cents(self.balance_cents, "balance")
         _signed_cents(self.portfolio_value_cents, "portfolio_value")
         object.__setattr__(self, "balance_dollars", exact_dollars(self.balance_dollars, "balance_dollars"))

@@ -9,6 +9,7 @@ reason) and never costs the value beside it.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from kalshi_provider.display import shown
 from kalshi_provider.exceptions import (
     KalshiAPIError,
     KalshiAuthError,
+    KalshiForeignRefusalError,
     KalshiNotFoundError,
     KalshiPermissionError,
     KalshiRateLimitError,
@@ -151,21 +153,39 @@ def _parse_breakdown(raw: Any) -> tuple[ShardAmount, ...]:
 
 
 def error_from_response(
-    status: int, text: str, headers: Any = None, *, request_label: str = ""
+    status: int,
+    text: str,
+    headers: Any = None,
+    *,
+    request_label: str = "",
+    received_at: datetime | None = None,
 ) -> KalshiAPIError:
-    """Build the matching exception from any error body Kalshi or a proxy sends."""
+    """Build the matching exception from any error body Kalshi or a proxy sends.
+
+    A 403 is Kalshi's refusal (:class:`KalshiPermissionError`) only with Kalshi's own JSON error,
+    code ``permission_denied`` (wrapped or flat); any other 403, an HTML page from a proxy
+    included, is a :class:`KalshiForeignRefusalError`.
+    """
     code, message, details = _error_fields(text)
     if not message:
         message = f"HTTP {status} with no error message" + (f" from {request_label}" if request_label else "")
     kind = _ERROR_KINDS.get(status, KalshiServerError if status >= 500 else KalshiAPIError)
+    if kind is KalshiPermissionError and code != KALSHI_REFUSAL_CODE:
+        kind = KalshiForeignRefusalError
     return kind(
         status,
         code,
         message,
         details,
-        hint=_hint(status, code, details),
+        hint=_hint(status, code, details, kind, request_label),
         retry_after=_retry_after(headers),
+        received_at=received_at,
     )
+
+
+#: The ``code`` of Kalshi's JSON error when it refuses a valid key an endpoint (seen live on the
+#: total's path for keys of accounts that are not FCM members; see FIELD-NOTES).
+KALSHI_REFUSAL_CODE = "permission_denied"
 
 
 def _error_fields(text: str) -> tuple[str | None, str, Any]:
@@ -216,7 +236,16 @@ _AUTH_HINTS = {
 }
 
 
-def _hint(status: int, code: str | None, details: Any) -> str | None:
+def _hint(
+    status: int, code: str | None, details: Any, kind: type[KalshiAPIError], request_label: str
+) -> str | None:
+    if kind is KalshiForeignRefusalError:
+        what = f" to {request_label}" if request_label else ""
+        return (
+            f"Kalshi refuses a key with its JSON error code '{KALSHI_REFUSAL_CODE}'; this answer{what} "
+            "is something else, so it is not taken as 'no FCM access'. Check the proxies and firewalls "
+            "between the workers and Kalshi (HTTPS_PROXY, ALL_PROXY) and the connection's Base URL."
+        )
     if status == 401:
         for marker in (details, code):
             if isinstance(marker, str) and marker.lower() in _AUTH_HINTS:
@@ -245,8 +274,6 @@ def _retry_after(headers: Any) -> float | None:
     except ValueError:
         pass
     try:
-        from datetime import datetime, timezone
-
         when = parsedate_to_datetime(raw)
         return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
     except (TypeError, ValueError):

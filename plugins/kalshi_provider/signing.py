@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from requests.auth import AuthBase
 
+from kalshi_provider.key_encryption import CostlyKeyError, check_key_derivation
 from kalshi_provider.limits import MAX_PEM_BYTES
 
 if TYPE_CHECKING:
@@ -58,6 +59,11 @@ def load_private_key(pem: bytes, passphrase: bytes | None = None) -> PrivateKey:
     if b"PUBLIC KEY-----" in pem and b"PRIVATE KEY-----" not in pem:
         raise KeyLoadError("it is a public key; Kalshi requests are signed with the private key")
     try:
+        # Before anything is decrypted: the key names the work its decryption costs.
+        check_key_derivation(pem)
+    except CostlyKeyError as err:
+        raise KeyLoadError(str(err)) from None
+    try:
         key = serialization.load_pem_private_key(pem, password=passphrase)
     except TypeError:
         # cryptography raises TypeError both for "encrypted but no passphrase" and the reverse.
@@ -70,6 +76,15 @@ def load_private_key(pem: bytes, passphrase: bytes | None = None) -> PrivateKey:
         if passphrase is not None and b"ENCRYPTED" in pem:
             raise KeyLoadError("the passphrase is wrong, or the encrypted key is damaged") from None
         raise KeyLoadError("the PEM is damaged or truncated, or not a supported key type") from None
+    except Exception as err:  # noqa: BLE001 - any other failure of the parser is still a bad key
+        raise KeyLoadError(f"the crypto library could not parse it ({type(err).__name__})") from None
+    except BaseException as err:
+        # A Rust panic in cryptography (e.g. a PBKDF2 count of 2**32 or more) is a BaseException
+        # (pyo3's PanicException), which nothing above catches. Timeouts, interrupts and exits
+        # are BaseExceptions too, and go on.
+        if not _is_library_panic(err):
+            raise
+        raise KeyLoadError("the crypto library failed on it (its parameters are out of range)") from None
     if isinstance(key, rsa.RSAPrivateKey):
         if key.key_size < _MIN_RSA_BITS:
             raise KeyLoadError(f"it is a {key.key_size}-bit RSA key; Kalshi keys are 2048 bits or more")
@@ -77,6 +92,12 @@ def load_private_key(pem: bytes, passphrase: bytes | None = None) -> PrivateKey:
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return key
     raise KeyLoadError(f"it is a {type(key).__name__.lstrip('_')}; Kalshi keys are RSA or Ed25519")
+
+
+def _is_library_panic(err: BaseException) -> bool:
+    """pyo3's PanicException: not importable (its module, ``pyo3_runtime``, is not in sys.modules)."""
+    kind = type(err)
+    return kind.__name__ == "PanicException" and kind.__module__ == "pyo3_runtime"
 
 
 def _rewrap_flattened_pem(pem: bytes) -> bytes:

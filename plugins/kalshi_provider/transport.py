@@ -11,14 +11,22 @@ exceptions:
 - ``requests``' timeout bounds each socket read, not the exchange: a server that trickles one
   byte a second would keep it alive for ever. A watchdog thread shuts the exchange's socket
   down at its deadline, which ends whatever read or handshake is waiting on it.
+
+A proxy comes from the worker's environment (``HTTPS_PROXY``, ``ALL_PROXY``, ..., minus
+``NO_PROXY``), as ``requests`` picks it. It is looked up before the request, so a proxy that
+cannot be used (a scheme without support installed, an unusable URL) and a proxy that cannot be
+reached or refuses are transport errors naming the variable that set it: never a fault of the
+connection's Base URL or key.
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 import http.client
 import itertools
 import os
+import re
 import socket
 import ssl
 import threading
@@ -26,6 +34,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -50,11 +59,14 @@ _CHUNK = 16 * 1024
 
 @dataclass(frozen=True)
 class Answer:
-    """A complete HTTP answer: status, headers and the decoded body (at most the cap)."""
+    """A complete HTTP answer: status, headers, the decoded body (at most the cap) and when it
+    arrived."""
 
     status: int
     headers: Mapping[str, str]
     body: bytes
+    #: When the whole answer had been read (UTC, this machine's clock): what a reading is stamped with.
+    received_at: datetime
     #: True when an error answer's body was longer than the cap and was cut there.
     truncated: bool = False
 
@@ -98,9 +110,12 @@ def exchange(
     :raises KalshiError: a subclass for every way the exchange can fail.
     """
     origin = _origin(url)
+    proxy = environment_proxy(session, url)
+    if proxy is not None:
+        proxy.check_usable(label)
     remaining = deadline - time.monotonic()
     if remaining <= 0:
-        raise _deadline_error(label, origin, timeout)
+        raise _deadline_error(label, origin, timeout, proxy)
     with _WATCHDOG.armed(deadline) as alarm:
         try:
             response = session.request(
@@ -118,6 +133,7 @@ def exchange(
                         response.status_code, _location_host(response, url), label, origin
                     )
                 body, truncated = _read_capped(response, max_body, label, origin)
+                received_at = datetime.now(timezone.utc)
                 status, headers = response.status_code, response.headers
             finally:
                 response.close()
@@ -125,13 +141,13 @@ def exchange(
             raise
         except Exception as err:  # noqa: BLE001 - every other failure becomes a KalshiError
             if alarm.fired:
-                raise _deadline_error(label, origin, timeout) from None
-            raise _translate(err, label, origin, timeout) from None
+                raise _deadline_error(label, origin, timeout, proxy) from None
+            raise _translate(err, label, origin, timeout, proxy) from None
         if alarm.fired:
             # Cut mid-answer, http.client may take what it had for the whole answer (headers
             # without their end, a body without its framing): never use it.
-            raise _deadline_error(label, origin, timeout)
-    return Answer(status, headers, body, truncated)
+            raise _deadline_error(label, origin, timeout, proxy)
+    return Answer(status, headers, body, received_at, truncated)
 
 
 def _read_capped(response: requests.Response, cap: int, label: str, origin: str) -> tuple[bytes, bool]:
@@ -170,14 +186,15 @@ def _location_host(response: requests.Response, url: str) -> str | None:
     return shown(host, 100) if host else None
 
 
-def _deadline_error(label: str, origin: str, timeout: float) -> KalshiTransportError:
+def _deadline_error(label: str, origin: str, timeout: float, proxy: Proxy | None) -> KalshiTransportError:
+    through = f", through {proxy.described}" if proxy else ""
     return KalshiTransportError(
-        f"Kalshi did not answer {label} within {timeout:g} s ({origin}); raise the connection's "
+        f"Kalshi did not answer {label} within {timeout:g} s ({origin}{through}); raise the connection's "
         "'timeout' extra if this persists"
     )
 
 
-def _translate(err: Exception, label: str, origin: str, timeout: float) -> KalshiError:
+def _translate(err: Exception, label: str, origin: str, timeout: float, proxy: Proxy | None) -> KalshiError:
     """The provider's exception for anything requests, urllib3, http.client or a socket raised.
 
     Messages name the class of the problem and an errno-style reason, never the original text:
@@ -186,7 +203,14 @@ def _translate(err: Exception, label: str, origin: str, timeout: float) -> Kalsh
     if isinstance(err, requests.Timeout) or any(
         isinstance(cause, urllib3.exceptions.ReadTimeoutError) for cause in _chain(err)
     ):
-        return _deadline_error(label, origin, timeout)
+        return _deadline_error(label, origin, timeout, proxy)
+    if proxy is not None and (proxy.is_socks or _is_proxy_error(err)):
+        # Every connection failure through a SOCKS proxy is one of reaching it; urllib3 marks
+        # the others (connecting to an HTTP proxy, its refusal of the tunnel) as ProxyError.
+        return KalshiTransportError(
+            f"{label} could not go through {proxy.described}: {_proxy_reason(err)}. Check that "
+            f"proxy, or the {proxy.variable} setting (NO_PROXY lists hosts that skip it)"
+        )
     if isinstance(err, requests.exceptions.ChunkedEncodingError):
         return KalshiTransportError(
             f"Kalshi's answer to {label} broke off before its end ({origin}); a network or proxy fault"
@@ -224,6 +248,29 @@ def _translate(err: Exception, label: str, origin: str, timeout: float) -> Kalsh
     return KalshiError(f"Unexpected {type(err).__name__} while sending {label} to {origin}")
 
 
+def _is_proxy_error(err: BaseException) -> bool:
+    return any(
+        isinstance(cause, (requests.exceptions.ProxyError, urllib3.exceptions.ProxyError))
+        for cause in _chain(err)
+    )
+
+
+#: http.client's text when a proxy answers CONNECT with anything but 200; only the status is kept
+#: (the rest is the proxy's own reason phrase).
+_TUNNEL_REFUSED = re.compile(r"Tunnel connection failed: (\d{3})")
+
+
+def _proxy_reason(err: BaseException) -> str:
+    for cause in _chain(err):
+        refused = (
+            _TUNNEL_REFUSED.match(str(cause)) if isinstance(cause, OSError) and not cause.errno else None
+        )
+        if refused:
+            status = refused.group(1)
+            return f"the proxy refused to open a tunnel to Kalshi (it answered CONNECT with HTTP {status})"
+    return _reason(err)
+
+
 def _reason(err: BaseException) -> str:
     """A short, fixed-vocabulary reason from the exception chain (e.g. 'Connection refused')."""
     for cause in _chain(err):
@@ -256,6 +303,106 @@ def _chain(err: BaseException) -> Iterator[BaseException]:
         yield current
         linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
         queue.extend(item for item in linked if isinstance(item, BaseException))
+
+
+# -- the proxy the environment sets ---------------------------------------------------------------
+
+_SOCKS_SCHEMES = ("socks4", "socks4a", "socks5", "socks5h")
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """The proxy ``requests`` will use for a URL, and the environment variable that set it."""
+
+    #: The proxy URL as set, with ``http://`` added when it has no scheme (as requests does).
+    #: Never shown: it may hold ``user:password@``.
+    url: str
+    #: e.g. ``HTTPS_PROXY``, ``https_proxy`` or ``ALL_PROXY``.
+    variable: str
+
+    @property
+    def scheme(self) -> str:
+        return self.url.partition("://")[0].lower()
+
+    @property
+    def is_socks(self) -> bool:
+        return self.scheme.startswith("socks")
+
+    @property
+    def described(self) -> str:
+        """``the proxy socks5://host:port set by ALL_PROXY``, without credentials."""
+        try:
+            parts = urllib3.util.parse_url(self.url)
+            where = shown(
+                f"{parts.scheme}://{parts.host or ''}" + (f":{parts.port}" if parts.port else ""), 100
+            )
+        except (urllib3.exceptions.LocationParseError, ValueError):
+            where = "(an unusable URL, not shown)"
+        return f"the proxy {where} set by {self.variable}"
+
+    def check_usable(self, label: str) -> None:
+        """Refuse, before sending, a proxy requests cannot use: its failure would otherwise blame
+        the connection's Base URL."""
+        problem = None
+        try:
+            host = urllib3.util.parse_url(self.url).host
+        except (urllib3.exceptions.LocationParseError, ValueError):
+            host = None
+        if not host:
+            problem = "its URL has no usable host"
+        elif self.is_socks and self.scheme not in _SOCKS_SCHEMES:
+            problem = f"its scheme is not one of {', '.join(_SOCKS_SCHEMES)}"
+        elif self.is_socks and not _socks_support():
+            problem = (
+                "SOCKS support is not installed on this worker (install 'requests[socks]', i.e. "
+                "PySocks, to use a SOCKS proxy)"
+            )
+        elif not self.is_socks and self.scheme not in ("http", "https"):
+            problem = "its scheme is not http, https or socks"
+        if problem:
+            raise KalshiTransportError(
+                f"{label} could not be sent through {self.described}: {problem}. Fix or unset "
+                f"{self.variable} in the worker's environment, or list Kalshi's host in NO_PROXY"
+            )
+
+
+def environment_proxy(session: requests.Session, url: str) -> Proxy | None:
+    """The proxy ``session`` will use for ``url`` from the environment, as requests picks it
+    (``NO_PROXY`` respected), with the variable that set it; None when it goes direct."""
+    if not session.trust_env:
+        return None
+    try:
+        proxies = requests.utils.get_environ_proxies(url, no_proxy=None)
+        chosen = requests.utils.select_proxy(url, proxies)
+        hostname = urlsplit(url).hostname
+    except ValueError:  # a URL requests refuses anyway: the request fails with its own error
+        return None
+    if not chosen:
+        return None
+    scheme = urlsplit(url).scheme
+    keys = [f"{scheme}://{hostname}", scheme, f"all://{hostname}", "all"] if hostname else [scheme, "all"]
+    key = next((key for key in keys if proxies.get(key) == chosen), "all")
+    return Proxy(requests.utils.prepend_scheme_if_needed(chosen, "http"), _variable_for(key, chosen))
+
+
+def _variable_for(key: str, value: str) -> str:
+    """The environment variable urllib read ``key``'s proxy from: ``<key>_proxy`` in any case, the
+    lower-case one first (urllib's own precedence)."""
+    name = f"{key}_proxy"
+    if os.environ.get(name) == value:
+        return name
+    for variable, setting in os.environ.items():
+        if variable.lower() == name and setting == value:
+            return variable
+    return "the system's proxy settings"
+
+
+@functools.cache
+def _socks_support() -> bool:
+    """Whether urllib3's SOCKS support imports (it needs PySocks), as requests checks it."""
+    import importlib.util
+
+    return importlib.util.find_spec("socks") is not None
 
 
 # -- cutting a connection at its deadline ----------------------------------------------------------

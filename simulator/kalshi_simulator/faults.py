@@ -162,9 +162,12 @@ def gzip_bomb(mib: int) -> bytes:
 
 
 def default_error_body(status: int) -> Any:
-    """Kalshi's own shapes: a bare string for 429, the wrapped error otherwise."""
+    """Kalshi's own shapes: a bare string for 429, the wrapped error otherwise (for 403 the live
+    refusal's, ``permission_denied`` without ``details``)."""
     if status == 429:
         return {"error": "too many requests"}
+    if status == 403:
+        return {"error": {"code": "permission_denied", "message": "permission denied"}}
     try:
         phrase = HTTPStatus(status).phrase
     except ValueError:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kalshi_provider.connection import settings_from_connection
+from kalshi_provider.connection import validate_connection
 from kalshi_provider.get_provider_info import KEY_SECRET_PATH
 from kalshi_provider.hooks.kalshi import KalshiHook
 from tests.fixtures.checkout import REPO
@@ -282,19 +282,19 @@ def test_kalshi_connection_names_the_secret_file(compose):
         extra = conn.extra_dejson
         assert extra["private_key_path"] == KEY_SECRET_PATH == "/run/secrets/kalshi_private_key"
         assert "private_key" not in extra
-        settings = settings_from_connection(conn)
+        settings = validate_connection(conn)
         assert settings.environment == "production"
         assert settings.base_url == "https://external-api.kalshi.com/trade-api/v2"
 
 
 def test_kalshi_environment_and_base_url_come_from_env():
     compose = resolved(KALSHI_ENVIRONMENT="demo")
-    assert settings_from_connection(connection(compose, "airflow-worker", "kalshi_default")).base_url == (
+    assert validate_connection(connection(compose, "airflow-worker", "kalshi_default")).base_url == (
         "https://external-api.demo.kalshi.co/trade-api/v2"
     )
     other = "https://api.elections.kalshi.com/trade-api/v2"  # the older shared host, still supported
     compose = resolved(KALSHI_BASE_URL=other)
-    assert settings_from_connection(connection(compose, "airflow-worker", "kalshi_default")).base_url == other
+    assert validate_connection(connection(compose, "airflow-worker", "kalshi_default")).base_url == other
 
 
 def test_the_key_is_a_compose_secret_never_an_environment_value(tmp_path, kalshi_account):

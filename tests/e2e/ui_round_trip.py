@@ -107,7 +107,7 @@ def main() -> None:
 
     expected_public = public(serialization.load_pem_private_key(pem.encode(), password=None))
 
-    from kalshi_provider.connection import private_key_from_connection, settings_from_connection
+    from kalshi_provider.connection import private_key_from_connection, validate_connection
 
     out["hook_key_matches"] = public(private_key_from_connection(hook.get_connection("kalshi_ui"))) == (
         expected_public
@@ -122,7 +122,7 @@ def main() -> None:
     sdk_conn = _process_connection_result_conn(
         ConnectionResult.from_conn_response(ConnectionResponse.model_validate_json(wire_json))
     )
-    worker_settings = settings_from_connection(sdk_conn)
+    worker_settings = validate_connection(sdk_conn)
     out["worker_settings"] = {"base_url": worker_settings.base_url, "timeout": worker_settings.timeout}
     out["worker_key_matches"] = public(private_key_from_connection(sdk_conn)) == expected_public
 

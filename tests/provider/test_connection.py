@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from kalshi_provider.connection import (
     private_key_from_connection,
     resolve_base_url,
-    settings_from_connection,
+    validate_connection,
 )
 from kalshi_provider.exceptions import KalshiConfigError
 
@@ -90,12 +90,12 @@ def test_credentials_typed_into_the_host_are_refused_and_not_echoed():
 
 
 def test_defaults_and_extras():
-    settings = settings_from_connection(connection(login=" key-1 ", extra={"environment": "Demo"}))
+    settings = validate_connection(connection(login=" key-1 ", extra={"environment": "Demo"}))
     assert settings.key_id == "key-1"
     assert settings.environment == "demo"
     assert settings.base_url == "https://external-api.demo.kalshi.co/trade-api/v2"
     assert (settings.timeout, settings.max_retries) == (10.0, 2)
-    tuned = settings_from_connection(connection(login="k", extra={"timeout": "2.5", "max_retries": "0"}))
+    tuned = validate_connection(connection(login="k", extra={"timeout": "2.5", "max_retries": "0"}))
     assert (tuned.timeout, tuned.max_retries) == (2.5, 0)
 
 
@@ -113,7 +113,7 @@ def test_defaults_and_extras():
 )
 def test_bad_settings_say_what_to_fix(fields, expected):
     with pytest.raises(KalshiConfigError, match=expected):
-        settings_from_connection(connection(**fields))
+        validate_connection(connection(**fields))
 
 
 def test_key_from_password_field_extra_or_file(rsa_pem, tmp_path):
@@ -172,7 +172,7 @@ def test_key_errors_name_the_connection_and_the_fix(fields, expected):
 
 def test_a_uuid_key_id_is_accepted():
     key_id = "a952bcbe-ec3b-4b5b-b8f9-11dae589608c"
-    assert settings_from_connection(connection(login=key_id)).key_id == key_id
+    assert validate_connection(connection(login=key_id)).key_id == key_id
 
 
 @pytest.mark.parametrize(
@@ -194,7 +194,7 @@ def test_a_uuid_key_id_is_accepted():
 def test_a_key_id_that_cannot_be_one_is_refused_without_repeating_it(login, rsa_pem):
     login = rsa_pem if login == "PEM" else login
     with pytest.raises(KalshiConfigError, match="has an API key ID") as caught:
-        settings_from_connection(connection(login=login))
+        validate_connection(connection(login=login))
     message = str(caught.value)
     assert "not shown here" in message and "UUID" in message
     assert "BEGIN" not in message and "ключ" not in message and "k" * 20 not in message
@@ -209,7 +209,7 @@ def test_a_connection_of_another_type_is_refused(conn_type, rsa_pem):
     conn = Connection(
         conn_id="kalshi_x", conn_type=conn_type, login="k", password=rsa_pem, host="ssh.example"
     )
-    for load in (settings_from_connection, private_key_from_connection):
+    for load in (validate_connection, private_key_from_connection):
         with pytest.raises(KalshiConfigError, match="not 'kalshi'") as caught:
             load(conn)
         assert (
@@ -235,7 +235,7 @@ def test_huge_values_in_every_field_are_refused_quickly_and_not_echoed():
         """
         import json
         from airflow.sdk import Connection
-        from kalshi_provider.connection import private_key_from_connection, settings_from_connection
+        from kalshi_provider.connection import private_key_from_connection, validate_connection
         from kalshi_provider.exceptions import KalshiConfigError
 
         size = 200_000
@@ -258,7 +258,7 @@ def test_huge_values_in_every_field_are_refused_quickly_and_not_echoed():
             extra = json.dumps(extra) if extra else None
             conn = Connection(conn_id="kalshi_big", conn_type="kalshi", extra=extra, **fields)
             try:
-                settings_from_connection(conn)
+                validate_connection(conn)
                 private_key_from_connection(conn)
             except KalshiConfigError as err:
                 print(name, len(str(err)), "AAAAAAAAAAAAAAAAAAAA" in str(err))
@@ -281,7 +281,7 @@ def test_huge_values_in_every_field_are_refused_quickly_and_not_echoed():
 def test_a_pem_pasted_into_the_host_field_is_not_repeated(rsa_pem):
     for host in (rsa_pem, rsa_pem.replace("\n", " "), "https://" + rsa_pem.replace("\n", "")):
         with pytest.raises(KalshiConfigError) as caught:
-            settings_from_connection(connection(login="k", host=host))
+            validate_connection(connection(login="k", host=host))
         message = str(caught.value)
         assert "BEGIN" not in message
         assert not any(line[:16] in message for line in rsa_pem.splitlines()[1:-1])

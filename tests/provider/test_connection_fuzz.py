@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, r
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from kalshi_provider.connection import private_key_from_connection, settings_from_connection
+from kalshi_provider.connection import private_key_from_connection, validate_connection
 from kalshi_provider.exceptions import KalshiConfigError
 from kalshi_provider.signing import sign, signing_message
 from kalshi_simulator import private_pem
@@ -68,7 +68,7 @@ def secrets_of(*pems: str, passphrases: tuple[str, ...] = ()) -> list[str]:
 def assert_config_error(conn: Connection, *, secrets: list[str], match: str | None = None) -> str:
     """Loading the key and the settings either works or raises KalshiConfigError, and only that."""
     with pytest.raises(KalshiConfigError) as caught:
-        settings_from_connection(conn)
+        validate_connection(conn)
         private_key_from_connection(conn)
     message = str(caught.value)
     assert repr(conn.conn_id) in message, message
@@ -318,7 +318,7 @@ def test_any_host_is_a_config_error_or_a_usable_base_url(scheme, hostname, port,
     host = f"{scheme}://{hostname}{port}{path}" if scheme else f"{hostname}{port}{path}"
     conn = connection(password=good_pem(), host=host, port=port_field)
     try:
-        settings = settings_from_connection(conn)
+        settings = validate_connection(conn)
     except KalshiConfigError as err:
         assert repr(CONN_ID) in str(err)
         return

@@ -106,15 +106,6 @@ def test_entry_point_of_the_installed_distribution():
     assert info["versions"][0] == metadata.version(DIST)
 
 
-def test_plugin_entry_point_and_declared_plugin_are_the_same_class():
-    """``pip install`` brings the chart through the ``airflow.plugins`` entry point; the provider
-    info's ``plugins`` key (what ``airflow providers plugins`` lists) names the same class."""
-    [entry_point] = [ep for ep in metadata.entry_points(group="airflow.plugins") if ep.dist.name == DIST]
-    [declared] = get_provider_info()["plugins"]
-    assert entry_point.value.replace(":", ".") == declared["plugin-class"]
-    assert entry_point.name == declared["name"] == entry_point.load().name
-
-
 # --- The declared metadata ----------------------------------------------------------------------
 
 
@@ -143,7 +134,6 @@ def _resolve(dotted: str):
 
 def test_every_declared_component_resolves():
     """What the metadata claims exists: each module imports, each class is the right kind."""
-    from airflow.plugins_manager import AirflowPlugin
     from airflow.sdk import BaseHook, BaseOperator
 
     info = get_provider_info()
@@ -164,8 +154,6 @@ def test_every_declared_component_resolves():
     for conn_type in info["connection-types"]:
         hook = _resolve(conn_type["hook-class-name"])
         assert issubclass(hook, BaseHook) and hook.conn_type == conn_type["connection-type"]
-    for plugin in info["plugins"]:
-        assert issubclass(_resolve(plugin["plugin-class"]), AirflowPlugin), plugin
     # Nothing of ours is undeclared: every hook and operator module of the package is listed.
     package = Path(kalshi_provider.__file__).parent
     for key in kinds:
@@ -173,14 +161,6 @@ def test_every_declared_component_resolves():
         on_disk = {f"kalshi_provider.{key}.{stem}" for stem in modules}
         declared = {module for entry in info[key] for module in entry["python-modules"]}
         assert declared == on_disk, key
-
-
-def test_providers_manager_lists_the_plugin(providers_manager):
-    [plugin] = [p for p in providers_manager().plugins if p.provider_name == DIST]
-    assert (plugin.name, plugin.plugin_class) == (
-        "kalshi_ui",
-        "kalshi_provider.pipelines.ui.plugin.KalshiUIPlugin",
-    )
 
 
 def test_conn_fields_are_the_extras_the_readme_documents():

@@ -36,3 +36,46 @@ def test_the_provider_imports_nothing_from_the_pipelines():
         for path in provider_files
     }
     assert {path: names for path, names in offenders.items() if names} == {}
+
+
+def _dotted_names(value: object) -> set[str]:
+    """Every string in the provider info that names something in this package."""
+    if isinstance(value, dict):
+        return set().union(*map(_dotted_names, value.values()), *map(_dotted_names, value.keys()))
+    if isinstance(value, (list, tuple)):
+        return set().union(*map(_dotted_names, value))
+    return {value} if isinstance(value, str) and value.startswith("kalshi_provider.") else set()
+
+
+#: The one pipelines name the provider info may hold: Airflow 3.2+ add a distribution's CLI commands
+#: only from the provider info's ``cli`` key (no entry point exists for them), and issue 18 asks for
+#: the warehouse's command there. Airflow imports it to build its CLI, never for the provider.
+CLI_COMMANDS = "kalshi_provider.pipelines.warehouse_cli.get_cli_commands"
+
+
+def test_the_provider_info_names_only_provider_modules():
+    """Airflow imports what the provider info names on the provider's behalf: a pipeline module named
+    there would be an import of the pipelines by the provider, spelt as a string. The one exception
+    is the ``cli`` key's command, which has no other way in."""
+    from kalshi_provider.get_provider_info import get_provider_info
+
+    info = get_provider_info()
+    names = _dotted_names(info)
+    assert any(name.startswith("kalshi_provider.hooks.") for name in names)  # the strings were found
+    assert info["cli"] == [CLI_COMMANDS]
+    assert sorted(name for name in names - {CLI_COMMANDS} if name.startswith(PIPELINES)) == []
+
+
+def test_the_provider_entry_point_is_the_provider_and_the_pipelines_arrive_by_their_own():
+    """The distribution carries both parts; each entry point names the part it belongs to: Airflow's
+    provider discovery the provider, the chart plugin (and commands) the pipelines."""
+    from importlib import metadata
+
+    entry_points = {
+        (point.group, point.name): point.value
+        for point in metadata.distribution("airflow-provider-kalshi").entry_points
+    }
+    provider = entry_points[("apache_airflow_provider", "provider_info")]
+    assert provider.startswith("kalshi_provider.") and not provider.startswith(PIPELINES)
+    others = {key: value for key, value in entry_points.items() if key[0] != "apache_airflow_provider"}
+    assert others and all(value.startswith(PIPELINES + ".") for value in others.values()), others

@@ -10,6 +10,7 @@ import pytest
 from kalshi_provider.exceptions import (
     KalshiAPIError,
     KalshiAuthError,
+    KalshiForeignRefusalError,
     KalshiNotFoundError,
     KalshiPermissionError,
     KalshiRateLimitError,
@@ -83,6 +84,44 @@ def test_403_says_the_endpoint_is_for_fcm_members():
     err = error_from_response(403, '{"error": {"code": "permission_denied", "message": "permission denied"}}')
     assert "only for FCM members" in str(err)
     assert not err.retryable
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"error": {"code": "permission_denied", "message": "permission denied"}},  # as seen live
+        {"code": "permission_denied", "message": "permission denied", "details": ""},  # as documented
+    ],
+    ids=["wrapped", "flat"],
+)
+def test_only_kalshis_own_json_refusal_is_a_permission_error(body):
+    err = error_from_response(403, json.dumps(body), request_label="GET /x")
+    assert type(err) is KalshiPermissionError and err.code == "permission_denied"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<html><head><title>403 Forbidden</title></head><body>Blocked by the egress proxy</body></html>",
+        '{"error": {"code": "forbidden", "message": "your IP address is not allowed"}}',
+        '{"code": "access_denied", "message": "denied by policy"}',
+        '{"error": "permission_denied"}',  # the code as a bare string is not Kalshi's error object
+        '{"error": {"code": "PERMISSION_DENIED", "message": "permission denied"}}',
+        "",
+        "Forbidden",
+    ],
+    ids=["html", "other-code", "flat-other-code", "bare-string", "upper-case", "empty", "text"],
+)
+def test_any_other_403_is_a_foreign_refusal_that_says_so_and_is_permanent(text):
+    from kalshi_provider.exceptions import PERMANENT_ERRORS
+
+    err = error_from_response(403, text, {}, request_label="GET /portfolio/x")
+    assert type(err) is KalshiForeignRefusalError
+    assert not isinstance(err, KalshiPermissionError)  # never taken as "no FCM access"
+    assert isinstance(err, PERMANENT_ERRORS) and not err.retryable
+    message = str(err)
+    assert message.startswith("HTTP 403") and "did not come from Kalshi's API" in message
+    assert "proxy or firewall" in message and "FCM members" not in message
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from kalshi_provider.exceptions import (
     KalshiAPIError,
     KalshiAuthError,
     KalshiError,
+    KalshiForeignRefusalError,
     KalshiNotFoundError,
     KalshiPermissionError,
     KalshiRateLimitError,
@@ -311,12 +312,13 @@ EXPECTED_KIND = {
 def test_any_error_answer_becomes_the_matching_kalshi_api_error(status, text, headers):
     err = error_from_response(status, text, headers, request_label="GET /x")
     expected = EXPECTED_KIND.get(status, KalshiServerError if status >= 500 else KalshiAPIError)
-    assert type(err) is expected
+    foreign = status == 403 and err.code != "permission_denied"  # not Kalshi's own refusal
+    assert type(err) is (KalshiForeignRefusalError if foreign else expected)
     assert err.status == status
     assert err.retryable == (status == 429 or status >= 500)
     assert err.retry_after is None or err.retry_after >= 0
     rendered = str(err)
-    assert rendered.startswith(f"Kalshi API error {status}")
+    assert rendered.startswith("HTTP 403" if foreign else f"Kalshi API error {status}")
     assert err.message and err.message in rendered
 
 

@@ -9,6 +9,7 @@ one bounded line.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import time
 import tracemalloc
@@ -466,3 +467,130 @@ def test_the_connection_error_names_the_reason_not_urllib3s_text(kalshi_connecti
 def test_requests_itself_is_not_changed_for_other_code(simulator):
     """The watched adapter lives in the hook's sessions only."""
     assert type(requests.Session().get_adapter("http://x")) is requests.adapters.HTTPAdapter
+
+
+# -- proxies from the worker's environment (issue 17) ----------------------------------------------
+
+#: Every variable urllib (hence requests) reads a proxy from, in both cases.
+PROXY_VARIABLES = [
+    name
+    for scheme in ("http", "https", "all", "no")
+    for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY")
+]
+#: A Base URL nobody listens at: a request that gets past the proxy fails there.
+NOWHERE = "https://127.0.0.1:9/trade-api/v2"
+
+
+@pytest.fixture
+def proxy_env(monkeypatch):
+    """A clean slate of proxy variables; ``proxy_env(NAME=value, ...)`` sets real ones."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+    def set_proxies(**variables: str) -> None:
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+
+    return set_proxies
+
+
+@pytest.fixture
+def closed_port():
+    """A loopback port that refuses connections: bound (nobody else takes it), never listening."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+def _proxied_hook(kalshi_connection, host: str = NOWHERE) -> KalshiHook:
+    return KalshiHook(kalshi_connection(host=host, extra={"max_retries": 0, "timeout": 5}))
+
+
+@pytest.mark.parametrize("variable", ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"])
+def test_a_socks_proxy_without_socks_support_is_a_transport_error_naming_its_variable(
+    kalshi_connection, proxy_env, variable
+):
+    """Not a config error blaming the connection: the worker's environment set the proxy."""
+    if importlib.util.find_spec("socks") is not None:
+        pytest.skip("PySocks is installed here: SOCKS proxies are supported")
+    proxy_env(**{variable: "socks5://proxy-user:proxy-secret@127.0.0.1:1080"})
+    with pytest.raises(KalshiTransportError) as caught:
+        _proxied_hook(kalshi_connection).get_total_resting_order_value()
+    message = str(caught.value)
+    assert f"the proxy socks5://127.0.0.1:1080 set by {variable}" in message
+    assert "SOCKS support is not installed" in message and "Base URL" not in message
+    assert "proxy-secret" not in message and "proxy-user" not in message
+    assert caught.value.retryable
+
+
+def test_the_lower_case_variable_wins_as_in_urllib_and_is_the_one_named(kalshi_connection, proxy_env):
+    if importlib.util.find_spec("socks") is not None:
+        pytest.skip("PySocks is installed here: SOCKS proxies are supported")
+    proxy_env(HTTPS_PROXY="socks5://127.0.0.1:1081", https_proxy="socks5://127.0.0.1:1082")
+    with pytest.raises(KalshiTransportError, match="socks5://127.0.0.1:1082 set by https_proxy:"):
+        _proxied_hook(kalshi_connection).get_total_resting_order_value()
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [("ftp://127.0.0.1:21", "its scheme is not http, https or socks"), ("http://:3128", "no usable host")],
+)
+def test_a_proxy_url_requests_cannot_use_is_a_transport_error_naming_its_variable(
+    kalshi_connection, proxy_env, value, problem
+):
+    proxy_env(HTTPS_PROXY=value)
+    with pytest.raises(KalshiTransportError, match=problem) as caught:
+        _proxied_hook(kalshi_connection).get_total_resting_order_value()
+    assert "set by HTTPS_PROXY" in str(caught.value) and "Base URL" not in str(caught.value)
+
+
+def test_an_unreachable_proxy_is_named_with_its_variable(kalshi_connection, proxy_env, closed_port):
+    proxy_env(HTTP_PROXY=f"http://127.0.0.1:{closed_port}")
+    with pytest.raises(KalshiTransportError) as caught:
+        _proxied_hook(kalshi_connection, "http://127.0.0.1:9/trade-api/v2").get_total_resting_order_value()
+    assert str(caught.value).startswith(
+        f"GET {PATH} could not go through the proxy http://127.0.0.1:{closed_port} set by HTTP_PROXY: "
+        "Connection refused."
+    )
+
+
+def test_a_proxy_that_refuses_the_tunnel_is_named_with_its_variable(kalshi_connection, proxy_env):
+    """An egress proxy answering CONNECT with 403 (an https Base URL goes through a tunnel)."""
+    refusal = answer("403 Forbidden", b"<html>Blocked by policy</html>", {"Content-Type": "text/html"})
+    with HostileServer(reply(refusal)) as proxy:
+        root_url = proxy.root_url
+        proxy_env(https_proxy=root_url)
+        with pytest.raises(KalshiTransportError) as caught:
+            _proxied_hook(kalshi_connection).get_total_resting_order_value()
+        heads = proxy.requests
+    assert heads[0].startswith(b"CONNECT 127.0.0.1:9 ")
+    message = str(caught.value)
+    assert f"through the proxy {root_url} set by https_proxy" in message
+    assert "it answered CONNECT with HTTP 403" in message and "Blocked by policy" not in message
+
+
+def test_a_proxys_403_page_to_a_plain_request_is_no_kalshi_refusal(kalshi_connection, proxy_env):
+    """Through an HTTP proxy a plain-http request gets the proxy's own answer: its HTML 403 is a
+    KalshiForeignRefusalError (issue 17, class 9), never "not an FCM member"."""
+    refusal = answer("403 Forbidden", b"<html>Blocked by policy</html>", {"Content-Type": "text/html"})
+    with HostileServer(reply(refusal)) as proxy:
+        proxy_env(HTTP_PROXY=proxy.root_url)
+        with pytest.raises(exceptions.KalshiForeignRefusalError, match="did not come from Kalshi's API"):
+            _proxied_hook(
+                kalshi_connection, "http://127.0.0.1:9/trade-api/v2"
+            ).get_total_resting_order_value()
+
+
+def test_no_proxy_is_respected_as_requests_does(kalshi_connection, simulator, proxy_env):
+    """The simulator's host is in NO_PROXY: the unusable SOCKS proxy is never involved."""
+    proxy_env(ALL_PROXY="socks5://127.0.0.1:1080", NO_PROXY="localhost,127.0.0.1")
+    assert _proxied_hook(kalshi_connection, simulator.base_url).get_total_resting_order_value() == 123456
+    assert len(simulator.requests) == 1
+
+
+def test_the_test_button_names_the_proxy_variable(kalshi_connection, proxy_env, closed_port):
+    proxy_env(ALL_PROXY=f"http://127.0.0.1:{closed_port}")
+    ok, message = _proxied_hook(kalshi_connection).test_connection()
+    assert not ok and "set by ALL_PROXY: Connection refused" in message

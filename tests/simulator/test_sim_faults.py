@@ -58,6 +58,15 @@ def test_default_error_body_for_a_bare_status(simulator, session):
     assert response.json() == {"error": {"code": "bad_gateway", "message": "bad gateway", "details": ""}}
 
 
+def test_a_bare_403_is_kalshis_live_refusal(simulator, session):
+    """The provider takes a 403 as "no FCM access" only with this body, so the simulator's default
+    403 must be what Kalshi really sends (wrapped, code permission_denied, no details)."""
+    simulator.push_faults([{"status": 403}])
+    response = session.get(simulator.base_url + TOTAL, timeout=5)
+    assert response.status_code == 403
+    assert response.json() == {"error": {"code": "permission_denied", "message": "permission denied"}}
+
+
 def test_empty_body_and_200_with_a_broken_body(simulator, session):
     simulator.push_faults([{"status": 504, "body": ""}, {"json": {"unexpected": True}}, {"body": "not json"}])
     empty = session.get(simulator.base_url + TOTAL, timeout=5)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+from collections.abc import Callable
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 import tenacity
@@ -13,9 +15,9 @@ import tenacity
 from kalshi_provider import transport
 from kalshi_provider.connection import (
     BASE_URLS,
-    KalshiSettings,
+    ValidatedConnection,
     private_key_from_connection,
-    settings_from_connection,
+    validate_connection,
 )
 from kalshi_provider.exceptions import KalshiAPIError, KalshiError
 from kalshi_provider.limits import (
@@ -39,6 +41,8 @@ from kalshi_provider.version_compat import AIRFLOW_V_3_2_PLUS, BaseHook
 
 TOTAL_RESTING_ORDER_VALUE_PATH = TOTAL_ENDPOINT
 BALANCE_PATH = BALANCE_ENDPOINT
+
+_Value = TypeVar("_Value", RestingOrderValue, Balance)
 
 
 class KalshiHook(BaseHook):
@@ -92,9 +96,9 @@ class KalshiHook(BaseHook):
         return self.get_connection(self.kalshi_conn_id)
 
     @cached_property
-    def settings(self) -> KalshiSettings:
+    def settings(self) -> ValidatedConnection:
         """The connection's validated settings; raises ``KalshiConfigError`` with what to fix."""
-        return settings_from_connection(self._connection)
+        return validate_connection(self._connection)
 
     def get_conn(self) -> requests.Session:
         """A ``requests.Session`` that signs every request; built once and reused (keep-alive)."""
@@ -125,6 +129,49 @@ class KalshiHook(BaseHook):
         :param max_attempts: Most attempts for this call (further lowers the hook's own limit).
         :raises KalshiError: a subclass that says what failed; see ``kalshi_provider.exceptions``.
         """
+        answer = self._exchange(method, path, params=params, json=json, max_attempts=max_attempts)
+        return decode_json(answer.body, f"{method.upper()} {path}") if answer.body else None
+
+    def get_resting_order_value(self) -> RestingOrderValue:
+        """The total resting order value (cents) and its per-exchange breakdown, checked, with
+        ``received_at`` (FCM members only: for other keys Kalshi's refusal is a
+        :class:`~kalshi_provider.exceptions.KalshiPermissionError`)."""
+        return self._read(TOTAL_RESTING_ORDER_VALUE_PATH, parse_resting_order_value)
+
+    def get_balance(self) -> Balance:
+        """The account's balance (cents and exact dollars), portfolio value and cash per shard,
+        checked, with ``received_at``.
+
+        Every key may read it, FCM member or not.
+        """
+        return self._read(BALANCE_PATH, parse_balance)
+
+    def _read(self, path: str, parse: Callable[[Any], _Value]) -> _Value:
+        """GET ``path`` and parse the answer into a value stamped with when the answer arrived.
+
+        Every endpoint reader goes through here, so no value (and no error about an answer) can
+        carry a moment from before its answer arrived: the stamp is the transport's, taken after
+        the whole answer was read.
+        """
+        answer = self._exchange("GET", path)
+        try:
+            value = parse(decode_json(answer.body, f"GET {path}") if answer.body else None)
+        except KalshiError as err:
+            err.received_at = answer.received_at
+            raise
+        self._report_read(path)
+        return dataclasses.replace(value, received_at=answer.received_at)
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        max_attempts: int | None = None,
+    ) -> transport.Answer:
+        """The answer to one call, after all the attempts it needed."""
         settings = self.settings
         url = settings.base_url + "/" + path.lstrip("/")
         label = f"{method.upper()} {path}"
@@ -133,31 +180,14 @@ class KalshiHook(BaseHook):
             if limit is not None:
                 attempts = max(1, min(attempts, limit))
         deadline = time.monotonic() + CALL_DEADLINE_SECONDS
-        answer = self._retrying(label, attempts, deadline)(
+        return self._retrying(label, attempts, deadline)(
             self._send_once, method.upper(), url, params, json, label, deadline
         )
-        return decode_json(answer.body, label) if answer.body else None
-
-    def get_resting_order_value(self) -> RestingOrderValue:
-        """The total resting order value (cents) and its per-exchange breakdown, checked (FCM members
-        only: other keys get :class:`~kalshi_provider.exceptions.KalshiPermissionError`)."""
-        value = parse_resting_order_value(self.request("GET", TOTAL_RESTING_ORDER_VALUE_PATH))
-        self._report_read(TOTAL_RESTING_ORDER_VALUE_PATH)
-        return value
-
-    def get_balance(self) -> Balance:
-        """The account's balance (cents and exact dollars), portfolio value and cash per shard, checked.
-
-        Every key may read it, FCM member or not.
-        """
-        value = parse_balance(self.request("GET", BALANCE_PATH))
-        self._report_read(BALANCE_PATH)
-        return value
 
     def _report_read(self, path: str) -> None:
-        """Hook-level lineage: the endpoint this hook read, as an asset (see ``kalshi_provider.assets``)."""
-        from kalshi_provider.assets import kalshi_asset_uri
-        from kalshi_provider.lineage import report_lineage
+        """Hook-level lineage: the endpoint this hook read, as an asset (``endpoint_assets``)."""
+        from kalshi_provider.endpoint_assets import kalshi_asset_uri
+        from kalshi_provider.hook_lineage import report_lineage
 
         report_lineage(self, inputs=[kalshi_asset_uri(self.settings.base_url, path)])
 
@@ -208,7 +238,11 @@ class KalshiHook(BaseHook):
         )
         if answer.status >= 400:
             raise error_from_response(
-                answer.status, answer.body.decode("utf-8", "replace"), answer.headers, request_label=label
+                answer.status,
+                answer.body.decode("utf-8", "replace"),
+                answer.headers,
+                request_label=label,
+                received_at=answer.received_at,
             )
         return answer
 

@@ -11,6 +11,7 @@ from airflow.sdk import BaseOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from kalshi_provider.exceptions import KalshiError
     from kalshi_provider.hooks.kalshi import KalshiHook
     from kalshi_provider.readings import RestingOrderValue
 
@@ -88,7 +89,7 @@ class KalshiTotalRestingOrderValueOperator(_KalshiReadingOperator):
             value = hook.get_resting_order_value()
         reading = AccountReading(
             self.kalshi_conn_id,
-            datetime.now(timezone.utc),
+            value.received_at,
             value,
             try_number=self._try_number(context),
             source=hook.settings.base_url,
@@ -103,11 +104,13 @@ class KalshiAccountReadingOperator(_KalshiReadingOperator):
 
     Two signed calls per try, in this order: the total, then the balance. Returns
     :meth:`kalshi_provider.readings.AccountReading.to_xcom` with both, each with the moment its
-    answer arrived. For a key whose account is not an FCM member, Kalshi refuses the total (403):
-    that refusal is recorded in the reading (``not_permitted``) and the balance is still read, so
-    the task succeeds. The balance never costs the total: an answer that is not Kalshi's documented
-    body is left out (with the reason), and so is a balance that still fails on the task's last try
-    (a timeout, 429 or 5xx, retried until then like any). Other errors are as for
+    answer arrived. For a key whose account is not an FCM member, Kalshi refuses the total (403
+    with its JSON error ``permission_denied``): that refusal is recorded in the reading
+    (``not_permitted``) and the balance is still read, so the task succeeds. Any other 403 (a
+    proxy's or firewall's page) fails the task at once: it says nothing about FCM access. The
+    balance never costs the total: an answer that is not Kalshi's documented body is left out
+    (with the reason), and so is a balance that still fails on the task's last try (a timeout,
+    429 or 5xx, retried until then like any). Other errors are as for
     :class:`KalshiTotalRestingOrderValueOperator`: no retry for those no retry can fix (a 403 on
     the balance, which every key may read, among them), task retries for the rest.
 
@@ -131,21 +134,25 @@ class KalshiAccountReadingOperator(_KalshiReadingOperator):
 
         hook = self._hook()
         value = not_permitted = None
+        # Every moment below is when an answer arrived, as the hook stamped it: never one taken
+        # before a request was sent.
         with failing_fast():
             try:
                 value = hook.get_resting_order_value()
+                observed_at = value.received_at
             except KalshiPermissionError as refused:  # not an FCM member: the balance still counts
                 not_permitted = str(refused)[:MAX_NOTE_LENGTH]
-            observed_at = datetime.now(timezone.utc)
+                observed_at = _arrival(refused)
             try:
-                balance = BalanceReading(datetime.now(timezone.utc), hook.get_balance())
+                balance_value = hook.get_balance()
+                balance = BalanceReading(balance_value.received_at, balance_value)
             except KalshiResponseError as unusable:
-                balance = BalanceReading(datetime.now(timezone.utc), problem=str(unusable)[:MAX_NOTE_LENGTH])
+                balance = BalanceReading(_arrival(unusable), problem=str(unusable)[:MAX_NOTE_LENGTH])
             except KalshiError as failed:
                 if not (failed.retryable and self._last_try(context)):
                     raise  # a task retry reads both again (or no retry can fix it)
                 problem = f"the balance could not be read on the task's last try: {failed}"
-                balance = BalanceReading(datetime.now(timezone.utc), problem=problem[:MAX_NOTE_LENGTH])
+                balance = BalanceReading(_arrival(failed), problem=problem[:MAX_NOTE_LENGTH])
         reading = AccountReading(
             self.kalshi_conn_id,
             observed_at,
@@ -179,6 +186,12 @@ class KalshiAccountReadingOperator(_KalshiReadingOperator):
             )
             _warn_left_out(self, "balance", balance.value.breakdown_problem)
         return reading.to_xcom()
+
+
+def _arrival(err: KalshiError) -> datetime:
+    """When the answer a failed call got arrived; for a call that got none (a timeout), now, when
+    it gave up. Either way after the request was sent."""
+    return err.received_at or datetime.now(timezone.utc)
 
 
 def _log_total(operator: BaseOperator, value: RestingOrderValue) -> None:

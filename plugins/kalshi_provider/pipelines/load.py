@@ -165,8 +165,8 @@ def _log_left_out(reading: Any, label: str) -> None:
 
 def _report_lineage(engine: Any, reading: Any, stored: Any, table: str, schema: str | None) -> None:
     """Hook-level lineage of the load: the Kalshi endpoints its rows came from, the tables it wrote."""
-    from kalshi_provider.assets import kalshi_asset_uri
-    from kalshi_provider.lineage import report_lineage
+    from kalshi_provider.endpoint_assets import kalshi_asset_uri
+    from kalshi_provider.hook_lineage import report_lineage
     from kalshi_provider.pipelines.warehouse import warehouse_tables
     from kalshi_provider.pipelines.warehouse.lineage import warehouse_asset_uris
     from kalshi_provider.readings import BALANCE_ENDPOINT, TOTAL_ENDPOINT

@@ -38,6 +38,7 @@ from typing import Any
 
 from kalshi_provider.signing import PrivateKey
 from kalshi_simulator import KalshiSimulator, generate_private_key, private_pem, public_pem
+from tests.fixtures import encrypted_keys
 from tests.fixtures.airflow import (  # noqa: F401  (re-exported for the reliability tests)
     AirflowHome,
     Warehouse,
@@ -342,6 +343,7 @@ SETUPS = (
     "wrong_passphrase",
     "pem_in_key_id",
     "ssh_conn_type",
+    "costly_key",
 )
 
 
@@ -409,6 +411,12 @@ class Batch:
         fields, extras = key.fields(
             passphrase_override=f"wrong-{uuid.uuid4().hex}" if case.setup == "wrong_passphrase" else None
         )
+        if case.setup == "costly_key":  # an encrypted key asking for 2**32 PBKDF2 rounds
+            costly = encrypted_keys.crafted(encrypted_keys.pbes2(encrypted_keys.pbkdf2(2**32)))
+            fields, extras = (
+                {},
+                {"private_key": costly.decode(), "private_key_passphrase": f"pp-{uuid.uuid4().hex}"},
+            )
         self.home.set_connection(
             conn_id,
             "ssh" if case.setup == "ssh_conn_type" else "kalshi",

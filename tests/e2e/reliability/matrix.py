@@ -307,6 +307,18 @@ CASES: tuple[Case, ...] = (
         setup="wrong_passphrase",
         message="the passphrase is wrong, or the encrypted key is damaged",
     ),
+    Case(
+        "encrypted-key-2-32-rounds",
+        "the encrypted key asks for 2^32 PBKDF2 rounds (the crypto library panics on it)",
+        "`private_key` extra: PBES2, PBKDF2 at 2^32 iterations, junk for its ciphertext",
+        outcome="failed",
+        tries=1,
+        requests=0,
+        rows=0,
+        bound=30,
+        setup="costly_key",
+        message="asks for 2^32 iterations; the limit is 2,000,000",
+    ),
     # -- the balance beside the total (GET /portfolio/balance, after the total in each try) ----------
     Case(
         "403-not-fcm",
@@ -320,6 +332,36 @@ CASES: tuple[Case, ...] = (
         bound=30,
         account={"fcm_member": False},
         message="Kalshi does not permit this key to read the total resting order value",
+    ),
+    Case(
+        "403-proxy-html",
+        "an egress proxy or firewall refuses the total with its own 403 page",
+        "403 with an HTML page to every total request",
+        outcome="failed",
+        tries=1,
+        requests=1,
+        rows=0,
+        bound=30,
+        faults=_always(
+            status=403,
+            body="<html><head><title>403 Forbidden</title></head><body>Blocked by policy</body></html>",
+            path=PATH,
+        ),
+        message="HTTP 403 did not come from Kalshi's API: a proxy or firewall",
+    ),
+    Case(
+        "403-other-code",
+        "a 403 whose JSON error is not Kalshi's `permission_denied`",
+        '`{"error": {"code": "forbidden", ...}}` to every total request',
+        outcome="failed",
+        tries=1,
+        requests=1,
+        rows=0,
+        bound=30,
+        faults=_always(
+            status=403, json={"error": {"code": "forbidden", "message": "ip not allowed"}}, path=PATH
+        ),
+        message="HTTP 403 (code forbidden) did not come from Kalshi's API",
     ),
     Case(
         "balance-not-spec",

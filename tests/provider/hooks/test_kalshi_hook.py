@@ -22,6 +22,7 @@ from kalshi_provider.exceptions import (
     KalshiTransportError,
 )
 from kalshi_provider.hooks.kalshi import KalshiHook
+from tests.fixtures import encrypted_keys
 
 VALUE_PATH = "/trade-api/v2/portfolio/summary/total_resting_order_value"
 
@@ -56,6 +57,32 @@ def test_reads_the_balance_exactly(kalshi_connection, simulator, kalshi_account)
     assert [entry.exchange_index for entry in balance.breakdown] == [0, 1, 2, 3]
     [request] = simulator.requests
     assert request.path == "/trade-api/v2/portfolio/balance" and request.signature_valid
+
+
+def test_every_value_and_every_error_about_an_answer_carries_when_the_answer_arrived(
+    kalshi_connection, simulator
+):
+    """The stamp is the transport's, taken after the whole answer was read: a value or an error
+    about an answer held back 1 s is stamped after the hold, whichever endpoint it came from."""
+    hook = KalshiHook(kalshi_connection(extra={"max_retries": 0}))
+    simulator.push_faults(
+        [
+            {"delay": 1, "path": "/portfolio/summary/total_resting_order_value"},
+            {"delay": 1, "path": "/portfolio/balance"},
+            {"delay": 1, "status": 404},
+            {"delay": 1, "status": 200, "json": {"balance": 1}, "path": "/portfolio/balance"},
+        ]
+    )
+    stamps = [hook.get_resting_order_value().received_at, hook.get_balance().received_at]
+    with pytest.raises(KalshiNotFoundError) as refused:
+        hook.get_resting_order_value()
+    with pytest.raises(KalshiResponseError) as unusable:
+        hook.get_balance()
+    stamps += [refused.value.received_at, unusable.value.received_at]
+    requests = simulator.requests
+    assert len(requests) == len(stamps) == 4
+    for stamp, request in zip(stamps, requests, strict=True):
+        assert stamp.tzinfo is not None and stamp.timestamp() >= request.received_at + 1
 
 
 @pytest.fixture
@@ -277,6 +304,20 @@ def test_test_connection_reports_success_and_actionable_failures(make_kalshi_acc
     assert not ok and "does not know this API key ID" in message
     ok, message = KalshiHook(kalshi_connection(password="not a key")).test_connection()
     assert not ok and "not a PEM private key" in message
+
+
+@pytest.mark.parametrize("bounded", [True, False], ids=["refused-by-the-bound", "real-library-panic"])
+def test_the_test_button_answers_for_a_key_that_makes_the_crypto_library_panic(
+    kalshi_connection, simulator, monkeypatch, bounded
+):
+    """It runs in the API server: a BaseException there was a 500, not an answer. Without the
+    bound (``real-library-panic``) the library's real panic happens and is contained."""
+    if not bounded:
+        monkeypatch.setattr(signing, "check_key_derivation", lambda pem: None)
+    hook = KalshiHook(encrypted_keys.panicking_key_connection(kalshi_connection))
+    ok, message = hook.test_connection()
+    assert not ok and encrypted_keys.PANIC_MESSAGES[bounded] in message and "kalshi_costly_key" in message
+    assert simulator.requests == []
 
 
 def test_no_key_material_or_signature_in_logs_or_errors(

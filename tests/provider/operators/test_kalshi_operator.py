@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
 
-from kalshi_provider.exceptions import KalshiPermissionError, KalshiServerError
+from kalshi_provider.exceptions import (
+    KalshiConfigError,
+    KalshiForeignRefusalError,
+    KalshiPermissionError,
+    KalshiServerError,
+)
 from kalshi_provider.operators.kalshi import (
     KalshiAccountReadingOperator,
     KalshiTotalRestingOrderValueOperator,
 )
 from kalshi_provider.readings import AccountReading, ShardAmount
 from kalshi_provider.version_compat import AirflowFailException
+from tests.fixtures import encrypted_keys
+from tests.provider.hostile import HostileServer, answer
 
 
 def test_execute_returns_the_reading_as_its_xcom(kalshi_connection, simulator, kalshi_account):
@@ -118,6 +126,48 @@ def test_reads_the_total_then_the_balance_each_with_its_moment(kalshi_connection
     assert reading.try_number == 3  # the fetch try that took it, from the task's context
 
 
+TOTAL_PATH = "/portfolio/summary/total_resting_order_value"
+BALANCE_PATH = "/portfolio/balance"
+HOLD_SECONDS = 2
+
+
+def _stamp_after_hold(stamp: datetime, request) -> float:
+    """Seconds between the end of the server's hold of ``request``'s answer and ``stamp``."""
+    return stamp.timestamp() - (request.received_at + HOLD_SECONDS)
+
+
+def test_each_answer_is_stamped_when_it_arrived_not_before_it_was_asked(kalshi_connection, simulator):
+    """The simulator holds each answer back 2 s after the request arrives: the total's stamp and the
+    balance's must both come after their hold ended, or the hour rule would judge an answer by a
+    moment before it existed."""
+    simulator.push_faults(
+        [{"delay": HOLD_SECONDS, "path": TOTAL_PATH}, {"delay": HOLD_SECONDS, "path": BALANCE_PATH}]
+    )
+    reading = _read(kalshi_connection())
+    total, balance = simulator.requests
+    assert total.path.endswith(TOTAL_PATH) and balance.path.endswith(BALANCE_PATH)
+    assert _stamp_after_hold(reading.observed_at, total) >= 0
+    assert _stamp_after_hold(reading.balance.observed_at, balance) >= 0
+
+
+def test_a_refusal_is_stamped_when_it_arrived(kalshi_connection, make_kalshi_account, simulator):
+    account = make_kalshi_account(fcm_member=False)
+    simulator.push_faults([{"delay": HOLD_SECONDS, "path": TOTAL_PATH}])
+    reading = _read(kalshi_connection(login=account.key_id, password=account.private_pem.decode()))
+    total, balance = simulator.requests
+    assert reading.not_permitted and _stamp_after_hold(reading.observed_at, total) >= 0
+    assert reading.observed_at.timestamp() <= balance.received_at  # the refusal's, not a later moment
+
+
+def test_the_total_only_operator_stamps_the_total_when_it_arrived(kalshi_connection, simulator):
+    simulator.push_faults([{"delay": HOLD_SECONDS, "path": TOTAL_PATH}])
+    xcom = KalshiTotalRestingOrderValueOperator(task_id="fetch", kalshi_conn_id=kalshi_connection()).execute(
+        {}
+    )
+    [total] = simulator.requests
+    assert _stamp_after_hold(AccountReading.from_xcom(xcom).observed_at, total) >= 0
+
+
 def test_a_key_that_may_not_read_the_total_still_records_its_balance(
     kalshi_connection, make_kalshi_account, simulator
 ):
@@ -147,6 +197,86 @@ def test_a_refused_balance_fails_at_once_even_when_the_total_was_read(kalshi_con
     with pytest.raises(AirflowFailException, match="403") as failed:
         _read(kalshi_connection())
     assert isinstance(failed.value.__cause__, KalshiPermissionError)
+
+
+@pytest.mark.parametrize("bounded", [True, False], ids=["refused-by-the-bound", "real-library-panic"])
+def test_a_key_that_makes_the_crypto_library_panic_fails_the_task_at_once(
+    kalshi_connection, simulator, monkeypatch, bounded
+):
+    """A PBKDF2 count of 2**32 makes cryptography raise a BaseException, which Airflow retried as
+    any failure: it is a KalshiConfigError, failed at once, without a request."""
+    if not bounded:  # the real panic, contained all the same
+        monkeypatch.setattr("kalshi_provider.signing.check_key_derivation", lambda pem: None)
+    conn_id = encrypted_keys.panicking_key_connection(kalshi_connection)
+    with pytest.raises(
+        AirflowFailException, match=re.escape(encrypted_keys.PANIC_MESSAGES[bounded])
+    ) as failed:
+        _read(conn_id)
+    assert isinstance(failed.value.__cause__, KalshiConfigError)
+    assert simulator.requests == []
+
+
+# -- a 403 is "no FCM access" only when Kalshi's API says so ------------------------------------------
+
+_BALANCE_BODY = b'{"balance": 4200, "balance_dollars": "42.00", "portfolio_value": 0, "updated_ts": 1}'
+
+
+def _refusing_server(body: bytes, content_type: str) -> HostileServer:
+    """Answers the total's path with a 403 carrying ``body``, and the balance as Kalshi would."""
+
+    def script(exchange) -> None:
+        request_line = exchange.head.split(b"\r\n", 1)[0]
+        if b"/portfolio/summary/total_resting_order_value" in request_line:
+            exchange.send(answer("403 Forbidden", body, {"Content-Type": content_type}))
+        else:
+            exchange.send(answer("200 OK", _BALANCE_BODY))
+
+    return HostileServer(script)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (
+            b"<html><head><title>403 Forbidden</title></head><body><h1>Forbidden</h1>"
+            b"Blocked by the egress policy</body></html>",
+            "text/html",
+        ),
+        (
+            b'{"error": {"code": "forbidden", "message": "your IP address is not allowed"}}',
+            "application/json",
+        ),
+    ],
+    ids=["proxy-html-page", "json-of-another-code"],
+)
+def test_a_403_that_is_not_kalshis_refusal_fails_the_task_at_once(kalshi_connection, body, content_type):
+    """A proxy's or firewall's 403 says nothing about FCM access: recording it as "not permitted"
+    would let the task succeed and the totals stop without an alarm."""
+    with _refusing_server(body, content_type) as server:
+        conn_id = kalshi_connection(host=server.base_url, extra={"max_retries": 2, "timeout": 5})
+        with pytest.raises(AirflowFailException, match="did not come from Kalshi's API") as failed:
+            _read(conn_id)
+        heads = server.requests
+    assert isinstance(failed.value.__cause__, KalshiForeignRefusalError)
+    assert "proxy or firewall" in str(failed.value)
+    assert len(heads) == 1  # no hook retry, and no balance read for a run that fails anyway
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"error": {"code": "permission_denied", "message": "permission denied"}}',
+        b'{"code": "permission_denied", "message": "permission denied", "details": ""}',
+    ],
+    ids=["wrapped-as-seen-live", "flat-as-documented"],
+)
+def test_kalshis_own_refusal_from_the_same_server_is_recorded_as_not_permitted(kalshi_connection, body):
+    with _refusing_server(body, "application/json") as server:
+        reading = _read(kalshi_connection(host=server.base_url))
+        heads = server.requests
+    assert reading.resting_order_value is None and "only for FCM members" in reading.not_permitted
+    assert reading.balance.value.balance_cents == 4200
+    assert len(heads) == 2
 
 
 @pytest.mark.parametrize(
