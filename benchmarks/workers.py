@@ -24,10 +24,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from kalshi_provider.connection import BASE_URLS
+from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
 from kalshi_provider.pipelines.settings import HOURLY_DAG_ID
 from kalshi_provider.pipelines.warehouse import bound_engine, store, warehouse_tables
 from kalshi_provider.pipelines.warehouse.engine import engine_options
-from kalshi_provider.readings import BALANCE_ENDPOINT, TOTAL_ENDPOINT, AccountReading, BalanceReading
+from kalshi_provider.readings import AccountReading, BalanceReading
 from kalshi_provider.responses import parse_balance, parse_resting_order_value
 from kalshi_simulator.state import cents_to_dollars, split_over_shards
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
 from kalshi_provider.pipelines.warehouse import read_balances, read_history, read_snapshots
-from kalshi_provider.readings import BALANCE_ENDPOINT, TOTAL_ENDPOINT
 from tests.fixtures.stack import BALANCE, DAG_ID, AirflowStack
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]

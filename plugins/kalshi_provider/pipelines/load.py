@@ -38,6 +38,7 @@ def load_reading(
     keeps it: a re-run leaves a finished hour as it was. A warehouse behind the code is migrated
     first, or with ``[kalshi] warehouse_migrations = manual`` the task fails naming the command.
     """
+    from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
     from kalshi_provider.pipelines.settings import warehouse_migrations
     from kalshi_provider.pipelines.warehouse import (
         WarehouseMigrationRequired,
@@ -45,7 +46,7 @@ def load_reading(
         warehouse_engine,
     )
     from kalshi_provider.pipelines.warehouse_cli import migrate_command
-    from kalshi_provider.readings import BALANCE_ENDPOINT, TOTAL_ENDPOINT, AccountReading
+    from kalshi_provider.readings import AccountReading
 
     reading = AccountReading.from_xcom(payload)
     hour = snapshot_hour(run_after)
@@ -166,10 +167,10 @@ def _log_left_out(reading: Any, label: str) -> None:
 def _report_lineage(engine: Any, reading: Any, stored: Any, table: str, schema: str | None) -> None:
     """Hook-level lineage of the load: the Kalshi endpoints its rows came from, the tables it wrote."""
     from kalshi_provider.endpoint_assets import kalshi_asset_uri
+    from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
     from kalshi_provider.hook_lineage import report_lineage
     from kalshi_provider.pipelines.warehouse import warehouse_tables
     from kalshi_provider.pipelines.warehouse.lineage import warehouse_asset_uris
-    from kalshi_provider.readings import BALANCE_ENDPOINT, TOTAL_ENDPOINT
 
     try:
         tables = warehouse_tables(table, schema)

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import DBAPIError
 
+from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE
 from kalshi_provider.pipelines.warehouse import (
     InvalidSnapshotError,
@@ -22,7 +23,6 @@ from kalshi_provider.pipelines.warehouse import (
     warehouse_tables,
 )
 from kalshi_provider.pipelines.warehouse import store as store_module
-from kalshi_provider.readings import BALANCE_ENDPOINT, TOTAL_ENDPOINT
 from tests.pipelines.warehouse.conftest import make_balance, make_load
 
 D = Decimal

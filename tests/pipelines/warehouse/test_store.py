@@ -23,7 +23,7 @@ from kalshi_provider.pipelines.warehouse import (
 )
 from kalshi_provider.pipelines.warehouse import store as store_module
 from kalshi_provider.readings import AccountReading
-from tests.pipelines.warehouse.conftest import BASE_HOUR, make_load
+from tests.pipelines.warehouse.conftest import BASE_HOUR, make_balance, make_load
 
 BREAKDOWN_TABLE = f"{DEFAULT_TABLE}_breakdown"
 PROBLEMS_TABLE = f"{DEFAULT_TABLE}_problems"
@@ -311,6 +311,33 @@ def test_a_reading_observed_outside_its_hour_is_refused(db_engine, store):
 
 
 # --- a breakdown the fetch left out ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("load", "dag_id", "says"),
+    [
+        (
+            {"breakdown": {0: "1000000000000000000"}},
+            None,
+            "shard 0's resting order value 1000000000000000000",
+        ),
+        ({"balance": make_balance(1, "-1e18")}, None, "the balance's dollars"),
+        ({"account": "a" * 251}, None, "the account has 251 characters; its column holds 250"),
+        ({}, "d" * 251, "dag_id has 251 characters"),
+    ],
+    ids=["dollars", "balance", "account", "dag-id"],
+)
+def test_values_the_columns_cannot_hold_are_refused_before_anything_is_written(
+    db_engine, store, load, dag_id, says
+):
+    """The reading is Kalshi's, checked by the provider for Kalshi's formats; whether it fits the
+    columns is the warehouse's check, made before its first write, naming what does not fit."""
+    upgrade_warehouse(db_engine)
+    made = make_load(**load)
+    with pytest.raises(InvalidSnapshotError, match="the warehouse's columns cannot hold") as refused:
+        store(db_engine, made, dag_id=dag_id)
+    assert says in str(refused.value)
+    assert _count(db_engine, DEFAULT_TABLE) == _count(db_engine, f"{DEFAULT_TABLE}_history") == 0
 
 
 def test_a_left_out_breakdown_keeps_the_total_and_is_recorded(db_engine, store):

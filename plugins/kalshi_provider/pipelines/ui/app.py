@@ -141,7 +141,7 @@ def load_window(hours: int, accounts: Sequence[str] | None = None) -> ChartWindo
 
     from kalshi_provider.pipelines import settings
     from kalshi_provider.pipelines.warehouse import read_window, warehouse_engine
-    from kalshi_provider.pipelines.warehouse.schema import ID_LENGTH
+    from kalshi_provider.pipelines.warehouse.bounds import ID_LENGTH
 
     if accounts is not None and any(len(account) > ID_LENGTH for account in accounts):
         raise HTTPException(422, f"an account id is at most {ID_LENGTH} characters long")

@@ -18,9 +18,11 @@ from sqlalchemy import Table, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
+from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
+from kalshi_provider.pipelines.warehouse.bounds import PROBLEM_LENGTH, READING_JSON_LENGTH
+from kalshi_provider.pipelines.warehouse.errors import InvalidSnapshotError
 from kalshi_provider.pipelines.warehouse.hour_rows import StoredHour, insert_rows
-from kalshi_provider.pipelines.warehouse.schema import PROBLEM_LENGTH
-from kalshi_provider.readings import BALANCE_ENDPOINT, TOTAL_ENDPOINT, AccountReading
+from kalshi_provider.readings import AccountReading
 
 #: What became of a reading, as its history row says.
 HOUR_ROW = "hour_row"  # it is the hour's row (at the load's commit)
@@ -146,6 +148,12 @@ def _row(
     note: str | None,
     values: dict[str, Any],
 ) -> dict[str, Any]:
+    text = json.dumps(values, sort_keys=True, separators=(",", ":"))
+    if len(text) > READING_JSON_LENGTH:
+        raise InvalidSnapshotError(
+            f"the reading of {endpoint} is {len(text)} characters as JSON; its history column holds "
+            f"{READING_JSON_LENGTH}"
+        )
     return {
         "account": reading.account,
         "endpoint": endpoint,
@@ -157,6 +165,6 @@ def _row(
         "total_resting_order_value_cents": None,
         "balance_cents": None,
         "portfolio_value_cents": None,
-        "reading_json": json.dumps(values, sort_keys=True, separators=(",", ":")),
+        "reading_json": text,
         "note": None if note is None else note[:PROBLEM_LENGTH],
     }

@@ -15,8 +15,9 @@ from sqlalchemy import Table, inspect, select
 from sqlalchemy.engine import Connection, Engine
 
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE
+from kalshi_provider.pipelines.warehouse.errors import InvalidSnapshotError
 from kalshi_provider.pipelines.warehouse.schema import warehouse_tables
-from kalshi_provider.pipelines.warehouse.store import aware_utc
+from kalshi_provider.timestamps import aware_utc
 
 #: The amount column of each per-shard table (the breakdowns).
 _TOTAL_SHARD_AMOUNT = "shard_resting_order_value_dollars"
@@ -118,8 +119,8 @@ def read_history(
 
 def _bounds(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
     return (
-        None if since is None else aware_utc(since, "since"),
-        None if until is None else aware_utc(until, "until"),
+        None if since is None else aware_utc(since, "since", InvalidSnapshotError),
+        None if until is None else aware_utc(until, "until", InvalidSnapshotError),
     )
 
 

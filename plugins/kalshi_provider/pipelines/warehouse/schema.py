@@ -25,9 +25,14 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeEngine
 
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE, IDENTIFIER, IDENTIFIER_RULE
+from kalshi_provider.pipelines.warehouse.bounds import (
+    ID_LENGTH,
+    PROBLEM_LENGTH,
+    READING_JSON_LENGTH,
+    SOURCE_LENGTH,
+)
 from kalshi_provider.pipelines.warehouse.errors import InvalidIdentifierError
 from kalshi_provider.pipelines.warehouse.types import EXACT_KEY, ExactDecimal, UTCDateTime
-from kalshi_provider.readings import MAX_SOURCE_LENGTH
 
 BREAKDOWN_SUFFIX = "_breakdown"
 #: The side table naming hours whose breakdown was left out. It and the tables below have
@@ -47,14 +52,6 @@ HISTORY_SUFFIX = "_history"
 #: at most 10 characters before a totals table's name (at most 53, see BREAKDOWN_SUFFIX), so each
 #: name is a 63-character identifier, unique in its schema and never cut.
 HOUR_INDEX_PREFIXES = {"totals": "ixh_total_", "balance": "ixh_bal_", "free_margin": "ixh_marg_"}
-
-#: Longest text the key columns hold: Airflow's own limit for connection and run ids (ID_LEN).
-ID_LENGTH = 250
-#: Longest breakdown problem, refusal or note stored; the full text is in the load task's log.
-PROBLEM_LENGTH = 1000
-#: Longest reading a history row holds as JSON: a reading comes from answers of at most 64 KiB,
-#: and its JSON is of the same order; MySQL/MariaDB get MEDIUMTEXT for it (TEXT holds 64 KiB).
-READING_JSON_LENGTH = 1024 * 1024
 
 
 def validate_identifier(value: object, what: str) -> str:
@@ -229,7 +226,7 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
         _key("account"),
         _key("endpoint"),
         # The base URL the answer came from (the Kalshi host, or the simulator's).
-        _text("source", MAX_SOURCE_LENGTH, nullable=True),
+        _text("source", SOURCE_LENGTH, nullable=True),
         Column("observed_at", UTCDateTime, nullable=False),
         Column("snapshot_hour", UTCDateTime, nullable=False),
         _text("outcome", ID_LENGTH, nullable=False),

@@ -43,12 +43,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeEngine
 
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE
-from kalshi_provider.pipelines.warehouse.bounds import DOLLAR_PRECISION, DOLLAR_SCALE
+from kalshi_provider.pipelines.warehouse.bounds import DOLLAR_PRECISION, DOLLAR_SCALE, ID_LENGTH
 from kalshi_provider.pipelines.warehouse.catalog import TableFacts, table_facts
 from kalshi_provider.pipelines.warehouse.errors import VolatileWarehouseError, WarehouseSchemaError
 from kalshi_provider.pipelines.warehouse.schema import (
     EXACT_KEY,
-    ID_LENGTH,
     ExactDecimal,
     UTCDateTime,
     WarehouseTables,

@@ -21,15 +21,18 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
+from kalshi_provider.pipelines.hours import inside_hour, on_the_hour
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE, MIGRATIONS_AUTO
 from kalshi_provider.pipelines.warehouse import versioning
+from kalshi_provider.pipelines.warehouse.bounds import PROBLEM_LENGTH, refuse_unstorable
 from kalshi_provider.pipelines.warehouse.errors import InvalidSnapshotError
 from kalshi_provider.pipelines.warehouse.history import (
     Load,
@@ -48,18 +51,10 @@ from kalshi_provider.pipelines.warehouse.hour_rows import (
 )
 from kalshi_provider.pipelines.warehouse.locks import sqlite_begin_immediate
 from kalshi_provider.pipelines.warehouse.margin import Breakdown, free_margin
-from kalshi_provider.pipelines.warehouse.schema import PROBLEM_LENGTH, WarehouseTables, warehouse_tables
-from kalshi_provider.readings import (
-    BALANCE_ENDPOINT,
-    TOTAL_ENDPOINT,
-    AccountReading,
-    Balance,
-    RestingOrderValue,
-)
+from kalshi_provider.pipelines.warehouse.schema import WarehouseTables, warehouse_tables
+from kalshi_provider.readings import AccountReading, Balance, RestingOrderValue
 
-__all__ = ["StoredHour", "StoredReading", "aware_utc", "store_reading"]
-
-_HOUR = timedelta(hours=1)
+__all__ = ["StoredHour", "StoredReading", "store_reading"]
 ENDPOINTS = (TOTAL_ENDPOINT, BALANCE_ENDPOINT)
 #: Engines' codes for "this transaction was chosen as a deadlock victim and rolled back".
 _POSTGRES_DEADLOCK, _MYSQL_DEADLOCK = "40P01", 1213
@@ -131,7 +126,7 @@ def store_reading(
     """
     if not isinstance(reading, AccountReading):
         raise InvalidSnapshotError(f"expected an AccountReading, got {type(reading).__name__}")
-    hour = _on_the_hour(snapshot_hour)
+    hour = on_the_hour(snapshot_hour, "snapshot_hour", InvalidSnapshotError)
     for name, value in (("dag_run_id", dag_run_id), ("dag_id", dag_id)):
         if value is not None and not isinstance(value, str):
             raise InvalidSnapshotError(f"{name} must be a string or None, got {type(value).__name__}")
@@ -140,10 +135,7 @@ def store_reading(
     late = dict(not_in_hour or {})
     if set(late) - set(ENDPOINTS):
         raise InvalidSnapshotError(f"not_in_hour names endpoints other than {ENDPOINTS}: {sorted(late)}")
-    if TOTAL_ENDPOINT not in late and reading.resting_order_value is not None:
-        _check_inside(hour, reading.observed_at)
-    if BALANCE_ENDPOINT not in late and reading.balance is not None and reading.balance.value is not None:
-        _check_inside(hour, reading.balance.observed_at)
+    refuse_unstorable(reading, dag_id=dag_id, try_number=try_number)
     tables = warehouse_tables(table_name, schema)  # refuses names that are not plain identifiers
     load = _Load(reading, hour, late, tables, versioning.version_table(table_name, schema), portable)
     for attempt in range(1, _ATTEMPTS + 1):
@@ -187,6 +179,16 @@ class _Load:
         self.total = None if TOTAL_ENDPOINT in late else reading.resting_order_value
         found = reading.balance
         self.balance = None if found is None or BALANCE_ENDPOINT in late else found.value
+        for value, observed_at in (
+            (self.total, reading.observed_at),
+            (self.balance, found and found.observed_at),
+        ):
+            if value is not None and not inside_hour(hour, observed_at):
+                raise InvalidSnapshotError(
+                    f"a reading observed at {observed_at.isoformat()} cannot stand for the hour "
+                    f"{hour.isoformat()} (hours.inside_hour); an answer that is not to be stored for "
+                    "the hour goes in not_in_hour, which records it in the history only"
+                )
 
     def write(self, conn: Connection, load: Load) -> StoredReading:
         reading, tables, hour = self.reading, self.tables, self.hour
@@ -346,31 +348,6 @@ def _write_transaction(engine: Engine) -> Iterator[Connection]:
         if conn.dialect.name == "sqlite":
             sqlite_begin_immediate(conn)
         yield conn
-
-
-def aware_utc(value: object, what: str) -> datetime:
-    """Return ``value`` in UTC; naive datetimes are refused because their zone is a guess."""
-    if not isinstance(value, datetime):
-        raise InvalidSnapshotError(f"{what} must be a datetime, got {type(value).__name__}")
-    if value.utcoffset() is None:
-        raise InvalidSnapshotError(
-            f"{what} must be timezone-aware, got naive {value.isoformat()} (attach tzinfo, e.g. UTC)"
-        )
-    return value.astimezone(timezone.utc)
-
-
-def _on_the_hour(snapshot_hour: datetime) -> datetime:
-    hour = aware_utc(snapshot_hour, "snapshot_hour")
-    if hour != hour.replace(minute=0, second=0, microsecond=0):
-        raise InvalidSnapshotError(f"snapshot_hour must be exactly on a UTC hour, got {hour.isoformat()}")
-    return hour
-
-
-def _check_inside(hour: datetime, observed_at: datetime) -> None:
-    if not hour <= observed_at < hour + _HOUR:
-        raise InvalidSnapshotError(
-            f"a reading observed at {observed_at.isoformat()} cannot stand for the hour {hour.isoformat()}"
-        )
 
 
 def _cut(text: str | None) -> str | None:

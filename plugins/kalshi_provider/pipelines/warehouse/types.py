@@ -25,6 +25,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from kalshi_provider.pipelines.warehouse.bounds import DOLLAR_PRECISION, DOLLAR_QUANTUM, DOLLAR_SCALE
+from kalshi_provider.timestamps import aware_utc
 
 #: ``Column.info`` flag of the key columns: the text that finds a row (every primary-key text
 #: column, the history's ``account`` and ``endpoint``, which the load selects an account's previous
@@ -56,9 +57,7 @@ class UTCDateTime(TypeDecorator):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if not isinstance(value, datetime) or value.utcoffset() is None:
-            raise ValueError(f"timestamps must be timezone-aware datetimes, got {value!r}")
-        value = value.astimezone(timezone.utc)
+        value = aware_utc(value, "a timestamp")
         return value.replace(tzinfo=None) if dialect.name in _NAIVE_TIMESTAMP_DIALECTS else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:

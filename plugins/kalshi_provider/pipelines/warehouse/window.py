@@ -47,10 +47,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
+from kalshi_provider.pipelines.hours import on_the_hour
 from kalshi_provider.pipelines.settings import CHART_POINTS_BUDGET, DEFAULT_TABLE
 from kalshi_provider.pipelines.warehouse.errors import InvalidSnapshotError, WarehouseSchemaError
 from kalshi_provider.pipelines.warehouse.schema import ExactDecimal, UTCDateTime, warehouse_tables
-from kalshi_provider.pipelines.warehouse.store import aware_utc
 
 #: The chart's budget (see the setting): the default of ``read_window``.
 POINTS_BUDGET = CHART_POINTS_BUDGET
@@ -172,7 +172,8 @@ def read_window(
     :param schema: The tables' schema.
     :raises TooManyPoints: When one point a day does not fit the budget.
     """
-    since, until = _on_the_hour(since, "since"), _on_the_hour(until, "until")
+    since = on_the_hour(since, "since", InvalidSnapshotError)
+    until = on_the_hour(until, "until", InvalidSnapshotError)
     if until <= since:
         raise InvalidSnapshotError(f"until ({until.isoformat()}) must be after since ({since.isoformat()})")
     tables = warehouse_tables(table_name, schema)
@@ -231,13 +232,6 @@ class _Window:
         if self.accounts is not None:
             query = query.where(table.c.account.in_(self.accounts))
         return query
-
-
-def _on_the_hour(value: datetime, what: str) -> datetime:
-    hour = aware_utc(value, what)
-    if hour != hour.replace(minute=0, second=0, microsecond=0):
-        raise InvalidSnapshotError(f"{what} must be exactly on a UTC hour, got {hour.isoformat()}")
-    return hour
 
 
 def _count(conn: Connection, table: Table, series: _Series, window: _Window, *, limit: int) -> _Count:
