@@ -345,6 +345,9 @@ class LineRunner:
         self.python(
             "triggered_run", "-c", TRIGGERED_RUN, str(self.run.home / "dags"), json.dumps(TRIGGERED_CONF)
         )
+        # The chart asks the auth manager about the DAGs the metadata DB knows: both, as the
+        # dag-processor registers them in a deployment.
+        self.airflow("dags_reserialize_both", "dags", "reserialize")
         probe_env = {
             **self.env,
             "AIRFLOW__CORE__AUTH_MANAGER": "__main__.OneReaderAuthManager",

@@ -27,10 +27,11 @@ from kalshi_provider.pipelines.warehouse import (
 )
 from kalshi_provider.pipelines.warehouse.schema import HOUR_INDEX_PREFIXES
 from kalshi_provider.pipelines.warehouse.window import POINTS_BUDGET
-from tests.pipelines.warehouse.conftest import seed_chart_tables
+from tests.pipelines.warehouse.conftest import BASE_HOUR, seed_chart_tables
 
 END = datetime(2026, 3, 31, 23, tzinfo=timezone.utc)  # the last hour of the seeded tables
 HOUR = timedelta(hours=1)
+BASE_HOUR_71 = BASE_HOUR + 71 * HOUR
 
 
 def seed(engine: Engine, **options) -> None:
@@ -449,3 +450,57 @@ def test_postgresql_searches_the_time_range_through_the_hour_index(postgres_engi
                 plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {statement}", parameters))
                 assert not any(f"Seq Scan on {name}" in plan for name in names), plan
                 assert any(index in plan for index in indexes), plan
+
+
+# -- a reader sees only what the DAGs they may read wrote (issue 18, item 3) ---------------------------
+
+
+def _written_by_two_dags(engine: Engine) -> None:
+    """One hour: ``a`` written by dag_a, ``b`` by dag_b, ``legacy`` before DAG ids were recorded, and
+    ``shared`` whose total dag_a wrote and whose balance dag_b wrote (dag_b's later total kept out)."""
+    from kalshi_provider.pipelines.warehouse import store_reading
+    from tests.pipelines.warehouse.conftest import make_balance, make_load
+
+    def store(load, dag_id):
+        store_reading(engine, load.reading, snapshot_hour=load.hour, dag_run_id="r", dag_id=dag_id)
+
+    balance = make_balance(500, breakdown={0: "5"})
+    for account, dag_id in (("a", "dag_a"), ("b", "dag_b"), ("legacy", None)):
+        store(make_load(account=account, hour=71, breakdown={0: "1"}, balance=balance), dag_id)
+    store(make_load(account="shared", hour=71, observed_minute=5, breakdown={0: "1"}), "dag_a")
+    store(
+        make_load(account="shared", hour=71, observed_minute=9, breakdown={0: "2"}, balance=balance), "dag_b"
+    )
+
+
+@pytest.mark.parametrize(
+    ("dag_ids", "unknown", "totals", "balances", "margins"),
+    [
+        ({"dag_a"}, False, ["a", "shared"], ["a"], ["a"]),
+        ({"dag_b"}, False, ["b"], ["b", "shared"], ["b"]),  # shared's margin would give dag_a's total away
+        ({"dag_a", "dag_b"}, False, ["a", "b", "shared"], ["a", "b", "shared"], ["a", "b", "shared"]),
+        ({"dag_a"}, True, ["a", "legacy", "shared"], ["a", "legacy"], ["a", "legacy"]),
+        ({"dag_c"}, True, ["legacy"], ["legacy"], ["legacy"]),
+        ({"dag_c"}, False, [], [], []),
+    ],
+)
+def test_a_reader_sees_only_the_rows_of_the_dags_they_may_read(
+    db_engine, dag_ids, unknown, totals, balances, margins
+):
+    """Filtered in SQL: the counts that choose the buckets see only those rows too (a budget of the
+    visible points reads them hourly, where all rows would not fit)."""
+    from kalshi_provider.pipelines.warehouse import ReadableRows
+
+    _written_by_two_dags(db_engine)
+    readable = ReadableRows(frozenset(dag_ids), unknown_dag=unknown)
+    visible = len(totals) + len(balances) + len(margins)
+    found = read_window(
+        db_engine, since=BASE_HOUR_71, until=BASE_HOUR_71 + HOUR, budget=max(1, visible), readable=readable
+    )
+    assert (found.bucket_hours, found.points) == (1, visible)
+    assert [row["account"] for row in found.totals] == totals
+    assert [row["account"] for row in found.balances] == balances
+    assert [row["account"] for row in found.margins] == margins
+    assert (
+        len(read_window(db_engine, since=BASE_HOUR_71, until=BASE_HOUR_71 + HOUR).totals) == 4
+    )  # all, unfiltered
