@@ -171,7 +171,10 @@ def read_window(
     inspector = inspect(engine)  # asked about three names: a shared schema's other tables are not listed
     present = [(series, getattr(tables, series.table)) for series in _SERIES]
     present = [(series, table) for series, table in present if inspector.has_table(table.name, schema=schema)]
-    conditions = {} if readable is None else {t.name: readable.condition(t, tables) for _, t in present}
+    dialect = engine.dialect.name
+    conditions = (
+        {} if readable is None else {t.name: readable.condition(t, tables, dialect) for _, t in present}
+    )
     window = _Window(since, until, tuple(accounts) if accounts is not None else None, conditions)
     found: dict[str, list[dict[str, Any]]] = {series.table: [] for series in _SERIES}
     with engine.connect() as conn:
