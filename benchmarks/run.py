@@ -35,7 +35,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from kalshi_provider.pipelines.settings import HOURLY_DAG_ID
-from kalshi_provider.pipelines.warehouse import prepare_tables
+from kalshi_provider.pipelines.warehouse import upgrade_warehouse
 from kalshi_simulator import KalshiSimulator, generate_private_key, private_pem
 from tests.fixtures.airflow import isolated_airflow_env, migrate_airflow_home
 from tests.fixtures.mariadb import throwaway_mariadb
@@ -167,7 +167,7 @@ class Bench:
             url = self.stack.enter_context(server)
         setup = create_engine(url)
         for table in ("ours", "floor"):
-            prepare_tables(setup, table_name=table)
+            upgrade_warehouse(setup, table_name=table)
         setup.dispose()
         self.urls[engine] = url
         return url

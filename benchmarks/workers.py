@@ -24,8 +24,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from kalshi_provider.connection import BASE_URLS
+from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
+from kalshi_provider.pipelines.settings import HOURLY_DAG_ID
 from kalshi_provider.pipelines.warehouse import bound_engine, store, warehouse_tables
-from kalshi_provider.readings import BALANCE_ENDPOINT, TOTAL_ENDPOINT, AccountReading, BalanceReading
+from kalshi_provider.pipelines.warehouse.engine import engine_options
+from kalshi_provider.readings import AccountReading, BalanceReading
 from kalshi_provider.responses import parse_balance, parse_resting_order_value
 from kalshi_simulator.state import cents_to_dollars, split_over_shards
 
@@ -36,6 +39,7 @@ now = time.perf_counter
 BASE_HOUR = datetime(2026, 1, 1, tzinfo=timezone.utc)
 #: What the load task passes besides the reading: its run, and its try (the fetch's is in the reading).
 RUN_ID = "scheduled__2026-01-01T00:00:00+00:00"
+DAG_ID = HOURLY_DAG_ID
 FETCH_TRY = LOAD_TRY = 1
 #: The simulator's default FCM account, as Kalshi answers in 2026: both amounts spread over shards 0-3.
 TOTAL_CENTS, BALANCE_CENTS, PORTFOLIO_CENTS = 123_456, 500_000, 250_000
@@ -74,16 +78,11 @@ def reading_for(hour_index: int) -> tuple[datetime, AccountReading]:
 
 
 def write_ours(url: str, table: str, hour: int, warm: bool = True) -> dict[str, float]:
-    """The load task's write: an engine made as ``warehouse_engine`` makes it, ``store_reading`` with
-    the load task's arguments (the table check, then the write), dispose. Phases are split at the
-    pool's first checkout and around the table check."""
-    check, marks = store.prepare_tables, {}
-
-    def timed_check(*args: Any, **kwargs: Any) -> Any:
-        marks["check"] = now()
-        tables = check(*args, **kwargs)
-        marks["checked"] = now()
-        return tables
+    """The load task's write: an engine made as ``warehouse_engine`` makes it (its options and
+    bounds), ``store_reading`` with the load task's arguments, dispose. Phases are split at the
+    pool's first checkout (the connection and SQLAlchemy's first look at the server) and at the
+    write's end; the version check rides on the first write, so it has no phase of its own."""
+    marks: dict[str, float] = {}
 
     def write_hour(engine: Any, index: int) -> None:
         snapshot_hour, reading = readings[index]
@@ -92,6 +91,7 @@ def write_ours(url: str, table: str, hour: int, warm: bool = True) -> dict[str, 
             reading,
             snapshot_hour=snapshot_hour,
             dag_run_id=RUN_ID,
+            dag_id=DAG_ID,
             table_name=table,
             schema=None,
             try_number=LOAD_TRY,
@@ -101,9 +101,8 @@ def write_ours(url: str, table: str, hour: int, warm: bool = True) -> dict[str, 
             raise SystemExit(f"the write of hour {index} kept an older row")
 
     readings = {index: reading_for(index) for index in (hour, hour + 1000)}
-    store.prepare_tables = timed_check
     cpu, t0 = time.process_time(), now()
-    engine = bound_engine(create_engine(url))
+    engine = bound_engine(create_engine(url, **engine_options(url)))
     t1 = now()
     event.listen(engine, "checkout", lambda *_: marks.setdefault("connected", now()))
     write_hour(engine, hour)
@@ -113,9 +112,8 @@ def write_ours(url: str, table: str, hour: int, warm: bool = True) -> dict[str, 
     phases = {
         "total": t3 - t0,
         "engine": t1 - t0,
-        "connect": marks["connected"] - marks["check"],
-        "check": marks["checked"] - marks["connected"],
-        "write": t2 - marks["checked"],
+        "connect": marks["connected"] - t1,
+        "write": t2 - marks["connected"],
         "dispose": t3 - t2,
         "cpu": time.process_time() - cpu,
     }
@@ -123,11 +121,9 @@ def write_ours(url: str, table: str, hour: int, warm: bool = True) -> dict[str, 
         return phases
     # The same engine again (a new connection, its statements compiled): what a fresh engine pays once.
     marks.clear()
+    t4 = now()
     write_hour(engine, hour + 1000)
-    warm_phases = {
-        "warm check": marks["checked"] - marks["connected"],
-        "warm write": now() - marks["checked"],
-    }
+    warm_phases = {"warm connect": marks["connected"] - t4, "warm write": now() - marks["connected"]}
     engine.dispose()
     return phases | warm_phases
 
@@ -136,12 +132,15 @@ def write_ours(url: str, table: str, hour: int, warm: bool = True) -> dict[str, 
 PROFILED = (
     ("first connect (DBAPI connect + dialect initialisation)", "sqlalchemy/pool/base.py", "__connect"),
     ("  of which SQLAlchemy's dialect initialisation", "sqlalchemy/engine/create.py", "first_connect"),
-    ("table check (prepare_tables)", "warehouse/shape.py", "prepare_tables"),
-    ("  of which reflection (SQLAlchemy Inspector)", "warehouse/shape.py", "_reflect"),
-    ("  of which building the Table objects", "warehouse/schema.py", "warehouse_tables"),
-    ("keep-rule upserts and locked reads (total, balance)", "warehouse/store.py", "_keep_earliest"),
-    ("shard rows replaced (breakdown, balance shards)", "warehouse/store.py", "_replace_shards"),
-    ("free margin recomputed from the hour's rows", "warehouse/store.py", "_recompute_free_margin"),
+    (
+        "hour rows under the keep-rule (total, balance; the version rides on the first)",
+        "warehouse/hour_rows.py",
+        "write_hour_row",
+    ),
+    ("rows that hang on them (breakdowns, note, free margin)", "warehouse/hour_rows.py", "replace_rows"),
+    ("free margin derived (pure, from the reading)", "warehouse/margin.py", "free_margin"),
+    ("history rows", "warehouse/history.py", "insert_history"),
+    ("building the Table objects", "warehouse/schema.py", "warehouse_tables"),
     (
         "compiling SQL, all statements (a fresh engine's cache is empty)",
         "sqlalchemy/sql/elements.py",
@@ -219,23 +218,21 @@ def floor_rows(reading: AccountReading, hour: datetime, tables: Any) -> dict[str
     total, balance = reading.resting_order_value, reading.balance.value
     observed, balance_observed = reading.observed_at, reading.balance.observed_at
     key, stamp = {"account": reading.account, "snapshot_hour": hour}, datetime.now(timezone.utc)
-    run = {"dag_run_id": RUN_ID, "loaded_at": stamp}
+    run = {"dag_run_id": RUN_ID, "dag_id": DAG_ID, "loaded_at": stamp}
     resting = {s.exchange_index: s.dollars for s in total.breakdown}
     balances = {s.exchange_index: s.dollars for s in balance.breakdown}
     zero = Decimal(0)
     amounts = {"total_resting_order_value_cents": None, "balance_cents": None, "portfolio_value_cents": None}
 
-    def shards(dollars: dict[int, Decimal], at: datetime) -> list[dict[str, Any]]:
-        return [
-            key | {"exchange_index": i, "balance_dollars": d, "observed_at": at} for i, d in dollars.items()
-        ]
+    def shards(amount: str, dollars: dict[int, Decimal], at: datetime) -> list[dict[str, Any]]:
+        return [key | {"exchange_index": i, amount: d, "observed_at": at} for i, d in dollars.items()]
 
     def history(endpoint: str, at: datetime, values: dict[str, Any], **found: int) -> dict[str, Any]:
         text = json.dumps(values, sort_keys=True, separators=(",", ":"))
         return key | amounts | found | {
             "reading_id": str(uuid.uuid4()), "endpoint": endpoint, "source": reading.source,
             "observed_at": at, "outcome": "hour_row", "became_hour_row": True, "reading_json": text,
-            "note": None, "dag_run_id": RUN_ID, "fetch_try_number": reading.try_number,
+            "note": None, "dag_run_id": RUN_ID, "dag_id": DAG_ID, "fetch_try_number": reading.try_number,
             "load_try_number": LOAD_TRY, "recorded_at": stamp,
         }  # fmt: skip
 
@@ -244,7 +241,7 @@ def floor_rows(reading: AccountReading, hour: datetime, tables: Any) -> dict[str
         tables.totals.name: [
             key | run | {"total_resting_order_value_cents": total.total_cents, "observed_at": observed}
         ],
-        tables.breakdown.name: shards(resting, observed),
+        tables.breakdown.name: shards("shard_resting_order_value_dollars", resting, observed),
         tables.problems.name: [],
         tables.balance.name: [
             key
@@ -253,20 +250,20 @@ def floor_rows(reading: AccountReading, hour: datetime, tables: Any) -> dict[str
                 "balance_cents": balance.balance_cents,
                 "balance_dollars": balance.balance_dollars,
                 "portfolio_value_cents": balance.portfolio_value_cents,
-                "updated_ts": balance.updated_ts,
+                "balance_updated_ts": balance.updated_ts,
                 "observed_at": balance_observed,
-                "total_not_permitted": None,
+                "total_refusal_reason": None,
                 "breakdown_problem": None,
             }
         ],
-        tables.balance_shards.name: shards(balances, balance_observed),
+        tables.balance_shards.name: shards("shard_balance_dollars", balances, balance_observed),
         tables.free_margin.name: [
             key
             | {
                 "exchange_index": i,
-                "balance_dollars": balances.get(i, zero),
-                "resting_order_value_dollars": resting.get(i, zero),
-                "free_margin_dollars": balances.get(i, zero) - resting.get(i, zero),
+                "shard_balance_dollars": balances.get(i, zero),
+                "shard_resting_order_value_dollars": resting.get(i, zero),
+                "shard_free_margin_dollars": balances.get(i, zero) - resting.get(i, zero),
             }
             for i in sorted(set(balances) | set(resting))
         ],
@@ -576,11 +573,11 @@ def seed_chart(url: str, accounts: int, hours: int, shards: int) -> dict[str, in
                     "balance_cents": BALANCE_CENTS,
                     "balance_dollars": Decimal(BALANCE_CENTS).scaleb(-2),
                     "portfolio_value_cents": PORTFOLIO_CENTS,
-                    "updated_ts": int(hour.timestamp()),
+                    "balance_updated_ts": int(hour.timestamp()),
                     "observed_at": observed,
                     "dag_run_id": RUN_ID,
                     "loaded_at": observed,
-                    "total_not_permitted": None,
+                    "total_refusal_reason": None,
                     "breakdown_problem": None,
                 }
             )
@@ -588,13 +585,15 @@ def seed_chart(url: str, accounts: int, hours: int, shards: int) -> dict[str, in
                 balance = Decimal(BALANCE_CENTS // shards).scaleb(-2)
                 resting = Decimal(cents // shards).scaleb(-2) + Decimal("0.000001") * shard
                 key = {"account": account, "snapshot_hour": hour, "exchange_index": shard}
-                rows["balance_shards"].append(key | {"balance_dollars": balance, "observed_at": observed})
+                rows["balance_shards"].append(
+                    key | {"shard_balance_dollars": balance, "observed_at": observed}
+                )
                 rows["free_margin"].append(
                     key
                     | {
-                        "balance_dollars": balance,
-                        "resting_order_value_dollars": resting,
-                        "free_margin_dollars": balance - resting,
+                        "shard_balance_dollars": balance,
+                        "shard_resting_order_value_dollars": resting,
+                        "shard_free_margin_dollars": balance - resting,
                     }
                 )
         with engine.begin() as conn:
@@ -617,10 +616,14 @@ def chart(conn: str, hours: int) -> dict[str, dict[str, float]]:
     import psutil
     from fastapi.testclient import TestClient
 
-    from kalshi_provider.pipelines.ui.app import app, may_read_the_dag
+    from kalshi_provider.pipelines.ui.app import app, readable_rows
+    from kalshi_provider.pipelines.warehouse import ReadableRows
 
     os.environ["AIRFLOW_CONN_KALSHI_WAREHOUSE"] = conn
-    app.dependency_overrides[may_read_the_dag] = lambda: None
+    # A reader of the default hourly DAG, as Airflow's auth manager would answer for one: the
+    # seeded rows record no DAG, which such a reader sees; the filter is in every query, as for any.
+    readable = ReadableRows(frozenset({HOURLY_DAG_ID}), unknown_dag=True)
+    app.dependency_overrides[readable_rows] = lambda: readable
     found = {}
     with TestClient(app) as client:
         for route in ("data", "chart"):

@@ -7,6 +7,7 @@ Airflow reads this dict when it lists providers, builds the connection form (3.2
 from __future__ import annotations
 
 from kalshi_provider import __version__
+from kalshi_provider.config_declaration import CONFIG
 from kalshi_provider.connection import (
     BASE_URLS,
     EXTRA_ENVIRONMENT,
@@ -23,11 +24,6 @@ from kalshi_provider.limits import (
     MAX_RETRIES_LIMIT,
     MAX_TIMEOUT_SECONDS,
 )
-
-# The distribution's settings, the pipelines' [kalshi] section: Airflow takes a distribution's
-# settings only from its provider info's "config" key, so this is the one import of the pipelines
-# by the provider; settings.py holds only constants (tests/provider/test_layout.py).
-from kalshi_provider.pipelines.settings import CONFIG as PIPELINES_CONFIG
 
 _STRING = ["string", "null"]
 #: Where docker-compose.yaml mounts the Kalshi key (a compose secret) in the containers.
@@ -66,9 +62,14 @@ def get_provider_info() -> dict:
         ],
         # ``airflow config list`` shows the section, and its declared defaults apply where a
         # deployment sets nothing.
-        "config": PIPELINES_CONFIG,
+        "config": CONFIG,
         # No "plugins" key: the chart belongs to the pipelines built on this provider, and the
         # distribution registers it through its own ``airflow.plugins`` entry point instead.
+        # `airflow kalshi-warehouse status|migrate`: Airflow 3.2+ add a distribution's commands only
+        # from this key (there is no entry point for them), so it is the one name of a pipelines
+        # module here; Airflow imports it only to build its CLI. 3.0 and 3.1 do not read the key and
+        # get the same command as the console script `kalshi-warehouse`.
+        "cli": ["kalshi_provider.pipelines.warehouse_cli.get_cli_commands"],
         "connection-types": [
             {
                 "connection-type": "kalshi",

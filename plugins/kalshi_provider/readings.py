@@ -1,7 +1,8 @@
 """One account's reading of Kalshi: the typed record from the hook's answers to the warehouse rows.
 
 The records are frozen and check themselves when built, so a reading that exists holds only exact
-values (integers and ``Decimal``, never floats) that fit the warehouse's columns. ``to_xcom`` and
+values (integers and ``Decimal``, never floats) in Kalshi's own formats, within bounds of its own.
+Whether they fit a warehouse's columns is for that warehouse to check. ``to_xcom`` and
 ``from_xcom`` give the JSON-safe form that travels from the fetch task to the load task; nothing
 on the way rebuilds a reading from string keys of its own.
 
@@ -13,24 +14,25 @@ it, the balance (:class:`BalanceReading`), each with the moment its answer arriv
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-#: The two endpoints a reading comes from (paths below the base URL); the history names them so.
-TOTAL_ENDPOINT = "/portfolio/summary/total_resting_order_value"
-BALANCE_ENDPOINT = "/portfolio/balance"
+from kalshi_provider.limits import MAX_HOST_LENGTH
+from kalshi_provider.timestamps import aware_utc
 
-#: Largest amount in cents: what a BIGINT column holds.
+#: Kalshi types its amounts in cents int64: a balance may be negative, a total may not.
 MAX_CENTS = 2**63 - 1
-#: Smallest amount a signed BIGINT holds: a balance may be negative (Kalshi types it int64).
 MIN_CENTS = -(2**63)
-#: Kalshi's fixed-point dollar strings carry at most six decimal places; stored as Numeric(24, 6).
+#: Kalshi's fixed-point dollar strings carry at most six decimal places.
 DOLLAR_SCALE = 6
-DOLLAR_PRECISION = 24
 DOLLAR_QUANTUM = Decimal(1).scaleb(-DOLLAR_SCALE)
-_MAX_DOLLARS = Decimal(10) ** (DOLLAR_PRECISION - DOLLAR_SCALE)
-#: Exchange shard numbers are small non-negative integers (0-3 in 2026); an INTEGER column.
+#: Digits before the point a reading holds: with six after them, what Python's decimal context (28
+#: digits) quantizes exactly. Kalshi's amounts have a dozen at most.
+_INTEGER_DIGITS = 22
+_MAX_DOLLARS = Decimal(10) ** _INTEGER_DIGITS
+#: Exchange shard numbers are small non-negative integers (0-3 in 2026); one of 2**31 or more is no
+#: shard number.
 MAX_EXCHANGE_INDEX = 2**31 - 1
 
 
@@ -56,9 +58,7 @@ def _signed_cents(value: object, what: str) -> int:
 
 
 def _aware(value: object, what: str) -> datetime:
-    if not isinstance(value, datetime) or value.utcoffset() is None:
-        raise InvalidReadingError(f"{what} must be a timezone-aware datetime")
-    return value.astimezone(timezone.utc)
+    return aware_utc(value, what, InvalidReadingError)
 
 
 def exact_dollars(value: object, what: str = "dollar amount") -> Decimal:
@@ -74,7 +74,9 @@ def exact_dollars(value: object, what: str = "dollar amount") -> Decimal:
     if not amount.is_finite():
         raise InvalidReadingError(f"{what} must be a finite number")
     if abs(amount) >= _MAX_DOLLARS:
-        raise InvalidReadingError(f"{what} does not fit Numeric({DOLLAR_PRECISION}, {DOLLAR_SCALE})")
+        raise InvalidReadingError(
+            f"{what} does not fit a reading: at most {_INTEGER_DIGITS} digits before the point"
+        )
     if amount.as_tuple().exponent < -DOLLAR_SCALE and amount != amount.quantize(DOLLAR_QUANTUM):
         raise InvalidReadingError(
             f"{what} {str(value)[:64]!r} has more than {DOLLAR_SCALE} decimal places: "
@@ -260,10 +262,10 @@ class AccountReading:
         if self.try_number is not None and (type(self.try_number) is not int or self.try_number < 0):
             raise InvalidReadingError("try_number must be a whole number of 0 or more")
         if self.source is not None and (
-            not isinstance(self.source, str) or not 0 < len(self.source) <= MAX_SOURCE_LENGTH
+            not isinstance(self.source, str) or not 0 < len(self.source) <= MAX_HOST_LENGTH
         ):
             raise InvalidReadingError(
-                f"source must be None or a base URL of at most {MAX_SOURCE_LENGTH} characters"
+                f"source must be None or a base URL of at most {MAX_HOST_LENGTH} characters"
             )
 
     def to_xcom(self) -> dict[str, Any]:
@@ -317,8 +319,6 @@ class AccountReading:
 
 #: Longest text a reading carries (a left-out breakdown's reason, Kalshi's refusal): more is cut.
 MAX_NOTE_LENGTH = 1000
-#: Longest base URL a reading names as its source (the connection's own limit).
-MAX_SOURCE_LENGTH = 2048
 
 
 def _optional_text(value: object, what: str) -> None:

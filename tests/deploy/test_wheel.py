@@ -91,7 +91,10 @@ def test_the_wheel_declares_the_provider_and_the_plugin_entry_points(wheel):
     assert dict(entry_points["airflow.plugins"]) == {
         "kalshi_ui": "kalshi_provider.pipelines.ui.plugin:KalshiUIPlugin"
     }
-    assert "console_scripts" not in entry_points  # the simulator's `kalshi-simulator` is not ours
+    # The warehouse's command for Airflow 3.0/3.1 (the simulator's `kalshi-simulator` is not ours).
+    assert dict(entry_points["console_scripts"]) == {
+        "kalshi-warehouse": "kalshi_provider.pipelines.warehouse_cli:main"
+    }
 
 
 def test_the_wheel_metadata(wheel):

@@ -95,18 +95,18 @@ def test_two_accounts_one_without_fcm_access_write_totals_balances_free_margins_
         1_250_000,
         31_000,
     )
-    assert fcm["balance_dollars"] == Decimal("12500.004") and fcm["total_not_permitted"] is None
+    assert fcm["balance_dollars"] == Decimal("12500.004") and fcm["total_refusal_reason"] is None
     assert fcm["snapshot_hour"] == hour and fcm["observed_at"] > total["observed_at"]
     # Kalshi's 2026 shards 0-3 (the simulator's split of $12,500.00); the resting orders on 0 and 2.
-    assert [(e["exchange_index"], e["free_margin_dollars"]) for e in fcm["free_margin"]] == [
+    assert [(e["exchange_index"], e["shard_free_margin_dollars"]) for e in fcm["free_margin"]] == [
         (0, Decimal("5000") - Decimal("9000")),  # negative: more resting orders than cash there
         (1, Decimal("3750")),
         (2, Decimal("2500") - Decimal("876.54")),
         (3, Decimal("1250")),
     ]
     assert refused["account"] == "kalshi_no_fcm" and refused["balance_cents"] == 42_000
-    assert "only for FCM members" in refused["total_not_permitted"]
-    assert [(e["balance_dollars"], e["free_margin_dollars"]) for e in refused["free_margin"]] == [
+    assert "only for FCM members" in refused["total_refusal_reason"]
+    assert [(e["shard_balance_dollars"], e["shard_free_margin_dollars"]) for e in refused["free_margin"]] == [
         (Decimal(dollars), None) for dollars in ("168", "126", "84", "42")
     ]
 
@@ -189,7 +189,7 @@ def _print_rows(warehouse) -> None:
             [
                 (
                     e["exchange_index"],
-                    None if e["free_margin_dollars"] is None else str(e["free_margin_dollars"]),
+                    None if e["shard_free_margin_dollars"] is None else str(e["shard_free_margin_dollars"]),
                 )
                 for e in row["free_margin"]
             ],

@@ -2,7 +2,8 @@
 
 Asks that Airflow, in one process, what a user's deployment would show: the DAG folder as its
 DagBag parses it, the schedules the dag-processor stores, the connection form the UI receives,
-and the chart plugin's answers to an anonymous caller, a reader and a user refused the DAG.
+and the chart plugin's answers to an anonymous caller, a reader of every DAG, readers of one DAG
+each (two DAGs wrote to the warehouse) and a user who may read none.
 Prints one JSON object; the test module asserts on it.
 
 Usage: python probe.py DAG_FOLDER
@@ -18,6 +19,11 @@ from typing import Any
 HOURLY = "kalshi_total_resting_order_value"
 QUALITY = "kalshi_resting_order_value_quality"
 OUTSIDER = "outsider"
+#: User name -> the only DAG they may read (the others of ``OneReaderAuthManager`` read them all).
+READS_ONE = {"hourly_reader": HOURLY, "quality_reader": QUALITY}
+#: Accounts the probe writes itself, beside the hourly DAG's: one by the quality DAG's id (a second
+#: writer), one without a DAG id (rows written before DAG ids were recorded).
+SECOND_WRITER, UNRECORDED = "kalshi_desk_b", "kalshi_legacy"
 
 #: (method, dag id, user) of every DAG access question the chart plugin asked.
 ACCESS_QUESTIONS: list[tuple[str, str | None, str]] = []
@@ -88,27 +94,33 @@ def chart_access(home: str) -> dict[str, Any]:
     from fastapi.testclient import TestClient
 
     class OneReaderAuthManager(SimpleAuthManager):
-        """Simple auth, except that the user ``outsider`` may read no DAG; records each question."""
+        """Simple auth, except that ``outsider`` may read no DAG and the ``READS_ONE`` users one DAG
+        each, as FAB's DAG-level roles allow; records each question."""
 
         def is_authorized_dag(self, *, method, user, access_entity=None, details=None) -> bool:
             ACCESS_QUESTIONS.append((method, details.id if details else None, user.get_name()))
             if user.get_name() == OUTSIDER:
                 return False
+            if user.get_name() in READS_ONE and details is not None:
+                return details.id == READS_ONE[user.get_name()]
             return super().is_authorized_dag(
                 method=method, user=user, access_entity=access_entity, details=details
             )
 
     sys.modules["__main__"].OneReaderAuthManager = OneReaderAuthManager  # importable by name
+    _write_as_other_dags()
     client = TestClient(create_app())
     manager = get_auth_manager()
-    reader = manager.generate_jwt(SimpleAuthManagerUser(username="reader", role="viewer"))
-    outsider = manager.generate_jwt(SimpleAuthManagerUser(username=OUTSIDER, role="viewer"))
+    tokens = {
+        name: manager.generate_jwt(SimpleAuthManagerUser(username=name, role="viewer"))
+        for name in ("reader", OUTSIDER, *READS_ONE)
+    }
+    reader = tokens["reader"]
     answers = {}
     for name, headers in (
         ("anonymous", {}),
         ("forged", {"Authorization": "Bearer not-a-jwt"}),
-        ("outsider", {"Authorization": f"Bearer {outsider}"}),
-        ("reader", {"Authorization": f"Bearer {reader}"}),
+        *((name, {"Authorization": f"Bearer {tokens[name]}"}) for name in (OUTSIDER, "reader", *READS_ONE)),
     ):
         response = client.get("/kalshi/data?hours=24", headers=headers)
         answers[name] = {"status": response.status_code, "body": response.text[:2000]}
@@ -121,6 +133,26 @@ def chart_access(home: str) -> dict[str, Any]:
         "body": page.text[:3000],
     }
     return {"answers": answers, "questions": ACCESS_QUESTIONS}
+
+
+def _write_as_other_dags() -> None:
+    """This hour's rows of ``SECOND_WRITER`` as the quality DAG's id, and of ``UNRECORDED`` without
+    one, with the wheel's own ``store_reading``, into the warehouse the chart reads."""
+    from datetime import datetime, timedelta, timezone
+
+    from airflow.models.connection import Connection
+
+    from kalshi_provider.pipelines.warehouse import store_reading, warehouse_engine
+    from kalshi_provider.readings import AccountReading, RestingOrderValue
+
+    engine, _ = warehouse_engine(get_connection=Connection.get_connection_from_secrets)
+    hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    try:
+        for account, dag_id in ((SECOND_WRITER, QUALITY), (UNRECORDED, None)):
+            reading = AccountReading(account, hour + timedelta(seconds=1), RestingOrderValue(7))
+            store_reading(engine, reading, snapshot_hour=hour, dag_run_id="probe", dag_id=dag_id)
+    finally:
+        engine.dispose()
 
 
 def main() -> None:

@@ -341,10 +341,17 @@ class LineRunner:
             # until the DAG is in the metadata DB, as the dag-processor puts it in a deployment.
             self.airflow("dags_reserialize", "dags", "reserialize")
         self.airflow("dags_test", "dags", "test", HOURLY)
+        # The warehouse's command after that run: the wheel's console script on every line, and
+        # the same command inside Airflow's CLI where the line reads the provider info's "cli".
+        self._exec("warehouse_script", [str(self.run.venv / "bin" / "kalshi-warehouse"), "status"])
+        self.airflow("warehouse_airflow_cli", "kalshi-warehouse", "status")
         self.python(
             "triggered_run", "-c", TRIGGERED_RUN, str(self.run.home / "dags"), json.dumps(TRIGGERED_CONF)
         )
         self._backfill()
+        # The chart asks the auth manager about the DAGs the metadata DB knows: both, as the
+        # dag-processor registers them in a deployment.
+        self.airflow("dags_reserialize_both", "dags", "reserialize")
         probe_env = {
             **self.env,
             "AIRFLOW__CORE__AUTH_MANAGER": "__main__.OneReaderAuthManager",

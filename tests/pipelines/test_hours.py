@@ -6,7 +6,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from kalshi_provider.pipelines.hours import backfill_problem, observation_problem, snapshot_hour
+from kalshi_provider.pipelines.hours import (
+    backfill_problem,
+    inside_hour,
+    observation_problem,
+    on_the_hour,
+    snapshot_hour,
+)
 
 UTC = timezone.utc
 LATENESS = timedelta(minutes=30)
@@ -73,3 +79,26 @@ def test_only_a_backfills_run_is_judged_before_any_request():
     assert others and [backfill_problem(run_type, at("07:00:00")) for run_type in others] == [None] * len(
         others
     )
+
+
+def test_a_row_s_hour_is_an_aware_datetime_exactly_on_an_hour():
+    """The one check of a snapshot hour and a window's bounds (the warehouse raises its own error)."""
+    eastern = timezone(timedelta(hours=-5))
+    assert on_the_hour(datetime(2026, 3, 1, 5, tzinfo=eastern), "since") == at("10:00:00")
+    with pytest.raises(ValueError, match="since must be exactly on a UTC hour"):
+        on_the_hour(at("10:00:00.000001"), "since")
+    with pytest.raises(KeyError, match="must be timezone-aware, got naive"):
+        on_the_hour(datetime(2026, 3, 1, 10), "since", KeyError)
+    with pytest.raises(ValueError, match="run_after must be timezone-aware"):
+        snapshot_hour(datetime(2026, 3, 1, 10))
+
+
+def test_the_hour_rule_is_the_same_for_the_load_and_the_warehouse():
+    """``inside_hour`` is what ``observation_problem`` applies before the lateness, and what the
+    warehouse checks a reading it is asked to store against."""
+    hour = at("10:00:00")
+    for observed, inside in (("10:00:00", True), ("10:59:59.999999", True), ("11:00:00", False)):
+        assert inside_hour(hour, at(observed)) is inside
+        problem = observation_problem(hour, at(observed), timedelta(hours=2))
+        assert (problem is None) is inside
+    assert not inside_hour(hour, at("09:59:59.999999"))

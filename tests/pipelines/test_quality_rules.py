@@ -113,7 +113,7 @@ def balances(account, present, last_hour=datetime(2026, 11, 24, 12, tzinfo=timez
 
 
 def test_an_account_without_fcm_access_is_not_missing_totals_while_its_balance_arrives():
-    refused = balances("no_fcm", [True, True, True, True], total_not_permitted="403 permission_denied")
+    refused = balances("no_fcm", [True, True, True, True], total_refusal_reason="403 permission_denied")
     assert find_problems([], ["no_fcm"], NOW, QualityRules(window_hours=4), refused) == []
     # When its balance stops arriving too, the hours are missing as for any account.
     [problem] = find_problems([], ["no_fcm"], NOW, QualityRules(window_hours=4), refused[:2])

@@ -1,8 +1,9 @@
 """The "Kalshi resting orders" chart (plugins/kalshi_ui_plugin.py) in the running API server.
 
 ``/kalshi/chart`` (HTML + SVG) and ``/kalshi/data`` (JSON) are a plugin app that Airflow does not
-authenticate by itself: they rely on ``requires_access_dag`` for the pipeline's DAG, and every
-answer, refusals included, says ``Cache-Control: no-store``. Checked here
+authenticate by itself: they rely on Airflow's sign-in and its auth manager's list of the DAGs the
+user may read (the stack's admin reads them all), and every answer, refusals included, says
+``Cache-Control: no-store``. Checked here
 with plain HTTP (no credentials, a bad or forged bearer token, a valid token, the UI's session
 cookie) and in Chromium: Browse -> "Kalshi resting orders" shows the chart inside the UI, and an
 anonymous browser is refused. Screenshots: ``test-artifacts/stack-ui/2*-kalshi-chart*.png``.

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
 from kalshi_provider.pipelines.warehouse import read_balances, read_history, read_snapshots
-from kalshi_provider.readings import BALANCE_ENDPOINT, TOTAL_ENDPOINT
 from tests.fixtures.stack import BALANCE, DAG_ID, AirflowStack
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -78,10 +78,10 @@ def test_triggered_run_writes_the_simulators_value_to_the_postgres_warehouse(
     assert row["total_resting_order_value_cents"] == airflow_stack.resting_order_value
     dollars = Decimal(airflow_stack.resting_order_value) / 100
     assert [entry["exchange_index"] for entry in row["breakdown"]] == [0, 1, 2, 3]  # the shards of 2026
-    assert sum(entry["balance_dollars"] for entry in row["breakdown"]) == dollars
+    assert sum(entry["shard_resting_order_value_dollars"] for entry in row["breakdown"]) == dollars
     # The balance beside it, with the free margin of every shard.
     assert balance["balance_cents"] == BALANCE
-    assert all(entry["free_margin_dollars"] is not None for entry in balance["free_margin"])
+    assert all(entry["shard_free_margin_dollars"] is not None for entry in balance["free_margin"])
 
     # The value came over HTTP from the simulator, signed with the stack's key, during the run.
     started = datetime.fromisoformat(run["start_date"]).timestamp()

@@ -19,6 +19,7 @@ from kalshi_provider.connection import (
     private_key_from_connection,
     validate_connection,
 )
+from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
 from kalshi_provider.exceptions import KalshiAPIError, KalshiError
 from kalshi_provider.limits import (
     BACKOFF_JITTER_SECONDS,
@@ -27,7 +28,6 @@ from kalshi_provider.limits import (
     MAX_BACKOFF_SECONDS,
     MAX_RETRY_AFTER_SECONDS,
 )
-from kalshi_provider.readings import BALANCE_ENDPOINT, TOTAL_ENDPOINT
 from kalshi_provider.responses import (
     Balance,
     RestingOrderValue,
@@ -38,9 +38,6 @@ from kalshi_provider.responses import (
 )
 from kalshi_provider.signing import KalshiAuth
 from kalshi_provider.version_compat import AIRFLOW_V_3_2_PLUS, BaseHook
-
-TOTAL_RESTING_ORDER_VALUE_PATH = TOTAL_ENDPOINT
-BALANCE_PATH = BALANCE_ENDPOINT
 
 _Value = TypeVar("_Value", RestingOrderValue, Balance)
 
@@ -136,7 +133,7 @@ class KalshiHook(BaseHook):
         """The total resting order value (cents) and its per-exchange breakdown, checked, with
         ``received_at`` (FCM members only: for other keys Kalshi's refusal is a
         :class:`~kalshi_provider.exceptions.KalshiPermissionError`)."""
-        return self._read(TOTAL_RESTING_ORDER_VALUE_PATH, parse_resting_order_value)
+        return self._read(TOTAL_ENDPOINT, parse_resting_order_value)
 
     def get_balance(self) -> Balance:
         """The account's balance (cents and exact dollars), portfolio value and cash per shard,
@@ -144,7 +141,7 @@ class KalshiHook(BaseHook):
 
         Every key may read it, FCM member or not.
         """
-        return self._read(BALANCE_PATH, parse_balance)
+        return self._read(BALANCE_ENDPOINT, parse_balance)
 
     def _read(self, path: str, parse: Callable[[Any], _Value]) -> _Value:
         """GET ``path`` and parse the answer into a value stamped with when the answer arrived.
@@ -202,7 +199,7 @@ class KalshiHook(BaseHook):
         connection's ``timeout``, whatever the server at the other end does.
         """
         try:
-            self.request("GET", BALANCE_PATH, max_attempts=1)
+            self.request("GET", BALANCE_ENDPOINT, max_attempts=1)
         except KalshiError as err:
             return False, str(err)
         except Exception as err:  # the UI must get an answer, never a stack trace

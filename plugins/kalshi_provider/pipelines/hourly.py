@@ -145,6 +145,7 @@ def hourly_dag(
                     reading,
                     run_after=dag_run.run_after,
                     dag_run_id=dag_run.run_id,
+                    dag_id=dag_run.dag_id,
                     warehouse_conn_id=params["warehouse_conn_id"],
                     table=params["table"],
                     schema=params["schema"],

@@ -13,7 +13,9 @@ judged before any request is a backfill's (:func:`backfill_problem`): all its ho
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
+
+from kalshi_provider.timestamps import aware_utc
 
 HOUR = timedelta(hours=1)
 #: The run type of a backfill's runs on every Airflow 3 line (``DagRunType.BACKFILL_JOB`` in the
@@ -23,22 +25,35 @@ BACKFILL_RUN_TYPE = "backfill"
 
 def snapshot_hour(run_after: datetime) -> datetime:
     """The UTC hour a run stands for: its ``run_after`` truncated to the hour."""
-    if run_after.tzinfo is None:
-        raise ValueError(f"run_after must be timezone-aware, got {run_after!r}")
-    return run_after.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    return aware_utc(run_after, "run_after").replace(minute=0, second=0, microsecond=0)
+
+
+def on_the_hour(value: object, what: str, error: type[Exception] = ValueError) -> datetime:
+    """``value`` in UTC if it is an aware datetime exactly on an hour (a row's ``snapshot_hour``, a
+    window's bounds); else ``error``."""
+    hour = aware_utc(value, what, error)
+    if hour != hour.replace(minute=0, second=0, microsecond=0):
+        raise error(f"{what} must be exactly on a UTC hour, got {hour.isoformat()}")
+    return hour
+
+
+def inside_hour(hour: datetime, observed_at: datetime) -> bool:
+    """Whether an observation made at ``observed_at`` lies inside ``hour``: the condition for it to
+    stand for that hour (the whole rule adds the lateness, :func:`observation_problem`)."""
+    return hour <= observed_at < hour + HOUR
 
 
 def observation_problem(run_after: datetime, observed_at: datetime, max_lateness: timedelta) -> str | None:
     """Why a reading observed at ``observed_at`` may not stand for ``run_after``'s hour, or None."""
     hour = snapshot_hour(run_after)
-    observed = observed_at.astimezone(timezone.utc)
+    observed = aware_utc(observed_at, "observed_at")
     stands_for = f"This run stands for the hour {hour:%Y-%m-%d %H:00} UTC (run_after {run_after.isoformat()})"
-    if observed < hour:
+    if not inside_hour(hour, observed) and observed < hour:
         return (
             f"{stands_for}, but Kalshi's answer is stamped {observed.isoformat()}, before that hour "
             "began: the worker's clock is off. Nothing was stored for it; fix the clock (NTP)."
         )
-    if observed >= hour + HOUR:
+    if not inside_hour(hour, observed):
         return (
             f"{stands_for}, but Kalshi's answer arrived at {observed.isoformat()}, after that hour "
             "ended. Nothing was stored for it: a reading is stored only under the hour it was observed in "

@@ -28,16 +28,25 @@ def load_reading(
     schema: str | None,
     max_lateness_minutes: int,
     try_number: int | None = None,
+    dag_id: str | None = None,
 ) -> dict[str, Any]:
     """Store one account's reading (the fetch task's XCom) as its rows for the run's hour.
 
     Every answer in the reading gets a history row. An answer not observed inside the run's hour
     (or too late) is stored for no hour; when nothing of the reading may stand for the hour, the
     task skips, after the history recorded why. An hour that already holds an earlier observation
-    keeps it: a re-run leaves a finished hour as it was.
+    keeps it: a re-run leaves a finished hour as it was. A warehouse behind the code is migrated
+    first, or with ``[kalshi] warehouse_migrations = manual`` the task fails naming the command.
     """
-    from kalshi_provider.pipelines.warehouse import store_reading, warehouse_engine
-    from kalshi_provider.readings import BALANCE_ENDPOINT, TOTAL_ENDPOINT, AccountReading
+    from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
+    from kalshi_provider.pipelines.settings import warehouse_migrations
+    from kalshi_provider.pipelines.warehouse import (
+        WarehouseMigrationRequired,
+        store_reading,
+        warehouse_engine,
+    )
+    from kalshi_provider.pipelines.warehouse_cli import migrate_command
+    from kalshi_provider.readings import AccountReading
 
     reading = AccountReading.from_xcom(payload)
     hour = snapshot_hour(run_after)
@@ -50,6 +59,7 @@ def load_reading(
     if reading.balance is not None and reading.balance.value is not None:
         if problem := observation_problem(run_after, reading.balance.observed_at, lateness):
             late[BALANCE_ENDPOINT] = problem
+    migrations = warehouse_migrations()
     engine, description = warehouse_engine(warehouse_conn_id)
     log.info("Warehouse: %s", description)
     try:
@@ -58,12 +68,17 @@ def load_reading(
             reading,
             snapshot_hour=hour,
             dag_run_id=dag_run_id,
+            dag_id=dag_id,
             table_name=table,
             schema=schema,
             try_number=try_number,
             not_in_hour=late,
+            migrations=migrations,
         )
         _report_lineage(engine, reading, stored, table, schema)
+    except WarehouseMigrationRequired as err:
+        command = migrate_command(warehouse_conn_id, table, schema)
+        raise WarehouseMigrationRequired(f"{err} The command: {command}") from None
     finally:
         engine.dispose()
     target = f"{schema}.{table}" if schema else table
@@ -152,10 +167,10 @@ def _log_left_out(reading: Any, label: str) -> None:
 def _report_lineage(engine: Any, reading: Any, stored: Any, table: str, schema: str | None) -> None:
     """Hook-level lineage of the load: the Kalshi endpoints its rows came from, the tables it wrote."""
     from kalshi_provider.endpoint_assets import kalshi_asset_uri
+    from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
     from kalshi_provider.hook_lineage import report_lineage
     from kalshi_provider.pipelines.warehouse import warehouse_tables
     from kalshi_provider.pipelines.warehouse.lineage import warehouse_asset_uris
-    from kalshi_provider.readings import BALANCE_ENDPOINT, TOTAL_ENDPOINT
 
     try:
         tables = warehouse_tables(table, schema)

@@ -116,7 +116,7 @@ def find_problems(
     for row in balances:
         if row["account"] in by_account:
             balance_hours[row["account"]].add(row["snapshot_hour"])
-            if row.get("total_not_permitted"):
+            if row.get("total_refusal_reason"):
                 not_permitted[row["account"]].add(row["snapshot_hour"])
             if row.get("breakdown_problem"):
                 balance_left_out[row["account"]][row["snapshot_hour"]] = row["breakdown_problem"]

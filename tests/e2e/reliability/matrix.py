@@ -582,7 +582,7 @@ CASES: tuple[Case, ...] = (
     Case(
         "warehouse-fails-mid-transaction",
         "PostgreSQL fails the load mid-transaction twice, then works",
-        "trigger on the breakdown table raises on the first 2 inserts (after the totals upsert)",
+        "trigger on the breakdown table raises on the first 2 inserts (after the totals row went in)",
         outcome="recovered",
         tries=3,
         requests=2,

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import make_url, text
 
-from kalshi_provider.pipelines.warehouse import prepare_tables
+from kalshi_provider.pipelines.warehouse import upgrade_warehouse
 from tests.e2e.reliability.harness import (
     FAST_EXTRAS,
     FETCH,
@@ -128,7 +128,10 @@ def _check_batch_case(case: Case, matrix_run) -> float:
         assert row["dag_run_id"] == result.run_id
         assert row["snapshot_hour"] == hour_of(result.run_after)
         if case.breakdown:
-            assert sum(entry["balance_dollars"] for entry in row["breakdown"]) * 100 == case.value
+            assert (
+                sum(entry["shard_resting_order_value_dollars"] for entry in row["breakdown"]) * 100
+                == case.value
+            )
             assert row["breakdown_problem"] is None
         else:  # the total is kept, the breakdown left out and noted for the quality check
             assert row["breakdown"] == [] and "more than 6 decimal places" in row["breakdown_problem"]
@@ -138,11 +141,14 @@ def _check_batch_case(case: Case, matrix_run) -> float:
         (balance,) = outcome.balances
         assert (balance["balance_cents"], balance["dag_run_id"]) == (500000, result.run_id)
         assert balance["snapshot_hour"] == hour_of(result.run_after)
-        margins = {entry["exchange_index"]: entry["free_margin_dollars"] for entry in balance["free_margin"]}
+        margins = {
+            entry["exchange_index"]: entry["shard_free_margin_dollars"] for entry in balance["free_margin"]
+        }
         if case.rows and case.breakdown:  # both breakdowns complete: every shard's free margin known
             shares = {0: "2000.00", 1: "1500.00", 2: "1000.00", 3: "500.00"}  # the simulator's split
             resting = {
-                entry["exchange_index"]: entry["balance_dollars"] for entry in outcome.rows[0]["breakdown"]
+                entry["exchange_index"]: entry["shard_resting_order_value_dollars"]
+                for entry in outcome.rows[0]["breakdown"]
             }
             assert margins == {index: Decimal(shares[index]) - resting[index] for index in shares}
         else:  # no resting order value to subtract (no FCM access, or its breakdown left out)
@@ -268,7 +274,7 @@ class _PostgresCase:
         return result
 
     def install_failing_trigger(self, failures: int) -> None:
-        prepare_tables(self.warehouse.engine, schema=self.schema)
+        upgrade_warehouse(self.warehouse.engine, schema=self.schema)
         with self.warehouse.engine.begin() as conn:
             conn.exec_driver_sql(_FAILING_TRIGGER.format(schema=self.schema, failures=failures))
 
@@ -288,7 +294,9 @@ class _PostgresCase:
         assert row["dag_run_id"] == result.run_id
         assert row["snapshot_hour"] == self.hour
         assert row["total_resting_order_value_cents"] == 123456
-        assert sum(entry["balance_dollars"] for entry in row["breakdown"]) == Decimal("1234.56")
+        assert sum(entry["shard_resting_order_value_dollars"] for entry in row["breakdown"]) == Decimal(
+            "1234.56"
+        )
         (balance,) = self.warehouse.balances()  # written in the same transaction, or not at all
         assert (balance["dag_run_id"], balance["snapshot_hour"]) == (result.run_id, self.hour)
         assert len(balance["free_margin"]) == 4
@@ -343,7 +351,7 @@ def _warehouse_fails_until_fixed(case: Case, request) -> float:
     pg.install_failing_trigger(failures=1000)
     first = pg.run()
     _assert_load_failed(first, case)
-    # The totals upsert ran before the breakdown insert failed: the rollback took it back, and
+    # The totals row went in before the breakdown insert failed: the rollback took it back, and
     # nothing of the balance or the history was left either.
     assert pg.warehouse.rows() == [] and pg.breakdown_rows() == 0
     assert pg.warehouse.balances() == [] and pg.warehouse.history() == []
@@ -369,7 +377,9 @@ def _warehouse_table_wrong_shape(case: Case, request) -> float:
     assert "AirflowFailException" in result.output  # failed at once, without its retries
     assert "snapshot_hour is TIMESTAMP WITHOUT TIME ZONE" in result.output
     assert "total_resting_order_value_cents is DOUBLE PRECISION" in result.output
-    assert pg.warehouse.rows() == []
+    with pg.warehouse.engine.connect() as conn:  # the table is not ours: counted, not read as ours
+        table = f"{pg.schema}.kalshi_total_resting_order_value"
+        assert conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar() == 0
     assert pg.requests() == case.requests
     return pg.seconds
 

@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, make_url, text
 
 from kalshi_provider.pipelines.load import load_reading
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE
-from kalshi_provider.pipelines.warehouse import BREAKDOWN_SUFFIX, prepare_tables, read_snapshots
+from kalshi_provider.pipelines.warehouse import BREAKDOWN_SUFFIX, read_snapshots, upgrade_warehouse
 from kalshi_provider.readings import AccountReading, RestingOrderValue, ShardAmount
 from tests.e2e.reliability.harness import (
     FAST_EXTRAS,
@@ -121,7 +121,7 @@ def test_the_same_hour_loaded_again_keeps_one_row_with_the_earliest_observation(
     assert row["total_resting_order_value_cents"] == 300
     assert row["observed_at"] == hour + timedelta(seconds=30)
     assert row["dag_run_id"] == "run-3"  # the same observation again changes nothing
-    assert [entry["balance_dollars"] for entry in row["breakdown"]] == [Decimal("3.000000")]
+    assert [entry["shard_resting_order_value_dollars"] for entry in row["breakdown"]] == [Decimal("3.000000")]
 
 
 @pytest.mark.slow
@@ -238,7 +238,7 @@ class _Loader:
 @pytest.mark.slow
 def test_two_processes_loading_the_same_hours_at_once_leave_the_earlier_observation(target, tmp_path):
     hours = [BASE_HOUR + timedelta(hours=i) for i in range(10)]
-    prepare_tables(target.engine, schema=target.schema)  # so the gate below can lock the table
+    upgrade_warehouse(target.engine, schema=target.schema)  # so the gate below can lock the table
     go = tmp_path / "go"
     specs = {name: _loader_spec(target, name, hours, go) for name in ("a", "b")}
     loaders = {name: _Loader(target, name, spec, tmp_path) for name, spec in specs.items()}
@@ -263,7 +263,7 @@ def test_two_processes_loading_the_same_hours_at_once_leave_the_earlier_observat
         expected_cents = expected["reading"]["resting_order_value"]["total_cents"]
         assert row["total_resting_order_value_cents"] == expected_cents
         assert row["observed_at"] == row["snapshot_hour"] + timedelta(minutes=1)
-        assert [str(entry["balance_dollars"]) for entry in row["breakdown"]] == [
+        assert [str(entry["shard_resting_order_value_dollars"]) for entry in row["breakdown"]] == [
             f"{Decimal(row['total_resting_order_value_cents']) / 100:.6f}"
         ]
         assert results[winner][index] is True  # the earlier observation always reports it wrote
@@ -278,7 +278,7 @@ def test_two_processes_loading_the_same_hours_at_once_leave_the_earlier_observat
 
 
 def _install_failing_trigger(target: Target) -> None:
-    prepare_tables(target.engine, schema=target.schema)
+    upgrade_warehouse(target.engine, schema=target.schema)
     breakdown = target.table(BREAKDOWN_SUFFIX)
     with target.engine.begin() as conn:
         if target.dialect == "postgresql":
@@ -311,11 +311,11 @@ def test_a_rerun_after_a_load_failed_mid_transaction_completes_the_hour(target):
     _install_failing_trigger(target)
     with pytest.raises(Exception, match="simulated warehouse failure"):
         load(target, reading(100, hour + timedelta(minutes=1)), hour, "run-1")
-    # The totals upsert had run when the breakdown insert failed: the whole load was rolled back.
+    # The totals row had gone in when the breakdown insert failed: the whole load was rolled back.
     assert target.rows() == []
 
     _drop_trigger(target)
     assert load(target, reading(100, hour + timedelta(minutes=1)), hour, "run-1-retry")["written"]
     (row,) = target.rows()
     assert (row["dag_run_id"], row["total_resting_order_value_cents"]) == ("run-1-retry", 100)
-    assert [entry["balance_dollars"] for entry in row["breakdown"]] == [Decimal("1.000000")]
+    assert [entry["shard_resting_order_value_dollars"] for entry in row["breakdown"]] == [Decimal("1.000000")]

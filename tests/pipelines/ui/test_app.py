@@ -10,7 +10,16 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from kalshi_provider.pipelines.ui.app import app
+from kalshi_provider.pipelines.settings import HOURLY_DAG_ID
+from kalshi_provider.pipelines.ui.app import app, readable_rows
+
+
+def _every_row():
+    """What a reader of the default hourly DAG may see of rows written without a DAG id (the test
+    warehouses' rows): all of them."""
+    from kalshi_provider.pipelines.warehouse import ReadableRows
+
+    return ReadableRows(frozenset({HOURLY_DAG_ID}), unknown_dag=True)
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +41,9 @@ def test_every_route_goes_through_airflows_access_check():
     routes = [route for route in app.routes if isinstance(route, APIRoute)]
     assert {route.path for route in routes} >= {"/data", "/chart"}
     assert [route.path for route in app.routes if not isinstance(route, APIRoute)] == []
-    assert len(app.router.dependencies) == 1  # requires_access_dag for the hourly DAG
+    assert [d.dependency for d in app.router.dependencies] == [
+        readable_rows
+    ]  # Airflow's sign-in, then its auth manager
 
 
 # -- what the page and /data show, from a real warehouse (Airflow's access check stubbed) -------------
@@ -70,9 +81,7 @@ def warehouse_with_margin(set_connection, tmp_path):
 
 @pytest.fixture
 def signed_in_client(warehouse_with_margin):
-    from kalshi_provider.pipelines.ui.app import may_read_the_dag
-
-    app.dependency_overrides[may_read_the_dag] = lambda: None
+    app.dependency_overrides[readable_rows] = _every_row
     try:
         with TestClient(app) as client:
             yield client
@@ -151,15 +160,108 @@ def test_the_api_server_finds_a_warehouse_connection_stored_in_the_metadata_db(a
     assert found == {"cents": [31_337], "deprecations": []}
 
 
+# -- each user sees the accounts the DAGs they may read wrote (issue 18, item 3) ---------------------
+
+TWO_DESKS = '''"""Two hourly DAGs of the factory, as a team with two desks deploys them (Airflow dags)."""
+
+from kalshi_provider.pipelines.hourly import hourly_dag
+
+desk_a = hourly_dag()
+desk_b = hourly_dag("kalshi_desk_b", kalshi_conn_ids=("desk_b",))
+'''
+
+ASK_AS_EACH_USER = """
+import json
+from airflow.api_fastapi.app import create_app, get_auth_manager
+from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+from fastapi.testclient import TestClient
+
+client = TestClient(create_app())  # Airflow's API server app, the chart plugin mounted in it
+found = {}
+for name in ("desk_a", "desk_b", "both", "outsider"):
+    token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username=name, role="viewer"))
+    response = client.get("/kalshi/data?hours=24", headers={"Authorization": f"Bearer {token}"})
+    page = client.get("/kalshi/chart?hours=24", headers={"Authorization": f"Bearer {token}"})
+    found[name] = {"status": response.status_code, "body": response.json(), "page": page.text}
+print("ANSWERS " + json.dumps(found))
+"""
+
+
+def test_each_user_sees_only_the_accounts_the_dags_they_may_read_wrote(airflow_home, tmp_path):
+    """Two DAGs of the factory write to one warehouse; Airflow's own API server app asks its auth
+    manager which DAGs each user may read (here the simple one, with DAG-level reads per user as
+    FAB roles give them). Rows written before DAG ids were recorded go with the default DAG."""
+    import json
+    import subprocess
+    import sys
+    from datetime import datetime, timedelta, timezone
+    from pathlib import Path
+
+    from sqlalchemy import create_engine
+
+    from kalshi_provider.pipelines.warehouse import store_reading
+    from kalshi_provider.readings import AccountReading, RestingOrderValue
+    from tests.pipelines.ui.dag_scoped_auth import DESK_B_DAG_ID
+
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "two_desks.py").write_text(TWO_DESKS)
+    airflow_home.env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags)
+    registered = airflow_home.airflow("dags", "reserialize")  # as the dag-processor puts them in the DB
+    assert registered.returncode == 0, registered.stderr[-3000:]
+    listed = airflow_home.airflow("dags", "list", "--output", "json")
+    assert {dag["dag_id"] for dag in json.loads(listed.stdout.splitlines()[-1])} == {
+        HOURLY_DAG_ID,
+        DESK_B_DAG_ID,
+    }
+    path = tmp_path / "warehouse.db"
+    airflow_home.set_connection("kalshi_warehouse", "sqlite", host=str(path))
+    engine = create_engine(f"sqlite:///{path}")
+    hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    for account, dag_id, cents in (
+        ("fcm_a", HOURLY_DAG_ID, 100),
+        ("desk_b", DESK_B_DAG_ID, 200),
+        ("legacy", None, 300),
+    ):
+        reading = AccountReading(account, hour + timedelta(seconds=5), RestingOrderValue(cents))
+        store_reading(engine, reading, snapshot_hour=hour, dag_run_id="r", dag_id=dag_id)
+    engine.dispose()
+
+    repo = Path(__file__).resolve().parents[3]
+    env = airflow_home.env | {
+        "_AIRFLOW_PROCESS_CONTEXT": "server",
+        "AIRFLOW__CORE__AUTH_MANAGER": "tests.pipelines.ui.dag_scoped_auth.DagScopedAuthManager",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "test-secret-" + "x" * 64,
+        "PYTHONPATH": f"{repo}:{airflow_home.env['PYTHONPATH']}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", ASK_AS_EACH_USER], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    [line] = [line for line in done.stdout.splitlines() if line.startswith("ANSWERS ")]
+    answers = json.loads(line.removeprefix("ANSWERS "))
+
+    def served(name):
+        assert answers[name]["status"] == 200, answers[name]
+        return {
+            account: [p["cents"] for p in points]
+            for account, points in answers[name]["body"]["series"].items()
+        }
+
+    assert served("desk_a") == {"fcm_a": [100], "legacy": [300]}  # the default DAG: also the unrecorded rows
+    assert served("desk_b") == {"desk_b": [200]}
+    assert served("both") == {"fcm_a": [100], "desk_b": [200], "legacy": [300]}
+    assert "fcm_a" not in answers["desk_b"]["page"] and "desk_b" in answers["desk_b"]["page"]
+    assert answers["outsider"]["status"] == 403 and "fcm_a" not in json.dumps(answers["outsider"])
+
+
 # -- the cost of an answer is bounded by the points budget (issue 17, class 2) -----------------------
 
 
 @pytest.fixture
 def signed_in():
     """The app with Airflow's access check stubbed, over whatever warehouse the test set up."""
-    from kalshi_provider.pipelines.ui.app import may_read_the_dag
-
-    app.dependency_overrides[may_read_the_dag] = lambda: None
+    app.dependency_overrides[readable_rows] = _every_row
     try:
         with TestClient(app) as client:
             yield client
@@ -305,9 +407,7 @@ def get(url, **kwargs):
 def test_no_answer_of_the_app_may_be_stored_not_even_a_refusal(served, warehouse_with_margin):
     """Anonymous (Airflow's real check), then signed in: pages, data, errors of every kind."""
     answers = {path: get(served + path) for path in ("/data", "/chart?hours=24")}
-    from kalshi_provider.pipelines.ui.app import may_read_the_dag
-
-    app.dependency_overrides[may_read_the_dag] = lambda: None
+    app.dependency_overrides[readable_rows] = _every_row
     try:
         answers |= {
             "signed in /data": get(served + "/data?hours=24"),

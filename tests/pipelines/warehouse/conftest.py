@@ -130,8 +130,8 @@ def seed_chart_tables(engine: Engine, *, accounts: int, hours: int, end: datetim
                     "balance_cents": 1,
                     "balance_dollars": Decimal(next(balances)),
                     "portfolio_value_cents": 2,
-                    "updated_ts": 3,
-                    "total_not_permitted": "403" if offset % 5 == 0 else None,
+                    "balance_updated_ts": 3,
+                    "total_refusal_reason": "403" if offset % 5 == 0 else None,
                 }
             )
             for shard in range(shards):
@@ -140,9 +140,9 @@ def seed_chart_tables(engine: Engine, *, accounts: int, hours: int, end: datetim
                     key
                     | {
                         "exchange_index": shard,
-                        "balance_dollars": Decimal("1.000000"),
-                        "resting_order_value_dollars": None,
-                        "free_margin_dollars": None if margin is None else Decimal(margin),
+                        "shard_balance_dollars": Decimal("1.000000"),
+                        "shard_resting_order_value_dollars": None,
+                        "shard_free_margin_dollars": None if margin is None else Decimal(margin),
                     }
                 )
     with engine.begin() as conn:

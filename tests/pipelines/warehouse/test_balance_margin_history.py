@@ -8,21 +8,21 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import DBAPIError
 
+from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE
 from kalshi_provider.pipelines.warehouse import (
     InvalidSnapshotError,
-    prepare_tables,
     read_balances,
     read_history,
     read_snapshots,
     store_reading,
+    upgrade_warehouse,
     warehouse_tables,
 )
 from kalshi_provider.pipelines.warehouse import store as store_module
-from kalshi_provider.readings import BALANCE_ENDPOINT, TOTAL_ENDPOINT
 from tests.pipelines.warehouse.conftest import make_balance, make_load
 
 D = Decimal
@@ -36,9 +36,9 @@ def _margin(engine) -> dict[int, tuple]:
     (row,) = read_balances(engine)
     return {
         entry["exchange_index"]: (
-            entry["balance_dollars"],
-            entry["resting_order_value_dollars"],
-            entry["free_margin_dollars"],
+            entry["shard_balance_dollars"],
+            entry["shard_resting_order_value_dollars"],
+            entry["shard_free_margin_dollars"],
         )
         for entry in row["free_margin"]
     }
@@ -59,14 +59,14 @@ def test_the_balance_is_stored_exactly_beside_the_total(db_engine, store):
     stored = store(db_engine, make_load(cents=123456, balance=balance))
     assert stored.total.held and stored.balance.held
     (row,) = read_balances(db_engine)
-    assert (row["balance_cents"], row["portfolio_value_cents"], row["updated_ts"]) == (
+    assert (row["balance_cents"], row["portfolio_value_cents"], row["balance_updated_ts"]) == (
         -(2**63),
         2**63 - 1,
         1_772_366_400,
     )
     assert row["balance_dollars"] == D("-999999999999999999.999999") and type(row["balance_dollars"]) is D
-    assert row["breakdown"] == [{"exchange_index": 0, "balance_dollars": D("-0.000001")}]
-    assert (row["total_not_permitted"], row["breakdown_problem"], row["dag_run_id"]) == (None, None, "run-1")
+    assert row["breakdown"] == [{"exchange_index": 0, "shard_balance_dollars": D("-0.000001")}]
+    assert (row["total_refusal_reason"], row["breakdown_problem"], row["dag_run_id"]) == (None, None, "run-1")
     assert row["observed_at"] - read_snapshots(db_engine)[0]["observed_at"] == timedelta(milliseconds=30)
 
 
@@ -84,7 +84,7 @@ def test_the_balance_keeps_the_earliest_observation_of_the_hour_on_its_own(db_en
     assert store(db_engine, earlier).balance.held
     (row,) = read_balances(db_engine)
     assert (row["balance_cents"], row["dag_run_id"]) == (5, "r0")
-    assert row["breakdown"] == [{"exchange_index": 1, "balance_dollars": D("0.05")}]  # no stale shards
+    assert row["breakdown"] == [{"exchange_index": 1, "shard_balance_dollars": D("0.05")}]  # no stale shards
     (total,) = read_snapshots(db_engine)  # the earlier load's total replaced the :05 one too
     assert (total["total_resting_order_value_cents"], total["dag_run_id"]) == (100, "r0")
 
@@ -101,7 +101,7 @@ def test_a_key_without_fcm_access_gets_its_balance_and_no_total(db_engine, store
     assert stored.total is None and stored.balance.held
     assert read_snapshots(db_engine) == []
     (row,) = read_balances(db_engine)
-    assert (row["balance_cents"], row["total_not_permitted"]) == (4200, REFUSED)
+    assert (row["balance_cents"], row["total_refusal_reason"]) == (4200, REFUSED)
 
 
 # --- the free margin ----------------------------------------------------------------------------------
@@ -198,6 +198,68 @@ def test_the_free_margin_follows_the_hours_rows_whichever_load_brought_them(db_e
     assert _margin(db_engine) == {0: (D("5"), D("3"), D("2"))}
     store(db_engine, make_load(observed_minute=45, cents=1, breakdown={0: "0.01"}))  # later: changes nothing
     assert _margin(db_engine) == {0: (D("5"), D("3"), D("2"))}
+
+
+def test_an_hour_that_keeps_an_earlier_balance_derives_the_margin_from_the_balance_it_keeps(db_engine, store):
+    """The second load brings the hour's first total and a later balance: the hour keeps the first
+    load's balance, and the free margin is that balance's minus the new total's, not the reading's."""
+    kept = make_balance(500, breakdown={0: "2", 1: "3"})
+    store(db_engine, make_load(observed_minute=5, not_permitted=REFUSED, balance=kept))
+    assert _margin(db_engine) == {0: (D("2"), None, None), 1: (D("3"), None, None)}  # no total yet
+    later = make_balance(90000, breakdown={0: "900"})
+    stored = store(
+        db_engine, make_load(observed_minute=30, cents=300, breakdown={0: "1", 1: "2"}, balance=later)
+    )
+    assert stored.total.held and not stored.balance.held
+    assert _margin(db_engine) == {0: (D("2"), D("1"), D("1")), 1: (D("3"), D("2"), D("1"))}
+
+
+def test_rows_left_without_their_balance_row_are_replaced(db_engine, store):
+    """Someone deleted the hour's balance row by hand and left its shards and free margin: the next
+    load's balance goes in, and none of the rows left behind linger beside its own."""
+    store(db_engine, make_load(observed_minute=5, balance=make_balance(500, breakdown={0: "2", 1: "3"})))
+    with db_engine.begin() as conn:
+        conn.execute(text(f"DELETE FROM {DEFAULT_TABLE}_balance"))
+    assert store(
+        db_engine, make_load(observed_minute=5, balance=make_balance(100, breakdown={1: "1"}))
+    ).balance.held
+    (row,) = read_balances(db_engine)
+    assert [(e["exchange_index"], e["shard_balance_dollars"]) for e in row["breakdown"]] == [(1, D("1"))]
+    assert set(_margin(db_engine)) == {1}
+
+
+def _statements(engine) -> list[str]:
+    """The statements SQLAlchemy sends ``engine`` from now on, first words only."""
+    sent: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: sent.append(" ".join(args[2].split()[:3])))
+    return sent
+
+
+def test_a_new_hour_is_written_without_asking_or_reading_anything(db_engine, store):
+    """At the schema's head, a new hour's load only inserts: one statement per table with rows (the
+    version check rides on the first, the free margin derives from the reading it holds); nothing
+    is read back. (Portable: each hourly row in a savepoint.)"""
+    upgrade_warehouse(db_engine)
+    sent = _statements(db_engine)
+    load = make_load(breakdown=RESTING_SHARDS, balance=make_balance(500000, breakdown=BALANCE_SHARDS))
+    stored = store(db_engine, load)
+    assert stored.total.held and stored.balance.held
+    writes = [s for s in sent if not s.startswith(("SAVEPOINT", "RELEASE", "BEGIN IMMEDIATE"))]
+    tables = [
+        f"{DEFAULT_TABLE}{suffix}"
+        for suffix in ("", "_breakdown", "_balance", "_bal_shard", "_margin", "_history")
+    ]
+    assert writes == [f"INSERT INTO {table}" for table in tables], sent
+    assert _margin(db_engine)[0] == (D("2000.004"), D("493.84"), D("1506.164"))
+    # A later observation of the same hour (a control): the hour is read, kept, and only the history
+    # grows; an earlier one replaces the rows, taking the old ones away first.
+    sent.clear()
+    assert not store(db_engine, make_load(observed_minute=40, cents=1, balance=make_balance(2))).held
+    assert [s.split()[0] for s in sent if s.startswith(("INSERT", "UPDATE", "DELETE"))] == ["INSERT"] * 3
+    assert any(s.startswith("SELECT") for s in sent)
+    sent.clear()
+    assert store(db_engine, make_load(observed_minute=1, cents=7, breakdown={0: "0.07"})).held
+    assert "UPDATE" in {s.split()[0] for s in sent} and f"DELETE FROM {DEFAULT_TABLE}_breakdown" in sent
 
 
 # --- the history --------------------------------------------------------------------------------------
@@ -327,7 +389,7 @@ def test_the_first_refusal_is_new_and_the_next_ones_are_not(db_engine, store):
 def test_a_history_row_refused_by_the_database_writes_no_hour_row(db_engine, store):
     from tests.pipelines.warehouse.test_store import _reject
 
-    prepare_tables(db_engine)
+    upgrade_warehouse(db_engine)
     _reject(db_engine, f"{DEFAULT_TABLE}_history", "NEW.balance_cents = 666")
     with pytest.raises(DBAPIError, match="rejected by test"):
         store(db_engine, make_load(breakdown={0: "1"}, balance=make_balance(666, breakdown={0: "6.66"})))
@@ -342,7 +404,7 @@ def test_a_failure_computing_the_free_margin_rolls_back_the_whole_load(monkeypat
     def failing(*args):
         raise RuntimeError("injected failure")
 
-    monkeypatch.setattr(store_module, "_recompute_free_margin", failing)
+    monkeypatch.setattr(store_module, "free_margin", failing)
     with pytest.raises(RuntimeError, match="injected failure"):
         store(db_engine, make_load(observed_minute=5, cents=9, balance=make_balance(2)))
     assert (read_snapshots(db_engine), read_balances(db_engine), read_history(db_engine)) == snapshot

@@ -12,11 +12,11 @@ from sqlalchemy.engine import Engine
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE
 from kalshi_provider.pipelines.warehouse import (
     StoredReading,
-    prepare_tables,
     read_balances,
     read_history,
     read_snapshots,
     store_reading,
+    upgrade_warehouse,
 )
 from tests.fixtures.gates import writers_held
 from tests.pipelines.warehouse.conftest import Load, make_balance, make_load
@@ -77,7 +77,7 @@ def test_two_loads_of_one_hour_at_once_keep_the_earlier_observation(
         balance=make_balance(2500, breakdown={0: "20", 1: "5"}),
     )
     order = [earlier, later] if earlier_arrives_first else [later, earlier]
-    prepare_tables(db_engine)
+    upgrade_warehouse(db_engine)
     # Hold back every writer of the table, so both loads really collide on the same hour.
     with writers_held(db_engine, DEFAULT_TABLE) as wait_for:
         loads = []
@@ -89,16 +89,17 @@ def test_two_loads_of_one_hour_at_once_keep_the_earlier_observation(
     (row,) = read_snapshots(db_engine, include_breakdown=True)
     assert (row["observed_at"], row["dag_run_id"]) == (earlier.observed_at, "earlier")
     assert row["total_resting_order_value_cents"] == 1
-    assert [(e["exchange_index"], str(e["balance_dollars"])) for e in row["breakdown"]] == [(0, "0.010000")]
+    resting = [(e["exchange_index"], str(e["shard_resting_order_value_dollars"])) for e in row["breakdown"]]
+    assert resting == [(0, "0.010000")]
     (balance,) = read_balances(db_engine)
     assert (balance["balance_cents"], balance["dag_run_id"]) == (1000, "earlier")
     assert [e["exchange_index"] for e in balance["breakdown"]] == [0]
     assert [
         (
             e["exchange_index"],
-            e["balance_dollars"],
-            e["resting_order_value_dollars"],
-            e["free_margin_dollars"],
+            e["shard_balance_dollars"],
+            e["shard_resting_order_value_dollars"],
+            e["shard_free_margin_dollars"],
         )
         for e in balance["free_margin"]
     ] == [(0, Decimal("10"), Decimal("0.01"), Decimal("9.99"))]
@@ -114,7 +115,7 @@ def test_racing_loads_over_many_hours_keep_the_earlier_observations(db_engine, p
         name: [make_load(hour=h, cents=minute, observed_minute=minute, dag_run_id=name) for h in hours]
         for name, minute in (("earlier", 10), ("later", 20))
     }
-    prepare_tables(db_engine)
+    upgrade_warehouse(db_engine)
     for _ in range(3):
         threads = [_Load(db_engine, batch, portable) for batch in loads.values()]
         for thread in threads:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from kalshi_provider.exceptions import KalshiConfigError
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE
@@ -20,13 +20,14 @@ from kalshi_provider.pipelines.warehouse import (
     WarehouseConnectionError,
     WarehouseTimeouts,
     embedded_database_path,
-    prepare_tables,
+    read_balances,
     read_snapshots,
     store_reading,
+    upgrade_warehouse,
     warehouse_engine,
 )
 from tests.fixtures.gates import writers_held
-from tests.pipelines.warehouse.conftest import make_load
+from tests.pipelines.warehouse.conftest import make_balance, make_load
 
 CONN_ENV = "AIRFLOW_CONN_KALSHI_WAREHOUSE"
 
@@ -40,7 +41,7 @@ def _round_trip(engine, **table) -> None:
     load = make_load(breakdown={0: "0.000001"})
     assert store_reading(engine, load.reading, snapshot_hour=load.hour, dag_run_id=None, **table).held
     (row,) = read_snapshots(engine, include_breakdown=True, **table)
-    assert row["breakdown"][0]["balance_dollars"].as_tuple().exponent == -6
+    assert row["breakdown"][0]["shard_resting_order_value_dollars"].as_tuple().exponent == -6
 
 
 def test_sqlite_connection_as_json(monkeypatch, tmp_path):
@@ -322,7 +323,7 @@ def test_a_lock_held_by_another_session_fails_the_load_after_the_lock_timeout(bo
     """Another session holds the table: the load gives up with the engine's lock-timeout error
     (1 s here) instead of waiting as long as the lock is held."""
     engine, schema, other = bounded
-    prepare_tables(other, schema=schema)
+    upgrade_warehouse(other, schema=schema)
     table = f"{schema}.{DEFAULT_TABLE}" if schema and other.dialect.name == "postgresql" else DEFAULT_TABLE
     load = make_load()
     with writers_held(other, table):
@@ -360,7 +361,7 @@ def test_the_bounds_reach_the_server_session(bounded):
     queries = {
         "postgresql": "SELECT current_setting('statement_timeout'), current_setting('lock_timeout'), "
         "current_setting('idle_in_transaction_session_timeout')",
-        "mysql": "SELECT @@max_statement_time, @@innodb_lock_wait_timeout, @@lock_wait_timeout",
+        "mysql": "SELECT @@max_statement_time, @@innodb_lock_wait_timeout, @@lock_wait_timeout, @@autocommit",
         "sqlite": "PRAGMA busy_timeout",
     }
     with engine.connect() as conn:
@@ -369,7 +370,24 @@ def test_the_bounds_reach_the_server_session(bounded):
         found
         == {
             "postgresql": ("5s", "1s", "1min"),
-            "mysql": (5.0, 1, 1),
+            "mysql": (5.0, 1, 1, 0),
             "sqlite": (1000,),
         }[engine.dialect.name]
     )
+
+
+def test_a_load_the_database_refuses_half_way_leaves_nothing_through_the_warehouse_engine(bounded):
+    """On MySQL/MariaDB the engine's session statement also switches autocommit off (MySQLdb's own
+    SET is skipped, a round trip less): a load whose last row the database refuses takes every row
+    before it with it, on every engine, through the engine a load task gets."""
+    from tests.pipelines.warehouse.test_store import _reject
+
+    engine, schema, other = bounded
+    if schema is not None and other.dialect.name == "postgresql":
+        other = create_engine(other.url, connect_args={"options": f"-c search_path={schema}"})
+    upgrade_warehouse(other, schema=schema)
+    _reject(other, f"{DEFAULT_TABLE}_history", "NEW.balance_cents = 666")
+    load = make_load(breakdown={0: "1"}, balance=make_balance(666, breakdown={0: "6.66"}))
+    with pytest.raises(DBAPIError, match="rejected by test"):
+        store_reading(engine, load.reading, snapshot_hour=load.hour, dag_run_id=None, schema=schema)
+    assert read_snapshots(other, schema=schema) == [] and read_balances(other, schema=schema) == []

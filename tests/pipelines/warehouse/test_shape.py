@@ -227,7 +227,9 @@ def test_a_missing_column_and_a_required_column_of_its_own_are_refused(db_engine
         conn.exec_driver_sql(
             f"CREATE TABLE {BREAKDOWN} (account TEXT, snapshot_hour {GOOD[db_engine.dialect.name]['hour']})"
         )
-    with pytest.raises(WarehouseSchemaError, match=f"{BREAKDOWN} has no column balance_dollars"):
+    with pytest.raises(
+        WarehouseSchemaError, match=f"{BREAKDOWN} has no column shard_resting_order_value_dollars"
+    ):
         prepare_tables(db_engine)
 
 
@@ -237,8 +239,9 @@ def test_the_refusal_is_permanent_for_the_dag():
 
 
 def test_a_hand_made_table_that_holds_the_values_exactly_is_used(request, db_engine):
-    """Wider exact types and an extra nullable column are fine; the problems table of a deployment
-    made before it existed is created on the first load."""
+    """Wider exact types and an extra nullable column are fine, and stay so through the migration
+    that renames the column; the problems table of a deployment made before it existed is created
+    on the first load."""
     wider = {
         "postgresql": "numeric(30, 8)",
         "mysql": "DECIMAL(30, 8)",
@@ -248,7 +251,7 @@ def test_a_hand_made_table_that_holds_the_values_exactly_is_used(request, db_eng
     assert _store(db_engine, cents=2**60 + 1, breakdown={0: "999999999999999999.999999", 1: "-0.000001"}).held
     (row,) = read_snapshots(db_engine, include_breakdown=True)
     assert row["total_resting_order_value_cents"] == 2**60 + 1
-    assert [entry["balance_dollars"] for entry in row["breakdown"]] == [
+    assert [entry["shard_resting_order_value_dollars"] for entry in row["breakdown"]] == [
         Decimal("999999999999999999.999999"),
         Decimal("-0.000001"),
     ]
@@ -314,12 +317,21 @@ def test_a_new_table_made_with_an_inexact_column_is_refused_before_any_write(db_
 
 
 def test_a_deployment_from_before_the_balance_gets_the_new_tables_and_keeps_its_own(db_engine):
-    """The totals and breakdown tables as an earlier version made them: used as they are, and the
-    balance, shard, margin and history tables are created beside them on the first load."""
+    """The totals and breakdown tables as an earlier version made them: kept, only migrated (a
+    column renamed, one added; on MySQL/MariaDB their text made utf8mb4_bin, the types kept), and
+    the balance, shard, margin and history tables are created beside them on the first load."""
+    renamed = {"balance_dollars": "shard_resting_order_value_dollars"}
 
     def shape(inspector) -> dict[str, list]:
+        def kind(found) -> tuple:
+            return type(found).__name__, *(getattr(found, name, None) for name in ("length", "fsp", "scale"))
+
         return {
-            table: [(c["name"], repr(c["type"]), c["nullable"]) for c in inspector.get_columns(table)]
+            table: [
+                (renamed.get(c["name"], c["name"]), kind(c["type"]), c["nullable"])
+                for c in inspector.get_columns(table)
+                if c["name"] != "dag_id"
+            ]
             + [inspector.get_pk_constraint(table)["constrained_columns"]]
             for table in (TOTALS, BREAKDOWN)
         }
@@ -329,6 +341,7 @@ def test_a_deployment_from_before_the_balance_gets_the_new_tables_and_keeps_its_
     assert _store(db_engine).held
     after = inspect(db_engine)
     assert shape(after) == before
+    assert [c["nullable"] for c in after.get_columns(TOTALS) if c["name"] == "dag_id"] == [True]
     for suffix in ("_balance", "_bal_shard", "_margin", "_history"):
         assert f"{DEFAULT_TABLE}{suffix}" in after.get_table_names()
     assert _rows_in(db_engine, f"{DEFAULT_TABLE}_history") == 1

@@ -18,11 +18,12 @@ from kalshi_provider.pipelines.warehouse import (
     prepare_tables,
     read_snapshots,
     store_reading,
+    upgrade_warehouse,
     warehouse_tables,
 )
 from kalshi_provider.pipelines.warehouse import store as store_module
 from kalshi_provider.readings import AccountReading
-from tests.pipelines.warehouse.conftest import BASE_HOUR, make_load
+from tests.pipelines.warehouse.conftest import BASE_HOUR, make_balance, make_load
 
 BREAKDOWN_TABLE = f"{DEFAULT_TABLE}_breakdown"
 PROBLEMS_TABLE = f"{DEFAULT_TABLE}_problems"
@@ -213,7 +214,9 @@ EXACT_BALANCES = {
 def test_breakdown_balances_round_trip_exactly(db_engine, store):
     store(db_engine, make_load(breakdown=EXACT_BALANCES))
     (row,) = read_snapshots(db_engine, include_breakdown=True)
-    balances = {entry["exchange_index"]: entry["balance_dollars"] for entry in row["breakdown"]}
+    balances = {
+        entry["exchange_index"]: entry["shard_resting_order_value_dollars"] for entry in row["breakdown"]
+    }
     assert balances == {index: Decimal(value) for index, value in EXACT_BALANCES.items()}
     assert all(type(value) is Decimal and value.as_tuple().exponent == -6 for value in balances.values())
     assert row["breakdown_problem"] is None
@@ -255,7 +258,7 @@ def test_an_earlier_observation_replaces_the_row_and_its_breakdown(db_engine, st
     (row,) = read_snapshots(db_engine, include_breakdown=True)
     assert row["total_resting_order_value_cents"] == 100
     assert (row["observed_at"], row["dag_run_id"]) == (earlier.observed_at, "run-1")
-    assert row["breakdown"] == [{"exchange_index": 1, "balance_dollars": Decimal("9.5")}]
+    assert row["breakdown"] == [{"exchange_index": 1, "shard_resting_order_value_dollars": Decimal("9.5")}]
     breakdown = warehouse_tables().breakdown
     with db_engine.connect() as conn:
         assert conn.execute(select(breakdown.c.observed_at)).scalars().all() == [earlier.observed_at]
@@ -292,7 +295,8 @@ def test_breakdown_rows_without_a_totals_row_are_replaced(db_engine, store):
         conn.execute(text(f"DELETE FROM {DEFAULT_TABLE}"))  # someone removed the total by hand
     assert store(db_engine, make_load(observed_minute=30, breakdown={1: "9"})).held
     (row,) = read_snapshots(db_engine, include_breakdown=True)
-    assert [(e["exchange_index"], str(e["balance_dollars"])) for e in row["breakdown"]] == [(1, "9.000000")]
+    resting = [(e["exchange_index"], str(e["shard_resting_order_value_dollars"])) for e in row["breakdown"]]
+    assert resting == [(1, "9.000000")]
 
 
 def test_a_reading_observed_outside_its_hour_is_refused(db_engine, store):
@@ -307,6 +311,33 @@ def test_a_reading_observed_outside_its_hour_is_refused(db_engine, store):
 
 
 # --- a breakdown the fetch left out ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("load", "dag_id", "says"),
+    [
+        (
+            {"breakdown": {0: "1000000000000000000"}},
+            None,
+            "shard 0's resting order value 1000000000000000000",
+        ),
+        ({"balance": make_balance(1, "-1e18")}, None, "the balance's dollars"),
+        ({"account": "a" * 251}, None, "the account has 251 characters; its column holds 250"),
+        ({}, "d" * 251, "dag_id has 251 characters"),
+    ],
+    ids=["dollars", "balance", "account", "dag-id"],
+)
+def test_values_the_columns_cannot_hold_are_refused_before_anything_is_written(
+    db_engine, store, load, dag_id, says
+):
+    """The reading is Kalshi's, checked by the provider for Kalshi's formats; whether it fits the
+    columns is the warehouse's check, made before its first write, naming what does not fit."""
+    upgrade_warehouse(db_engine)
+    made = make_load(**load)
+    with pytest.raises(InvalidSnapshotError, match="the warehouse's columns cannot hold") as refused:
+        store(db_engine, made, dag_id=dag_id)
+    assert says in str(refused.value)
+    assert _count(db_engine, DEFAULT_TABLE) == _count(db_engine, f"{DEFAULT_TABLE}_history") == 0
 
 
 def test_a_left_out_breakdown_keeps_the_total_and_is_recorded(db_engine, store):
@@ -326,7 +357,7 @@ def test_a_left_out_breakdown_keeps_the_total_and_is_recorded(db_engine, store):
 
 
 def test_a_totals_row_refused_by_the_database_writes_nothing(db_engine, store):
-    prepare_tables(db_engine)
+    upgrade_warehouse(db_engine)
     _reject(db_engine, DEFAULT_TABLE, "NEW.total_resting_order_value_cents = 666")
     with pytest.raises(DBAPIError, match="rejected by test"):
         store(db_engine, make_load(cents=666, breakdown={0: "6.66"}))
@@ -350,11 +381,12 @@ def test_a_failure_after_the_total_rolls_it_back(monkeypatch, db_engine, store):
     stored = read_snapshots(db_engine, include_breakdown=True)
     seen_inside = []
 
-    def failing_details(conn, tables, reading, hour):
-        seen_inside.append(conn.execute(select(tables.totals.c.total_resting_order_value_cents)).scalar_one())
+    def failing_details(load, conn, *, fresh):
+        totals = load.tables.totals
+        seen_inside.append(conn.execute(select(totals.c.total_resting_order_value_cents)).scalar_one())
         raise RuntimeError("injected failure")
 
-    monkeypatch.setattr(store_module, "_replace_total_details", failing_details)
+    monkeypatch.setattr(store_module._Load, "_write_total_details", failing_details)
     with pytest.raises(RuntimeError, match="injected failure"):
         store(db_engine, make_load(observed_minute=5, cents=9))
     assert seen_inside == [9]  # the total was written inside the transaction...

@@ -27,10 +27,11 @@ from kalshi_provider.pipelines.warehouse import (
 )
 from kalshi_provider.pipelines.warehouse.schema import HOUR_INDEX_PREFIXES
 from kalshi_provider.pipelines.warehouse.window import POINTS_BUDGET
-from tests.pipelines.warehouse.conftest import seed_chart_tables
+from tests.pipelines.warehouse.conftest import BASE_HOUR, seed_chart_tables
 
 END = datetime(2026, 3, 31, 23, tzinfo=timezone.utc)  # the last hour of the seeded tables
 HOUR = timedelta(hours=1)
+BASE_HOUR_71 = BASE_HOUR + 71 * HOUR
 
 
 def seed(engine: Engine, **options) -> None:
@@ -51,17 +52,17 @@ def test_a_window_that_fits_is_hourly_and_exactly_what_is_stored(db_engine):
         (r["account"], r["snapshot_hour"], r["total_resting_order_value_cents"]) for r in found.totals
     ] == [(r["account"], r["snapshot_hour"], r["total_resting_order_value_cents"]) for r in stored]
     balances = read_balances(db_engine, since=since)
-    shown = ("balance_cents", "balance_dollars", "portfolio_value_cents", "total_not_permitted")
+    shown = ("balance_cents", "balance_dollars", "portfolio_value_cents", "total_refusal_reason")
     assert [[r[name] for name in shown] for r in found.balances] == [
         [r[name] for name in shown] for r in balances
     ]
     margins = [
-        (r["account"], m["exchange_index"], r["snapshot_hour"], m["free_margin_dollars"])
+        (r["account"], m["exchange_index"], r["snapshot_hour"], m["shard_free_margin_dollars"])
         for r in balances
         for m in r["free_margin"]
     ]
     assert [
-        (r["account"], r["exchange_index"], r["snapshot_hour"], r["free_margin_dollars"])
+        (r["account"], r["exchange_index"], r["snapshot_hour"], r["shard_free_margin_dollars"])
         for r in found.margins
     ] == sorted(margins, key=lambda m: (m[0], m[1], m[2]))
 
@@ -77,7 +78,7 @@ def test_a_long_window_comes_in_the_finest_buckets_that_fit_with_exact_last_min_
     checks = (
         (found.totals, hourly.totals, ("account",), "total_resting_order_value_cents"),
         (found.balances, hourly.balances, ("account",), "balance_dollars"),
-        (found.margins, hourly.margins, ("account", "exchange_index"), "free_margin_dollars"),
+        (found.margins, hourly.margins, ("account", "exchange_index"), "shard_free_margin_dollars"),
     )
     for buckets, rows, key, value in checks:
         expected = []
@@ -135,7 +136,7 @@ def test_bucket_extremes_are_exact_where_floats_and_plain_text_are_not(db_engine
                     "balance_cents": 1,
                     "balance_dollars": Decimal(b),
                     "portfolio_value_cents": 2,
-                    "updated_ts": 3,
+                    "balance_updated_ts": 3,
                 }
                 | stamps
                 for h, b in zip(hours, balances, strict=True)
@@ -148,7 +149,7 @@ def test_bucket_extremes_are_exact_where_floats_and_plain_text_are_not(db_engine
                     "account": "a",
                     "snapshot_hour": h,
                     "exchange_index": 0,
-                    "free_margin_dollars": None if m is None else Decimal(m),
+                    "shard_free_margin_dollars": None if m is None else Decimal(m),
                 }
                 for h, m in zip(hours, margins, strict=True)
             ],
@@ -171,7 +172,11 @@ def test_bucket_extremes_are_exact_where_floats_and_plain_text_are_not(db_engine
         ("5.000000", "100.000000", "100.000000"),
     ]
     assert [
-        (str(r["free_margin_dollars_min"]), str(r["free_margin_dollars_max"]), r["free_margin_dollars"])
+        (
+            str(r["shard_free_margin_dollars_min"]),
+            str(r["shard_free_margin_dollars_max"]),
+            r["shard_free_margin_dollars"],
+        )
         for r in found.margins
     ] == [
         ("-5.500000", "123456789012.345679", None),
@@ -290,9 +295,11 @@ def test_rows_fetched_depend_on_the_budget_not_on_the_window_or_the_tables_age(t
             beyond_the_points.add(sum(CountingConnection.fetched) - found.points)
     finally:
         engine.dispose()
-    # The catalog's answers about the three tables (SQLite lists their columns: 6, 11 and 6) and a
-    # one-row count of each: the same few rows whatever the window.
-    assert beyond_the_points == {6 + 11 + 6 + 3}
+    # The catalog's answers about the three tables (SQLite lists their columns) and a one-row count
+    # of each: the same few rows whatever the window.
+    tables = warehouse_tables()
+    listed = sum(len(table.columns) for table in (tables.totals, tables.balance, tables.free_margin))
+    assert beyond_the_points == {listed + 3}
 
 
 def test_a_bucket_holding_text_that_is_not_a_fixed_point_amount_is_refused(sqlite_engine):
@@ -304,7 +311,7 @@ def test_a_bucket_holding_text_that_is_not_a_fixed_point_amount_is_refused(sqlit
     with sqlite_engine.begin() as conn:
         conn.execute(
             text(
-                f"UPDATE {margin} SET free_margin_dollars = "
+                f"UPDATE {margin} SET shard_free_margin_dollars = "
                 "CASE WHEN snapshot_hour = :first THEN '5.5' ELSE '4.000000' END WHERE exchange_index = 1"
             ),
             {"first": first},
@@ -312,9 +319,9 @@ def test_a_bucket_holding_text_that_is_not_a_fixed_point_amount_is_refused(sqlit
     with pytest.raises(WarehouseSchemaError, match="not a fixed-point amount with 6 decimal places"):
         window(sqlite_engine, 8, budget=8)
     with sqlite_engine.begin() as conn:  # alone in its line, such text is no harm: its bucket is right
-        conn.execute(text(f"UPDATE {margin} SET free_margin_dollars = '05.5' WHERE exchange_index = 1"))
+        conn.execute(text(f"UPDATE {margin} SET shard_free_margin_dollars = '05.5' WHERE exchange_index = 1"))
     found = window(sqlite_engine, 8, budget=8)
-    assert {row["free_margin_dollars_max"] for row in found.margins if row["exchange_index"] == 1} == {
+    assert {row["shard_free_margin_dollars_max"] for row in found.margins if row["exchange_index"] == 1} == {
         Decimal("5.500000")
     }
 
@@ -411,7 +418,7 @@ def test_postgresql_searches_the_time_range_through_the_hour_index(postgres_engi
         accounts = "generate_series(1, 10) AS a"
         conn.execute(
             text(
-                f"INSERT INTO {tables.totals.name} SELECT 'acct_' || a, h, a * 100, h, NULL, h "
+                f"INSERT INTO {tables.totals.name} SELECT 'acct_' || a, h, a * 100, h, NULL, NULL, h "
                 f"FROM {accounts}, {every_hour}"
             ),
             {"end": END},
@@ -419,7 +426,7 @@ def test_postgresql_searches_the_time_range_through_the_hour_index(postgres_engi
         conn.execute(
             text(
                 f"INSERT INTO {tables.balance.name} "
-                "SELECT 'acct_' || a, h, 1, 1.5, 2, 3, h, NULL, h, NULL, NULL "
+                "SELECT 'acct_' || a, h, 1, 1.5, 2, 3, h, NULL, NULL, h, NULL, NULL "
                 f"FROM {accounts}, {every_hour}"
             ),
             {"end": END},
@@ -443,3 +450,57 @@ def test_postgresql_searches_the_time_range_through_the_hour_index(postgres_engi
                 plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {statement}", parameters))
                 assert not any(f"Seq Scan on {name}" in plan for name in names), plan
                 assert any(index in plan for index in indexes), plan
+
+
+# -- a reader sees only what the DAGs they may read wrote (issue 18, item 3) ---------------------------
+
+
+def _written_by_two_dags(engine: Engine) -> None:
+    """One hour: ``a`` written by dag_a, ``b`` by dag_b, ``legacy`` before DAG ids were recorded, and
+    ``shared`` whose total dag_a wrote and whose balance dag_b wrote (dag_b's later total kept out)."""
+    from kalshi_provider.pipelines.warehouse import store_reading
+    from tests.pipelines.warehouse.conftest import make_balance, make_load
+
+    def store(load, dag_id):
+        store_reading(engine, load.reading, snapshot_hour=load.hour, dag_run_id="r", dag_id=dag_id)
+
+    balance = make_balance(500, breakdown={0: "5"})
+    for account, dag_id in (("a", "dag_a"), ("b", "dag_b"), ("legacy", None)):
+        store(make_load(account=account, hour=71, breakdown={0: "1"}, balance=balance), dag_id)
+    store(make_load(account="shared", hour=71, observed_minute=5, breakdown={0: "1"}), "dag_a")
+    store(
+        make_load(account="shared", hour=71, observed_minute=9, breakdown={0: "2"}, balance=balance), "dag_b"
+    )
+
+
+@pytest.mark.parametrize(
+    ("dag_ids", "unknown", "totals", "balances", "margins"),
+    [
+        ({"dag_a"}, False, ["a", "shared"], ["a"], ["a"]),
+        ({"dag_b"}, False, ["b"], ["b", "shared"], ["b"]),  # shared's margin would give dag_a's total away
+        ({"dag_a", "dag_b"}, False, ["a", "b", "shared"], ["a", "b", "shared"], ["a", "b", "shared"]),
+        ({"dag_a"}, True, ["a", "legacy", "shared"], ["a", "legacy"], ["a", "legacy"]),
+        ({"dag_c"}, True, ["legacy"], ["legacy"], ["legacy"]),
+        ({"dag_c"}, False, [], [], []),
+    ],
+)
+def test_a_reader_sees_only_the_rows_of_the_dags_they_may_read(
+    db_engine, dag_ids, unknown, totals, balances, margins
+):
+    """Filtered in SQL: the counts that choose the buckets see only those rows too (a budget of the
+    visible points reads them hourly, where all rows would not fit)."""
+    from kalshi_provider.pipelines.warehouse import ReadableRows
+
+    _written_by_two_dags(db_engine)
+    readable = ReadableRows(frozenset(dag_ids), unknown_dag=unknown)
+    visible = len(totals) + len(balances) + len(margins)
+    found = read_window(
+        db_engine, since=BASE_HOUR_71, until=BASE_HOUR_71 + HOUR, budget=max(1, visible), readable=readable
+    )
+    assert (found.bucket_hours, found.points) == (1, visible)
+    assert [row["account"] for row in found.totals] == totals
+    assert [row["account"] for row in found.balances] == balances
+    assert [row["account"] for row in found.margins] == margins
+    assert (
+        len(read_window(db_engine, since=BASE_HOUR_71, until=BASE_HOUR_71 + HOUR).totals) == 4
+    )  # all, unfiltered

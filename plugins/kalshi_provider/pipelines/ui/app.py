@@ -3,11 +3,13 @@
 The page draws the total resting order value per account and, beside it, the free margin per
 account and exchange shard; ``/data`` serves the same values as JSON (exact decimals as strings).
 
-Airflow does not authenticate plugin apps: every route here depends on Airflow's own check that
-the caller may read the pipeline's DAG, so only a signed-in user who may read that DAG sees
-account data (an API bearer token, or from 3.1 on the UI's session cookie). FastAPI's generated
-API docs are turned off: their routes would not go through that check. Every answer, errors
-included, carries ``Cache-Control: no-store``.
+Airflow does not authenticate plugin apps: every route here depends on Airflow's own sign-in (an
+API bearer token, or from 3.1 on the UI's session cookie) and asks Airflow's auth manager which
+DAGs the user may read. The user sees only rows those DAGs wrote (filtered in SQL, see
+``warehouse/access.py``); rows written before the DAG was recorded only if they may read the
+default hourly DAG, as every user of the chart had to before. A user who may read no DAG is
+refused (403). FastAPI's generated API docs are turned off: their routes would not go through
+that check. Every answer, errors included, carries ``Cache-Control: no-store``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from html import escape
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
 
+# Airflow's own sign-in on every line (3.0 reads the bearer header only, 3.1+ the UI's cookie too).
+from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from starlette.datastructures import MutableHeaders
@@ -38,23 +42,33 @@ from kalshi_provider.version_compat import AIRFLOW_V_3_1_PLUS
 if TYPE_CHECKING:
     from kalshi_provider.pipelines.warehouse import ChartWindow
 
-if AIRFLOW_V_3_1_PLUS:
-    from airflow.api_fastapi.core_api.security import requires_access_dag
+#: Most DAGs one user's rows may be filtered by: each goes into the queries' ``IN`` list (SQLite
+#: takes 32,766 values a statement, and the free margin's query names the list twice).
+MAX_READABLE_DAGS = 10_000
 
-    may_read_the_dag = requires_access_dag("GET", param_dag_id=HOURLY_DAG_ID)
-else:
-    from airflow.api_fastapi.core_api.security import GetUserDep
 
-    def may_read_the_dag(user: GetUserDep) -> None:
-        """Airflow 3.0's ``requires_access_dag`` reads the DAG id only from the URL path: ask the
-        auth manager the same question about the pipeline's DAG directly."""
-        from airflow.api_fastapi.app import get_auth_manager
-        from airflow.api_fastapi.auth.managers.models.resource_details import DagDetails
+def readable_rows(user: GetUserDep) -> Any:
+    """The rows the signed-in ``user`` may see (a ``ReadableRows``): what the DAGs they may read
+    wrote, as Airflow's auth manager answers on every line from 3.0 (``get_authorized_dag_ids``:
+    FAB's asks its roles, the simple one its user's role), and the rows of unknown DAG when they
+    may read the default hourly DAG. Refused (403) when they may read no DAG at all."""
+    from airflow.api_fastapi.app import get_auth_manager
 
-        if not get_auth_manager().is_authorized_dag(
-            method="GET", details=DagDetails(id=HOURLY_DAG_ID), user=user
-        ):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "Forbidden")
+    from kalshi_provider.pipelines.warehouse import ReadableRows
+
+    dag_ids = get_auth_manager().get_authorized_dag_ids(user=user, method="GET")
+    if not dag_ids:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Forbidden: you may read no DAG, so no account")
+    if len(dag_ids) > MAX_READABLE_DAGS:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            f"You may read {len(dag_ids):,} DAGs; the chart filters by at most {MAX_READABLE_DAGS:,}. "
+            "Ask for a role that reads fewer, or read the tables directly.",
+        )
+    return ReadableRows(frozenset(dag_ids), unknown_dag=HOURLY_DAG_ID in dag_ids)
+
+
+Readable = Annotated[Any, Depends(readable_rows)]
 
 
 WINDOWS = {"24h": 24, "7d": 24 * 7, "30d": 24 * 30, "90d": 24 * 90}
@@ -63,7 +77,7 @@ MAX_ACCOUNTS = 50
 
 app = FastAPI(
     title="Kalshi resting order value",
-    dependencies=[Depends(may_read_the_dag)],
+    dependencies=[Depends(readable_rows)],
     # FastAPI's own /docs, /redoc and /openapi.json escape the app's dependencies: they would
     # answer anyone, and the two pages load scripts from a CDN into Airflow's origin.
     docs_url=None,
@@ -134,14 +148,15 @@ Accounts = Annotated[
 ]
 
 
-def load_window(hours: int, accounts: Sequence[str] | None = None) -> ChartWindow:
-    """The last ``hours`` hours of the warehouse the DAG writes to by default, within the chart's
-    points budget (raises ``TooManyPoints`` beyond it)."""
+def load_window(hours: int, accounts: Sequence[str] | None = None, readable: Any = None) -> ChartWindow:
+    """The last ``hours`` hours of the warehouse the DAG writes to by default, of the rows
+    ``readable`` lets the user see (every row when None), within the chart's points budget (raises
+    ``TooManyPoints`` beyond it)."""
     from airflow.models.connection import Connection
 
     from kalshi_provider.pipelines import settings
     from kalshi_provider.pipelines.warehouse import read_window, warehouse_engine
-    from kalshi_provider.pipelines.warehouse.schema import ID_LENGTH
+    from kalshi_provider.pipelines.warehouse.bounds import ID_LENGTH
 
     if accounts is not None and any(len(account) > ID_LENGTH for account in accounts):
         raise HTTPException(422, f"an account id is at most {ID_LENGTH} characters long")
@@ -157,25 +172,26 @@ def load_window(hours: int, accounts: Sequence[str] | None = None) -> ChartWindo
             budget=settings.CHART_POINTS_BUDGET,
             table_name=target.table,
             schema=target.schema,
+            readable=readable,
         )
     finally:
         engine.dispose()
 
 
 @app.get("/data")
-def data(hours: Hours = 24, account: Accounts = None) -> JSONResponse:
+def data(readable: Readable, hours: Hours = 24, account: Accounts = None) -> JSONResponse:
     from kalshi_provider.pipelines.warehouse import TooManyPoints
 
     # A JSONResponse, not a dict: FastAPI would copy every point through jsonable_encoder first.
     try:
-        window = load_window(hours, account)
+        window = load_window(hours, account, readable)
     except TooManyPoints as refused:
         return JSONResponse(refusal_json(refused), status_code=status.HTTP_400_BAD_REQUEST)
     return JSONResponse(window_json(window))
 
 
 @app.get("/chart", response_class=HTMLResponse)
-def chart(hours: Hours = 24, account: Accounts = None) -> HTMLResponse:
+def chart(readable: Readable, hours: Hours = 24, account: Accounts = None) -> HTMLResponse:
     from kalshi_provider.pipelines.warehouse import TooManyPoints
 
     links = " · ".join(
@@ -184,7 +200,7 @@ def chart(hours: Hours = 24, account: Accounts = None) -> HTMLResponse:
         for label, value in WINDOWS.items()
     )
     try:
-        window = load_window(hours, account)
+        window = load_window(hours, account, readable)
     except TooManyPoints as refused:
         body = f"<p class=refused>This window holds too many points to draw: {escape(str(refused))}.</p>"
         return HTMLResponse(_PAGE.format(links=links, hours=hours, body=body), status.HTTP_400_BAD_REQUEST)
@@ -192,7 +208,10 @@ def chart(hours: Hours = 24, account: Accounts = None) -> HTMLResponse:
     margins = margin_by_shard(window.margins)
     start, end, step = window.since, window.until - timedelta(hours=1), window.bucket_hours
     if not window.totals and not window.balances:
-        body = "<p class=empty>No rows in this window yet: the hourly DAG has not written any.</p>"
+        body = (
+            "<p class=empty>No rows in this window that you may see: the DAGs you may read have not "
+            "written any yet.</p>"
+        )
     else:
         body = (
             _resolution(window)
@@ -246,7 +265,7 @@ def _latest_table(window: ChartWindow) -> str:
     for account in sorted(set(latest_total) | set(latest_balance)):
         total, balance = latest_total.get(account), latest_balance.get(account)
         value = f"${total['total_resting_order_value_cents'] / 100:,.2f}" if total else "—"
-        if balance is not None and balance["total_not_permitted"]:
+        if balance is not None and balance["total_refusal_reason"]:
             value = "not permitted (no FCM access)"
         hour = max(row["snapshot_hour"] for row in (total, balance) if row is not None)
         cash = f"${balance['balance_dollars']:,.2f}" if balance else "—"
@@ -258,8 +277,7 @@ def _latest_table(window: ChartWindow) -> str:
                 if row["account"] == account and row["snapshot_hour"] == balance["snapshot_hour"]
             ]
             free = " · ".join(
-                f"{row['exchange_index']}: "
-                + ("—" if row["free_margin_dollars"] is None else _signed(row["free_margin_dollars"]))
+                f"{row['exchange_index']}: {_signed_or_dash(row['shard_free_margin_dollars'])}"
                 for row in shards
             )
         cells.append(
@@ -275,8 +293,9 @@ def _latest_table(window: ChartWindow) -> str:
     )
 
 
-def _signed(dollars: Any) -> str:
-    return f"{'-' if dollars < 0 else ''}${abs(dollars):,.2f}"
+def _signed_or_dash(dollars: Any) -> str:
+    """Signed dollars, or a dash where the amount is unknown (NULL)."""
+    return "—" if dollars is None else f"{'-' if dollars < 0 else ''}${abs(dollars):,.2f}"
 
 
 _PAGE = """<!doctype html>

@@ -1,6 +1,8 @@
 """The JSON of ``/kalshi/data``: a chart window as plain values, exact decimals as strings.
 
-Its shape is documented in the README ("The chart in the Airflow UI"). Hourly points are as they
+Its shape is documented in the README ("The chart in the Airflow UI"); its keys keep the names
+they had before the tables' columns were renamed (``docs/tables.md``), so clients of it read on.
+Hourly points are as they
 always were; a window served in buckets (``resolution_hours`` > 1) has one point per line and
 bucket: the fields of the bucket's last hour with a row, plus ``bucket_start``, ``hours`` and the
 minimum and maximum of the line's value over the bucket.
@@ -34,7 +36,7 @@ def window_json(window: ChartWindow) -> dict[str, Any]:
             "balance_cents": row["balance_cents"],
             "balance_dollars": _exact(row["balance_dollars"]),
             "portfolio_value_cents": row["portfolio_value_cents"],
-            "total_not_permitted": row["total_not_permitted"] is not None,
+            "total_not_permitted": row["total_refusal_reason"] is not None,
         }
         if bucketed:
             point |= _bucket(row) | {
@@ -46,14 +48,14 @@ def window_json(window: ChartWindow) -> dict[str, Any]:
     for row in window.margins:
         point = {
             "snapshot_hour": _iso(row["snapshot_hour"]),
-            "balance_dollars": _exact(row["balance_dollars"]),
-            "resting_order_value_dollars": _exact(row["resting_order_value_dollars"]),
-            "free_margin_dollars": _exact(row["free_margin_dollars"]),
+            "balance_dollars": _exact(row["shard_balance_dollars"]),
+            "resting_order_value_dollars": _exact(row["shard_resting_order_value_dollars"]),
+            "free_margin_dollars": _exact(row["shard_free_margin_dollars"]),
         }
         if bucketed:
             point |= _bucket(row) | {
-                "free_margin_dollars_min": _exact(row["free_margin_dollars_min"]),
-                "free_margin_dollars_max": _exact(row["free_margin_dollars_max"]),
+                "free_margin_dollars_min": _exact(row["shard_free_margin_dollars_min"]),
+                "free_margin_dollars_max": _exact(row["shard_free_margin_dollars_max"]),
             }
         shards = free_margin.setdefault(row["account"], {})
         shards.setdefault(str(row["exchange_index"]), []).append(point)

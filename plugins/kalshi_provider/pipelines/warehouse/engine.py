@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import URL, Engine, make_url
 
 from kalshi_provider.pipelines.settings import DEFAULT_WAREHOUSE_CONN_ID
 from kalshi_provider.pipelines.warehouse.errors import VolatileWarehouseError, WarehouseConnectionError
@@ -96,7 +97,7 @@ def warehouse_engine(
         connection = (get_connection or BaseHook.get_connection)(conn_id)
     except AirflowNotFoundException:
         return _embedded_engine(conn_id, timeouts)
-    engine = bound_engine(_sql_hook_of(connection).get_sqlalchemy_engine(), timeouts)
+    engine = bound_engine(_engine_of(_sql_hook_of(connection)), timeouts)
     try:
         _refuse_forgetful_sqlite(engine, conn_id)
     except BaseException:
@@ -126,6 +127,33 @@ def _sql_hook_of(connection: Connection) -> Any:
     if not isinstance(hook, DbApiHook):
         raise WarehouseConnectionError(f"{what}, which is not a SQL database ({type(hook).__name__}). {use}")
     return hook
+
+
+def _engine_of(hook: Any) -> Engine:
+    """The hook's engine, made with :func:`engine_options` for its dialect (an engine is only
+    configured when made; making one connects nothing)."""
+    engine = hook.get_sqlalchemy_engine()
+    options = engine_options(engine.url)
+    return hook.get_sqlalchemy_engine(engine_kwargs=options) if options else engine
+
+
+def engine_options(url: str | URL) -> dict[str, Any]:
+    """``create_engine`` arguments for the warehouse at ``url``: they spare a load task round trips.
+
+    - ``use_native_hstore=False`` (psycopg, psycopg2): no hstore type lookup at the first connect
+      (three round trips); no warehouse column is an hstore.
+    - ``pool_reset_on_return=None`` (SQLAlchemy 2): every use of a connection there runs in a
+      transaction that the connection itself commits or rolls back before it is returned, so the
+      pool's own ROLLBACK is one round trip for nothing (MySQLdb sends it even when idle). Not on
+      SQLAlchemy 1.4 (Airflow 3.0), whose connections may return with an implicit transaction open.
+    """
+    options: dict[str, Any] = {}
+    url = make_url(url)
+    if url.get_backend_name() == "postgresql" and url.get_driver_name() in ("psycopg", "psycopg2"):
+        options["use_native_hstore"] = False
+    if int(sqlalchemy.__version__.split(".")[0]) >= 2:
+        options["pool_reset_on_return"] = None
+    return options
 
 
 def _task_sdk_connection(connection: Any) -> Any:
@@ -166,7 +194,8 @@ def _embedded_engine(conn_id: str, timeouts: WarehouseTimeouts) -> tuple[Engine,
         )
     path = embedded_database_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    engine = bound_engine(create_engine(URL.create("sqlite", database=str(path))), timeouts)
+    url = URL.create("sqlite", database=str(path))
+    engine = bound_engine(create_engine(url, **engine_options(url)), timeouts)
     return engine, f"embedded SQLite file {path} (no '{conn_id}' connection found)"
 
 
@@ -329,7 +358,7 @@ def _connect_params(dialect: str, driver: str, timeouts: WarehouseTimeouts) -> d
             "connect_timeout": timeouts.connect,
             "read_timeout": timeouts.read,
             "write_timeout": timeouts.read,
-        }
+        } | _autocommit_in_session_bounds(driver)
     if dialect in ("mysql", "mariadb") and driver == "mysqlconnector":
         return {"connection_timeout": timeouts.read}
     if dialect == "sqlite":
@@ -344,6 +373,14 @@ def _no_server_side_prepare(driver: str) -> dict[str, Any]:
     return {"prepare_threshold": None} if driver == "psycopg" else {}
 
 
+def _autocommit_in_session_bounds(driver: str) -> dict[str, Any]:
+    """MySQLdb sends ``SET autocommit=0`` as a statement of its own when it connects; left unset
+    (its documented ``None``), the session bounds below switch autocommit off in their statement:
+    one round trip less, and still before any transaction of SQLAlchemy's (only the dialect's
+    first look at the server, which reads, runs before)."""
+    return {"autocommit": None} if driver == "mysqldb" else {}
+
+
 def _mysql_session_bounds(dbapi_connection: Any, timeouts: WarehouseTimeouts) -> str:
     server = str(getattr(dbapi_connection, "get_server_info", lambda: "")())
     statement = (
@@ -352,6 +389,6 @@ def _mysql_session_bounds(dbapi_connection: Any, timeouts: WarehouseTimeouts) ->
         else f"max_execution_time = {timeouts.statement * 1000}"  # MySQL, in ms, SELECTs only
     )
     return (
-        f"SET SESSION innodb_lock_wait_timeout = {timeouts.lock}, "
+        f"SET SESSION autocommit = 0, innodb_lock_wait_timeout = {timeouts.lock}, "
         f"lock_wait_timeout = {timeouts.lock}, {statement}"
     )

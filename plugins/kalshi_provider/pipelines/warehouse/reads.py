@@ -15,8 +15,13 @@ from sqlalchemy import Table, inspect, select
 from sqlalchemy.engine import Connection, Engine
 
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE
+from kalshi_provider.pipelines.warehouse.errors import InvalidSnapshotError
 from kalshi_provider.pipelines.warehouse.schema import warehouse_tables
-from kalshi_provider.pipelines.warehouse.store import aware_utc
+from kalshi_provider.timestamps import aware_utc
+
+#: The amount column of each per-shard table (the breakdowns).
+_TOTAL_SHARD_AMOUNT = "shard_resting_order_value_dollars"
+_BALANCE_SHARD_AMOUNT = "shard_balance_dollars"
 
 
 def read_snapshots(
@@ -33,8 +38,9 @@ def read_snapshots(
     Return stored totals with ``since <= snapshot_hour < until``, ordered by account and hour.
 
     Each dict has the table's columns (timestamps aware UTC). With ``include_breakdown`` also
-    ``breakdown`` (a list of ``{"exchange_index", "balance_dollars"}``) and ``breakdown_problem``
-    (why Kalshi's breakdown was left out of that hour, or None). No table yet means no rows.
+    ``breakdown`` (a list of ``{"exchange_index", "shard_resting_order_value_dollars"}``) and
+    ``breakdown_problem`` (why Kalshi's breakdown was left out of that hour, or None). No table yet
+    means no rows. Every key is documented in ``docs/tables.md``.
     """
     tables = warehouse_tables(table_name, schema)
     since, until = _bounds(since, until)
@@ -47,7 +53,7 @@ def read_snapshots(
         if include_breakdown:
             entries: dict[tuple[str, datetime], list[dict[str, Any]]] = {}
             if tables.breakdown.name in existing:  # a table made by hand may come alone
-                entries = _shards_by_key(conn, tables.breakdown, account, since, until)
+                entries = _shards_by_key(conn, tables.breakdown, _TOTAL_SHARD_AMOUNT, account, since, until)
             problems: dict[tuple[str, datetime], str] = {}
             if tables.problems.name in existing:
                 problems = _problems_by_key(conn, tables.problems, account, since, until)
@@ -72,8 +78,9 @@ def read_balances(
 
     Each dict has the balance table's columns (cents as ``int``, dollars as ``Decimal``,
     timestamps aware UTC), ``breakdown`` (the balance per shard: ``{"exchange_index",
-    "balance_dollars"}``) and ``free_margin`` (per shard: ``{"exchange_index", "balance_dollars",
-    "resting_order_value_dollars", "free_margin_dollars"}``, None where unknown). No table, no rows.
+    "shard_balance_dollars"}``) and ``free_margin`` (per shard: ``{"exchange_index",
+    "shard_balance_dollars", "shard_resting_order_value_dollars", "shard_free_margin_dollars"}``,
+    None where unknown). No table, no rows. Every key is documented in ``docs/tables.md``.
     """
     tables = warehouse_tables(table_name, schema)
     since, until = _bounds(since, until)
@@ -82,7 +89,7 @@ def read_balances(
         return []
     with engine.connect() as conn:
         rows = _hourly_rows(conn, tables.balance, account, since, until)
-        shards = _shards_by_key(conn, tables.balance_shards, account, since, until)
+        shards = _shards_by_key(conn, tables.balance_shards, _BALANCE_SHARD_AMOUNT, account, since, until)
         margins = _margins_by_key(conn, tables.free_margin, account, since, until)
     for row in rows:
         key = (row["account"], row["snapshot_hour"])
@@ -112,8 +119,8 @@ def read_history(
 
 def _bounds(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
     return (
-        None if since is None else aware_utc(since, "since"),
-        None if until is None else aware_utc(until, "until"),
+        None if since is None else aware_utc(since, "since", InvalidSnapshotError),
+        None if until is None else aware_utc(until, "until", InvalidSnapshotError),
     )
 
 
@@ -139,14 +146,19 @@ def _hourly_rows(
 
 
 def _shards_by_key(
-    conn: Connection, table: Table, account: str | None, since: datetime | None, until: datetime | None
+    conn: Connection,
+    table: Table,
+    amount: str,
+    account: str | None,
+    since: datetime | None,
+    until: datetime | None,
 ) -> dict[tuple[str, datetime], list[dict[str, Any]]]:
     query = _filtered(select(table), table, account, since, until)
     ordered = query.order_by(table.c.account, table.c.snapshot_hour, table.c.exchange_index)
     grouped: dict[tuple[str, datetime], list[dict[str, Any]]] = {}
     for row in conn.execute(ordered):
         grouped.setdefault((row.account, row.snapshot_hour), []).append(
-            {"exchange_index": row.exchange_index, "balance_dollars": row.balance_dollars}
+            {"exchange_index": row.exchange_index, amount: row._mapping[amount]}
         )
     return grouped
 

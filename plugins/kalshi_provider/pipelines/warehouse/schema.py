@@ -1,18 +1,12 @@
-"""Table definitions and the column types that make every dialect store the same values.
+"""Table definitions: the warehouse schema the code writes, at the migrations' head.
 
-The two ``TypeDecorator`` classes are the only place values are converted on their way to and
-from the database: SQLite has neither time zones nor exact decimals (SQLAlchemy's ``DateTime`` is
-naive there and a ``NUMERIC`` column silently turns ``'0.1'`` into a float), and MySQL/MariaDB
-keep no zone and drop microseconds unless the column is ``DATETIME(6)``. The types store naive
-UTC / fixed-point text where they must and give back aware UTC datetimes and ``Decimal`` values,
-so callers see identical results on every engine. (No ``TypeDecorator[...]`` subscripting and
-only ``sqlalchemy.engine`` imports: SQLAlchemy 1.4, which Airflow 3.0 pins, has neither.)
+The column types (``UTCDateTime``, ``ExactDecimal``) live in ``types.py``. A change here is a
+schema change: it needs a migration (``migrations/versions/``), and the migration tests fail until
+the warehouse a migration reaches equals these definitions.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from decimal import Decimal
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -20,23 +14,25 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    DateTime,
     Index,
     Integer,
     MetaData,
-    Numeric,
     PrimaryKeyConstraint,
-    String,
     Table,
     Text,
 )
 from sqlalchemy.dialects import mysql
-from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator, TypeEngine
+from sqlalchemy.types import TypeEngine
 
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE, IDENTIFIER, IDENTIFIER_RULE
+from kalshi_provider.pipelines.warehouse.bounds import (
+    ID_LENGTH,
+    PROBLEM_LENGTH,
+    READING_JSON_LENGTH,
+    SOURCE_LENGTH,
+)
 from kalshi_provider.pipelines.warehouse.errors import InvalidIdentifierError
-from kalshi_provider.readings import DOLLAR_PRECISION, DOLLAR_QUANTUM, DOLLAR_SCALE, MAX_SOURCE_LENGTH
+from kalshi_provider.pipelines.warehouse.types import EXACT_KEY, ExactDecimal, UTCDateTime
 
 BREAKDOWN_SUFFIX = "_breakdown"
 #: The side table naming hours whose breakdown was left out. It and the tables below have
@@ -57,23 +53,6 @@ HISTORY_SUFFIX = "_history"
 #: name is a 63-character identifier, unique in its schema and never cut.
 HOUR_INDEX_PREFIXES = {"totals": "ixh_total_", "balance": "ixh_bal_", "free_margin": "ixh_marg_"}
 
-#: Longest text the key columns hold: Airflow's own limit for connection and run ids (ID_LEN).
-ID_LENGTH = 250
-#: ``Column.info`` flag of the key columns: the text that finds a row (every primary-key text
-#: column, and the history's ``account`` and ``endpoint``, which the load selects an account's
-#: previous reading by). They must compare byte for byte: a case-insensitive collation makes
-#: ``FCM_A`` and ``fcm_a`` one account, and a fixed-length type pads ``fcm_a``.
-EXACT_KEY = "exact_key"
-#: Longest breakdown problem, refusal or note stored; the full text is in the load task's log.
-PROBLEM_LENGTH = 1000
-#: Longest reading a history row holds as JSON: a reading comes from answers of at most 64 KiB,
-#: and its JSON is of the same order; MySQL/MariaDB get MEDIUMTEXT for it (TEXT holds 64 KiB).
-READING_JSON_LENGTH = 1024 * 1024
-
-_MYSQL = frozenset({"mysql", "mariadb"})
-#: Dialects whose timestamp type has no zone: we store naive UTC there.
-_NAIVE_TIMESTAMP_DIALECTS = frozenset({"sqlite"}) | _MYSQL
-
 
 def validate_identifier(value: object, what: str) -> str:
     """Return ``value`` if it is a plain identifier; names are never quoted from untrusted text."""
@@ -83,65 +62,6 @@ def validate_identifier(value: object, what: str) -> str:
             "(a letter or underscore, then at most 62 letters, digits or underscores)"
         )
     return value
-
-
-class UTCDateTime(TypeDecorator):
-    """``timestamp with time zone`` that accepts only aware datetimes and returns them in UTC.
-
-    MySQL/MariaDB get ``DATETIME(6)`` holding naive UTC: their ``TIMESTAMP`` converts through the
-    session's time zone and ends in 2038, and a plain ``DATETIME`` drops the microseconds.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name in _MYSQL:
-            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
-        return dialect.type_descriptor(DateTime(timezone=True))
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if not isinstance(value, datetime) or value.utcoffset() is None:
-            raise ValueError(f"timestamps must be timezone-aware datetimes, got {value!r}")
-        value = value.astimezone(timezone.utc)
-        return value.replace(tzinfo=None) if dialect.name in _NAIVE_TIMESTAMP_DIALECTS else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
-
-
-class ExactDecimal(TypeDecorator):
-    """Numeric(24, 6) that never passes through a float and never rounds; fixed-point text on SQLite."""
-
-    impl = Numeric(DOLLAR_PRECISION, DOLLAR_SCALE, asdecimal=True)
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "sqlite":
-            # A NUMERIC column would coerce the text to REAL; a VARCHAR keeps every digit.
-            return dialect.type_descriptor(String(DOLLAR_PRECISION + 2))
-        return dialect.type_descriptor(Numeric(DOLLAR_PRECISION, DOLLAR_SCALE, asdecimal=True))
-
-    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Decimal | str | None:
-        if value is None:
-            return None
-        if not isinstance(value, Decimal):
-            raise ValueError(f"amounts must be Decimal, got {type(value).__name__}")
-        quantized = value.quantize(DOLLAR_QUANTUM)
-        if quantized != value:
-            raise ValueError(f"{value} has more than {DOLLAR_SCALE} decimal places: refused, not rounded")
-        return format(quantized, "f") if dialect.name == "sqlite" else quantized
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
-        if value is None:
-            return None
-        return Decimal(str(value) if isinstance(value, float) else value).quantize(DOLLAR_QUANTUM)
 
 
 def _key_text() -> TypeEngine[Any]:
@@ -202,16 +122,16 @@ class WarehouseTables(NamedTuple):
     history: Table
 
 
-def _per_shard_table(name: str, metadata: MetaData) -> Table:
-    """One exact dollar amount per (account, hour, exchange shard): the shape Kalshi's two
-    breakdowns (of the resting order value and of the balance) share."""
+def _per_shard_table(name: str, metadata: MetaData, amount: str) -> Table:
+    """One exact dollar amount, the column ``amount``, per (account, hour, exchange shard): the
+    shape Kalshi's two breakdowns (of the resting order value and of the balance) share."""
     return Table(
         name,
         metadata,
         _key("account"),
         Column("snapshot_hour", UTCDateTime, nullable=False),
         Column("exchange_index", Integer, nullable=False, autoincrement=False),
-        Column("balance_dollars", ExactDecimal, nullable=False),
+        Column(amount, ExactDecimal, nullable=False),
         Column("observed_at", UTCDateTime, nullable=False),
         PrimaryKeyConstraint("account", "snapshot_hour", "exchange_index"),
         **_MYSQL_TABLE_OPTIONS,
@@ -242,12 +162,14 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
         Column("total_resting_order_value_cents", BigInteger, nullable=False),
         Column("observed_at", UTCDateTime, nullable=False),
         Column("dag_run_id", Text, nullable=True),
+        # The DAG that wrote the row; NULL in rows written by 0.2.0, which did not record it.
+        Column("dag_id", _key_text(), nullable=True, info={EXACT_KEY: True}),
         Column("loaded_at", UTCDateTime, nullable=False),
         PrimaryKeyConstraint("account", "snapshot_hour"),
         _hour_index("totals", table_name),
         **_MYSQL_TABLE_OPTIONS,
     )
-    breakdown = _per_shard_table(breakdown_name, metadata)
+    breakdown = _per_shard_table(breakdown_name, metadata, "shard_resting_order_value_dollars")
     problems = Table(
         table_name + PROBLEMS_SUFFIX,
         metadata,
@@ -266,19 +188,21 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
         Column("balance_cents", BigInteger, nullable=False),
         Column("balance_dollars", ExactDecimal, nullable=False),
         Column("portfolio_value_cents", BigInteger, nullable=False),
-        Column("updated_ts", BigInteger, nullable=False),
+        # Kalshi's updated_ts: when Kalshi last changed the balance (Unix seconds).
+        Column("balance_updated_ts", BigInteger, nullable=False),
         Column("observed_at", UTCDateTime, nullable=False),
         Column("dag_run_id", Text, nullable=True),
+        Column("dag_id", _key_text(), nullable=True, info={EXACT_KEY: True}),
         Column("loaded_at", UTCDateTime, nullable=False),
         # Kalshi's refusal of the total in the same fetch (the key's account is no FCM member).
-        _text("total_not_permitted", PROBLEM_LENGTH, nullable=True),
+        _text("total_refusal_reason", PROBLEM_LENGTH, nullable=True),
         # Why Kalshi's balance_breakdown was left out of this hour (the balance is kept).
         _text("breakdown_problem", PROBLEM_LENGTH, nullable=True),
         PrimaryKeyConstraint("account", "snapshot_hour"),
         _hour_index("balance", table_name),
         **_MYSQL_TABLE_OPTIONS,
     )
-    balance_shards = _per_shard_table(table_name + BALANCE_SHARD_SUFFIX, metadata)
+    balance_shards = _per_shard_table(table_name + BALANCE_SHARD_SUFFIX, metadata, "shard_balance_dollars")
     free_margin = Table(
         table_name + MARGIN_SUFFIX,
         metadata,
@@ -287,9 +211,9 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
         Column("exchange_index", Integer, nullable=False, autoincrement=False),
         # NULL where unknown: a shard missing from a breakdown that does not add up to its total,
         # or no resting order value at all (a key without FCM access, an hour without a total).
-        Column("balance_dollars", ExactDecimal, nullable=True),
-        Column("resting_order_value_dollars", ExactDecimal, nullable=True),
-        Column("free_margin_dollars", ExactDecimal, nullable=True),
+        Column("shard_balance_dollars", ExactDecimal, nullable=True),
+        Column("shard_resting_order_value_dollars", ExactDecimal, nullable=True),
+        Column("shard_free_margin_dollars", ExactDecimal, nullable=True),
         PrimaryKeyConstraint("account", "snapshot_hour", "exchange_index"),
         _hour_index("free_margin", table_name),
         **_MYSQL_TABLE_OPTIONS,
@@ -302,7 +226,7 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
         _key("account"),
         _key("endpoint"),
         # The base URL the answer came from (the Kalshi host, or the simulator's).
-        _text("source", MAX_SOURCE_LENGTH, nullable=True),
+        _text("source", SOURCE_LENGTH, nullable=True),
         Column("observed_at", UTCDateTime, nullable=False),
         Column("snapshot_hour", UTCDateTime, nullable=False),
         _text("outcome", ID_LENGTH, nullable=False),
@@ -313,6 +237,7 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
         _text("reading_json", READING_JSON_LENGTH, nullable=False),
         _text("note", PROBLEM_LENGTH, nullable=True),
         Column("dag_run_id", Text, nullable=True),
+        Column("dag_id", _key_text(), nullable=True, info={EXACT_KEY: True}),
         Column("fetch_try_number", Integer, nullable=True, autoincrement=False),
         Column("load_try_number", Integer, nullable=True, autoincrement=False),
         Column("recorded_at", UTCDateTime, nullable=False),

@@ -35,6 +35,7 @@ from sqlalchemy import (
     Numeric,
     SmallInteger,
     String,
+    Table,
     inspect,
 )
 from sqlalchemy.engine import Connection, Dialect, Engine
@@ -42,18 +43,17 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import TypeEngine
 
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE
+from kalshi_provider.pipelines.warehouse.bounds import DOLLAR_PRECISION, DOLLAR_SCALE, ID_LENGTH
 from kalshi_provider.pipelines.warehouse.catalog import TableFacts, table_facts
 from kalshi_provider.pipelines.warehouse.errors import VolatileWarehouseError, WarehouseSchemaError
 from kalshi_provider.pipelines.warehouse.schema import (
     EXACT_KEY,
-    ID_LENGTH,
     ExactDecimal,
     UTCDateTime,
     WarehouseTables,
     key_columns,
     warehouse_tables,
 )
-from kalshi_provider.readings import DOLLAR_PRECISION, DOLLAR_SCALE
 
 _INTEGER_DIGITS = DOLLAR_PRECISION - DOLLAR_SCALE
 
@@ -84,16 +84,9 @@ class _CreateRaced(Exception):
 def _prepare(conn: Connection, tables: WarehouseTables, schema: str | None) -> None:
     """Refuse, then create what is missing, in one transaction (PostgreSQL takes a refused
     creation back; MySQL commits DDL at once, so everything is refused before anything is made)."""
-    _refuse_forgetful_sqlite_schema(conn, schema)
+    refuse_forgetful_schema(conn, schema)
     found = _reflect(conn, tables, schema)
-    existing = [table for table in tables if table.name in found]
-    keys = {
-        table.name: [c for c in key_columns(table) if c in found[table.name].columns] for table in existing
-    }
-    for name, facts in table_facts(conn, existing, keys).items():
-        found[name].facts = facts
-    _refuse_forgetful({name: entry.facts for name, entry in found.items()}, schema)
-    _refuse_mismatches(tables, found, conn.dialect, schema)
+    check_existing(conn, tables, found, schema)
     missing = [table for table in tables if table.name not in found]
     if not missing:
         return
@@ -101,11 +94,36 @@ def _prepare(conn: Connection, tables: WarehouseTables, schema: str | None) -> N
         tables.totals.metadata.create_all(conn, tables=missing, checkfirst=False)
     except DBAPIError as err:
         raise _CreateRaced(err) from err
-    if conn.dialect.name == "postgresql":  # where a search_path put them
-        _refuse_forgetful(table_facts(conn, missing, {}), schema)
+    refuse_forgetful_created(conn, missing, schema)
 
 
-def _refuse_forgetful_sqlite_schema(conn: Connection, schema: str | None) -> None:
+def check_existing(
+    conn: Connection, tables: Sequence[Table], found: dict[str, _Found], schema: str | None
+) -> None:
+    """Refuse the existing ones among ``tables`` (``found``, as reflected) unless each outlives its
+    session and holds ``tables``' values exactly, its key columns comparing byte for byte.
+
+    Used before the first write (``prepare_tables``) and before tables found without a version row
+    are recorded at a release (``versioning.py``), against that release's definitions.
+    """
+    existing = [table for table in tables if table.name in found]
+    keys = {
+        table.name: [c for c in key_columns(table) if c in found[table.name].columns] for table in existing
+    }
+    for name, facts in table_facts(conn, existing, keys).items():
+        found[name].facts = facts
+    _refuse_forgetful({table.name: found[table.name].facts for table in existing}, schema)
+    _refuse_mismatches(tables, found, conn.dialect, schema)
+
+
+def refuse_forgetful_created(conn: Connection, created: Sequence[Table], schema: str | None) -> None:
+    """After creating ``created``: PostgreSQL puts them where the ``search_path`` says, which may be
+    ``pg_temp``; refused there, in the creating transaction, so they are never kept."""
+    if conn.dialect.name == "postgresql" and created:
+        _refuse_forgetful(table_facts(conn, created, {}), schema)
+
+
+def refuse_forgetful_schema(conn: Connection, schema: str | None) -> None:
     """SQLite's ``temp`` schema, and any database of the connection held in memory, is private to
     one connection and gone when it closes (``PRAGMA database_list`` shows no file for it)."""
     if conn.dialect.name != "sqlite":
@@ -157,7 +175,7 @@ class _Found:
         self.facts = TableFacts()
 
 
-def _reflect(conn: Connection, tables: WarehouseTables, schema: str | None) -> dict[str, _Found]:
+def _reflect(conn: Connection, tables: Sequence[Table], schema: str | None) -> dict[str, _Found]:
     """The existing ones among ``tables``: one query per kind on SQLAlchemy 2, per table on 1.4."""
     inspector = inspect(conn)
     names = [table.name for table in tables]
@@ -180,7 +198,7 @@ def _reflect(conn: Connection, tables: WarehouseTables, schema: str | None) -> d
 
 
 def _refuse_mismatches(
-    tables: WarehouseTables, found: dict[str, _Found], dialect: Dialect, schema: str | None
+    tables: Sequence[Table], found: dict[str, _Found], dialect: Dialect, schema: str | None
 ) -> None:
     problems: list[str] = []
     for table in tables:
@@ -369,3 +387,12 @@ def _render(found: TypeEngine[Any], dialect: Dialect) -> str:
         return str(found.compile(dialect=dialect))
     except Exception:  # noqa: BLE001 - an unknown reflected type (NullType) has no SQL of its own
         return type(found).__name__
+
+
+# -- for the migrations (versioning.py): tables found without a version row -----------------------
+
+
+def reflect_tables(conn: Connection, tables: Sequence[Table], schema: str | None) -> dict[str, _Found]:
+    """The existing ones among ``tables`` (any release's ``Table`` objects), reflected: ``.columns``
+    by name, ``.primary_key``; :func:`check_existing` then adds what the catalog says."""
+    return _reflect(conn, tables, schema)

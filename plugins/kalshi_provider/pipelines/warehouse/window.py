@@ -18,7 +18,7 @@ on the budget, not on the window or on the table's age:
 
 Exact values stay exact: MIN and MAX of a NUMERIC column are exact on PostgreSQL and MySQL/MariaDB;
 on SQLite, where the dollars are fixed-point text, they are compared as length-prefixed text
-(``_extremes``), never as floats.
+(``extremes.py``), never as floats.
 """
 
 from __future__ import annotations
@@ -29,28 +29,16 @@ from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import (
-    Float,
-    String,
-    Table,
-    and_,
-    case,
-    cast,
-    func,
-    inspect,
-    literal,
-    literal_column,
-    or_,
-    select,
-    type_coerce,
-)
+from sqlalchemy import Table, and_, case, func, inspect, literal, literal_column, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
+from kalshi_provider.pipelines.hours import on_the_hour
 from kalshi_provider.pipelines.settings import CHART_POINTS_BUDGET, DEFAULT_TABLE
+from kalshi_provider.pipelines.warehouse.access import ReadableRows
 from kalshi_provider.pipelines.warehouse.errors import InvalidSnapshotError, WarehouseSchemaError
-from kalshi_provider.pipelines.warehouse.schema import ExactDecimal, UTCDateTime, warehouse_tables
-from kalshi_provider.pipelines.warehouse.store import aware_utc
+from kalshi_provider.pipelines.warehouse.extremes import extremes
+from kalshi_provider.pipelines.warehouse.schema import UTCDateTime, warehouse_tables
 
 #: The chart's budget (see the setting): the default of ``read_window``.
 POINTS_BUDGET = CHART_POINTS_BUDGET
@@ -132,13 +120,13 @@ _SERIES = (
         "balance",
         ("account",),
         "balance_dollars",
-        ("balance_cents", "balance_dollars", "portfolio_value_cents", "total_not_permitted"),
+        ("balance_cents", "balance_dollars", "portfolio_value_cents", "total_refusal_reason"),
     ),
     _Series(
         "free_margin",
         ("account", "exchange_index"),
-        "free_margin_dollars",
-        ("balance_dollars", "resting_order_value_dollars", "free_margin_dollars"),
+        "shard_free_margin_dollars",
+        ("shard_balance_dollars", "shard_resting_order_value_dollars", "shard_free_margin_dollars"),
     ),
 )
 
@@ -158,6 +146,7 @@ def read_window(
     budget: int = POINTS_BUDGET,
     table_name: str = DEFAULT_TABLE,
     schema: str | None = None,
+    readable: ReadableRows | None = None,
 ) -> ChartWindow:
     """
     Read the totals, balances and free margins with ``since <= snapshot_hour < until`` within
@@ -170,16 +159,23 @@ def read_window(
     :param budget: Most points the window may hold.
     :param table_name: The totals table's name (the others are named after it).
     :param schema: The tables' schema.
+    :param readable: Only the rows a reader may see (``access.py``), counted and read in SQL; every
+        row when None.
     :raises TooManyPoints: When one point a day does not fit the budget.
     """
-    since, until = _on_the_hour(since, "since"), _on_the_hour(until, "until")
+    since = on_the_hour(since, "since", InvalidSnapshotError)
+    until = on_the_hour(until, "until", InvalidSnapshotError)
     if until <= since:
         raise InvalidSnapshotError(f"until ({until.isoformat()}) must be after since ({since.isoformat()})")
     tables = warehouse_tables(table_name, schema)
     inspector = inspect(engine)  # asked about three names: a shared schema's other tables are not listed
     present = [(series, getattr(tables, series.table)) for series in _SERIES]
     present = [(series, table) for series, table in present if inspector.has_table(table.name, schema=schema)]
-    window = _Window(since, until, tuple(accounts) if accounts is not None else None)
+    dialect = engine.dialect.name
+    conditions = (
+        {} if readable is None else {t.name: readable.condition(t, tables, dialect) for _, t in present}
+    )
+    window = _Window(since, until, tuple(accounts) if accounts is not None else None, conditions)
     found: dict[str, list[dict[str, Any]]] = {series.table: [] for series in _SERIES}
     with engine.connect() as conn:
         counts: list[_Count] = []
@@ -209,6 +205,7 @@ class _Window:
     since: datetime
     until: datetime
     accounts: tuple[str, ...] | None
+    conditions: dict[str, ColumnElement[bool]]  # per table name: the rows the reader may see
 
     @property
     def hours(self) -> int:
@@ -230,14 +227,9 @@ class _Window:
         query = query.where(table.c.snapshot_hour >= self.since, table.c.snapshot_hour < self.until)
         if self.accounts is not None:
             query = query.where(table.c.account.in_(self.accounts))
+        if table.name in self.conditions:
+            query = query.where(self.conditions[table.name])
         return query
-
-
-def _on_the_hour(value: datetime, what: str) -> datetime:
-    hour = aware_utc(value, what)
-    if hour != hour.replace(minute=0, second=0, microsecond=0):
-        raise InvalidSnapshotError(f"{what} must be exactly on a UTC hour, got {hour.isoformat()}")
-    return hour
 
 
 def _count(conn: Connection, table: Table, series: _Series, window: _Window, *, limit: int) -> _Count:
@@ -288,16 +280,16 @@ def _bucketed(
         select(*(table.c[name] for name in series.key), table.c.snapshot_hour, value, bucket.label("bucket")),
         table,
     ).subquery("hourly")
-    extremes = _extremes(hourly.c[series.value], conn.dialect.name)
+    found_extremes = extremes(hourly.c[series.value], conn.dialect.name)
     keys = [hourly.c[name] for name in series.key]
     grouped = (
         select(
             *keys,
             func.max(hourly.c.snapshot_hour).label("last_hour"),
             func.count().label("hours"),
-            extremes.low.label("low"),
-            extremes.high.label("high"),
-            *extremes.checks,
+            found_extremes.low.label("low"),
+            found_extremes.high.label("high"),
+            *found_extremes.checks,
         )
         .group_by(*keys, hourly.c.bucket)
         .subquery("buckets")
@@ -312,7 +304,7 @@ def _bucketed(
             grouped.c.hours,
             grouped.c.low,
             grouped.c.high,
-            extremes.misordered(grouped).label("misordered"),
+            found_extremes.misordered(grouped).label("misordered"),
         )
         .select_from(grouped.join(table, at_last_hour))
         .limit(limit)
@@ -350,51 +342,3 @@ def _bucket_of(hour: Any, window: _Window, bucket_hours: int) -> ColumnElement[A
         )
 
     return among(0, len(indexes) - 1)
-
-
-@dataclass(frozen=True)
-class _Extremes:
-    """MIN and MAX of a value per bucket, exactly, and a check of the order they were found in.
-
-    ``checks`` are more aggregates of the grouped query; ``misordered(grouped)`` is true, in the
-    outer query, for a bucket whose extremes disagree with that check.
-    """
-
-    low: Any
-    high: Any
-    checks: tuple[Any, ...] = ()
-
-    def misordered(self, grouped: Any) -> Any:
-        if not self.checks:
-            return literal_column("0")
-        as_real = [cast(grouped.c[name], Float) for name in ("low", "high")]
-        return or_(as_real[0] != grouped.c.low_real, as_real[1] != grouped.c.high_real)
-
-
-def _extremes(value: Any, dialect_name: str) -> _Extremes:
-    """MIN and MAX of ``value``, exact on every dialect.
-
-    SQLite holds the dollars as fixed-point text (``-12.500000``) and has no exact decimal type, so
-    its MIN and MAX would compare text ('9' > '10') or, cast, floats (equal beyond 15 digits). Text
-    of one scale without leading zeros, as ``ExactDecimal`` writes it, compares exactly once its
-    length goes first: ``char(64 + length)`` before the digits, of the magnitude; the negative
-    amounts are compared among themselves (the largest magnitude is the minimum), the others among
-    themselves. Text another tool wrote may break that order, so each bucket's extremes are checked
-    against the floats' (equal as floats where the order held; a bucket that fails is refused).
-    """
-    if dialect_name != "sqlite" or not isinstance(value.type, ExactDecimal):
-        return _Extremes(func.min(value), func.max(value))
-    value = type_coerce(value, String())  # the stored text itself, compared and bound as text
-    negative = value < "0"  # '-' sorts before every digit
-    magnitude = case((negative, func.substr(value, 2)), else_=value)
-    key = func.char(64 + func.length(magnitude)).concat(magnitude)
-    below_zero, from_zero = case((negative, key)), case((~negative, key))
-
-    def amount(found: Any, sign: str) -> Any:
-        return literal(sign).concat(func.substr(found, 2))
-
-    low = func.coalesce(amount(func.max(below_zero), "-"), amount(func.min(from_zero), ""))
-    high = func.coalesce(amount(func.max(from_zero), ""), amount(func.min(below_zero), "-"))
-    as_real = cast(value, Float)
-    checks = (func.min(as_real).label("low_real"), func.max(as_real).label("high_real"))
-    return _Extremes(type_coerce(low, ExactDecimal), type_coerce(high, ExactDecimal), checks)

@@ -1,0 +1,85 @@
+"""The free margin per exchange shard: a figure this provider derives, in exact decimal arithmetic.
+
+A shard's free margin is its balance minus the value of its resting orders. Kalshi's docs do not
+define such a figure (``docs/tables.md``); the warehouse stores it because finance users ask for
+it, computed here from what the hour holds, never from floats and never guessed:
+
+- a shard one breakdown lists and the other does not counts as 0 in the other only when that
+  other breakdown is complete (not left out, and its shards add up exactly to its amount, so it
+  covers every shard); otherwise that side of the shard is unknown (None);
+- without a resting order value for the hour (a key without FCM access, a total not stored for
+  the hour) the resting side of every shard is unknown;
+- a difference beyond what the columns hold exactly is unknown, not rounded;
+- an hour without a balance has no free margin at all.
+
+Pure functions of their arguments: the load calls them with the reading it holds, or with the
+rows an hour keeps from an earlier observation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from kalshi_provider.pipelines.warehouse.bounds import MAX_DOLLARS
+
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """An hour's amount in dollars and its split per exchange shard, as the hour holds them.
+
+    :param amount: What the shards should add up to (the balance, or the total resting order value).
+    :param shards: Dollars per ``exchange_index``.
+    :param left_out: The split Kalshi sent was left out of the hour (its problem is recorded).
+    """
+
+    amount: Decimal
+    shards: Mapping[int, Decimal] = field(default_factory=dict)
+    left_out: bool = False
+
+    @property
+    def complete(self) -> bool:
+        """Whether the split covers every shard: kept, and adding up exactly to the amount."""
+        return not self.left_out and sum(self.shards.values(), _ZERO) == self.amount
+
+
+@dataclass(frozen=True)
+class ShardMargin:
+    """One shard's free margin and what it is made of; None where unknown."""
+
+    exchange_index: int
+    shard_balance_dollars: Decimal | None
+    shard_resting_order_value_dollars: Decimal | None
+    shard_free_margin_dollars: Decimal | None
+
+
+def free_margin(balance: Breakdown | None, resting: Breakdown | None) -> list[ShardMargin]:
+    """The hour's free margin per shard, ordered by shard (see the module doc for the rules).
+
+    :param balance: The hour's balance and its split; None when the hour has no balance.
+    :param resting: The hour's total resting order value and its split; None when it has none.
+    """
+    if balance is None:
+        return []
+    indexes = sorted(set(balance.shards) | set(resting.shards if resting is not None else ()))
+    margins = []
+    for index in indexes:
+        shard_balance = _side(balance, index)
+        shard_resting = None if resting is None else _side(resting, index)
+        free = None
+        if shard_balance is not None and shard_resting is not None:
+            free = shard_balance - shard_resting
+            if abs(free) >= MAX_DOLLARS:
+                free = None  # beyond what the column holds exactly: unknown, never rounded
+        margins.append(ShardMargin(index, shard_balance, shard_resting, free))
+    return margins
+
+
+def _side(breakdown: Breakdown, index: int) -> Decimal | None:
+    """A shard's amount in ``breakdown``: listed, or 0 when the breakdown is complete, else unknown."""
+    if index in breakdown.shards:
+        return breakdown.shards[index]
+    return _ZERO if breakdown.complete else None

@@ -1,0 +1,56 @@
+"""The warehouse's Alembic migrations: one script directory for every deployment.
+
+A deployment is one ``table`` (and schema): its seven tables are named after it, and so is its
+version table, ``<table>_ver``, so several deployments can share a database. Nothing here is
+global: the table name and schema reach ``env.py`` and every revision through the Alembic config's
+attributes (``kalshi_table``, ``kalshi_schema``), and the connection through ``connection``, as
+Airflow's FAB provider passes its own. There is no ``alembic.ini``: :func:`alembic_config` builds
+the config in code.
+
+Revisions: ``0001_v0_2_0`` is the baseline, the tables as release 0.2.0 made them (frozen in
+``release_0_2_0.py``); each later one moves the tables on towards ``schema.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+SCRIPT_LOCATION = Path(__file__).resolve().parent
+#: 0.2.0's schema: what tables found without a version row are stamped at, once they pass its check.
+BASELINE = "0001_v0_2_0"
+#: The newest revision, the schema ``schema.py`` defines (a test checks it is the scripts' head).
+HEAD = "0003_hour_index_utf8mb4"
+#: Appended to the ``table`` param: at most 6 characters, since Alembic names the version table's
+#: primary key ``<version table>_pkc`` and a 53-character table name must leave it 63 characters.
+VERSION_SUFFIX = "_ver"
+
+
+def version_table_name(table: str) -> str:
+    """The deployment's version table (in its schema)."""
+    return table + VERSION_SUFFIX
+
+
+def alembic_config(table: str, schema: str | None, **attributes: Any) -> Config:
+    """An Alembic config for the deployment ``table`` (a checked identifier) in ``schema``.
+
+    :param attributes: more for ``env.py``: ``connection`` (online), ``dialect_name`` (offline
+        SQL), ``on_version_apply`` (called after each step, as Alembic's option of that name).
+    """
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPT_LOCATION).replace("%", "%%"))
+    config.attributes.update(kalshi_table=table, kalshi_schema=schema, **attributes)
+    return config
+
+
+def deployment() -> tuple[str, str | None]:
+    """Inside a revision: the table name and schema it migrates."""
+    from alembic import context
+
+    attributes = context.config.attributes
+    return attributes["kalshi_table"], attributes.get("kalshi_schema")
