@@ -79,3 +79,20 @@ def test_the_provider_entry_point_is_the_provider_and_the_pipelines_arrive_by_th
     assert provider.startswith("kalshi_provider.") and not provider.startswith(PIPELINES)
     others = {key: value for key, value in entry_points.items() if key[0] != "apache_airflow_provider"}
     assert others and all(value.startswith(PIPELINES + ".") for value in others.values()), others
+
+
+def test_no_two_modules_share_a_name():
+    """A module's name says what it holds across the provider and the pipelines, so a reader never
+    meets two ``errors.py``. Airflow's own convention is the one exception: ``hooks/kalshi.py`` and
+    ``operators/kalshi.py`` are named for the service, as every provider names them."""
+    by_name: dict[str, list[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        relative = path.relative_to(PACKAGE)
+        if path.name == "__init__.py" or "versions" in relative.parts:  # Alembic's revision files
+            continue
+        by_name.setdefault(path.stem, []).append(str(relative))
+    assert len(by_name) > 20  # the modules were found
+    shared = {name: paths for name, paths in by_name.items() if len(paths) > 1}
+    assert shared == {"kalshi": ["hooks/kalshi.py", "operators/kalshi.py"]} or shared == {
+        "kalshi": ["operators/kalshi.py", "hooks/kalshi.py"]
+    }

@@ -16,7 +16,6 @@ from airflow.sdk import DAG, Param, task, task_group
 
 from kalshi_provider.limits import CALL_DEADLINE_SECONDS, DEFAULT_MAX_RETRIES, TASK_OVERHEAD_SECONDS
 from kalshi_provider.operators.kalshi import KalshiAccountReadingOperator
-from kalshi_provider.pipelines.assets import resting_order_value_asset
 from kalshi_provider.pipelines.hours import BACKFILL_RUN_TYPE, backfill_problem
 from kalshi_provider.pipelines.settings import (
     DEFAULT_KALSHI_CONN_ID,
@@ -26,6 +25,7 @@ from kalshi_provider.pipelines.settings import (
     WarehouseTarget,
     warehouse_target,
 )
+from kalshi_provider.pipelines.table_asset import resting_order_value_asset
 from kalshi_provider.version_compat import AIRFLOW_V_3_2_PLUS, DAG_RUN_TYPES, AirflowSkipException
 
 log = logging.getLogger(__name__)

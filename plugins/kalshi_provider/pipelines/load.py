@@ -170,7 +170,7 @@ def _report_lineage(engine: Any, reading: Any, stored: Any, table: str, schema: 
     from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
     from kalshi_provider.hook_lineage import report_lineage
     from kalshi_provider.pipelines.warehouse import warehouse_tables
-    from kalshi_provider.pipelines.warehouse.lineage import warehouse_asset_uris
+    from kalshi_provider.pipelines.warehouse.table_lineage_uris import warehouse_asset_uris
 
     try:
         tables = warehouse_tables(table, schema)

@@ -16,7 +16,6 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
-from kalshi_provider.pipelines.assets import resting_order_value_asset
 from kalshi_provider.pipelines.settings import (
     DEFAULT_KALSHI_CONN_ID,
     IDENTIFIER_RULE,
@@ -24,6 +23,7 @@ from kalshi_provider.pipelines.settings import (
     WarehouseTarget,
     warehouse_target,
 )
+from kalshi_provider.pipelines.table_asset import resting_order_value_asset
 from kalshi_provider.version_compat import AIRFLOW_V_3_2_PLUS
 
 #: An Airflow connection id: the characters and length Airflow's own connections allow.

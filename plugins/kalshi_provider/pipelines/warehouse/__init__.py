@@ -23,13 +23,6 @@ from kalshi_provider.pipelines.warehouse.engine import (
     embedded_database_path,
     warehouse_engine,
 )
-from kalshi_provider.pipelines.warehouse.errors import (
-    InvalidIdentifierError,
-    InvalidSnapshotError,
-    VolatileWarehouseError,
-    WarehouseConnectionError,
-    WarehouseSchemaError,
-)
 from kalshi_provider.pipelines.warehouse.locks import WarehouseBusyError
 from kalshi_provider.pipelines.warehouse.reads import read_balances, read_history, read_snapshots
 from kalshi_provider.pipelines.warehouse.schema import (
@@ -53,6 +46,13 @@ from kalshi_provider.pipelines.warehouse.versioning import (
     ensure_current,
     upgrade_warehouse,
     warehouse_status,
+)
+from kalshi_provider.pipelines.warehouse.warehouse_errors import (
+    InvalidIdentifierError,
+    InvalidSnapshotError,
+    VolatileWarehouseError,
+    WarehouseConnectionError,
+    WarehouseSchemaError,
 )
 from kalshi_provider.pipelines.warehouse.window import POINTS_BUDGET, ChartWindow, TooManyPoints, read_window
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from kalshi_provider.pipelines.warehouse.errors import InvalidSnapshotError
+from kalshi_provider.pipelines.warehouse.warehouse_errors import InvalidSnapshotError
 from kalshi_provider.readings import AccountReading
 
 #: Dollars are NUMERIC(24, 6): six decimal places (as Kalshi's fixed-point strings carry), and

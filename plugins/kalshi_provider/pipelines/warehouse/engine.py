@@ -29,7 +29,10 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 
 from kalshi_provider.pipelines.settings import DEFAULT_WAREHOUSE_CONN_ID
-from kalshi_provider.pipelines.warehouse.errors import VolatileWarehouseError, WarehouseConnectionError
+from kalshi_provider.pipelines.warehouse.warehouse_errors import (
+    VolatileWarehouseError,
+    WarehouseConnectionError,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection

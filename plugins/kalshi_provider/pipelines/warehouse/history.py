@@ -20,8 +20,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
 from kalshi_provider.pipelines.warehouse.bounds import PROBLEM_LENGTH, READING_JSON_LENGTH
-from kalshi_provider.pipelines.warehouse.errors import InvalidSnapshotError
 from kalshi_provider.pipelines.warehouse.hour_rows import StoredHour, insert_rows
+from kalshi_provider.pipelines.warehouse.warehouse_errors import InvalidSnapshotError
 from kalshi_provider.readings import AccountReading
 
 #: What became of a reading, as its history row says.

@@ -15,8 +15,8 @@ from sqlalchemy import Table, inspect, select
 from sqlalchemy.engine import Connection, Engine
 
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE
-from kalshi_provider.pipelines.warehouse.errors import InvalidSnapshotError
 from kalshi_provider.pipelines.warehouse.schema import warehouse_tables
+from kalshi_provider.pipelines.warehouse.warehouse_errors import InvalidSnapshotError
 from kalshi_provider.timestamps import aware_utc
 
 #: The amount column of each per-shard table (the breakdowns).

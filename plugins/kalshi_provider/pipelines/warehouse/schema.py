@@ -31,8 +31,8 @@ from kalshi_provider.pipelines.warehouse.bounds import (
     READING_JSON_LENGTH,
     SOURCE_LENGTH,
 )
-from kalshi_provider.pipelines.warehouse.errors import InvalidIdentifierError
 from kalshi_provider.pipelines.warehouse.types import EXACT_KEY, ExactDecimal, UTCDateTime
+from kalshi_provider.pipelines.warehouse.warehouse_errors import InvalidIdentifierError
 
 BREAKDOWN_SUFFIX = "_breakdown"
 #: The side table naming hours whose breakdown was left out. It and the tables below have

@@ -45,7 +45,6 @@ from sqlalchemy.types import TypeEngine
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE
 from kalshi_provider.pipelines.warehouse.bounds import DOLLAR_PRECISION, DOLLAR_SCALE, ID_LENGTH
 from kalshi_provider.pipelines.warehouse.catalog import TableFacts, table_facts
-from kalshi_provider.pipelines.warehouse.errors import VolatileWarehouseError, WarehouseSchemaError
 from kalshi_provider.pipelines.warehouse.schema import (
     EXACT_KEY,
     ExactDecimal,
@@ -54,6 +53,7 @@ from kalshi_provider.pipelines.warehouse.schema import (
     key_columns,
     warehouse_tables,
 )
+from kalshi_provider.pipelines.warehouse.warehouse_errors import VolatileWarehouseError, WarehouseSchemaError
 
 _INTEGER_DIGITS = DOLLAR_PRECISION - DOLLAR_SCALE
 

@@ -33,7 +33,6 @@ from kalshi_provider.pipelines.hours import inside_hour, on_the_hour
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE, MIGRATIONS_AUTO
 from kalshi_provider.pipelines.warehouse import versioning
 from kalshi_provider.pipelines.warehouse.bounds import PROBLEM_LENGTH, refuse_unstorable
-from kalshi_provider.pipelines.warehouse.errors import InvalidSnapshotError
 from kalshi_provider.pipelines.warehouse.history import (
     Load,
     insert_history,
@@ -52,6 +51,7 @@ from kalshi_provider.pipelines.warehouse.hour_rows import (
 from kalshi_provider.pipelines.warehouse.locks import sqlite_begin_immediate
 from kalshi_provider.pipelines.warehouse.margin import Breakdown, free_margin
 from kalshi_provider.pipelines.warehouse.schema import WarehouseTables, warehouse_tables
+from kalshi_provider.pipelines.warehouse.warehouse_errors import InvalidSnapshotError
 from kalshi_provider.readings import AccountReading, Balance, RestingOrderValue
 
 __all__ = ["StoredHour", "StoredReading", "store_reading"]

@@ -32,7 +32,6 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE, MIGRATIONS_AUTO, MIGRATIONS_MANUAL
 from kalshi_provider.pipelines.warehouse.engine import DEFAULT_TIMEOUTS
-from kalshi_provider.pipelines.warehouse.errors import WarehouseSchemaError
 from kalshi_provider.pipelines.warehouse.locks import migration_lock
 from kalshi_provider.pipelines.warehouse.migrations import (
     BASELINE,
@@ -49,6 +48,7 @@ from kalshi_provider.pipelines.warehouse.shape import (
     refuse_forgetful_created,
     refuse_forgetful_schema,
 )
+from kalshi_provider.pipelines.warehouse.warehouse_errors import WarehouseSchemaError
 
 log = logging.getLogger(__name__)
 

@@ -36,9 +36,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from kalshi_provider.pipelines.hours import on_the_hour
 from kalshi_provider.pipelines.settings import CHART_POINTS_BUDGET, DEFAULT_TABLE
 from kalshi_provider.pipelines.warehouse.access import ReadableRows
-from kalshi_provider.pipelines.warehouse.errors import InvalidSnapshotError, WarehouseSchemaError
 from kalshi_provider.pipelines.warehouse.extremes import extremes
 from kalshi_provider.pipelines.warehouse.schema import UTCDateTime, warehouse_tables
+from kalshi_provider.pipelines.warehouse.warehouse_errors import InvalidSnapshotError, WarehouseSchemaError
 
 #: The chart's budget (see the setting): the default of ``read_window``.
 POINTS_BUDGET = CHART_POINTS_BUDGET

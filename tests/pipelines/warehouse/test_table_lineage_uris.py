@@ -8,7 +8,7 @@ from airflow.providers.openlineage.utils.utils import translate_airflow_asset
 from airflow.sdk import Asset
 
 from kalshi_provider.pipelines.warehouse import warehouse_tables
-from kalshi_provider.pipelines.warehouse.lineage import warehouse_asset_uris
+from kalshi_provider.pipelines.warehouse.table_lineage_uris import warehouse_asset_uris
 
 
 def _datasets(engine, schema=None) -> list[tuple[str, str]]:
