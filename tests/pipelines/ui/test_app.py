@@ -290,6 +290,7 @@ def served_points(body):
     )
 
 
+@pytest.mark.slow
 def test_ninety_days_of_ten_accounts_come_in_buckets_within_the_points_budget(
     signed_in, ninety_days_of_ten_accounts
 ):
