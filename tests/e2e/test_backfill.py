@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_readme_dag_files import readme_dag_files
-from tests.fixtures.airflow import AIRFLOW, AirflowHome, hour_of
+from tests.fixtures.airflow import AirflowHome, hour_of
 from tests.fixtures.stack import StackProcess
 
 pytestmark = pytest.mark.slow
@@ -149,11 +149,12 @@ class _scheduler_and_api_server:
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
         }
         self.cwd = home.path
+        airflow = str(home.bin / "airflow")
         self.processes = [
             StackProcess(
-                "api-server", [AIRFLOW, "api-server", "--port", str(port)], log_dir / "api-server.log"
+                "api-server", [airflow, "api-server", "--port", str(port)], log_dir / "api-server.log"
             ),
-            StackProcess("scheduler", [AIRFLOW, "scheduler", "--skip-serve-logs"], log_dir / "scheduler.log"),
+            StackProcess("scheduler", [airflow, "scheduler", "--skip-serve-logs"], log_dir / "scheduler.log"),
         ]
 
     def tails(self, chars: int = 3000) -> str:
