@@ -1,15 +1,10 @@
-"""The "Kalshi resting orders" page and its data endpoint, served inside Airflow's API server.
+"""The "Kalshi resting orders" page and its ``/data`` endpoint (the same values as JSON, exact
+decimals as strings), served inside Airflow's API server.
 
-The page draws the total resting order value per account and, beside it, the free margin per
-account and exchange shard; ``/data`` serves the same values as JSON (exact decimals as strings).
-
-Airflow does not authenticate plugin apps: every route here depends on Airflow's own sign-in (an
-API bearer token, or from 3.1 on the UI's session cookie) and asks Airflow's auth manager which
-DAGs the user may read. The user sees only rows those DAGs wrote (filtered in SQL, see
-``warehouse/access.py``); rows written before the DAG was recorded only if they may read the
-default hourly DAG, as every user of the chart had to before. A user who may read no DAG is
-refused (403). FastAPI's generated API docs are turned off: their routes would not go through
-that check. Every answer, errors included, carries ``Cache-Control: no-store``.
+Airflow does not authenticate plugin apps, so every route depends on Airflow's own sign-in and asks
+its auth manager which DAGs the user may read; the user sees only rows those DAGs wrote (in SQL,
+``warehouse/access.py``) and one who may read none gets 403. FastAPI's API docs are off (their
+routes would skip that check); every answer carries ``Cache-Control: no-store``.
 """
 
 from __future__ import annotations
