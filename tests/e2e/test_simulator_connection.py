@@ -1,8 +1,9 @@
 """``kalshi-simulator --print-connection`` prints a line that points a real Airflow at the simulator.
 
 The line is run as a user would paste it, in a fresh Airflow home; ``airflow connections test``
-then has the hook sign a request with that connection against the running simulator. The command
-that tests it is the one docs/connection.md shows, taken from the page.
+then has the hook sign a request with that connection against the running simulator. The flags that
+start the simulator and the command that tests the connection are the ones the README and
+docs/connection.md show, taken from the pages.
 """
 
 from __future__ import annotations
@@ -24,14 +25,25 @@ pytestmark = pytest.mark.slow
 
 
 def documented_test_command() -> str:
-    """The docs' ``airflow connections test`` line for the simulator's connection."""
-    [line] = [
+    """The ``airflow connections test`` line the README and docs/connection.md show (one line)."""
+    [line] = {
         line
         for block in code_blocks("bash")
         for line in block.splitlines()
         if line.startswith("AIRFLOW__CORE__TEST_CONNECTION=Enabled airflow connections test")
-    ]
+    }
     return line
+
+
+def documented_simulator_flags() -> list[str]:
+    """The simulator's flags as the README and docs/connection.md start it (one way)."""
+    [line] = {
+        line
+        for block in code_blocks("bash")
+        for line in block.splitlines()
+        if line.startswith(".venv/bin/kalshi-simulator --print-connection")
+    }
+    return line.split()[1:]
 
 
 @pytest.fixture
@@ -39,7 +51,7 @@ def printed(tmp_path):
     """The simulator's two lines: its JSON line and the ``airflow connections add`` command."""
     env = dict(os.environ, HOME=str(tmp_path / "home"), XDG_STATE_HOME=str(tmp_path / "state"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kalshi_simulator", "--port", "0", "--print-connection"],
+        [sys.executable, "-m", "kalshi_simulator", *documented_simulator_flags(), "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
