@@ -221,4 +221,4 @@ def test_outside_text_reaches_slack_and_email_without_live_markup(
     [(_, mail)] = smtp_server[1].messages
     [html] = [part for part in mail.walk() if part.get_content_type() == "text/html"]
     body = html.get_payload(decode=True).decode()
-    assert re.findall(r"<[^>]*>", body) == ["<pre>", "</pre>"], body  # the documented example's own tags, no other
+    assert re.findall(r"<[^>]*>", body) == ["<pre>", "</pre>"], body  # the example's own tags only

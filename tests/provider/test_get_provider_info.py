@@ -164,7 +164,7 @@ def test_every_declared_component_resolves():
         assert declared == on_disk, key
 
 
-def test_conn_fields_are_the_extras_the_readme_documents():
+def test_conn_fields_are_the_extras_the_docs_document():
     """The form writes these names into a connection's extra, the hook reads them, and users type
     them into AIRFLOW_CONN_* JSON from the table in docs/connection.md: all three must agree."""
     fields = section(REPO / "docs" / "connection.md", "The fields")
