@@ -254,9 +254,8 @@ def chart(
             lines, start, end, zone=shown.zone, aria=aria, bucket_hours=step
         )
 
-    csv_link = (
-        f'<a class=csv href="{escape("csv" + _query(hours, account, shown))}" download>Download CSV</a>'
-    )
+    csv_href = escape("csv" + _query(hours, account, shown))
+    csv_link = f'<a class=csv href="{csv_href}" download>Download CSV of this window</a>'
     body = (
         _zone_note(shown, csv_link)
         + _resolution(window)
@@ -323,11 +322,9 @@ def _account_hours_table(window: ChartWindow, shown: ShownZone) -> str:
     for row in rows:
         values = "".join(f"<td class=num>{_cell(row, figure)}</td>" for figure in figures)
         run = row.run
-        link = (
-            f'<a href="{escape(run_path(*run))}" target="_top">{escape(run[1])}</a>'
-            if run is not None
-            else "—"
-        )
+        link = "—"
+        if run is not None:  # opens in the whole window, not in the UI's iframe of the chart
+            link = f'<a href="{escape(run_path(*run))}" target="_top">{escape(run[1])}</a>'
         cells.append(
             f"<tr><td>{moment_label(row.hour, shown.zone)}</td><td>{escape(row.account)}</td>{values}"
             f"<td class=run>{link}</td></tr>"

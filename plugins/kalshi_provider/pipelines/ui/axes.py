@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from zoneinfo import ZoneInfo
 
@@ -77,7 +77,7 @@ def time_ticks(start: datetime, end: datetime, zone: ZoneInfo) -> list[TimeTick]
         day = local.date()
         ticks.append(
             TimeTick(
-                moment,
+                moment.astimezone(timezone.utc),
                 "" if step >= 24 else f"{local:%H:%M}",
                 "" if day == previous else f"{local:%a} {local.day} {local:%b}",
             )
