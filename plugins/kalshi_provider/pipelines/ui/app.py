@@ -323,8 +323,8 @@ def _account_hours_table(window: ChartWindow, shown: ShownZone) -> str:
         values = "".join(f"<td class=num>{_cell(row, figure)}</td>" for figure in figures)
         run = row.run
         link = "—"
-        if run is not None:  # opens in the whole window, not in the UI's iframe of the chart
-            link = f'<a href="{escape(run_path(*run))}" target="_top">{escape(run[1])}</a>'
+        if run is not None:  # in the frame the UI shows the chart in: its sandbox forbids leaving it
+            link = f'<a href="{escape(run_path(*run))}">{escape(run[1])}</a>'
         cells.append(
             f"<tr><td>{moment_label(row.hour, shown.zone)}</td><td>{escape(row.account)}</td>{values}"
             f"<td class=run>{link}</td></tr>"
@@ -349,7 +349,7 @@ _PAGE = (
  body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; max-width: 1000px; }}
  h1 {{ font-size: 1.3rem; }} svg {{ max-width: 100%; height: auto; }}
  table {{ border-collapse: collapse; }}
- td, th {{ padding: .3rem .8rem; border-bottom: 1px solid #ddd; text-align: left; }}
+ td, th {{ padding: .3rem .8rem; border-bottom: 1px solid #ddd; text-align: left; white-space: nowrap; }}
  thead th {{ position: sticky; top: 0; background: #f6f6f6; }}
  .scroll {{ max-height: 28rem; overflow: auto; border: 1px solid #ddd; }}
  .num {{ text-align: right; font-variant-numeric: tabular-nums; }} a[aria-current] {{ font-weight: bold; }}

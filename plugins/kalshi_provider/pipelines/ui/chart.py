@@ -196,10 +196,12 @@ def _time_axis(start: datetime, end: datetime, zone: ZoneInfo, x: Any) -> list[s
             'stroke="#e4e4e4"/>'
         )
         texts = [text for text in (tick.time_label, tick.date_label) if text]
+        # Centred under the tick, but never past the drawing's right edge ("Sat 5 Dec" is ~60 px).
+        anchor = "end" if at + 36 > WIDTH else "middle"
         for row, text in enumerate(texts):
             parts.append(
                 f'<text class="x-tick" data-moment="{tick.moment.isoformat()}" x="{at:.1f}" '
-                f'y="{HEIGHT - BOTTOM + 18 + 14 * row}" text-anchor="middle" font-size="12">'
+                f'y="{HEIGHT - BOTTOM + 18 + 14 * row}" text-anchor="{anchor}" font-size="12">'
                 f"{escape(text)}</text>"
             )
     return parts
