@@ -153,3 +153,13 @@ def test_an_empty_panel_still_has_axes_and_says_it_has_no_line():
     assert list(svg.iter(f"{SVG}polyline")) == []
     assert texts(svg, "y-tick")[0] == "$0.00" and texts(svg, "x-tick")[0] == "00:00"
     assert "No line" in legend([])
+
+
+def test_a_value_box_lists_at_most_fifteen_lines_and_says_how_many_there_are():
+    """Twenty accounts' boxes would overflow the plot (and the page): the first fifteen, said so."""
+    rows = [total(f"acct_{n:02d}", 0, 100 * n) for n in range(20)]
+    svg = panel(account_lines(rows, []), 1)
+    (hour,) = [g for g in svg.iter(f"{SVG}g") if g.get("class") == "hour"]
+    lines = [t.text for t in hour.iter(f"{SVG}text")]
+    assert lines[0].endswith("(first 15 of 20 lines)") and len(lines) == 16
+    assert lines[-1] == "acct_14 · resting order value: $14.00"

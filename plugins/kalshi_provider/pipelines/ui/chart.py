@@ -31,6 +31,8 @@ BALANCE_DASH = DASHES[1]
 MOST_DOTS = 120
 _GRID_LINE = ' class="grid" stroke="#e4e4e4"'
 _ZERO_LINE = ' class="grid zero" stroke="#777" stroke-dasharray="4 4"'  # where a value turns negative
+#: Most lines a value box lists: 16 rows of 16 px fill the 290-pixel plot.
+MOST_TIP_ROWS = 15
 _CHAR_WIDTH = 6.7  # pixels per character of the 12px tooltip font, for sizing its box
 
 
@@ -148,7 +150,7 @@ def render_panel(
         return TOP + plot_h - float((value - scale.low) / (scale.high - scale.low)) * plot_h
 
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" font-size="12" role="img" '
         f'aria-label="{escape(aria)}">',
         *_money_axis(scale, y, plot_w),
         *_time_axis(start, end, zone, x),
@@ -181,7 +183,7 @@ def _money_axis(scale: MoneyScale, y: Any, plot_w: int) -> list[str]:
         style = _ZERO_LINE if zero else _GRID_LINE
         parts.append(f'<line{style} x1="{LEFT}" x2="{LEFT + plot_w}" y1="{at:.1f}" y2="{at:.1f}"/>')
         parts.append(
-            f'<text class="y-tick" x="{LEFT - 8}" y="{at + 4:.1f}" text-anchor="end" font-size="12">'
+            f'<text class="y-tick" x="{LEFT - 8}" y="{at + 4:.1f}" text-anchor="end">'
             f"{scale.label(tick)}</text>"
         )
     return parts
@@ -201,7 +203,7 @@ def _time_axis(start: datetime, end: datetime, zone: ZoneInfo, x: Any) -> list[s
         for row, text in enumerate(texts):
             parts.append(
                 f'<text class="x-tick" data-moment="{tick.moment.isoformat()}" x="{at:.1f}" '
-                f'y="{HEIGHT - BOTTOM + 18 + 14 * row}" text-anchor="{anchor}" font-size="12">'
+                f'y="{HEIGHT - BOTTOM + 18 + 14 * row}" text-anchor="{anchor}">'
                 f"{escape(text)}</text>"
             )
     return parts
@@ -229,7 +231,7 @@ def _hover_columns(
         marks = "".join(
             f'<circle cx="{guide:.1f}" cy="{y(value):.1f}" r="4" fill="white" stroke="{line.colour}" '
             'stroke-width="2"/>'
-            for line, _, value in entries
+            for line, _, value in entries[:MOST_TIP_ROWS]
         )
         parts.append(
             f'<g class="hour" tabindex="0" data-moment="{moment.isoformat()}">'
@@ -245,22 +247,27 @@ def _hover_columns(
 
 def _tip_box(guide: float, title: str, values: list[tuple[Line, Decimal]]) -> str:
     """The box beside the guide line (right of it, or left near the plot's right edge): the hour
-    in bold, then each line's swatch, name and value."""
+    in bold, then each line's swatch, name and value, at most :data:`MOST_TIP_ROWS` of them (the
+    box stays within the plot; the table and the CSV have every value)."""
+    more = len(values) - MOST_TIP_ROWS
+    values = values[:MOST_TIP_ROWS] if more > 0 else values
     rows = [f"{line.label}: {_dollars(value)}" for line, value in values]
+    if more > 0:
+        title += f" (first {MOST_TIP_ROWS} of {MOST_TIP_ROWS + more} lines)"
     width = 28 + _CHAR_WIDTH * max(len(text) for text in (title, *rows))
     height = 10 + 16 * (1 + len(rows))
     box_x = guide + 10 if guide + 10 + width <= WIDTH - RIGHT else max(2, guide - 10 - width)
     parts = [
         f'<rect x="{box_x:.1f}" y="{TOP + 4}" width="{width:.1f}" height="{height}" rx="4" fill="white" '
         'fill-opacity="0.95" stroke="#888"/>',
-        f'<text x="{box_x + 8:.1f}" y="{TOP + 18}" font-size="12" font-weight="bold">{escape(title)}</text>',
+        f'<text x="{box_x + 8:.1f}" y="{TOP + 18}" font-weight="bold">{escape(title)}</text>',
     ]
     for row, ((line, _), text) in enumerate(zip(values, rows, strict=True), start=1):
         baseline = TOP + 18 + 16 * row
         parts.append(
             f'<line x1="{box_x + 6:.1f}" x2="{box_x + 20:.1f}" y1="{baseline - 4}" y2="{baseline - 4}" '
             f'stroke="{line.colour}" stroke-width="2.5"{_dash(line.dash)}/>'
-            f'<text x="{box_x + 24:.1f}" y="{baseline}" font-size="12">{escape(text)}</text>'
+            f'<text x="{box_x + 24:.1f}" y="{baseline}">{escape(text)}</text>'
         )
     return "".join(parts)
 
