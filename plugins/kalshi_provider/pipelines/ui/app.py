@@ -1,7 +1,9 @@
-"""The "Kalshi resting orders" page and its data endpoint, served inside Airflow's API server.
+"""The "Kalshi resting orders" page, its data and its CSV, served inside Airflow's API server.
 
-The page draws the total resting order value per account and, beside it, the free margin per
-account and exchange shard; ``/data`` serves the same values as JSON (exact decimals as strings).
+The page (``docs/chart.md``) draws per account the total resting order value and the balance, and
+Kalshi's per-shard figures, in the reader's time zone, with a table per account and hour linking
+each hour to its DAG run; ``/data`` serves the window as JSON (exact decimals as strings) and
+``/csv`` as CSV.
 
 Airflow does not authenticate plugin apps: every route here depends on Airflow's own sign-in (an
 API bearer token, or from 3.1 on the UI's session cookie) and asks Airflow's auth manager which
