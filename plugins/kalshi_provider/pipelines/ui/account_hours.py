@@ -60,7 +60,9 @@ class Figure:
     value: Callable[[AccountHour], Decimal | None]
 
 
-#: The account-level figures of the table and the CSV, in their order.
+#: The account-level figures of the table and the CSV, in their order. A per-hour sum over the
+#: subaccounts, once the balance rows carry it, is one more line here:
+#: ``Figure("Subaccounts (sum)", "<field>", _balance_field("<field>"))``.
 ACCOUNT_FIGURES = (
     Figure("Resting order value", "total_resting_order_value_dollars", _total),
     Figure("Balance (primary)", "balance_dollars", _balance_field("balance_dollars")),
