@@ -101,12 +101,24 @@ class _Series:
 
 
 _SERIES = (
-    _Series("totals", ("account",), "total_resting_order_value_cents", ("total_resting_order_value_cents",)),
+    _Series(
+        "totals",
+        ("account",),
+        "total_resting_order_value_cents",
+        ("total_resting_order_value_cents", "dag_id", "dag_run_id"),
+    ),
     _Series(
         "balance",
         ("account",),
         "balance_dollars",
-        ("balance_cents", "balance_dollars", "portfolio_value_cents", "total_refusal_reason"),
+        (
+            "balance_cents",
+            "balance_dollars",
+            "portfolio_value_cents",
+            "total_refusal_reason",
+            "dag_id",
+            "dag_run_id",
+        ),
     ),
     _Series(
         "free_margin",
