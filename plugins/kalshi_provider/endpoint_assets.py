@@ -1,17 +1,10 @@
 """Kalshi's API endpoints as Airflow asset URIs, and their OpenLineage dataset names.
 
-The hook reports what it read as hook-level lineage: an Airflow ``Asset`` per endpoint. Airflow's
-OpenLineage provider turns such an asset into an OpenLineage dataset only through the converter
-that a provider registers for the URI's scheme (``asset-uris`` in the provider info), so the
-provider registers its own schemes, ``kalshi+https`` (and ``kalshi+http`` for the loopback
-simulator), and leaves every other provider's ``https`` untouched.
-
-OpenLineage's naming spec has no entry for web APIs yet; the dataset follows its proposals for
-URL datasources (OpenLineage issues #1148 and #4360): the namespace is the scheme and host, with
-the port only when it is not the scheme's default, and the name is the URL path, e.g.
-``https://external-api.kalshi.com`` and ``/trade-api/v2/portfolio/balance``. A URI never carries
-user info, a query or a fragment. Import-light: Airflow imports the handler when it loads the
-providers' asset URI handlers.
+The hook reports each endpoint it read as an ``Asset``. OpenLineage converts an asset only through
+its scheme's registered converter, so the provider registers its own schemes, ``kalshi+https``
+(``kalshi+http`` for the loopback simulator), leaving ``https`` alone. Names follow OpenLineage's
+proposals for URL datasources (issues #1148, #4360): namespace scheme and host (port if not the
+default), name the path. Never user info, a query or a fragment. Import-light.
 """
 
 from __future__ import annotations

@@ -1,14 +1,10 @@
 """What a passphrase-encrypted key costs to open, read from the key before anything is decrypted.
 
-An encrypted PKCS#8 key (``BEGIN ENCRYPTED PRIVATE KEY``) names its own key derivation and its
-parameters: PBKDF2's iteration count, scrypt's N, r and p, or the iteration count of the older
-PKCS#5 v1 and PKCS#12 schemes. The crypto library runs whatever the key asks for, in one C call
-that no task timeout interrupts (scrypt N=2**20 takes 1 GiB, 2**31 PBKDF2 rounds take minutes, and
-2**32 of them crash the library). So :func:`check_key_derivation` reads those parameters with a
-small DER reader, linear in the key's size and without recursion, and refuses anything beyond
-the bounds in :mod:`kalshi_provider.limits`. Only the parameters are read, never the encrypted
-data. Traditional OpenSSL PEMs (``Proc-Type: 4,ENCRYPTED``) derive their key with one round of MD5
-and need no check.
+An encrypted PKCS#8 key names its own key derivation (PBKDF2 iterations, scrypt's N, r, p, PKCS#5
+v1 and PKCS#12 iterations), which the crypto library runs in one C call no task timeout interrupts
+(scrypt N=2**20 takes 1 GiB, 2**31 PBKDF2 rounds take minutes, 2**32 crash it). So
+:func:`check_key_derivation` reads only those parameters, with a small linear DER reader, and
+refuses anything beyond :mod:`kalshi_provider.limits`. Traditional OpenSSL PEMs need no check.
 """
 
 from __future__ import annotations

@@ -1,14 +1,10 @@
 """The Kalshi connection form for Airflow 3.0 and 3.1, made from the provider info's ``conn-fields``.
 
-Airflow 3.2 and later build the form from ``conn-fields`` and ``ui-field-behaviour`` in
-:func:`~kalshi_provider.get_provider_info.get_provider_info`. Airflow 3.0 and 3.1 ignore those
-keys and call the hook's ``get_connection_form_widgets`` and ``get_ui_field_behaviour`` instead
-(the hook defines them only there). Both forms come from the one declaration, so they cannot
-disagree about a field's name, label, choices or default.
-
-Airflow's API server calls these with its own stand-ins for WTForms (3.0 needs the real package,
-which the FAB provider brings), so only the field classes and validators it replaces are used:
-``StringField``, ``PasswordField``, ``IntegerField``, ``Optional`` and ``any_of``.
+Airflow 3.2+ build the form from ``conn-fields`` and ``ui-field-behaviour``; 3.0 and 3.1 call the
+hook's ``get_connection_form_widgets`` and ``get_ui_field_behaviour`` instead. Both come from one
+declaration, so they cannot disagree. The API server calls these with its own WTForms stand-ins,
+so only the classes it replaces are used: ``StringField``, ``PasswordField``, ``IntegerField``,
+``Optional`` and ``any_of``.
 """
 
 from __future__ import annotations

@@ -1,14 +1,9 @@
 """One account's reading of Kalshi: the typed record from the hook's answers to the warehouse rows.
 
-The records are frozen and check themselves when built, so a reading that exists holds only exact
-values (integers and ``Decimal``, never floats) in Kalshi's own formats, within bounds of its own.
-Whether they fit a warehouse's columns is for that warehouse to check. ``to_xcom`` and
-``from_xcom`` give the JSON-safe form that travels from the fetch task to the load task; nothing
-on the way rebuilds a reading from string keys of its own.
-
-An :class:`AccountReading` holds what one fetch read: the total resting order value (or Kalshi's
-refusal of it, for a key whose account is not an FCM member) and, when the fetch also asked for
-it, the balance (:class:`BalanceReading`), each with the moment its answer arrived.
+Frozen records that check themselves when built: only exact values (integers, ``Decimal``) in
+Kalshi's formats, within bounds. An :class:`AccountReading` holds the total (or Kalshi's refusal,
+for a key without FCM access) and, when asked for, the balance (:class:`BalanceReading`), each with
+its answer's arrival. ``to_xcom``/``from_xcom`` carry it from the fetch to the load unchanged.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """Which Airflow 3 line is running, and the few names whose home moved between 3.0 and 3.3.
 
-Airflow's own providers keep one small ``version_compat.py`` like this in their root package
-(``apache-airflow-providers-common-compat`` asks them to copy its flags rather than import
-another provider's). Its ``sdk`` module, which would re-export these names, arrived in
-common-compat 1.8.0, after the Airflow 3.0 line's release, so a 3.0 deployment held to its
-constraints may not have it; the imports below are what the 3.0-era providers do. Everything
-here is import-light: DAG files reach it at every parse.
+Airflow's own providers keep such a file (common-compat asks them to copy its flags rather than
+import another provider's); common-compat's ``sdk`` re-exports arrived in 1.8.0, after 3.0's
+release, so the imports here are what 3.0-era providers do. Import-light: DAG files reach it.
 """
 
 from __future__ import annotations

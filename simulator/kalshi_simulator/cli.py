@@ -2,7 +2,8 @@
 
 Without a key it makes one and keeps it in a private state directory (never in the git
 checkout, so a key can't be committed by accident), reusing it on later runs so a configured
-Airflow connection keeps working. It prints one JSON line saying where to connect.
+Airflow connection keeps working. It prints one JSON line saying where to connect and, with
+``--print-connection``, the ``airflow connections add`` command that points an Airflow at it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -144,6 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--key-type", choices=("rsa", "ed25519"), default="rsa", help="generated key type")
     parser.add_argument("--ready-file", type=Path, help="also write the JSON line here once listening")
     parser.add_argument(
+        "--print-connection",
+        nargs="?",
+        const="kalshi_default",
+        metavar="CONN_ID",
+        help="after the JSON line, print the `airflow connections add` command for a Kalshi connection "
+        "CONN_ID (default kalshi_default) to this simulator; it names the generated key by its path",
+    )
+    parser.add_argument(
         "--log-level",
         type=str.upper,
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
@@ -171,18 +181,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.public_key is not None and not args.key_id:
         log.error("--public-key needs --key-id")
         return 2
+    if args.public_key is not None and args.print_connection:
+        log.error("--print-connection needs a generated key: with --public-key there is no key file to name")
+        return 2
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):  # before starting: an early signal still exits 0
         signal.signal(signum, lambda *_: stop.set())
     try:
-        simulator, line = _start(args)
+        simulator, info = _start(args)
     except (CliError, ValueError, OSError) as exc:
         log.error("cannot start the simulator: %s", exc)
         return 2
+    line = json.dumps(info)
     try:
         if args.ready_file is not None:  # before stdout, so whoever reads the line finds the file
             write_atomically(args.ready_file, line + "\n")
         print(line, flush=True)
+        if args.print_connection:
+            print(airflow_connection_command(args.print_connection, info), flush=True)
         while not stop.wait(0.5):
             pass
     except OSError as exc:  # the ready file cannot be written, or stdout is closed
@@ -195,7 +211,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _start(args: argparse.Namespace) -> tuple[KalshiSimulator, str]:
+def airflow_connection_command(conn_id: str, info: dict[str, Any]) -> str:
+    """A shell line that adds a Kalshi connection to this simulator to the Airflow it runs in.
+
+    The connection names the key file by its path (``private_key_path``), so no key is printed.
+
+    :param conn_id: The connection's ID.
+    :param info: The simulator's JSON line, as a dict (``base_url``, ``key_id``, ``private_key_path``).
+    """
+    connection = {
+        "conn_type": "kalshi",
+        "login": info["key_id"],
+        "host": info["base_url"],
+        "extra": {"private_key_path": info["private_key_path"]},
+    }
+    return shlex.join(["airflow", "connections", "add", conn_id, "--conn-json", json.dumps(connection)])
+
+
+def _start(args: argparse.Namespace) -> tuple[KalshiSimulator, dict[str, Any]]:
     # Built and scripted first so a bad --host, --subaccounts or --maintenance is refused before
     # any key is generated.
     simulator = KalshiSimulator(host=args.host, port=args.port, skew_seconds=args.skew_seconds)
@@ -227,12 +260,10 @@ def _start(args: argparse.Namespace) -> tuple[KalshiSimulator, str]:
         restricted_subaccount=args.restricted_subaccount,
     )
     simulator.start()
-    line = json.dumps(
-        {
-            "base_url": simulator.base_url,
-            "key_id": key_id,
-            "private_key_path": str(private_key_path) if private_key_path else None,
-            "control_url": simulator.control_url,
-        }
-    )
-    return simulator, line
+    info = {
+        "base_url": simulator.base_url,
+        "key_id": key_id,
+        "private_key_path": str(private_key_path) if private_key_path else None,
+        "control_url": simulator.control_url,
+    }
+    return simulator, info

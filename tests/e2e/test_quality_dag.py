@@ -1,7 +1,7 @@
 """The quality DAG run by Airflow against a seeded warehouse, alerting through Airflow's notifiers.
 
-The DAG file is the README's example (``SlackWebhookNotifier`` and ``SmtpNotifier``), taken from
-the README itself; the Slack webhook is a local HTTP receiver and the mail server a local
+The DAG file is the documented example (``SlackWebhookNotifier`` and ``SmtpNotifier``), taken from
+docs/dags-and-settings.md itself; the Slack webhook is a local HTTP receiver and the mail server a local
 aiosmtpd, both on loopback.
 """
 
@@ -22,7 +22,7 @@ from sqlalchemy import create_engine
 
 from kalshi_provider.pipelines.warehouse import store_reading
 from kalshi_provider.readings import AccountReading, Balance, BalanceReading, RestingOrderValue
-from tests.fixtures.airflow import REPO
+from tests.fixtures.docs import code_blocks
 
 DAG_ID = "kalshi_resting_order_value_quality"
 TASK = "check_freshness_and_quality"
@@ -31,8 +31,8 @@ pytestmark = pytest.mark.slow
 
 
 def readme_quality_dag() -> str:
-    """The README's quality DAG file with notifiers (the python block that uses SmtpNotifier)."""
-    blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    """The documented quality DAG file with notifiers (the python block that uses SmtpNotifier)."""
+    blocks = code_blocks("python")
     [dag_file] = [block for block in blocks if "SmtpNotifier(" in block and "quality_dag(" in block]
     return dag_file
 
@@ -221,4 +221,4 @@ def test_outside_text_reaches_slack_and_email_without_live_markup(
     [(_, mail)] = smtp_server[1].messages
     [html] = [part for part in mail.walk() if part.get_content_type() == "text/html"]
     body = html.get_payload(decode=True).decode()
-    assert re.findall(r"<[^>]*>", body) == ["<pre>", "</pre>"], body  # the README's own tags, no other
+    assert re.findall(r"<[^>]*>", body) == ["<pre>", "</pre>"], body  # the example's own tags only

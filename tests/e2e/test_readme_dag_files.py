@@ -1,6 +1,7 @@
-"""The README's DAG files, copied verbatim into a DAG folder, are what Airflow's DAG processor loads.
+"""The documented DAG files, copied verbatim into a DAG folder, are what Airflow's DAG processor loads.
 
-A DAG file is a README python block whose first line names it: ``# <your DAG folder>/NAME.py``.
+A DAG file is a python block of the README or a docs/ page whose first line names it:
+``# <your DAG folder>/NAME.py``.
 Airflow's DAG processor runs once over a folder of them (``airflow dag-processor --num-runs 1``)
 with its default settings, ``[core] dag_discovery_safe_mode`` on, and the test reads what it
 recorded in the metadata DB: the DAGs and the import errors. A file that safe mode skips leaves
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.airflow import REPO, AirflowHome
+from tests.fixtures.docs import code_blocks
 
 pytestmark = pytest.mark.slow
 
@@ -25,10 +27,10 @@ FACTORIES = ("hourly_dag(", "quality_dag(")
 
 
 def readme_dag_files() -> list[tuple[str, str]]:
-    """(file name, whole text) of every DAG file the README shows, in order, marker line included."""
-    blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    """(file name, whole text) of every DAG file the README and the docs/ pages show, in order (the
+    README first), marker line included."""
     files = []
-    for block in blocks:
+    for block in code_blocks("python"):
         marker = MARKER.fullmatch(block.partition("\n")[0])
         if marker:
             files.append((marker.group(1), block))
@@ -52,7 +54,8 @@ def parse_like_the_dag_processor(template: AirflowHome, folder: Path) -> tuple[l
 
 def test_every_readme_dag_file_loads_under_the_default_settings(migrated_airflow_home, tmp_path):
     files = readme_dag_files()
-    # The install section's two files, then the quality DAG with notifiers (same file name).
+    # The README's install section's two files, then the quality DAG with notifiers (same file name)
+    # from docs/dags-and-settings.md.
     assert [name for name, _ in files] == [
         "kalshi_total_resting_order_value.py",
         "kalshi_resting_order_value_quality.py",

@@ -25,6 +25,7 @@ from kalshi_provider import connection as kalshi_connection
 from kalshi_provider import get_provider_info as provider_info_module
 from kalshi_provider.get_provider_info import get_provider_info
 from kalshi_provider.hooks.kalshi import KalshiHook
+from tests.fixtures.docs import REPO, section
 
 DIST = "airflow-provider-kalshi"
 HOOK_CLASS = "kalshi_provider.hooks.kalshi.KalshiHook"
@@ -164,12 +165,11 @@ def test_every_declared_component_resolves():
         assert declared == on_disk, key
 
 
-def test_conn_fields_are_the_extras_the_readme_documents():
+def test_conn_fields_are_the_extras_the_docs_document():
     """The form writes these names into a connection's extra, the hook reads them, and users type
-    them into AIRFLOW_CONN_* JSON from the README's table: all three must agree."""
-    readme = (Path(kalshi_provider.__file__).parents[2] / "README.md").read_text()
-    section = readme.split("### The Kalshi connection", 1)[1].split("\n### ", 1)[0]
-    table = "\n".join(line for line in section.splitlines() if line.startswith("|"))
+    them into AIRFLOW_CONN_* JSON from the table in docs/connection.md: all three must agree."""
+    fields = section(REPO / "docs" / "connection.md", "The fields")
+    table = "\n".join(line for line in fields.splitlines() if line.startswith("|"))
     documented = set(re.findall(r"extra `(\w+)`", table))
     assert set(_kalshi_connection_type()["conn-fields"]) == documented == set(FIELDS.values())
 

@@ -190,6 +190,10 @@ def test_subaccounts_restriction_and_maintenance_flags(run_cli):
         pytest.param(["--maintenance", "soon"], id="resume-time-not-rfc3339"),
         pytest.param(["--public-key", "/nonexistent.pem"], id="public-key-without-key-id"),
         pytest.param(["--key-id", "k", "--public-key", "/nonexistent.pem"], id="missing-public-key"),
+        pytest.param(
+            ["--key-id", "k", "--public-key", "/nonexistent.pem", "--print-connection"],
+            id="print-connection-without-a-key-file",
+        ),
     ],
 )
 def test_refusals_exit_2_without_writing(run_cli, tmp_path, args):

@@ -19,6 +19,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import jwt
 import pytest
@@ -27,7 +28,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from kalshi_provider.pipelines.warehouse import read_snapshots, store_reading
 from kalshi_provider.readings import AccountReading, RestingOrderValue
-from tests.fixtures.stack import AirflowStack
+from tests.fixtures.stack import DAG_ID, AirflowStack
 from tests.stack.browser import Steps, log_in, new_context
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -79,6 +80,13 @@ def _stored(stack: AirflowStack, since: datetime, until: datetime) -> dict[datet
     finally:
         engine.dispose()
     return {row["snapshot_hour"]: row["total_resting_order_value_cents"] for row in rows}
+
+
+def _run_ids(stack: AirflowStack) -> set[str]:
+    """The ids of the DAG's runs, from Airflow's REST API."""
+    answer = stack.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns")
+    assert answer.status_code == 200, answer.text
+    return {run["dag_run_id"] for run in answer.json()["dag_runs"]}
 
 
 def _get(stack: AirflowStack, path: str, **kwargs: Any) -> requests.Response:
@@ -161,6 +169,7 @@ def test_chart_in_the_ui(
     airflow_stack: AirflowStack,
     run_hour: datetime,
     seeded: dict[datetime, int],
+    triggered_run: dict[str, Any],
 ) -> None:
     stack = airflow_stack
     steps = Steps(page, artifacts, prefix="chart-")
@@ -177,26 +186,40 @@ def test_chart_in_the_ui(
     iframe = page.locator(f'iframe[title="{VIEW_NAME}"]')
     expect(iframe).to_have_attribute("src", re.compile(r"/kalshi/chart"))
     frame = iframe.content_frame
-    expect(frame.get_by_role("heading", name=re.compile(r"Total resting order value"))).to_be_visible()
+    expect(
+        frame.get_by_role("heading", level=1, name=re.compile(r"resting order value and balance"))
+    ).to_be_visible()
     line = frame.locator(f'polyline[data-account="{ACCOUNT}"]')
     expect(line).to_have_count(1)  # seeded hours + the run's hour: one unbroken line
     points = (line.get_attribute("points") or "").split()
     assert len(points) >= len(seeded) + 1, points
-    row = frame.get_by_role("row").filter(has=frame.get_by_role("cell", name=ACCOUNT, exact=True))
-    expect(row).to_contain_text(_dollars(stack.resting_order_value))
+    rows = frame.get_by_role("row").filter(has=frame.get_by_role("cell", name=ACCOUNT, exact=True))
+    expect(rows.first).to_contain_text(_dollars(stack.resting_order_value))  # newest hour first
     page.mouse.move(0, 0)
     page.screenshot(path=artifacts / "20-kalshi-chart.png", full_page=True, animations="disabled")
 
     # The window links navigate inside the iframe; the UI mirrors that in its own URL, so a
     # reload (or a shared link) opens the same window.
+    # (the page carries the zone it shows, which its script chose from the UI's or the browser's)
     frame.get_by_role("link", name="7d").click()
-    expect(frame.get_by_role("heading", level=1, name=re.compile(r"last 168 hours"))).to_be_visible()
-    expect(page).to_have_url(re.compile(r"/plugin/kalshi-resting-orders/kalshi/chart\?hours=168$"))
+    expect(frame.get_by_role("heading", level=1, name=re.compile(r"last 7 days"))).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/plugin/kalshi-resting-orders/kalshi/chart\?hours=168&tz=[^&]+"))
     page.reload()
-    expect(frame.get_by_role("heading", level=1, name=re.compile(r"last 168 hours"))).to_be_visible()
-    margin_heading = frame.get_by_role("heading", level=2, name=re.compile(r"Free margin.*last 168 hours"))
-    expect(margin_heading).to_be_visible()
+    expect(frame.get_by_role("heading", level=1, name=re.compile(r"last 7 days"))).to_be_visible()
+    shard_heading = frame.get_by_role("heading", level=2, name=re.compile(r"Balance per exchange shard"))
+    expect(shard_heading).to_be_visible()
     expect(frame.locator(f'polyline[data-account="{ACCOUNT}"]')).to_have_count(1)
+
+    # The newest hour links to the run that wrote it, in Airflow's UI. The UI's frame is sandboxed
+    # without allow-top-navigation (3.1-3.3), so the run's page opens inside the frame.
+    link = rows.first.get_by_role("link", name=re.compile(r"^(manual|scheduled)__"))
+    run_id = link.inner_text()
+    assert run_id in {triggered_run["run"]["dag_run_id"], *_run_ids(stack)}, run_id
+    link.click()
+    expect(frame.locator("body")).to_contain_text(run_id)
+    path = frame.locator("html").evaluate("() => location.pathname")
+    assert unquote(path) == f"/dags/{DAG_ID}/runs/{run_id}", path  # the UI may show it decoded
+    page.screenshot(path=artifacts / "23-kalshi-chart-run-link.png", animations="disabled")
 
     # The page itself, opened directly in the signed-in browser (cookie, no header).
     response = page.goto(f"{stack.base_url}/kalshi/chart?hours=24")

@@ -56,6 +56,16 @@ class KalshiHook(BaseHook):
     :param kalshi_conn_id: The Airflow connection holding the API key ID (login) and private key.
     :param max_attempts: Most attempts per call; lowers the connection's ``max_retries`` + 1,
         never raises it (a task uses it to bound its requests across its own retries).
+
+    .. code-block:: python
+
+        from kalshi_provider.hooks.kalshi import KalshiHook
+
+        hook = KalshiHook("kalshi_default")
+        value = hook.get_resting_order_value()  # FCM members only; else KalshiPermissionError
+        balance = hook.get_balance()  # every key may read its balance
+        print(value.total_cents, balance.balance_dollars, value.received_at)
+        status = hook.request("GET", "/exchange/status", max_attempts=1)  # any endpoint, signed
     """
 
     conn_name_attr = "kalshi_conn_id"
@@ -123,6 +133,10 @@ class KalshiHook(BaseHook):
         """
         Send a signed request to ``path`` (relative to the base URL) and return the decoded JSON.
 
+        :param method: The HTTP method, e.g. ``"GET"``.
+        :param path: The endpoint's path below the base URL, e.g. ``"/portfolio/balance"``.
+        :param params: Query parameters, if any.
+        :param json: A body to send as JSON, if any.
         :param max_attempts: Most attempts for this call (further lowers the hook's own limit).
         :raises KalshiError: a subclass that says what failed; see ``kalshi_provider.exceptions``.
         """

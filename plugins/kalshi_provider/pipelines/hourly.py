@@ -71,6 +71,23 @@ def hourly_dag(
     :param dag_kwargs: Further ``DAG`` arguments (``tags``, ``default_args``, ...). From Airflow 3.2
         on, ``allowed_run_types`` defaults to every run type but backfills, which could store
         nothing (Kalshi keeps no past readings); a backfill run that starts anyway ends at once.
+
+    A DAG file for two accounts, their rows in the ``risk`` schema, answers counting up to 20 minutes
+    after ``run_after`` (the file must hold the words "airflow" and "dag", or safe mode skips it):
+
+    .. code-block:: python
+
+        # Airflow DAG: two FCM desks' resting order value and balance, every hour.
+
+        from kalshi_provider.pipelines.hourly import hourly_dag
+        from kalshi_provider.pipelines.settings import WarehouseTarget
+
+        dag = hourly_dag(
+            "kalshi_fcm_desks",
+            kalshi_conn_ids=["kalshi_desk_a", "kalshi_desk_b"],
+            warehouse=WarehouseTarget("kalshi_warehouse", schema="risk"),
+            max_lateness_minutes=20,
+        )
     """
     target = warehouse or warehouse_target()
     if DAG_RUN_TYPES is not None:  # Airflow 3.2+: the UI offers no Backfill, the API refuses one

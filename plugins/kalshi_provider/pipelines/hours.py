@@ -1,14 +1,8 @@
-"""Which hour a reading stands for, kept out of the DAG file so the rule is testable and parse-cheap.
+"""Which hour a reading stands for: the hour rule, in one place the load and the warehouse import.
 
-Kalshi only ever reports the value *now*. A run stands for the hour of its ``run_after``, and its
-reading may be stored under that hour only when it was **observed inside the hour** and within
-``max_lateness_minutes`` after ``run_after``. So a run triggered at 10:59:58 whose fetch ran at
-11:00:03, or a 10:40 run whose third try fetched at 11:09, stores nothing (11:00's own run records
-11:00), and a cleared old run or a backfill never writes today's value under yesterday's hour.
-
-The rule is applied once, at load time, on the moment Kalshi's answer arrived (``observed_at``):
-no earlier guess from the planning task's clock, which could only approximate it. The one run
-judged before any request is a backfill's (:func:`backfill_problem`): all its hours are past.
+A run stands for the hour of its ``run_after``; an answer counts for it only when it arrived inside
+that hour and within ``max_lateness_minutes``, judged at load time on ``observed_at``. A backfill's
+hours are all past (:func:`backfill_problem`). Why: ``docs/adr/0002-hour-rule.md``.
 """
 
 from __future__ import annotations

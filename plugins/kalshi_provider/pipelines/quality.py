@@ -60,6 +60,27 @@ def quality_dag(
         failed task in the UI is the alert.
     :param start_date: First hour the DAG may run for (no catch-up).
     :param dag_kwargs: Further ``DAG`` arguments.
+
+    A DAG file checking two accounts and mailing the risk desk when a check fails:
+
+    .. code-block:: python
+
+        # Airflow DAG: the Kalshi quality checks, mailing the risk desk when one fails.
+
+        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+        from kalshi_provider.pipelines.quality import quality_dag
+
+        dag = quality_dag(
+            kalshi_conn_ids=["kalshi_desk_a", "kalshi_desk_b"],
+            on_failure_callback=SmtpNotifier(
+                smtp_conn_id="smtp_alerts",
+                from_email="airflow@example.com",
+                to="risk-desk@example.com",
+                subject="Kalshi quality check failed (run {{ run_id }})",
+                html_content="<pre>{{ exception | e }}</pre>",
+            ),
+        )
     """
     target = warehouse or warehouse_target()
     with DAG(

@@ -1,13 +1,9 @@
-"""Freshness and quality rules for the hourly tables: missing hours, implausible jumps, left-out breakdowns.
+"""Freshness and quality rules for the hourly tables: missing hours, implausible jumps, left-out
+breakdowns, a total without a balance (a key without FCM access is not missing totals).
 
-An account whose key may not read the total (not an FCM member: its balance rows say so) is not
-missing its totals while its balance rows arrive; an hour with a total but no balance is reported.
-
-The rules read the warehouse only; they report problems as a list the check task turns into a
-failure, so Airflow's own failure handling (UI state, retries, notifiers) does the alerting. The
-report reaches people through those notifiers (Slack, e-mail), so every text in it that comes from
-outside (an account id from the DAG's params, Kalshi's reason for leaving a breakdown out) goes
-through :func:`shown`: one bounded line without live markup.
+The rules read the warehouse only and return problems the check task turns into a failure, so
+Airflow's failure handling (UI, notifiers) alerts. Every outside text in the report (an account id
+from the params, Kalshi's reason) goes through :func:`shown`: one bounded line without live markup.
 """
 
 from __future__ import annotations

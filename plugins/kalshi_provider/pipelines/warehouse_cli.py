@@ -1,15 +1,9 @@
 """The warehouse's command: where its schema stands (``status``), and bringing it to the head (``migrate``).
 
-Two ways to run the same command, with the same arguments:
-
-- Airflow 3.2 and later add it to their own CLI, from the ``cli`` key of the provider info:
-  ``airflow kalshi-warehouse status``;
-- every Airflow line, 3.0 and 3.1 included (which do not read that key): the console script the
-  wheel installs, ``kalshi-warehouse status`` (or ``python -m kalshi_provider.pipelines.warehouse_cli``).
-
-Both default to the ``[kalshi]`` settings (``warehouse_conn_id``, ``table``, ``schema``) and find the
-connection as Airflow's API server does (secrets backends, environment, metadata database).
-Airflow 3.2+ imports this module for every ``airflow`` command: it imports nothing heavy at its top.
+Airflow 3.2+ run it as ``airflow kalshi-warehouse`` (the provider info's ``cli`` key); every line,
+3.0 and 3.1 included, as the console script ``kalshi-warehouse`` (or ``python -m`` this module).
+Both default to the ``[kalshi]`` settings and find the connection as the API server does. Airflow
+3.2+ imports this module for every ``airflow`` command, so its top imports nothing heavy.
 """
 
 from __future__ import annotations

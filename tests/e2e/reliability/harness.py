@@ -1,20 +1,11 @@
 """Fault cases run through the real DAG (by ``tests.fixtures.airflow``), and what Airflow, the simulator
 and the warehouse saw of each.
 
-Shared by the fault matrix (tests/e2e/reliability) and the secret-leak sweep (tests/e2e).
-
-One ``airflow dags test`` costs about ten seconds, so a *batch* runs many cases in one DAG run:
-every case is its own Kalshi connection (the DAG maps one ``fetch`` and one ``load`` per
-connection, and one account's failure leaves the others alone) talking to its own simulator
-instance, so each case has its own fault queue, its own recorded requests and its own row in
-the warehouse. Per-case outcomes come from Airflow's metadata DB (task states, try numbers and
-the start/end of every try) and from the ``[DAG TEST] starting/end task`` sections of the CLI
-output, which is where ``airflow dags test`` writes the task logs.
-
-Task retries: the DAG retries a failed task 3 times, 30 s doubling. The tests keep that
-schedule but cap each wait at 1 s with Airflow's global ``[core] max_task_retry_delay`` (a
-deployment setting, not the DAG's ``default_args``), so a case that uses all four tries still
-proves the tries are bounded without waiting 3.5 minutes.
+Shared by the fault matrix (tests/e2e/reliability) and the secret-leak sweep. A *batch* runs many
+cases in one ``airflow dags test`` (each case its own Kalshi connection and simulator, so its own
+fault queue, requests and warehouse row); outcomes come from the metadata DB and the CLI output.
+Retries keep the DAG's schedule, each wait capped at 1 s by ``[core] max_task_retry_delay``. Why:
+``docs/adr/0005-tests-against-real-servers.md``.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ def test_every_route_goes_through_airflows_access_check():
     from fastapi.routing import APIRoute
 
     routes = [route for route in app.routes if isinstance(route, APIRoute)]
-    assert {route.path for route in routes} >= {"/data", "/chart"}
+    assert {route.path for route in routes} >= {"/data", "/chart", "/csv"}
     assert [route.path for route in app.routes if not isinstance(route, APIRoute)] == []
     assert [d.dependency for d in app.router.dependencies] == [
         readable_rows
@@ -106,14 +106,67 @@ def test_data_serves_the_free_margin_per_shard_exactly(signed_in_client, warehou
     assert HOSTILE not in body["series"]
 
 
-def test_the_page_shows_the_free_margin_beside_the_total_escaped_and_without_scripts(signed_in_client):
+def test_the_page_draws_kalshis_figures_escaped_with_one_script_and_nothing_loaded(signed_in_client):
+    from kalshi_provider.pipelines.ui.zone import FOLLOW_THE_UI_ZONE
+
     page = signed_in_client.get("/chart?hours=24").text
-    assert "<script" not in page and "src=" not in page  # nothing runs, nothing loads from elsewhere
+    assert page.count("<script") == 1 and FOLLOW_THE_UI_ZONE in page  # only the zone's, inline
+    assert "src=" not in page and "http" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert HOSTILE not in page and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
-    assert page.count('class="margin" data-margin-account="fcm_a"') == 2  # shards 0 and 1
-    assert 'data-margin-account="&lt;script&gt;' not in page  # its free margin is unknown: no line
-    assert "0: $1,765.44 · 1: $2,000.00" in page
-    assert "not permitted (no FCM access)" in page and "0: — · 1: —" in page
+    # Per shard, Kalshi's own figures: the balance for both accounts, the resting value for fcm_a.
+    assert page.count('data-figure="shard_balance_dollars"') == 4  # two accounts x shards 0 and 1
+    assert page.count('data-shard-account="fcm_a" data-shard="0" data-figure="shard_resting') == 1
+    assert "free margin" not in page.lower()  # the derived difference is not drawn
+    assert page.count('class="balance" data-balance-account=') == 2  # the balance, drawn
+    assert "not permitted (no FCM access)" in page and "$1,234.56" in page and "$5,000.00" in page
+    assert "Times in <strong>UTC</strong>" in page
+
+
+def test_the_csv_holds_the_windows_rows_exactly_with_formulas_neutralised(
+    signed_in_client, warehouse_with_margin, set_connection, tmp_path
+):
+    import csv
+    import io
+    from datetime import timedelta
+
+    from sqlalchemy import create_engine
+
+    from kalshi_provider.pipelines.warehouse import store_reading
+    from kalshi_provider.readings import AccountReading, RestingOrderValue
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    formula = '=HYPERLINK("http://evil.test","x")'
+    reading = AccountReading(formula, warehouse_with_margin, RestingOrderValue(0))
+    store_reading(
+        engine, reading, snapshot_hour=warehouse_with_margin, dag_run_id="@SUM(A1)", dag_id=HOURLY_DAG_ID
+    )
+    engine.dispose()
+
+    answer = signed_in_client.get("/csv?hours=24&tz=America/New_York")
+    assert answer.status_code == 200 and answer.headers["content-type"] == "text/csv; charset=utf-8"
+    assert answer.headers["content-disposition"].startswith('attachment; filename="kalshi-24h-')
+    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    assert [(r["account"], r["hour_utc"]) for r in rows] == [
+        (HOSTILE, warehouse_with_margin.isoformat()),
+        ("'" + formula, warehouse_with_margin.isoformat()),  # neutralised: text, not a formula
+        ("fcm_a", warehouse_with_margin.isoformat()),
+        (HOSTILE, (warehouse_with_margin - timedelta(hours=1)).isoformat()),
+        ("fcm_a", (warehouse_with_margin - timedelta(hours=1)).isoformat()),
+    ]
+    assert (rows[1]["dag_id"], rows[1]["dag_run_id"]) == (HOURLY_DAG_ID, "'@SUM(A1)")
+    fcm = rows[2]
+    assert fcm["hour_local (America/New_York)"].endswith("-05:00")
+    assert (fcm["total_resting_order_value_dollars"], fcm["balance_dollars"]) == ("1234.56", "5000.000000")
+    assert (fcm["shard_0_balance_dollars"], fcm["shard_0_resting_order_value_dollars"]) == (
+        "3000.000000",
+        "1234.560000",
+    )
+    assert (fcm["shard_1_resting_order_value_dollars"], fcm["total_not_permitted"]) == ("0.000000", "false")
+    assert rows[0]["shard_0_resting_order_value_dollars"] == ""  # unknown: Kalshi refused the total
+    assert (rows[0]["total_resting_order_value_dollars"], rows[0]["total_not_permitted"]) == ("", "true")
+    assert not any("free_margin" in name for name in rows[0])  # the derived difference is not exported
+    only = signed_in_client.get("/csv", params={"hours": 24, "account": "fcm_a"}).text
+    assert HOSTILE not in only and only.count("\r\n") == 3  # the header and fcm_a's two hours
 
 
 def test_the_api_server_finds_a_warehouse_connection_stored_in_the_metadata_db(airflow_home, tmp_path):
@@ -178,7 +231,9 @@ for name in ("desk_a", "desk_b", "both", "outsider"):
     token = get_auth_manager().generate_jwt(SimpleAuthManagerUser(username=name, role="viewer"))
     response = client.get("/kalshi/data?hours=24", headers={"Authorization": f"Bearer {token}"})
     page = client.get("/kalshi/chart?hours=24", headers={"Authorization": f"Bearer {token}"})
-    found[name] = {"status": response.status_code, "body": response.json(), "page": page.text}
+    table = client.get("/kalshi/csv?hours=24", headers={"Authorization": f"Bearer {token}"})
+    found[name] = {"status": response.status_code, "body": response.json(), "page": page.text,
+                   "csv": [table.status_code, table.text]}
 print("ANSWERS " + json.dumps(found))
 """
 
@@ -248,6 +303,9 @@ def test_each_user_sees_only_the_accounts_the_dags_they_may_read_wrote(airflow_h
     assert served("desk_b") == {"desk_b": [200]}
     assert served("both") == {"fcm_a": [100], "desk_b": [200], "legacy": [300]}
     assert "fcm_a" not in answers["desk_b"]["page"] and "desk_b" in answers["desk_b"]["page"]
+    assert answers["desk_b"]["csv"][0] == 200 and "desk_b" in answers["desk_b"]["csv"][1]
+    assert "fcm_a" not in answers["desk_b"]["csv"][1] and "legacy" not in answers["desk_b"]["csv"][1]
+    assert answers["outsider"]["csv"][0] == 403
     assert answers["outsider"]["status"] == 403 and "fcm_a" not in json.dumps(answers["outsider"])
 
 
@@ -355,6 +413,8 @@ def test_a_window_beyond_the_budget_is_refused_with_what_to_ask_instead(
     assert fewer.status_code == 200 and fewer.json()["points"] == 4
     page = signed_in.get("/chart?hours=24")
     assert page.status_code == 400 and page.headers["content-type"].startswith("text/html")
+    table = signed_in.get("/csv?hours=24")
+    assert table.status_code == 400 and table.json()["points_budget"] == 6
     assert "too many points to draw" in page.text and "ask for fewer accounts" in page.text
 
 
@@ -372,29 +432,6 @@ def test_data_for_some_accounts(signed_in, warehouse_with_margin):
 # -- no answer is cached (issue 17, class 11) -------------------------------------------------------
 
 
-@pytest.fixture
-def served():
-    """The app served by uvicorn on loopback, as an ASGI server serves it: real HTTP."""
-    import threading
-    import time
-
-    import uvicorn
-
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="critical", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
-
-
 def get(url, **kwargs):
     import requests
 
@@ -403,12 +440,13 @@ def get(url, **kwargs):
 
 def test_no_answer_of_the_app_may_be_stored_not_even_a_refusal(served, warehouse_with_margin):
     """Anonymous (Airflow's real check), then signed in: pages, data, errors of every kind."""
-    answers = {path: get(served + path) for path in ("/data", "/chart?hours=24")}
+    answers = {path: get(served + path) for path in ("/data", "/chart?hours=24", "/csv")}
     app.dependency_overrides[readable_rows] = _every_row
     try:
         answers |= {
             "signed in /data": get(served + "/data?hours=24"),
             "signed in /chart": get(served + "/chart?hours=24"),
+            "signed in /csv": get(served + "/csv?hours=24"),
             "hours out of range": get(served + "/data?hours=0"),
             "no such page": get(served + "/nothing-here"),
             "wrong method": get(served + "/data", method="POST"),
@@ -418,8 +456,10 @@ def test_no_answer_of_the_app_may_be_stored_not_even_a_refusal(served, warehouse
     assert {name: answer.status_code for name, answer in answers.items()} == {
         "/data": 401,
         "/chart?hours=24": 401,
+        "/csv": 401,
         "signed in /data": 200,
         "signed in /chart": 200,
+        "signed in /csv": 200,
         "hours out of range": 422,
         "no such page": 404,
         "wrong method": 405,

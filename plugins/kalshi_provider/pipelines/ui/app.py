@@ -1,15 +1,10 @@
-"""The "Kalshi resting orders" page and its data endpoint, served inside Airflow's API server.
+"""The "Kalshi resting orders" page (``docs/chart.md``), its ``/data`` (JSON, exact decimals as
+strings) and its ``/csv``, served inside Airflow's API server.
 
-The page draws the total resting order value per account and, beside it, the free margin per
-account and exchange shard; ``/data`` serves the same values as JSON (exact decimals as strings).
-
-Airflow does not authenticate plugin apps: every route here depends on Airflow's own sign-in (an
-API bearer token, or from 3.1 on the UI's session cookie) and asks Airflow's auth manager which
-DAGs the user may read. The user sees only rows those DAGs wrote (filtered in SQL, see
-``warehouse/access.py``); rows written before the DAG was recorded only if they may read the
-default hourly DAG, as every user of the chart had to before. A user who may read no DAG is
-refused (403). FastAPI's generated API docs are turned off: their routes would not go through
-that check. Every answer, errors included, carries ``Cache-Control: no-store``.
+Airflow does not authenticate plugin apps, so every route depends on Airflow's own sign-in and asks
+its auth manager which DAGs the user may read; the user sees only rows those DAGs wrote (in SQL,
+``warehouse/access.py``) and one who may read none gets 403. FastAPI's API docs are off (their
+routes would skip that check); every answer carries ``Cache-Control: no-store``.
 """
 
 from __future__ import annotations
@@ -17,26 +12,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from html import escape
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlencode
 
 # Airflow's own sign-in on every line (3.0 reads the bearer header only, 3.1+ the UI's cookie too).
 from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kalshi_provider.pipelines.settings import HOURLY_DAG_ID
-from kalshi_provider.pipelines.ui.chart import (
-    DASHES,
-    colour,
-    margin_by_shard,
-    render_margin_svg,
-    render_svg,
-    series_by_account,
+from kalshi_provider.pipelines.ui.account_hours import (
+    ACCOUNT_FIGURES,
+    AccountHour,
+    Figure,
+    account_hours,
+    run_path,
+    shown_figures,
 )
+from kalshi_provider.pipelines.ui.axes import moment_label
+from kalshi_provider.pipelines.ui.chart import Line, account_lines, legend, render_panel, shard_lines
+from kalshi_provider.pipelines.ui.export import window_csv
 from kalshi_provider.pipelines.ui.payload import refusal_json, window_json
+from kalshi_provider.pipelines.ui.zone import FOLLOW_THE_UI_ZONE, ShownZone, shown_zone
 from kalshi_provider.version_compat import AIRFLOW_V_3_1_PLUS
 
 if TYPE_CHECKING:
@@ -146,6 +145,11 @@ Accounts = Annotated[
         description="Only these accounts (repeat the parameter for several); every account when absent",
     ),
 ]
+Zone = Annotated[
+    str | None,
+    Query(max_length=64, description="IANA time zone of the page's times (the page's script sets it)"),
+]
+ZoneFrom = Annotated[Literal["airflow", "browser"] | None, Query(description="Where the page found tz")]
 
 
 def load_window(hours: int, accounts: Sequence[str] | None = None, readable: Any = None) -> ChartWindow:
@@ -190,45 +194,107 @@ def data(readable: Readable, hours: Hours = 24, account: Accounts = None) -> JSO
     return JSONResponse(window_json(window))
 
 
-@app.get("/chart", response_class=HTMLResponse)
-def chart(readable: Readable, hours: Hours = 24, account: Accounts = None) -> HTMLResponse:
+@app.get("/csv")
+def csv_download(
+    readable: Readable, hours: Hours = 24, account: Accounts = None, tz: Zone = None
+) -> Response:
+    """The chart's window as CSV (``export.py``): the same rows, access filter and points budget."""
     from kalshi_provider.pipelines.warehouse import TooManyPoints
 
+    try:
+        window = load_window(hours, account, readable)
+    except TooManyPoints as refused:
+        return JSONResponse(refusal_json(refused), status_code=status.HTTP_400_BAD_REQUEST)
+    zone = shown_zone(tz, None).zone
+    name = f"kalshi-{hours}h-{window.until - timedelta(hours=1):%Y%m%dT%H00Z}.csv"
+    return Response(
+        window_csv(window, zone),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@app.get("/chart", response_class=HTMLResponse)
+def chart(
+    readable: Readable,
+    hours: Hours = 24,
+    account: Accounts = None,
+    tz: Zone = None,
+    tz_from: ZoneFrom = None,
+) -> HTMLResponse:
+    from kalshi_provider.pipelines.warehouse import TooManyPoints
+
+    shown = shown_zone(tz, tz_from)
     links = " · ".join(
-        f'<a href="{escape(_query(value, account))}"{" aria-current=page" if value == hours else ""}>'
+        f'<a href="{escape(_query(value, account, shown))}"{" aria-current=page" if value == hours else ""}>'
         f"{label}</a>"
         for label, value in WINDOWS.items()
     )
+    head = {"links": links, "title": escape(window_title(hours)), "zone": escape(shown.name)}
     try:
         window = load_window(hours, account, readable)
     except TooManyPoints as refused:
         body = f"<p class=refused>This window holds too many points to draw: {escape(str(refused))}.</p>"
-        return HTMLResponse(_PAGE.format(links=links, hours=hours, body=body), status.HTTP_400_BAD_REQUEST)
-    series = series_by_account(window.totals)
-    margins = margin_by_shard(window.margins)
-    start, end, step = window.since, window.until - timedelta(hours=1), window.bucket_hours
+        return HTMLResponse(_PAGE.format(body=body, **head), status.HTTP_400_BAD_REQUEST)
     if not window.totals and not window.balances:
         body = (
             "<p class=empty>No rows in this window that you may see: the DAGs you may read have not "
             "written any yet.</p>"
         )
-    else:
-        body = (
-            _resolution(window)
-            + render_svg(series, start, end, bucket_hours=step)
-            + f"<h2>Free margin per exchange shard, last {hours} hours</h2>"
-            + "<p class=note>A shard's free margin is its balance minus the value of its resting orders. "
-            "Where either is unknown (a key without FCM access, a breakdown that does not add up) "
-            "there is no point.</p>"
-            + render_margin_svg(margins, start, end, bucket_hours=step)
-            + _legend(margins)
-            + _latest_table(window)
+        return HTMLResponse(_PAGE.format(body=_zone_note(shown, "") + body, **head))
+    start, end, step = window.since, window.until - timedelta(hours=1), window.bucket_hours
+
+    def panel(heading: str, lines: list[Line], aria: str, note: str = "") -> str:
+        return f"<h2>{heading}</h2>{note}{legend(lines)}" + render_panel(
+            lines, start, end, zone=shown.zone, aria=aria, bucket_hours=step
         )
-    return HTMLResponse(_PAGE.format(links=links, hours=hours, body=body))
+
+    csv_href = escape("csv" + _query(hours, account, shown))
+    csv_link = f'<a class=csv href="{csv_href}" download>Download CSV of this window</a>'
+    body = (
+        _zone_note(shown, csv_link)
+        + _resolution(window)
+        + panel(
+            "Resting order value and balance per account",
+            account_lines(window.totals, window.balances),
+            "Total resting order value and balance per account",
+            "<p class=note>Solid: the total value of the account's resting orders. Dashed, in the "
+            "account's colour: its balance (primary subaccount).</p>",
+        )
+        + panel(
+            "Balance per exchange shard (Kalshi's figure)",
+            shard_lines(window.margins, "shard_balance_dollars"),
+            "Balance per account and exchange shard",
+            "<p class=note>Each shard's own balance as Kalshi's balance breakdown gives it; each "
+            "shard has its own colour and dash pattern.</p>",
+        )
+        + panel(
+            "Resting order value per exchange shard (Kalshi's figure)",
+            shard_lines(window.margins, "shard_resting_order_value_dollars"),
+            "Resting order value per account and exchange shard",
+        )
+        + _account_hours_table(window, shown)
+    )
+    return HTMLResponse(_PAGE.format(body=body, **head))
 
 
-def _query(hours: int, accounts: Sequence[str] | None) -> str:
-    return "?" + urlencode([("hours", hours), *(("account", account) for account in accounts or ())])
+def window_title(hours: int) -> str:
+    """``last 30 days`` for whole days beyond one, else ``last 24 hours``."""
+    if hours > 24 and hours % 24 == 0:
+        return f"last {hours // 24} days"
+    return f"last {hours} hour{'s' if hours != 1 else ''}"
+
+
+def _query(hours: int, accounts: Sequence[str] | None, shown: ShownZone | None = None) -> str:
+    zone = [("tz", shown.name)] if shown is not None else []
+    return "?" + urlencode([("hours", hours), *(("account", account) for account in accounts or ()), *zone])
+
+
+def _zone_note(shown: ShownZone, extra: str) -> str:
+    return (
+        f"<p class=zone>Times in <strong>{escape(shown.name)}</strong>: {escape(shown.explanation)}."
+        f"{' · ' + extra if extra else ''}</p>"
+    )
 
 
 def _resolution(window: ChartWindow) -> str:
@@ -241,78 +307,62 @@ def _resolution(window: ChartWindow) -> str:
     )
 
 
-def _legend(margins: dict[tuple[str, int], list[Any]]) -> str:
-    accounts = sorted({account for account, _ in margins})
-    items = "".join(
-        f'<li><svg width="34" height="10" aria-hidden="true"><line x1="0" y1="5" x2="34" y2="5" '
-        f'stroke="{colour(accounts.index(account))}" stroke-width="2"'
-        + (f' stroke-dasharray="{DASHES[shard % len(DASHES)]}"' if DASHES[shard % len(DASHES)] else "")
-        + f"/></svg> {escape(account)} · shard {shard}</li>"
-        for account, shard in margins
-    )
-    return f"<ul class=legend>{items}</ul>" if items else ""
-
-
-def _latest_table(window: ChartWindow) -> str:
-    """Per account: its latest hour, total, balance and free margin per shard, and how many hours
-    of the window have a total (rows come ordered by account and hour)."""
-    latest_total = {row["account"]: row for row in window.totals}
-    latest_balance = {row["account"]: row for row in window.balances}
-    hours_with_total: dict[str, int] = {}
-    for row in window.totals:
-        hours_with_total[row["account"]] = hours_with_total.get(row["account"], 0) + row.get("hours", 1)
+def _account_hours_table(window: ChartWindow, shown: ShownZone) -> str:
+    """Per account and hour, newest first: the figures of ``ACCOUNT_FIGURES`` that the window
+    carries, and a link to the DAG run that wrote the hour."""
+    rows = account_hours(window)
+    figures = shown_figures(rows)
+    head = "".join(f"<th>{escape(figure.heading)}</th>" for figure in figures)
     cells = []
-    for account in sorted(set(latest_total) | set(latest_balance)):
-        total, balance = latest_total.get(account), latest_balance.get(account)
-        value = f"${total['total_resting_order_value_cents'] / 100:,.2f}" if total else "—"
-        if balance is not None and balance["total_refusal_reason"]:
-            value = "not permitted (no FCM access)"
-        hour = max(row["snapshot_hour"] for row in (total, balance) if row is not None)
-        cash = f"${balance['balance_dollars']:,.2f}" if balance else "—"
-        free = "—"
-        if balance:
-            shards = [
-                row
-                for row in window.margins
-                if row["account"] == account and row["snapshot_hour"] == balance["snapshot_hour"]
-            ]
-            free = " · ".join(
-                f"{row['exchange_index']}: {_signed_or_dash(row['shard_free_margin_dollars'])}"
-                for row in shards
-            )
+    for row in rows:
+        values = "".join(f"<td class=num>{_cell(row, figure)}</td>" for figure in figures)
+        run = row.run
+        link = "—"
+        if run is not None:  # in the frame the UI shows the chart in: its sandbox forbids leaving it
+            link = f'<a href="{escape(run_path(*run))}">{escape(run[1])}</a>'
         cells.append(
-            f"<tr><td>{escape(account)}</td><td>{hour:%Y-%m-%d %H:00}</td><td class=num>{value}</td>"
-            f"<td class=num>{cash}</td><td class=num>{free}</td>"
-            f"<td class=num>{hours_with_total.get(account, 0)}</td></tr>"
+            f"<tr><td>{moment_label(row.hour, shown.zone)}</td><td>{escape(row.account)}</td>{values}"
+            f"<td class=run>{link}</td></tr>"
         )
     return (
-        "<table><tr><th>account</th><th>latest hour (UTC)</th><th>resting order value</th>"
-        "<th>balance</th><th>free margin per shard</th><th>hours with a total</th></tr>"
-        + "".join(cells)
-        + "</table>"
+        "<h2>Per account and hour</h2><div class=scroll><table><thead><tr><th>Hour</th><th>Account</th>"
+        f"{head}<th>DAG run</th></tr></thead><tbody>" + "".join(cells) + "</tbody></table></div>"
     )
 
 
-def _signed_or_dash(dollars: Any) -> str:
-    """Signed dollars, or a dash where the amount is unknown (NULL)."""
-    return "—" if dollars is None else f"{'-' if dollars < 0 else ''}${abs(dollars):,.2f}"
+def _cell(row: AccountHour, figure: Figure) -> str:
+    value = figure.value(row)
+    if value is None:
+        return "not permitted (no FCM access)" if row.not_permitted and figure is ACCOUNT_FIGURES[0] else "—"
+    return f"{'-' if value < 0 else ''}${abs(value):,.2f}"
 
 
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Kalshi resting order value</title>
+_PAGE = (
+    """<!doctype html>
+<html lang="en" data-zone="{zone}"><head><meta charset="utf-8"><title>Kalshi resting order value</title>
 <style>
- body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }}
+ body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; max-width: 1000px; }}
  h1 {{ font-size: 1.3rem; }} svg {{ max-width: 100%; height: auto; }}
- table {{ border-collapse: collapse; margin-top: 1rem; }}
- td, th {{ padding: .3rem .8rem; border-bottom: 1px solid #ddd; }}
+ table {{ border-collapse: collapse; }}
+ td, th {{ padding: .3rem .8rem; border-bottom: 1px solid #ddd; text-align: left; white-space: nowrap; }}
+ thead th {{ position: sticky; top: 0; background: #f6f6f6; }}
+ .scroll {{ max-height: 28rem; overflow: auto; border: 1px solid #ddd; }}
  .num {{ text-align: right; font-variant-numeric: tabular-nums; }} a[aria-current] {{ font-weight: bold; }}
- h2 {{ font-size: 1.1rem; margin-top: 1.5rem; }} .note {{ color: #555; font-size: .9rem; }}
- .legend {{ list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: .4rem 1.2rem; }}
-</style></head><body>
-<h1>Total resting order value per account, last {hours} hours</h1>
+ h2 {{ font-size: 1.1rem; margin: 1.6rem 0 .3rem; }} .note, .zone {{ color: #555; font-size: .9rem; }}
+ .legend {{ list-style: none; padding: 0; margin: .3rem 0; display: flex; flex-wrap: wrap; gap: .3rem 1.2rem;
+   font-size: .9rem; }}
+ .hour .tip {{ visibility: hidden; pointer-events: none; }}
+ .hour:hover .tip, .hour:focus .tip {{ visibility: visible; }}
+ .hour:focus {{ outline: none; }}
+</style>
+<script>"""
+    + FOLLOW_THE_UI_ZONE.replace("{", "{{").replace("}", "}}")
+    + """</script></head><body>
+<h1>Kalshi resting order value and balance, {title}</h1>
 <nav>{links}</nav>
 {body}
 </body></html>"""
+)
 
 _ASK_WITH_THE_UI_TOKEN = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Kalshi resting order value</title></head><body>

@@ -1,11 +1,8 @@
 """The JSON of ``/kalshi/data``: a chart window as plain values, exact decimals as strings.
 
-Its shape is documented in the README ("The chart in the Airflow UI"); its keys keep the names
-they had before the tables' columns were renamed (``docs/tables.md``), so clients of it read on.
-Hourly points are as they
-always were; a window served in buckets (``resolution_hours`` > 1) has one point per line and
-bucket: the fields of the bucket's last hour with a row, plus ``bucket_start``, ``hours`` and the
-minimum and maximum of the line's value over the bucket.
+Its shape is the README's ("The chart in the Airflow UI"); its keys keep their names from before
+the columns were renamed (``docs/tables.md``). A bucketed window (``resolution_hours`` > 1) has
+per line and bucket its last hour's fields plus ``bucket_start``, ``hours``, minimum and maximum.
 """
 
 from __future__ import annotations

@@ -1,16 +1,10 @@
 """
-Warehouse for the hourly total-resting-order-value rows (SQLAlchemy Core, 1.4 and 2.x).
-
-``store_reading`` writes one account-hour (total, balance, their shards, the free margin per shard,
-the history of the readings) in one transaction, keeping the earliest observation inside the hour;
-``read_snapshots``, ``read_balances`` and ``read_history`` read rows back, and ``read_window`` a
-chart's window within a points budget, of the rows a reader may see (``ReadableRows``);
-``warehouse_engine`` finds the database (an Airflow SQL connection; for the default one, on a
-LocalExecutor install, an embedded SQLite file) with bounded waits, and refuses one that would
-forget what is written; ``warehouse_status`` and ``upgrade_warehouse`` say which schema revision
-the tables hold and bring them to the head (``store_reading`` does so when its first write finds
-them behind, or refuses: ``[kalshi] warehouse_migrations``); ``prepare_tables`` refuses existing
-tables that cannot hold the values exactly.
+The warehouse of the hourly rows (SQLAlchemy Core, 1.4 and 2.x): ``store_reading`` writes one
+account-hour in one transaction (``docs/adr/0003-keep-earliest.md``); ``read_snapshots``,
+``read_balances``, ``read_history`` and ``read_window`` read rows back, of the rows a reader may
+see (``ReadableRows``); ``warehouse_engine`` finds the bounded database
+(``docs/adr/0004-embedded-sqlite-default.md``); ``warehouse_status`` and ``upgrade_warehouse`` say
+which schema revision the tables hold and bring them to the head.
 """
 
 from __future__ import annotations

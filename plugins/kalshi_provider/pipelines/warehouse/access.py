@@ -1,14 +1,10 @@
 """Which rows a reader may see: the chart shows a user only what DAGs they may read wrote.
 
-The totals and the balance record the DAG that wrote each row (``dag_id``). A reader sees a row
-when a DAG they may read wrote it. Rows written before ``dag_id`` was recorded (release 0.2.0)
-have none (NULL): they go with the default hourly DAG id, as the whole chart did before, so a
-reader sees them only when they may read that DAG (``unknown_dag``). A free margin row belongs to
-its hour's balance and derives from its hour's total: a reader sees it only when they may see the
-balance and the total, if the hour has one (the margin and the balance would give the total away).
-
-The conditions are SQL, so the chart filters in the database, within its points budget, and is
-never NULL (a NULL ``dag_id`` makes ``dag_id IN (...)`` unknown, not false).
+A row is seen when a DAG the reader may read wrote it (``dag_id``); rows of release 0.2.0 (NULL
+``dag_id``) go with the default hourly DAG (``unknown_dag``). A free margin row needs both its
+hour's balance and total to be visible (it would give the total away). The conditions are SQL, so
+the chart filters in the database within its budget, and never NULL (``dag_id IN (...)`` on NULL
+is unknown, not false).
 """
 
 from __future__ import annotations
@@ -41,6 +37,8 @@ class ReadableRows:
     def condition(self, table: Table, tables: WarehouseTables, dialect: str = "") -> ColumnElement[bool]:
         """The rows of ``table`` (the totals, the balance or the free margin) the reader may see.
 
+        :param table: One of ``tables``: the totals, the balance or the free margin.
+        :param tables: The deployment's tables (a free margin row depends on its hour's others).
         :param dialect: The engine's name: SQLite runs a correlated ``EXISTS`` once a row (about
             1.4 s more CPU for 90 days of 50 accounts), and a row-value ``IN`` builds each set once;
             PostgreSQL and MySQL plan ``EXISTS`` as semi- and anti-joins, where a large ``NOT IN``

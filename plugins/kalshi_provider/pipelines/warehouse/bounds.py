@@ -1,11 +1,7 @@
 """What the warehouse's columns hold, and the check of a reading against them before anything of it
-is written.
-
-The provider's reading checks Kalshi's formats (whole int64 cents, fixed-point dollars of at most
-six decimal places, text it bounds for the XCom); whether a value fits a column is the warehouse's
-business, decided here. A value that does not fit fails the load before it writes, naming the
-value and the column, instead of an engine's own error half way (or MySQL cutting it short).
-Longer notes are cut, not refused: the whole text is in the load task's log.
+is written: a value that does not fit fails the load naming the value and the column, instead of
+an engine's error half way (or MySQL cutting it short). Kalshi's formats are the reading's own
+check; longer notes are cut, not refused (the whole text is in the load's log).
 """
 
 from __future__ import annotations

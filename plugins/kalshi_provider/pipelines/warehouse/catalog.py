@@ -1,13 +1,9 @@
-"""What SQLAlchemy's reflection does not say about existing tables: whether a table outlives its
-session (PostgreSQL), and whether its key columns compare text byte for byte.
-
-A key column found by a case-insensitive or otherwise non-binary collation makes ``FCM_A`` and
-``fcm_a`` one key, so one account's reading replaces another's hour. Each engine is asked the way
-it answers exactly: PostgreSQL's ``pg_collation.collisdeterministic`` (nondeterministic collations
-find different strings equal), MySQL/MariaDB's ``information_schema.COLUMNS.COLLATION_NAME`` (the
-collation in effect, also where a column inherits its table's or database's default; only ``_bin``
-collations compare bytes), and SQLite by comparing through the column itself (its built-in
-``NOCASE`` and ``RTRIM`` are the only other collations it has without application code).
+"""What reflection does not say about existing tables: whether a table outlives its session
+(PostgreSQL), and whether its key columns compare text byte for byte (else ``FCM_A`` and ``fcm_a``
+are one account). Each engine is asked the way it answers exactly: PostgreSQL's
+``pg_collation.collisdeterministic``, MySQL/MariaDB's ``information_schema.COLUMNS.COLLATION_NAME``
+(only ``_bin`` compares bytes, inherited defaults included), SQLite by comparing through the
+column itself (``NOCASE`` and ``RTRIM`` are its only other built-in collations).
 """
 
 from __future__ import annotations

@@ -1,17 +1,11 @@
-"""Find the warehouse database (an Airflow SQL connection, or on a one-machine install a local SQLite
-file) and bound it.
+"""Find the warehouse database, an Airflow SQL connection, and bound every wait on it.
 
-Every engine made here waits a bounded time for everything: connecting, a statement, a lock held
-by another session, a transaction left open, and a peer that went away (TCP keepalives). The
-driver's own bounds go into its connect arguments as each connection is made; the server's go
-into each session (MySQL/MariaDB) or each transaction (PostgreSQL: ``set_config(..., true)``, as
-``SET LOCAL``, which a pooler in transaction mode such as PgBouncer passes on, where it refuses the
-``options`` startup parameter). A value the connection itself sets is kept.
-
-A warehouse that would forget what is written is refused before anything is: a connection id
-that does not exist (only the default one may fall back to the embedded file, and only where
-tasks run on the machine that serves the chart), and a SQLite database held in memory or named by
-a relative path. (Temporary schemas and tables are refused by :mod:`.shape`, which sees them.)
+Each engine bounds connecting, statements, locks, idle transactions and dead peers: in the driver's
+connect arguments, and on the server per session (MySQL/MariaDB) or per transaction (PostgreSQL,
+as ``SET LOCAL``, which PgBouncer passes on where it refuses the ``options`` startup parameter); a
+value the connection sets itself is kept. Only the default connection may be absent, and only with
+local executors: then the embedded SQLite file stands in (``docs/adr/0004-embedded-sqlite-default.md``).
+A warehouse that would forget what is written (in memory, a relative SQLite path) is refused.
 """
 
 from __future__ import annotations
@@ -281,7 +275,11 @@ def _refuse_forgetful_sqlite(engine: Engine, conn_id: str) -> None:
 
 
 def bound_engine(engine: Engine, timeouts: WarehouseTimeouts = DEFAULT_TIMEOUTS) -> Engine:
-    """Give every new connection of ``engine`` the ``timeouts`` its driver understands."""
+    """Give every new connection of ``engine`` the ``timeouts`` its driver understands.
+
+    :param engine: The warehouse engine; returned, with the bounds added as it connects.
+    :param timeouts: The bounds; a value the connection's own settings give is kept.
+    """
     driver = engine.dialect.driver
     dialect = engine.dialect.name
 

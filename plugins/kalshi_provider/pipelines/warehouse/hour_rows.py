@@ -1,22 +1,9 @@
 """An hour's rows under the keep-earliest rule: an hour keeps the earliest observation made inside it.
 
-Each hourly table (the totals, the balance) gets the load's row for its account and hour unless
-the hour already holds one. The row goes in with one statement, ``INSERT ... SELECT ... WHERE``,
-that inserts nothing when rows of the hour that hang on it (its breakdown, a left-out note, the
-free margin) exist without it, or, as the load's first write, when the warehouse is not at the
-schema's head. A row that went in is new: nothing of an earlier observation can linger, so the
-rows that hang on it are only inserted. How a present row is told apart, per engine:
-
-- PostgreSQL and SQLite: ``ON CONFLICT DO NOTHING`` (SQLAlchemy's dialect construct), and the
-  number of rows inserted;
-- MySQL/MariaDB: a plain INSERT, whose duplicate-key error undoes that statement only (InnoDB);
-- any other engine, and ``portable``: the INSERT in a savepoint.
-
-Only when the hour holds something already (a re-run, a backfill, concurrent loads) is it read:
-its row is locked, and replaced only by an earlier observation (``UPDATE ... WHERE observed_at >
-new``), with every row that hangs on it. The free margin then derives from what the hour keeps,
-read back from its rows (:func:`stored_balance`, :func:`stored_resting`), and from the reading
-otherwise. Values are converted only by the column types.
+A new hour's row goes in with one ``INSERT ... SELECT ... WHERE`` per table; a present row is told
+apart per engine (``ON CONFLICT DO NOTHING``, MySQL's duplicate-key error, or a savepoint when
+``portable``), and only then is the hour read, locked and replaced by an earlier observation.
+Why this way: ``docs/adr/0003-keep-earliest.md``.
 """
 
 from __future__ import annotations

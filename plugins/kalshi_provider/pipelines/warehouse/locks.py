@@ -1,20 +1,10 @@
 """Database locks: one migrator per deployment at a time, and SQLite write transactions.
 
-Workers that load at the same hour may all find the warehouse behind the code; the lock makes them
-migrate it once: the first migrates, the others wait, then find it current. Each engine has its
-own lock, and every wait has a bound:
-
-- PostgreSQL: a transaction-scoped advisory lock, ``pg_advisory_xact_lock``, waited for at most
-  ``lock_timeout`` (set for the transaction only, so it bounds the migration's own DDL locks too).
-  The migration runs in that transaction.
-- MySQL/MariaDB: a named lock, ``GET_LOCK(name, seconds)``, held by the session and released
-  afterwards (their DDL commits implicitly, so a transaction could not hold a lock).
-- SQLite: ``BEGIN IMMEDIATE``, the database file's write lock (so per file, not per deployment),
-  waited for at most the engine's busy timeout (every write waits as long).
-- Any other engine: no lock (a racing migrator's DDL fails, and its task retries).
-
-The lock is per deployment (schema and table name), so deployments sharing a database do not wait
-for each other.
+Workers that find the warehouse behind all at once migrate it once: the first migrates, the others
+wait (bounded), then find it current. PostgreSQL: ``pg_advisory_xact_lock`` under ``lock_timeout``,
+in the migration's transaction; MySQL/MariaDB: ``GET_LOCK`` (their DDL commits implicitly); SQLite:
+``BEGIN IMMEDIATE`` under the busy timeout (per file); other engines: none (a racing migrator's DDL
+fails and its task retries). Locks are per schema and table, so deployments do not wait for each other.
 """
 
 from __future__ import annotations

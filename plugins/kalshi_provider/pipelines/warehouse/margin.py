@@ -1,19 +1,10 @@
-"""The free margin per exchange shard: a figure this provider derives, in exact decimal arithmetic.
+"""The free margin per exchange shard (balance minus resting order value): a figure this provider
+derives in exact decimals, never from floats and never guessed (the rules: ``docs/tables.md``).
 
-A shard's free margin is its balance minus the value of its resting orders. Kalshi's docs do not
-define such a figure (``docs/tables.md``); the warehouse stores it because finance users ask for
-it, computed here from what the hour holds, never from floats and never guessed:
-
-- a shard one breakdown lists and the other does not counts as 0 in the other only when that
-  other breakdown is complete (not left out, and its shards add up exactly to its amount, so it
-  covers every shard); otherwise that side of the shard is unknown (None);
-- without a resting order value for the hour (a key without FCM access, a total not stored for
-  the hour) the resting side of every shard is unknown;
-- a difference beyond what the columns hold exactly is unknown, not rounded;
-- an hour without a balance has no free margin at all.
-
-Pure functions of their arguments: the load calls them with the reading it holds, or with the
-rows an hour keeps from an earlier observation.
+A shard one breakdown omits counts as 0 there only if that breakdown is complete (kept, adding up
+exactly); else, or without the hour's resting order value, that side is unknown (None), as is a
+difference the columns cannot hold exactly; an hour without a balance has no free margin. Pure
+functions, given the load's reading or the rows an hour keeps from an earlier observation.
 """
 
 from __future__ import annotations

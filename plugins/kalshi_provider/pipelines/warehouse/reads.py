@@ -41,6 +41,14 @@ def read_snapshots(
     ``breakdown`` (a list of ``{"exchange_index", "shard_resting_order_value_dollars"}``) and
     ``breakdown_problem`` (why Kalshi's breakdown was left out of that hour, or None). No table yet
     means no rows. Every key is documented in ``docs/tables.md``.
+
+    :param engine: The warehouse, from :func:`~.engine.warehouse_engine`.
+    :param account: Only this account's rows; None for every account.
+    :param since: The first hour (aware); None for no lower bound.
+    :param until: The hour after the last (aware); None for no upper bound.
+    :param table_name: The deployment's table, after which its other tables are named.
+    :param schema: The tables' schema; None for the connection's default.
+    :param include_breakdown: Add each hour's ``breakdown`` and ``breakdown_problem``.
     """
     tables = warehouse_tables(table_name, schema)
     since, until = _bounds(since, until)
@@ -81,6 +89,13 @@ def read_balances(
     "shard_balance_dollars"}``) and ``free_margin`` (per shard: ``{"exchange_index",
     "shard_balance_dollars", "shard_resting_order_value_dollars", "shard_free_margin_dollars"}``,
     None where unknown). No table, no rows. Every key is documented in ``docs/tables.md``.
+
+    :param engine: The warehouse, from :func:`~.engine.warehouse_engine`.
+    :param account: Only this account's rows; None for every account.
+    :param since: The first hour (aware); None for no lower bound.
+    :param until: The hour after the last (aware); None for no upper bound.
+    :param table_name: The deployment's table, after which its other tables are named.
+    :param schema: The tables' schema; None for the connection's default.
     """
     tables = warehouse_tables(table_name, schema)
     since, until = _bounds(since, until)
@@ -105,7 +120,13 @@ def read_history(
     table_name: str = DEFAULT_TABLE,
     schema: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Every reading the pipeline took, oldest first: the history table's rows as dicts."""
+    """Every reading the pipeline took, oldest first: the history table's rows as dicts.
+
+    :param engine: The warehouse, from :func:`~.engine.warehouse_engine`.
+    :param account: Only this account's readings; None for every account.
+    :param table_name: The deployment's table, after which its other tables are named.
+    :param schema: The tables' schema; None for the connection's default.
+    """
     history = warehouse_tables(table_name, schema).history
     if history.name not in set(inspect(engine).get_table_names(schema=schema)):
         return []

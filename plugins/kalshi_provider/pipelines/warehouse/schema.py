@@ -55,7 +55,11 @@ HOUR_INDEX_PREFIXES = {"totals": "ixh_total_", "balance": "ixh_bal_", "free_marg
 
 
 def validate_identifier(value: object, what: str) -> str:
-    """Return ``value`` if it is a plain identifier; names are never quoted from untrusted text."""
+    """Return ``value`` if it is a plain identifier; names are never quoted from untrusted text.
+
+    :param value: The name to check (a table or schema name, from a param or a setting).
+    :param what: What the name is, for the error message (e.g. ``"table"``).
+    """
     if not isinstance(value, str) or not IDENTIFIER.fullmatch(value):
         raise InvalidIdentifierError(
             f"{what} {value!r} is not a plain SQL identifier: it must match {IDENTIFIER_RULE} "

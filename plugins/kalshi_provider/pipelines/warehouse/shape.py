@@ -1,22 +1,10 @@
 """Before the first write: create the tables that are missing, check the ones that exist.
 
-A table someone made beforehand is used only if it holds every value exactly: a ``timestamp
-without time zone`` shifts hours by the session's zone, ``numeric(10,0)`` rounds cents of dollars
-away, ``double precision`` loses digits beyond 2**53, and without the primary key an hour could
-get two rows. Its key columns (``schema.EXACT_KEY``) must also compare text byte for byte: not a
-fixed-length ``CHAR`` (PostgreSQL pads ``fcm_a`` with spaces), not a case-insensitive or otherwise
-nondeterministic collation (``FCM_A`` and ``fcm_a`` would be one account); no text column of ours
-may be fixed-length. Such a table is refused with a :class:`WarehouseSchemaError` (permanent: the
-task fails at once) naming the table, the column, what it is and what to do.
-
-Tables that would forget what is written are refused with a :class:`VolatileWarehouseError`:
-SQLite's ``temp`` schema (and any database held in memory), and PostgreSQL's temporary tables
-(schema ``pg_temp``, or a ``search_path`` that starts there) and ``UNLOGGED`` ones. The check runs
-in the transaction that creates the missing tables, so a refused PostgreSQL table is never kept.
-
-Reflection costs one catalog query per kind (columns, primary keys) with SQLAlchemy 2's
-``get_multi_*``, and one more for what reflection does not say (:mod:`.catalog`: persistence,
-collations); SQLAlchemy 1.4 has only per-table reflection, used as the fallback.
+A table made beforehand is used only if it holds every value exactly (no zone-less timestamps,
+rounding numerics or floats; a primary key; key text compared byte for byte, no fixed-length text),
+else a :class:`WarehouseSchemaError` names the table, the column and the fix. Tables that forget
+(SQLite ``temp``, PostgreSQL temporary or ``UNLOGGED``) raise :class:`VolatileWarehouseError`, in
+the transaction that creates the missing ones. Why each rule: README, "The warehouse".
 """
 
 from __future__ import annotations
@@ -61,7 +49,12 @@ _INTEGER_DIGITS = DOLLAR_PRECISION - DOLLAR_SCALE
 def prepare_tables(
     engine: Engine, *, table_name: str = DEFAULT_TABLE, schema: str | None = None
 ) -> WarehouseTables:
-    """Create the missing tables and check the existing ones; return the tables to write to."""
+    """Create the missing tables and check the existing ones; return the tables to write to.
+
+    :param engine: The warehouse, from :func:`~.engine.warehouse_engine`.
+    :param table_name: The deployment's table, after which its other tables are named.
+    :param schema: The tables' schema; None for the connection's default.
+    """
     tables = warehouse_tables(table_name, schema)
     for attempt in range(2):
         try:

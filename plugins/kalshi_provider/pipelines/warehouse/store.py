@@ -1,19 +1,9 @@
-"""Store one account-hour: what a load task writes, in one transaction, so it is whole or absent.
-
-- the hour's **total** (the totals table) with its breakdown and the note of a breakdown left out;
-- the hour's **balance** (the balance table) with its split per shard, each hourly table keeping
-  the earliest observation of its own endpoint inside the hour (:mod:`.hour_rows`);
-- the hour's **free margin** per shard, derived again whenever the load changed the total or the
-  balance (:mod:`.margin`), from the reading the load holds, and from the rows the hour keeps only
-  where it keeps an earlier observation;
-- one **history** row per reading (:mod:`.history`), stored for the hour or not.
-
-A load asks the warehouse nothing before it writes: its first write is conditioned on the schema
-being at the head (:func:`~.versioning.head_guard`). When that fails (a warehouse behind the
-code, or tables missing), the transaction is rolled back, the warehouse is brought to the head as
-``[kalshi] warehouse_migrations`` allows, and the load writes again. A load that a deadlock
-rolled back (two loads of one hour at once on MySQL/MariaDB) also writes again, once.
-``reads.py`` reads the rows back.
+"""Store one account-hour in one transaction, so it is whole or absent: the total with its
+breakdown, the balance with its shards (each keeping the earliest observation inside the hour,
+:mod:`.hour_rows`), the free margin per shard (:mod:`.margin`) and a history row per reading
+(:mod:`.history`). A load whose first write finds the schema behind writes again after bringing
+it to the head as ``[kalshi] warehouse_migrations`` allows; one a deadlock rolled back writes again,
+once. Why: ``docs/adr/0003-keep-earliest.md``; ``reads.py`` reads the rows back.
 """
 
 from __future__ import annotations

@@ -1,19 +1,10 @@
 """The warehouse tables as Airflow asset URIs, named as OpenLineage's dataset naming spec says.
 
-The load task reports the tables it wrote as hook-level lineage. Each URI uses the scheme whose
-provider converts it to an OpenLineage dataset, so the names are the spec's:
-
-- PostgreSQL: ``postgres://{host}:{port}/{database}/{schema}/{table}`` (the postgres provider),
-  dataset namespace ``postgres://{host}:{port}``, name ``{database}.{schema}.{table}``;
-- MySQL and MariaDB: ``mysql://{host}:{port}/{database}/{table}`` (the mysql provider), namespace
-  ``mysql://{host}:{port}``, name ``{database}.{table}``;
-- SQLite, which the spec does not name and for which neither the OpenLineage provider nor the
-  sqlite provider has a rule: the spec's local file system (namespace ``file``, name the path),
-  the database file's absolute path followed by ``.{table}`` as the spec's ``{database}.{table}``
-  names a table in a database; the URI ``file://{path}.{table}`` (the common-io provider).
-
-Another dialect has no rule to follow and reports no table. A URI never holds a user name or a
-password: only host, port, database, schema and table.
+The load reports the tables it wrote as hook-level lineage, each under the scheme whose provider
+converts it: ``postgres://``, ``mysql://``, and for SQLite, which the spec does not name, the local
+file system's ``file://{path}.{table}`` (common-io). Another dialect reports no table. A URI holds
+host, port, database, schema and table only, never a user name or password. Names per engine:
+README, "Lineage".
 """
 
 from __future__ import annotations

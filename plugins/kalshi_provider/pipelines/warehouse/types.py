@@ -1,16 +1,10 @@
-"""The column types that make every dialect store the same values.
+"""The column types that make every dialect store the same values: the only place values are
+converted on their way to and from the database.
 
-These two ``TypeDecorator`` classes are the only place values are converted on their way to and
-from the database: SQLite has neither time zones nor exact decimals (SQLAlchemy's ``DateTime`` is
-naive there and a ``NUMERIC`` column silently turns ``'0.1'`` into a float), and MySQL/MariaDB
-keep no zone and drop microseconds unless the column is ``DATETIME(6)``. The types store naive
-UTC / fixed-point text where they must and give back aware UTC datetimes and ``Decimal`` values,
-so callers see identical results on every engine. (No ``TypeDecorator[...]`` subscripting and
-only ``sqlalchemy.engine`` imports: SQLAlchemy 1.4, which Airflow 3.0 pins, has neither.)
-
-They are part of the stored schema: ``schema.py`` and the frozen table definitions of past
-releases (``migrations/``) both use them, so a change to the DDL they produce is a schema change
-and needs a migration (the migration tests compare a migrated warehouse with ``schema.py``).
+SQLite has neither time zones nor exact decimals and MySQL/MariaDB keep no zone (nor microseconds
+outside ``DATETIME(6)``), so these store naive UTC / fixed-point text where they must and give back
+aware UTC and ``Decimal`` everywhere (SQLAlchemy 1.4-compatible). Part of the stored schema
+(``schema.py``, ``migrations/``): a change to their DDL is a schema change and needs a migration.
 """
 
 from __future__ import annotations

@@ -1,21 +1,10 @@
 """Which schema version a deployment's warehouse holds, and bringing it to the head.
 
-Each deployment (``table`` and schema) keeps its revision in its own version table,
-``<table>_ver`` (see ``migrations/``). A load asks only that table, in one query: at the head, it
-writes without looking at the tables (:func:`ensure_current`). Anything else takes the slow path,
-under the deployment's migration lock (``locks.py``), where the version is read again, since
-another worker may have just migrated:
-
-- a known older revision is migrated to the head;
-- no version row and no tables: the head's tables are created and stamped;
-- no version row but tables (release 0.2.0 kept no version): they must pass the existing-table
-  check (``shape.py``) against 0.2.0's frozen definitions, then they are stamped at the baseline
-  and migrated; or against the head's, then they are stamped at the head. Tables that fit neither
-  are refused as before, naming each column that does not fit;
-- a revision this code does not know (a newer provider migrated the warehouse) is refused.
-
-With ``[kalshi] warehouse_migrations = manual`` a load never changes a table: it fails at once,
-and the command to run is named (``warehouse_cli.py``).
+Each deployment keeps its revision in ``<table>_ver``. At the head a load asks only that table
+(:func:`ensure_current`); otherwise, under the migration lock (``locks.py``): an older revision is
+migrated; no version and no tables are created and stamped; unversioned tables (0.2.0's) must pass
+``shape.py`` against 0.2.0's or the head's definitions, then are stamped and migrated; an unknown
+revision is refused. With ``[kalshi] warehouse_migrations = manual`` a load never changes a table.
 """
 
 from __future__ import annotations
@@ -143,6 +132,9 @@ def ensure_current(
     :class:`WarehouseMigrationRequired`. (A load does not call this first: its first write is
     conditioned on the head, see :func:`head_guard`, and it comes here only when that fails.)
 
+    :param engine: The warehouse, from :func:`~.engine.warehouse_engine`.
+    :param table_name: The deployment's table, after which its other tables are named.
+    :param schema: The tables' schema; None for the connection's default.
     :param migrations: ``auto`` or ``manual`` (``[kalshi] warehouse_migrations``).
     :param wait_seconds: How long to wait for another worker's migration.
     """
@@ -222,7 +214,12 @@ def _quick_revision(engine: Engine, table: str, schema: str | None) -> str | Non
 def warehouse_status(
     engine: Engine, *, table_name: str = DEFAULT_TABLE, schema: str | None = None
 ) -> WarehouseStatus:
-    """Where the deployment's warehouse stands; reads only (the command's ``status``)."""
+    """Where the deployment's warehouse stands; reads only (the command's ``status``).
+
+    :param engine: The warehouse, from :func:`~.engine.warehouse_engine`.
+    :param table_name: The deployment's table, after which its other tables are named.
+    :param schema: The tables' schema; None for the connection's default.
+    """
     warehouse_tables(table_name, schema)  # refuses names that are not plain identifiers
     with engine.connect() as conn:
         return _inspect(conn, table_name, schema)[0]
@@ -299,6 +296,10 @@ def upgrade_warehouse(
     On PostgreSQL and SQLite it is one transaction: all of it, or nothing. On MySQL/MariaDB each
     DDL statement commits; every step can run again if one is cut short.
 
+    :param engine: The warehouse, from :func:`~.engine.warehouse_engine`.
+    :param table_name: The deployment's table, after which its other tables are named.
+    :param schema: The tables' schema; None for the connection's default.
+    :param wait_seconds: How long to wait for another worker's migration.
     :raises WarehouseSchemaError: tables that fit no release (nothing is changed).
     :raises WarehouseVersionError: a revision this code does not know.
     :raises WarehouseBusyError: another worker migrated for longer than ``wait_seconds``.

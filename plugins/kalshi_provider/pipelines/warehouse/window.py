@@ -1,24 +1,10 @@
 """A time window of the hourly tables for the chart, within a points budget.
 
-The chart and its JSON may ask for 90 days of every account; hourly, that is accounts x hours x
-(2 + shards) values, and one such answer used to cost the API server seconds of CPU and hundreds
-of MB. Here what the API server receives and builds, and what the database passes over, depends
-on the budget, not on the window or on the table's age:
-
-- one count per table first (its rows and series in the window: one row comes back), which stops
-  at 24 rows per point of the budget: more can never fit, so the database never passes over more
-  rows than that for one answer, whatever the window holds;
-- from the counts, the finest bucket of :data:`BUCKET_HOURS` (aligned to 00:00 UTC) whose points fit
-  the budget: each bucket is aggregated in SQL into its last value with the minimum and maximum of
-  the series' value. When a day per point does not fit either, the window is refused
-  (:class:`TooManyPoints`, which says what would fit);
-- every query that returns rows has ``LIMIT`` budget + 1, so more rows than the budget (the tables
-  grew between the count and the read) are refused, never cut;
-- the time range is searched through each table's ``snapshot_hour`` index.
-
-Exact values stay exact: MIN and MAX of a NUMERIC column are exact on PostgreSQL and MySQL/MariaDB;
-on SQLite, where the dollars are fixed-point text, they are compared as length-prefixed text
-(``extremes.py``), never as floats.
+Counts first (stopping at 24 rows per point), then the finest bucket of :data:`BUCKET_HOURS` that
+fits, aggregated in SQL into each bucket's last value, minimum and maximum; every read is limited
+to the budget + 1 rows, and a window that does not fit is refused (:class:`TooManyPoints`). Values
+stay exact (SQLite's extremes by length-prefixed text, ``extremes.py``). Why and what it saves:
+``docs/adr/0006-chart-points-budget.md``.
 """
 
 from __future__ import annotations
@@ -115,12 +101,24 @@ class _Series:
 
 
 _SERIES = (
-    _Series("totals", ("account",), "total_resting_order_value_cents", ("total_resting_order_value_cents",)),
+    _Series(
+        "totals",
+        ("account",),
+        "total_resting_order_value_cents",
+        ("total_resting_order_value_cents", "dag_id", "dag_run_id"),
+    ),
     _Series(
         "balance",
         ("account",),
         "balance_dollars",
-        ("balance_cents", "balance_dollars", "portfolio_value_cents", "total_refusal_reason"),
+        (
+            "balance_cents",
+            "balance_dollars",
+            "portfolio_value_cents",
+            "total_refusal_reason",
+            "dag_id",
+            "dag_run_id",
+        ),
     ),
     _Series(
         "free_margin",

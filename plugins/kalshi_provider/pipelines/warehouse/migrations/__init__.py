@@ -1,14 +1,10 @@
 """The warehouse's Alembic migrations: one script directory for every deployment.
 
-A deployment is one ``table`` (and schema): its seven tables are named after it, and so is its
-version table, ``<table>_ver``, so several deployments can share a database. Nothing here is
-global: the table name and schema reach ``env.py`` and every revision through the Alembic config's
-attributes (``kalshi_table``, ``kalshi_schema``), and the connection through ``connection``, as
-Airflow's FAB provider passes its own. There is no ``alembic.ini``: :func:`alembic_config` builds
-the config in code.
-
-Revisions: ``0001_v0_2_0`` is the baseline, the tables as release 0.2.0 made them (frozen in
-``release_0_2_0.py``); each later one moves the tables on towards ``schema.py``.
+A deployment is one ``table`` (and schema), its tables and its version table ``<table>_ver`` named
+after it, so several can share a database. Table, schema and connection reach ``env.py`` through the
+Alembic config's attributes (``kalshi_table``, ``kalshi_schema``, ``connection``), as Airflow's FAB
+provider passes its own; :func:`alembic_config` builds the config in code (no ``alembic.ini``).
+``0001_v0_2_0`` is release 0.2.0's tables (``release_0_2_0.py``); later revisions lead to ``schema.py``.
 """
 
 from __future__ import annotations
