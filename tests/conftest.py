@@ -43,7 +43,14 @@ pytest_plugins = [
 #: Fixtures that start or reach a database server (those built on them are included).
 SERVER_FIXTURES = {"postgres_server", "mariadb_server", "pgbouncer_url", "airflow_stack"}
 #: Fixtures that run Airflow (or a browser) in other processes.
-PROCESS_FIXTURES = {"migrated_airflow_home", "airflow_stack", "line_runs", "release_root"}
+PROCESS_FIXTURES = {
+    "migrated_airflow_home",
+    "airflow_stack",
+    "line_runs",
+    "release_root",
+    "browser",
+    "browser_page",
+}
 #: A parameter with one of these values makes the test run against that server.
 SERVER_ENGINES = {"postgresql", "postgres", "mariadb", "mysql"}
 
