@@ -1,5 +1,5 @@
 """What the benchmark runner needs around the workers: a worker process, a round-trip counter on the
-wire, one ``airflow dags test`` with its peak memory, and the machine it all ran on."""
+wire, and the machine it all ran on. (Airflow runs through the tests' ``tests.fixtures.airflow``.)"""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import os
 import platform
 import selectors
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -16,13 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 sys.path.insert(0, str(REPO))  # tests.fixtures: the test suite's Airflow homes and database servers
-
-from tests.fixtures.airflow import AIRFLOW, copy_airflow_home, isolated_airflow_env  # noqa: E402
 
 
 def run_worker(kind: str, env: dict[str, str] | None = None, **arguments: Any) -> dict[str, Any]:
@@ -83,44 +78,6 @@ class RoundTripCounter:
                         with self.lock:
                             self.round_trips += 1
                     last_speaker = key.fileobj
-
-
-def dags_test(template: Path, workdir: Path, dags_folder: Path, dag_id: str, conns: dict[str, str]) -> dict:
-    """``airflow dags test DAG_ID`` in a fresh copy of a migrated home: wall time, CPU time (``wait4``)
-    and the peak summed RSS of the process tree (psutil, every 20 ms)."""
-    home = copy_airflow_home(template, workdir / f"home-{time.monotonic_ns()}")
-    env = isolated_airflow_env(home, dags_folder=dags_folder)
-    env.update({f"AIRFLOW_CONN_{conn_id.upper()}": value for conn_id, value in conns.items()})
-    with (home / "dags-test.log").open("w") as log:
-        start = time.perf_counter()
-        process = subprocess.Popen([AIRFLOW, "dags", "test", dag_id], env=env, stdout=log, stderr=log)
-        tree, peak = psutil.Process(process.pid), 0
-        while not (waited := os.wait4(process.pid, os.WNOHANG))[0]:
-            peak = max(peak, _tree_rss(tree))
-            time.sleep(0.02)
-        wall = time.perf_counter() - start
-    with sqlite3.connect(home / "airflow.db") as db:
-        state = db.execute("SELECT state FROM dag_run WHERE dag_id = ?", (dag_id,)).fetchone()
-    if waited[1] != 0 or not state or state[0] != "success":
-        raise RuntimeError(
-            f"airflow dags test {dag_id}: {state}\n{(home / 'dags-test.log').read_text()[-3000:]}"
-        )
-    usage = waited[2]
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "peak_rss": peak / 2**20}
-
-
-def _tree_rss(process: psutil.Process) -> int:
-    total = 0
-    try:
-        members = [process, *process.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    for member in members:
-        try:
-            total += member.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
 
 
 def load_average() -> float:

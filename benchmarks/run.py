@@ -30,14 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import BENCH_DIR, REPO, RoundTripCounter, dags_test, machine, run_worker
+from harness import BENCH_DIR, REPO, RoundTripCounter, machine, run_worker
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from kalshi_provider.pipelines.settings import HOURLY_DAG_ID
 from kalshi_provider.pipelines.warehouse import upgrade_warehouse
 from kalshi_simulator import KalshiSimulator, generate_private_key, private_pem
-from tests.fixtures.airflow import isolated_airflow_env, migrate_airflow_home
+from tests.fixtures.airflow import AirflowHome
 from tests.fixtures.mariadb import throwaway_mariadb
 from tests.fixtures.postgres import throwaway_postgres
 
@@ -127,7 +127,7 @@ class Bench:
                         {side: self.writer(url, side, first) for side in SIDES}
                     )
         if "parse" in sections:
-            env = isolated_airflow_env(self.workdir / "parse-home")
+            env = AirflowHome(self.workdir / "parse-home").env
             files = {"ours": DAG_FILE, "same_shape": SAME_SHAPE, "one_task": ONE_TASK}
             found["parse"] = rotated(
                 {name: lambda i, path=path: self.parse(env, path) for name, path in files.items()}
@@ -135,20 +135,20 @@ class Bench:
         if sections & {"hook", "e2e"}:
             self.start_simulator()
         if "hook" in sections:
-            env = isolated_airflow_env(self.workdir / "hook-home")
+            env = AirflowHome(self.workdir / "hook-home").env
             env["AIRFLOW_CONN_KALSHI_BENCH"] = self.kalshi_conn
             found["hook"] = lambda i: self.hook(env, floor_first=i % 2 == 1)
         if "e2e" in sections:
-            template = migrate_airflow_home(self.workdir / "e2e-template")
+            template = AirflowHome(self.workdir / "e2e-template").migrate()
             ours, floor = self.dags_folder(DAG_FILE), self.dags_folder(SAME_SHAPE)
             found["e2e"] = rotated(
                 {
                     "ours": lambda i: self.e2e_ours(template, ours),
-                    "floor": lambda i: dags_test(template, self.workdir, floor, "benchmark_same_shape", {}),
+                    "floor": lambda i: self.dags_test(template, floor, "benchmark_same_shape"),
                 }
             )
         if "chart" in sections:
-            env = isolated_airflow_env(self.workdir / "chart-home")
+            env = AirflowHome(self.workdir / "chart-home").env
             for accounts, hours in CHART_CASES:
                 conn = self.chart_warehouse(accounts)
                 found[f"chart-{accounts}x{hours}"] = lambda i, conn=conn, hours=hours: run_worker(
@@ -234,13 +234,27 @@ class Bench:
         (folder / source.name).write_text(source.read_text())
         return folder
 
-    def e2e_ours(self, template: Path, folder: Path) -> dict[str, float]:
+    def e2e_ours(self, template: AirflowHome, folder: Path) -> dict[str, float]:
         assert self.simulator is not None
         self.simulator.clear_requests()
         conns = {"kalshi_default": self.kalshi_conn}  # no warehouse connection: the embedded SQLite file
-        result = dags_test(template, self.workdir, folder, HOURLY_DAG_ID, conns)
+        result = self.dags_test(template, folder, HOURLY_DAG_ID, conns)
         self.signed_requests.append(sum(1 for request in self.simulator.requests if request.signature))
         return result
+
+    def dags_test(
+        self, template: AirflowHome, folder: Path, dag_id: str, conns: dict[str, str] | None = None
+    ) -> dict[str, float]:
+        """``airflow dags test DAG_ID`` in a fresh copy of a migrated home: wall time, CPU time and
+        the peak summed RSS of the process tree."""
+        home = template.copy(self.workdir / f"home-{time.monotonic_ns()}", dags_folder=folder)
+        home.env.update(
+            {f"AIRFLOW_CONN_{conn_id.upper()}": value for conn_id, value in (conns or {}).items()}
+        )
+        run = home.dags_test(dag_id, measure_memory=True)
+        if run.returncode != 0 or run.state != "success":
+            raise RuntimeError(f"airflow dags test {dag_id}: {run.state}\n{run.command.tail(3000)}")
+        return {"wall": run.seconds, "cpu": run.command.cpu_seconds, "peak_rss": run.command.peak_rss_mib}
 
     # -- counted, not timed ------------------------------------------------------------------------
 
@@ -260,7 +274,7 @@ class Bench:
                 )
             )
             shape = self.shapes.get(DAG_FILE) or run_worker(
-                "parse", isolated_airflow_env(self.workdir / "parse-home"), path=str(DAG_FILE)
+                "parse", AirflowHome(self.workdir / "parse-home").env, path=str(DAG_FILE)
             )
             attempts, calls, tries = shape["outage"]
             label = f"  worst case in an outage: {attempts} attempts x {calls} calls x {tries} task tries"

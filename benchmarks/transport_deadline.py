@@ -413,26 +413,28 @@ class TaskRunner:
     ``execution_timeout``, in an Airflow home of its own (tests/fixtures/airflow.py)."""
 
     def __init__(self, workdir: Path, cap: float) -> None:
-        from tests.fixtures.airflow import migrate_airflow_home
+        from tests.fixtures.airflow import AirflowHome
 
         self.workdir, self.cap = workdir, cap
-        self.template = migrate_airflow_home(workdir / "airflow-template")
+        self.template = AirflowHome(workdir / "airflow-template").migrate()
 
     def run(self, blocking: bool, url: str, extra: dict[str, str]) -> dict[str, Any]:
-        from tests.fixtures.airflow import AIRFLOW, copy_airflow_home, isolated_airflow_env
-
-        home = copy_airflow_home(self.template, self.workdir / f"home-{time.monotonic_ns()}")
-        dags = home / "probe-dags"
+        destination = self.workdir / f"home-{time.monotonic_ns()}"
+        airflow_home = self.template.copy(destination, dags_folder=destination / "probe-dags")
+        home, dags = airflow_home.path, airflow_home.dags_folder
         dags.mkdir()
         (dags / "deadline_probe.py").write_text(
             DAG_FILE.format(
                 execution_timeout=EXECUTION_TIMEOUT, timeout=None if blocking else TIMEOUT, cap=self.cap
             )
         )
-        env = isolated_airflow_env(home, dags_folder=dags, base=_attempt_env(extra))
-        env["PYTHONPATH"] = _attempt_env({})["PYTHONPATH"]
+        # The attempt's proxies and PYTHONPATH, with the home's own Airflow settings and PATH.
+        env = {k: v for k, v in _attempt_env(extra).items() if not k.startswith("AIRFLOW")}
+        env.update((k, v) for k, v in airflow_home.env.items() if k.startswith("AIRFLOW") or k == "PATH")
         env.update(PROBE_URL=url, PROBE_RESULT=str(home / "result.json"))
-        argv = _in_namespace([AIRFLOW, "dags", "test", "deadline_probe"], extra, self.workdir)
+        argv = _in_namespace(
+            [str(airflow_home.bin / "airflow"), "dags", "test", "deadline_probe"], extra, self.workdir
+        )
         done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=self.cap + 300)
         log = done.stdout + done.stderr
         result_file = home / "result.json"

@@ -24,6 +24,8 @@ from kalshi_provider.get_provider_info import KEY_SECRET_PATH
 from kalshi_provider.hooks.kalshi import KalshiHook
 from tests.fixtures.checkout import REPO
 
+pytestmark = pytest.mark.process  # docker-compose and check-jsonschema, as commands
+
 COMPOSE_FILE = REPO / "docker-compose.yaml"
 ENV_EXAMPLE = REPO / ".env.example"
 CHECK_JSONSCHEMA = str(Path(sys.executable).with_name("check-jsonschema"))

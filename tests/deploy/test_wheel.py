@@ -21,6 +21,8 @@ import pytest
 import kalshi_provider
 from tests.fixtures.checkout import REPO, copy_checkout
 
+pytestmark = pytest.mark.process  # uv builds the wheel
+
 DIST = "airflow-provider-kalshi"
 PACKAGE = "kalshi_provider"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.airflow import REPO, AirflowHome, copy_airflow_home
+from tests.fixtures.airflow import REPO, AirflowHome
 from tests.fixtures.docs import code_blocks
 
 pytestmark = pytest.mark.slow
@@ -39,11 +39,10 @@ def readme_dag_files() -> list[tuple[str, str]]:
     return files
 
 
-def parse_like_the_dag_processor(template: Path, folder: Path) -> tuple[list[str], dict[str, str]]:
+def parse_like_the_dag_processor(template: AirflowHome, folder: Path) -> tuple[list[str], dict[str, str]]:
     """The DAG ids and import errors (file name -> traceback) the DAG processor records for ``folder``,
     in a fresh AIRFLOW_HOME made from the migrated ``template``."""
-    airflow_home = AirflowHome(copy_airflow_home(template, folder.with_name(folder.name + "-home")))
-    airflow_home.env["AIRFLOW__CORE__DAGS_FOLDER"] = str(folder)
+    airflow_home = template.copy(folder.with_name(folder.name + "-home"), dags_folder=folder)
     assert "AIRFLOW__CORE__DAG_DISCOVERY_SAFE_MODE" not in airflow_home.env  # Airflow's default
     done = airflow_home.airflow("dag-processor", "--num-runs", "1", timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

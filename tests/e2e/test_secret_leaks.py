@@ -44,12 +44,12 @@ from tests.e2e.reliability.harness import (
     PKCS1_IN_PASSWORD,
     TASK_TRIES,
     Batch,
+    cap_retry_delay,
     closed_port,
-    fresh_airflow_home,
-    postgres_warehouse,
 )
 from tests.e2e.reliability.matrix import CASES
 from tests.e2e.reliability.shared import matrix_run_once
+from tests.fixtures.airflow import postgres_warehouse
 
 pytestmark = pytest.mark.slow
 
@@ -155,7 +155,7 @@ def sweep(request, migrated_airflow_home, tmp_path_factory, postgres_url):
     warehouses = []
     try:
         # Run 1: every failure class again with the encrypted key (and a key file), on PostgreSQL.
-        home = fresh_airflow_home(migrated_airflow_home, workdir / "airflow-1")
+        home = cap_retry_delay(migrated_airflow_home.copy(workdir / "airflow-1"))
         batch = Batch(home, workdir / "run-1")
         batches.append(batch)
         for case_id in SWEPT:
@@ -167,7 +167,7 @@ def sweep(request, migrated_airflow_home, tmp_path_factory, postgres_url):
         result, outcomes = batch.run(warehouse)
 
         # Run 2: the warehouse is unreachable, so the load fails with its connection in hand.
-        home_2 = fresh_airflow_home(migrated_airflow_home, workdir / "airflow-2")
+        home_2 = cap_retry_delay(migrated_airflow_home.copy(workdir / "airflow-2"))
         batch_2 = Batch(home_2, workdir / "run-2")
         batches.append(batch_2)
         batch_2.add(BY_ID["no-fault"], ENCRYPTED_IN_EXTRA)

@@ -14,11 +14,10 @@ import queue
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 
-from tests.fixtures.airflow import AIRFLOW, AirflowHome
+from tests.fixtures.airflow import AirflowHome
 from tests.fixtures.docs import REPO, code_blocks
 
 pytestmark = pytest.mark.slow
@@ -73,7 +72,7 @@ def test_the_printed_line_makes_a_connection_airflow_can_test(printed, airflow_h
     info, command = printed
     assert command.startswith("airflow connections add kalshi_default --conn-json ")
     assert "PRIVATE KEY" not in command and info["private_key_path"] in command  # the path, not the key
-    airflow_home.env["PATH"] = f"{Path(AIRFLOW).parent}{os.pathsep}{airflow_home.env['PATH']}"
+    airflow_home.env["PATH"] = f"{airflow_home.bin}{os.pathsep}{airflow_home.env['PATH']}"
     run = dict(env=airflow_home.env, capture_output=True, text=True, timeout=300, cwd=REPO)
 
     added = subprocess.run(["bash", "-c", command], **run)

@@ -11,8 +11,6 @@ belong to that run alone.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,7 +24,6 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def round_trip(migrated_airflow_home, simulator, tmp_path_factory) -> dict:
     from kalshi_simulator import generate_private_key, private_pem
-    from tests.fixtures.airflow import AirflowHome, copy_airflow_home
 
     key = generate_private_key("rsa")
     key_id = "ui-round-trip"
@@ -36,8 +33,8 @@ def round_trip(migrated_airflow_home, simulator, tmp_path_factory) -> dict:
         key_file = tmp / "kalshi.pem"
         key_file.write_bytes(private_pem(key))
         key_file.chmod(0o600)
-        env = AirflowHome(copy_airflow_home(migrated_airflow_home, tmp / "airflow")).env
-        env.update(
+        home = migrated_airflow_home.copy(tmp / "airflow")
+        env = dict(
             # What `airflow api-server` sets: connections resolve from the metadata DB.
             _AIRFLOW_PROCESS_CONTEXT="server",
             AIRFLOW__CORE__TEST_CONNECTION="Enabled",
@@ -47,9 +44,7 @@ def round_trip(migrated_airflow_home, simulator, tmp_path_factory) -> dict:
             ROUND_TRIP_KEY_ID=key_id,
             ROUND_TRIP_BASE_URL=simulator.base_url,
         )
-        done = subprocess.run(
-            [sys.executable, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=300, cwd=REPO
-        )
+        done = home.python(str(SCRIPT), env=env, timeout=300, cwd=REPO)
     finally:
         simulator.remove_account(key_id)
     lines = [line for line in done.stdout.splitlines() if line.startswith("ROUND_TRIP_RESULT ")]

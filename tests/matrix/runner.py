@@ -27,6 +27,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from tests.fixtures.airflow import COMMAND_TIMEOUT, AirflowHome, Command, run_command
 from tests.matrix.lines import AirflowLine
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,7 +36,6 @@ HOURLY = "kalshi_total_resting_order_value"
 #: Where the run without a logical date writes, so its row is its own.
 TRIGGERED_TABLE = "kalshi_triggered_run"
 INSTALL_TIMEOUT = 1200  # a cold resolve downloads a few hundred MB
-COMMAND_TIMEOUT = 600
 
 
 def cache_dir() -> Path:
@@ -69,17 +69,6 @@ def build_wheel(out_dir: Path) -> Path:
 
 
 @dataclass
-class Step:
-    command: list[str]
-    returncode: int
-    output: str
-    seconds: float
-
-    def tail(self, chars: int = 4000) -> str:
-        return f"$ {' '.join(self.command)}\n(exit {self.returncode})\n{self.output[-chars:]}"
-
-
-@dataclass
 class Account:
     conn_id: str
     key_id: str
@@ -90,7 +79,8 @@ class Account:
 class LineRun:
     line: AirflowLine
     root: Path
-    steps: dict[str, Step] = field(default_factory=dict)
+    #: Every command of the line, by step name.
+    steps: dict[str, Command] = field(default_factory=dict)
     #: Installed distributions (name -> version) before and after installing the wheel.
     before_wheel: dict[str, str] = field(default_factory=dict)
     after_wheel: dict[str, str] = field(default_factory=dict)
@@ -99,6 +89,8 @@ class LineRun:
     requests: list[tuple[str | None, str, str, int | None, bool]] = field(default_factory=list)
     #: The Kalshi connections given to this line, by conn id.
     accounts: dict[str, Account] = field(default_factory=dict)
+    #: The line's Airflow in its home: the wheel installed, an empty plugins folder, copies of dags/.
+    airflow: AirflowHome | None = None
     error: str | None = None
 
     def __repr__(self) -> str:  # short in failure reports: outputs are shown by the assertions
@@ -116,7 +108,7 @@ class LineRun:
     def warehouse(self) -> Path:
         return self.home / "warehouse.db"
 
-    def step(self, name: str) -> Step:
+    def step(self, name: str) -> Command:
         assert self.error is None, f"Airflow {self.line.version}: {self.error}"
         assert name in self.steps, f"Airflow {self.line.version}: step {name!r} did not run"
         return self.steps[name]
@@ -129,24 +121,6 @@ class LineRun:
             if line.startswith("[{") or line.strip() == "[]":
                 return json.loads(line)
         raise AssertionError(f"no JSON list in the output of {name}:\n{step.tail()}")
-
-    def dag_runs(self, dag_id: str = HOURLY, *, backfill: bool = False) -> list[dict[str, Any]]:
-        """The DAG's runs, oldest first: a backfill's, or (by default) all the others."""
-        with sqlite3.connect(self.home / "airflow.db") as db:
-            db.row_factory = sqlite3.Row
-            rows = db.execute(
-                "SELECT run_id, state, run_after, logical_date FROM dag_run WHERE dag_id = ? "
-                f"AND run_type {'=' if backfill else '!='} 'backfill' ORDER BY id",
-                (dag_id,),
-            )
-            return [dict(row) for row in rows]
-
-    def task_instances(self, run_id: str) -> dict[tuple[str, int], tuple[str | None, int]]:
-        with sqlite3.connect(self.home / "airflow.db") as db:
-            rows = db.execute(
-                "SELECT task_id, map_index, state, try_number FROM task_instance WHERE run_id = ?", (run_id,)
-            )
-            return {(task_id, index): (state, tries) for task_id, index, state, tries in rows}
 
     def warehouse_rows(self, table: str = HOURLY) -> list[dict[str, Any]]:
         with sqlite3.connect(self.warehouse) as db:
@@ -165,74 +139,32 @@ class LineRunner:
         self.accounts = accounts
         self.base_url = base_url
         self.uv = find_uv()
-
-    # -- commands ------------------------------------------------------------------------------
-
-    def _exec(self, name: str, command: list[str], *, timeout: float = COMMAND_TIMEOUT, env=None) -> Step:
-        started = time.monotonic()
-        try:
-            done = subprocess.run(
-                command,
-                env=env or self.env,
-                cwd=self.run.home,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-            )
-            step = Step(command, done.returncode, done.stdout + done.stderr, time.monotonic() - started)
-        except subprocess.TimeoutExpired as err:
-            output = (err.stdout or b"").decode(errors="replace") + (err.stderr or b"").decode(
-                errors="replace"
-            )
-            step = Step(command, -1, f"{output}\n[timed out after {timeout} s]", time.monotonic() - started)
-        self.run.steps[name] = step
-        return step
-
-    def _must(self, step: Step, what: str) -> None:
-        if step.returncode != 0:
-            raise RuntimeError(f"{what} failed:\n{step.tail()}")
-
-    def airflow(self, name: str, *args: str, **kwargs: Any) -> Step:
-        return self._exec(name, [str(self.run.venv / "bin" / "airflow"), *args], **kwargs)
-
-    def python(self, name: str, *args: str, **kwargs: Any) -> Step:
-        return self._exec(name, [str(self.run.venv / "bin" / "python"), *args], **kwargs)
-
-    @property
-    def env(self) -> dict[str, str]:
         home = self.run.home
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("AIRFLOW", "PYTHON", "VIRTUAL_ENV", "UV_PROJECT"))
-        }
-        env.update(
-            PATH=f"{self.run.venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
-            AIRFLOW_HOME=str(home),
-            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{home / 'airflow.db'}",
-            AIRFLOW__CORE__DAGS_FOLDER=str(home / "dags"),
-            AIRFLOW__CORE__PLUGINS_FOLDER=str(home / "plugins"),
-            AIRFLOW__CORE__LOAD_EXAMPLES="False",
-            AIRFLOW__CORE__UNIT_TEST_MODE="False",
-            AIRFLOW__CORE__TEST_CONNECTION="Enabled",
-            # Keep the DAG's retry schedule but cap each wait: a regression that retries a
-            # permanent error shows as extra tries instead of minutes of waiting.
-            AIRFLOW__CORE__MAX_TASK_RETRY_DELAY="1",
-            AIRFLOW_CONN_KALSHI_WAREHOUSE=json.dumps(
-                {"conn_type": "sqlite", "host": str(self.run.warehouse)}
-            ),
+        self.home = AirflowHome(
+            home, venv=self.run.venv, dags_folder=home / "dags", plugins_folder=home / "plugins"
         )
-        for account in self.accounts.values():
-            env[f"AIRFLOW_CONN_{account.conn_id.upper()}"] = json.dumps(
-                {
-                    "conn_type": "kalshi",
-                    "login": account.key_id,
-                    "password": account.private_pem,
-                    "host": self.base_url,
-                    "extra": {"max_retries": 1, "timeout": 10},
-                }
+        self.run.airflow = self.home
+        self.home.set_config("core", "test_connection", "Enabled")
+        # Keep the DAG's retry schedule but cap each wait: a regression that retries a permanent
+        # error shows as extra tries instead of minutes of waiting.
+        self.home.set_config("core", "max_task_retry_delay", 1)
+        self.home.set_connection("kalshi_warehouse", "sqlite", host=str(self.run.warehouse))
+        for account in accounts.values():
+            self.home.set_connection(
+                account.conn_id,
+                "kalshi",
+                login=account.key_id,
+                password=account.private_pem,
+                host=base_url,
+                extra={"max_retries": 1, "timeout": 10},
             )
-        return env
+
+    def _step(self, name: str, command: Command) -> Command:
+        self.run.steps[name] = command
+        return command
+
+    def _exec(self, name: str, argv: list[str], *, env: dict[str, str], timeout: float = COMMAND_TIMEOUT):
+        return self._step(name, run_command(argv, env=env, cwd=self.run.home, timeout=timeout))
 
     # -- the line ------------------------------------------------------------------------------
 
@@ -250,16 +182,12 @@ class LineRunner:
         shutil.copytree(REPO / "dags", run.home / "dags", ignore=shutil.ignore_patterns("__pycache__"))
         uv_env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "UV_PROJECT"))}
         # The team's Airflow, as its line resolved: built once per input hash, then copied.
-        self._must(
-            self._exec("copy_airflow_venv", ["cp", "-a", str(self._airflow_venv(uv_env)), str(run.venv)]),
-            "cp",
-        )
+        copy = ["cp", "-a", str(self._airflow_venv(uv_env)), str(run.venv)]
+        self._exec("copy_airflow_venv", copy, env=uv_env).check()
         run.before_wheel = self._installed(uv_env)
         pip = [self.uv, "pip", "install", "--python", str(run.venv / "bin" / "python"), "--exclude-newer"]
         wheel = [*pip, line.resolved_as_of, str(self.wheel), *line.pins]
-        self._must(
-            self._exec("install_wheel", wheel, timeout=INSTALL_TIMEOUT, env=uv_env), "Installing the wheel"
-        )
+        self._exec("install_wheel", wheel, timeout=INSTALL_TIMEOUT, env=uv_env).check()
         run.after_wheel = self._installed(uv_env)
         self._metadata_db()
 
@@ -281,7 +209,7 @@ class LineRunner:
         building = cache_dir() / f".building-{line.version}-{os.getpid()}-{time.monotonic_ns()}"
         shutil.rmtree(building, ignore_errors=True)
         venv = [self.uv, "venv", "--quiet", "--relocatable", "--python", sys.executable, str(building)]
-        self._must(self._exec("create_airflow_venv", venv, env=uv_env), "uv venv")
+        self._exec("create_airflow_venv", venv, env=uv_env).check()
         install = [
             *(self.uv, "pip", "install", "--compile-bytecode", "--python", str(building / "bin" / "python")),
             *(
@@ -292,9 +220,7 @@ class LineRunner:
                 *line.extras,
             ),
         ]
-        self._must(
-            self._exec("install_airflow", install, timeout=INSTALL_TIMEOUT, env=uv_env), "Installing Airflow"
-        )
+        self._exec("install_airflow", install, timeout=INSTALL_TIMEOUT, env=uv_env).check()
         try:
             building.rename(cached)
         except OSError:  # another run finished the same venv first
@@ -326,38 +252,37 @@ class LineRunner:
         if cached.exists():
             shutil.copyfile(cached, target)
             return
-        self._must(self.airflow("db_migrate", "db", "migrate"), "airflow db migrate")
+        self._step("db_migrate", self.home.airflow("db", "migrate")).check()
         cached.parent.mkdir(parents=True, exist_ok=True)
         partial = cached.with_suffix(f".{os.getpid()}.tmp")
         shutil.copyfile(target, partial)
         partial.replace(cached)
 
     def _check(self) -> None:
-        self.airflow("providers_list", "providers", "list", "--output", "json")
-        self.airflow("plugins", "plugins", "--output", "json")
-        self.airflow("connections_test", "connections", "test", "kalshi_default")
+        home = self.home
+        self._step("providers_list", home.airflow("providers", "list", "--output", "json"))
+        self._step("plugins", home.airflow("plugins", "--output", "json"))
+        self._step("connections_test", home.airflow("connections", "test", "kalshi_default"))
         if self.run.line.version.startswith("3.0."):
             # 3.0's DAG.test does not register the DAG's assets, so a task with an outlet fails
             # until the DAG is in the metadata DB, as the dag-processor puts it in a deployment.
-            self.airflow("dags_reserialize", "dags", "reserialize")
-        self.airflow("dags_test", "dags", "test", HOURLY)
+            self._step("dags_reserialize", home.airflow("dags", "reserialize"))
+        self._step("dags_test", home.dags_test(HOURLY).command)
         # The warehouse's command after that run: the wheel's console script on every line, and
         # the same command inside Airflow's CLI where the line reads the provider info's "cli".
-        self._exec("warehouse_script", [str(self.run.venv / "bin" / "kalshi-warehouse"), "status"])
-        self.airflow("warehouse_airflow_cli", "kalshi-warehouse", "status")
-        self.python(
-            "triggered_run", "-c", TRIGGERED_RUN, str(self.run.home / "dags"), json.dumps(TRIGGERED_CONF)
-        )
+        script = [str(self.run.venv / "bin" / "kalshi-warehouse"), "status"]
+        self._exec("warehouse_script", script, env=home.env)
+        self._step("warehouse_airflow_cli", home.airflow("kalshi-warehouse", "status"))
+        self._step("triggered_run", home.dag_test(HOURLY, triggered=True, conf=TRIGGERED_CONF).command)
         self._backfill()
         # The chart asks the auth manager about the DAGs the metadata DB knows: both, as the
         # dag-processor registers them in a deployment.
-        self.airflow("dags_reserialize_both", "dags", "reserialize")
+        self._step("dags_reserialize_both", home.airflow("dags", "reserialize"))
         probe_env = {
-            **self.env,
             "AIRFLOW__CORE__AUTH_MANAGER": "__main__.OneReaderAuthManager",
             "AIRFLOW__API_AUTH__JWT_SECRET": hashlib.sha256(os.urandom(16)).hexdigest(),
         }
-        step = self.python("probe", str(PROBE), str(self.run.home / "dags"), env=probe_env)
+        step = self._step("probe", home.python(str(PROBE), str(home.dags_folder), env=probe_env))
         for line in step.output.splitlines():
             if line.startswith("PROBE-RESULT "):
                 self.run.probe = json.loads(line.removeprefix("PROBE-RESULT "))
@@ -365,19 +290,21 @@ class LineRunner:
     def _backfill(self) -> None:
         """``airflow backfill create`` for an hour three hours ago: refused from 3.2 on; before, the
         backfill's run exists, and its first task runs the way ``airflow tasks test`` runs it."""
+        home = self.home
         if not self.run.line.version.startswith("3.0."):  # 3.0 reserialized before its dags test
-            self.airflow("backfill_reserialize", "dags", "reserialize")
+            self._step("backfill_reserialize", home.airflow("dags", "reserialize"))
         hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
         dates = ("--from-date", hour.isoformat(), "--to-date", hour.isoformat())
-        created = self.airflow("backfill_create", "backfill", "create", "--dag-id", HOURLY, *dates)
+        created = self._step(
+            "backfill_create", home.airflow("backfill", "create", "--dag-id", HOURLY, *dates)
+        )
         if created.returncode == 0:
             # No scheduler here: start the queued run as the scheduler would, then run its first
             # task in process (``tasks test`` fails on a run that has not started).
-            self.python("backfill_start", "-c", START_BACKFILL_RUNS, HOURLY)
-            for run in self.run.dag_runs(backfill=True):
-                self.airflow(
-                    "backfill_first_task", "tasks", "test", HOURLY, "accounts_to_read", run["run_id"]
-                )
+            self._step("backfill_start", home.python("-c", START_BACKFILL_RUNS, HOURLY))
+            for run in home.dag_runs(HOURLY, backfill=True):
+                first = home.airflow("tasks", "test", HOURLY, "accounts_to_read", run["run_id"])
+                self._step("backfill_first_task", first)
 
 
 #: What the scheduler does to a queued run it starts: state running (which stamps its start_date).
@@ -396,15 +323,3 @@ TRIGGERED_CONF = {
     "kalshi_conn_ids": ["kalshi_default", "kalshi_no_fcm", "kalshi_refused"],
     "table": TRIGGERED_TABLE,
 }
-TRIGGERED_RUN = """
-import json, sys
-from datetime import datetime, timezone
-from kalshi_provider.version_compat import AIRFLOW_V_3_2_PLUS
-if AIRFLOW_V_3_2_PLUS:
-    from airflow.dag_processing.dagbag import DagBag
-else:
-    from airflow.models.dagbag import DagBag
-dag = DagBag(dag_folder=sys.argv[1]).dags["kalshi_total_resting_order_value"]
-run = dag.test(run_after=datetime.now(timezone.utc), logical_date=None, run_conf=json.loads(sys.argv[2]))
-print("TRIGGERED-RUN " + json.dumps({"run_id": run.run_id, "state": str(run.state)}))
-"""

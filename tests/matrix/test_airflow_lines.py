@@ -204,7 +204,7 @@ FREE_MARGIN = {0: "-2242.420000", 1: "1500.000000", 2: "1000.000000", 3: "500.00
 
 def test_dags_test_writes_the_hours_total_balance_free_margin_and_history(run: LineRun):
     step = run.step("dags_test")
-    [dag_run, *_] = run.dag_runs()
+    [dag_run, *_] = run.airflow.dag_runs(HOURLY)
     assert step.returncode == 0 and dag_run["state"] == "success", step.tail()
     hour = hour_of(dag_run["run_after"])
     # (The probe adds rows of two more accounts to this hour later: only the run's account is read.)
@@ -244,12 +244,12 @@ def test_a_run_without_logical_date_labels_its_hour_and_fails_a_refused_key_at_o
     """As the UI or the REST API triggers it: no logical date, the hour from ``run_after``. The
     account without FCM access gets its balance; the key Kalshi does not know fails at once."""
     step = run.step("triggered_run")
-    runs = run.dag_runs()
+    runs = run.airflow.dag_runs(HOURLY)
     assert len(runs) == 2, step.tail()
     triggered = runs[-1]
     assert triggered["logical_date"] is None, triggered
     assert triggered["state"] == "failed", step.tail()  # one account refused
-    tasks = run.task_instances(triggered["run_id"])
+    tasks = run.airflow.task_states(triggered["run_id"])
     assert [tasks[(task, index)][0] for task in (FETCH, LOAD) for index in (0, 1)] == ["success"] * 4, (
         step.tail()
     )
@@ -284,7 +284,7 @@ def test_a_backfill_is_refused_up_front_or_ends_in_its_first_task(run: LineRun, 
     step = run.step("backfill_create")
     if line.version.startswith(("3.0.", "3.1.")):
         assert step.returncode == 0, step.tail()
-        [backfill] = run.dag_runs(backfill=True)
+        [backfill] = run.airflow.dag_runs(HOURLY, backfill=True)
         first = run.step("backfill_first_task")
         assert first.returncode == 0, first.tail()
         hour = hour_of(backfill["run_after"])
@@ -292,7 +292,7 @@ def test_a_backfill_is_refused_up_front_or_ends_in_its_first_task(run: LineRun, 
         assert "before any request to Kalshi" in first.output
     else:
         assert step.returncode != 0 and "does not allow backfill runs" in step.output, step.tail()
-        assert run.dag_runs(backfill=True) == []
+        assert run.airflow.dag_runs(HOURLY, backfill=True) == []
 
 
 def test_the_chart_answers_each_user_with_the_rows_of_the_dags_they_may_read(run: LineRun):

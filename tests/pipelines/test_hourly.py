@@ -56,6 +56,7 @@ def test_schedule_retries_and_params(dag_bag_and_warnings):
     assert outlet.name == "kalshi_total_resting_order_value"
 
 
+@pytest.mark.process
 def test_dag_file_imports_nothing_heavy():
     """Parsing the DAG file must not pull in the HTTP, crypto or SQL stacks (the dag-processor
     re-parses it every 30 s); they are imported inside the tasks."""

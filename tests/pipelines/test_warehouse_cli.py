@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, make_url
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE, warehouse_migrations
 from kalshi_provider.pipelines.warehouse import read_history, read_snapshots, warehouse_status
 from kalshi_provider.pipelines.warehouse.migrations import BASELINE, HEAD
-from tests.fixtures.airflow import AIRFLOW, AirflowHome, postgres_warehouse, sqlite_warehouse
+from tests.fixtures.airflow import AirflowHome, postgres_warehouse, sqlite_warehouse
 from tests.pipelines.warehouse.migrating import AFTER_BASELINE
 from tests.pipelines.warehouse.written_by_0_2_0 import write_with_release_0_2_0
 
@@ -40,7 +40,7 @@ def _count(engine, table: str) -> int:
 
 def _run(home: AirflowHome, *command: str) -> subprocess.CompletedProcess[str]:
     """``command`` as typed in a shell of this venv (``airflow`` is this venv's)."""
-    argv = [AIRFLOW if command[0] == "airflow" else command[0], *command[1:]]
+    argv = [str(home.bin / "airflow") if command[0] == "airflow" else command[0], *command[1:]]
     return subprocess.run(argv, env=home.env, capture_output=True, text=True, timeout=300)
 
 

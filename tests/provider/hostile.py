@@ -60,7 +60,7 @@ class HostileServer:
         self.read_head = read_head
         self.exchanges: list[Exchange] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.2)
+        self._listener.settimeout(0.02)  # leaving the block waits at most this long
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
 

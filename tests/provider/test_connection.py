@@ -223,6 +223,7 @@ def test_a_connection_of_another_type_is_refused(conn_type, rsa_pem):
 # -- every field: bounded, linear, never echoed at length ---------------------------------------------
 
 
+@pytest.mark.process
 def test_huge_values_in_every_field_are_refused_quickly_and_not_echoed():
     """200 kB in each field, in a subprocess with a generous bound.
 

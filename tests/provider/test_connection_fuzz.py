@@ -116,6 +116,7 @@ def _mutate(pem: str, data) -> str:
     return data.draw(st.text(max_size=200))
 
 
+@pytest.mark.slow
 @CI
 @given(data=st.data(), where=st.sampled_from(["password", "extra"]))
 @example(data=None, where="password")
@@ -204,6 +205,7 @@ def test_a_key_of_the_wrong_type_or_size_is_a_config_error(name, pem, match, whe
 # -- passphrases -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(st.text(min_size=1, max_size=40).filter(lambda p: p != PASSPHRASE and p.strip()))
 @example("fuzz-passphrase-0f4c2a9e7")  # one character short

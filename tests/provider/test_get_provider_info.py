@@ -86,6 +86,7 @@ def _airflow_cli(tmp_path: Path, *args: str) -> list[dict]:
     return json.loads(done.stdout)
 
 
+@pytest.mark.process
 def test_airflow_providers_list_shows_the_distribution(tmp_path):
     providers = _airflow_cli(tmp_path, "providers", "list")
     [ours] = [row for row in providers if row["package_name"] == DIST]

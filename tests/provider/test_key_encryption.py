@@ -140,6 +140,7 @@ def test_every_encrypted_block_is_checked_not_only_the_first(decryptions, rsa_ke
     assert decryptions == []
 
 
+@pytest.mark.process
 def test_refusing_an_scrypt_key_that_needs_256_mib_costs_no_such_memory():
     """The issue's 258 MB: measured as the process's peak resident memory around the refusal, in a
     fresh interpreter (the old code reached about 280 MiB). Not a speed or size benchmark: the

@@ -169,6 +169,7 @@ PATHOLOGICAL = {
 }
 
 
+@pytest.mark.process
 def test_pathological_pems_are_refused_in_linear_time():
     """Run in a subprocess with a generous bound: a backtracking parse would blow it by minutes.
 

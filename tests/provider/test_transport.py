@@ -194,6 +194,7 @@ def _full_answer() -> bytes:
     return answer(body=VALUE)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("phase", ["status-and-headers", "body"])
 def test_a_trickling_server_cannot_outlive_the_attempt_deadline(kalshi_connection, phase):
@@ -213,6 +214,7 @@ def test_a_trickling_server_cannot_outlive_the_attempt_deadline(kalshi_connectio
     assert exchange.client_left and exchange.sent < len(full)  # the client hung up first
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_a_trickled_tls_handshake_cannot_outlive_the_deadline(kalshi_connection):
     """An https Base URL whose server drips a never-ending TLS record: the handshake is bounded too."""
@@ -231,6 +233,7 @@ def test_a_trickled_tls_handshake_cannot_outlive_the_deadline(kalshi_connection)
     assert exchange.client_left and exchange.sent < len(record)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_after_a_slow_connect_the_tls_handshake_gets_only_the_time_left(kalshi_connection):
     """The listener's queue is full, so the client's SYN is dropped until one resent after 1.5 s
@@ -306,6 +309,7 @@ def test_the_deadline_holds_behind_an_http_proxy(kalshi_connection, monkeypatch)
     assert exchange.client_left and exchange.sent < len(full)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_the_call_deadline_bounds_all_attempts_together(kalshi_connection, monkeypatch):
     monkeypatch.setattr(hook_module, "CALL_DEADLINE_SECONDS", 2.5)
@@ -317,6 +321,7 @@ def test_the_call_deadline_bounds_all_attempts_together(kalshi_connection, monke
     assert 1 <= attempts <= 3  # 4 retries allowed, but the call's deadline came first
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_the_test_button_makes_one_bounded_attempt(kalshi_connection):
     """It runs in the API server: one attempt within the connection's timeout, retries or not.
@@ -356,6 +361,7 @@ def _truncated_length(exchange) -> None:
     exchange.send(answer(body=VALUE).replace(b"Content-Length: %d" % len(VALUE), b"Content-Length: 500"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", [_truncated_chunked, _truncated_length], ids=["chunked", "content-length"])
 def test_a_truncated_body_is_a_transient_transport_error_and_is_retried(kalshi_connection, script):
     with HostileServer(script) as server:

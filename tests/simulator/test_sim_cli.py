@@ -17,6 +17,8 @@ import requests
 from kalshi_provider.signing import KalshiAuth, load_private_key
 from kalshi_simulator import generate_private_key, public_pem
 
+pytestmark = pytest.mark.process  # the simulator as a process
+
 REPO = Path(__file__).resolve().parents[2]
 TOTAL = "/portfolio/summary/total_resting_order_value"
 

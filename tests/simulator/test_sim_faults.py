@@ -101,6 +101,7 @@ def test_delay_then_normal_answer(simulator, session):
     assert response.status_code == 200
 
 
+@pytest.mark.slow
 def test_delay_longer_than_client_timeout(simulator, session):
     simulator.push_faults([{"delay": 1.5, "status": 200}])
     with pytest.raises(requests.ReadTimeout):
@@ -181,6 +182,7 @@ def test_push_faults_wants_a_list(simulator):
         simulator.push_faults({"status": 500})
 
 
+@pytest.mark.slow
 def test_a_trickle_fault_sends_the_answer_one_byte_at_a_time(simulator, session):
     import socket
 

@@ -1,4 +1,5 @@
-"""Run fault cases through the real DAG and read back what Airflow, the simulator and the warehouse saw.
+"""Fault cases run through the real DAG (by ``tests.fixtures.airflow``), and what Airflow, the simulator
+and the warehouse saw of each.
 
 Shared by the fault matrix (tests/e2e/reliability) and the secret-leak sweep. A *batch* runs many
 cases in one ``airflow dags test`` (each case its own Kalshi connection and simulator, so its own
@@ -11,11 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -23,23 +22,14 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from kalshi_provider.signing import PrivateKey
 from kalshi_simulator import KalshiSimulator, generate_private_key, private_pem, public_pem
 from tests.fixtures import encrypted_keys
-from tests.fixtures.airflow import (  # noqa: F401  (re-exported for the reliability tests)
-    AirflowHome,
-    Warehouse,
-    copy_airflow_home,
-    hour_of,
-    postgres_warehouse,
-    sqlite_warehouse,
-)
+from tests.fixtures.airflow import AirflowHome, RunResult, TaskRecord, Warehouse
 
-REPO = Path(__file__).resolve().parents[3]
 DAG_ID = "kalshi_total_resting_order_value"
 PLAN, FETCH, LOAD = "accounts_to_read", "account_snapshot.fetch", "account_snapshot.load"
 #: The DAG's task retries (default_args["retries"]) plus the first try.
@@ -48,13 +38,9 @@ TASK_TRIES = 4
 RETRY_DELAY_CAP_SECONDS = 1
 
 
-def fresh_airflow_home(template: Path, dest: Path) -> AirflowHome:
-    """A copy of the migrated template home, with the task retry waits capped (see module doc)."""
-    return cap_retry_delay(AirflowHome(copy_airflow_home(template, dest)))
-
-
 def cap_retry_delay(home: AirflowHome) -> AirflowHome:
-    home.env["AIRFLOW__CORE__MAX_TASK_RETRY_DELAY"] = str(RETRY_DELAY_CAP_SECONDS)
+    """The task retry waits capped (see module doc)."""
+    home.set_config("core", "max_task_retry_delay", RETRY_DELAY_CAP_SECONDS)
     return home
 
 
@@ -180,99 +166,15 @@ def make_key(placement: KeyPlacement, keydir: Path, name: str) -> CaseKey:
     return CaseKey(key, pem, placement, path)
 
 
-# -- what Airflow recorded -------------------------------------------------------------------------
-
-
-@dataclass
-class Try:
-    number: int
-    state: str | None
-    seconds: float
-
-
-@dataclass
-class TaskRecord:
-    """One (task_id, map_index) of a run: its final state and every try's duration."""
-
-    state: str | None
-    try_number: int
-    tries: list[Try] = field(default_factory=list)
-
-    @property
-    def busy_seconds(self) -> float:
-        return sum(t.seconds for t in self.tries)
-
-
-def _seconds(start: str | None, end: str | None) -> float:
-    if not start or not end:
-        return 0.0
-    parse = lambda s: datetime.fromisoformat(s.replace(" ", "T"))  # noqa: E731
-    return (parse(end) - parse(start)).total_seconds()
-
-
-def task_records(home: AirflowHome, run_id: str) -> dict[tuple[str, int], TaskRecord]:
-    """Every task instance of ``run_id``, with its earlier tries from ``task_instance_history``."""
-    with sqlite3.connect(home.path / "airflow.db") as db:
-        records = {
-            (task_id, index): TaskRecord(state, tries, [])
-            for task_id, index, state, tries in db.execute(
-                "SELECT task_id, map_index, state, try_number FROM task_instance WHERE run_id = ?", (run_id,)
-            )
-        }
-        history = db.execute(
-            "SELECT task_id, map_index, try_number, state, start_date, end_date FROM task_instance_history"
-            " WHERE run_id = ? ORDER BY try_number",
-            (run_id,),
-        ).fetchall()
-        for task_id, index, number, state, start, end in history:
-            records[(task_id, index)].tries.append(Try(number, state, _seconds(start, end)))
-        for task_id, index, number, state, start, end in db.execute(
-            "SELECT task_id, map_index, try_number, state, start_date, end_date FROM task_instance"
-            " WHERE run_id = ?",
-            (run_id,),
-        ):
-            record = records[(task_id, index)]
-            if number and all(t.number != number for t in record.tries):
-                record.tries.append(Try(number, state, _seconds(start, end)))
-    return records
-
-
-_SECTION_START = re.compile(r"\[DAG TEST\] starting task_id=(\S+) map_index=(-?\d+)")
-_SECTION_END = re.compile(r"\[DAG TEST\] end task task_id=(\S+) map_index=(-?\d+)")
-
-
-def task_sections(output: str) -> dict[tuple[str, int], str]:
-    """The CLI output of ``airflow dags test`` split into each task instance's log (all tries)."""
-    sections: dict[tuple[str, int], list[str]] = {}
-    current: tuple[str, int] | None = None
-    for line in output.splitlines():
-        start = _SECTION_START.search(line)
-        if start:
-            current = (start.group(1), int(start.group(2)))
-        if current is not None:
-            sections.setdefault(current, []).append(line)
-        if _SECTION_END.search(line):
-            current = None
-    return {key: "\n".join(lines) for key, lines in sections.items()}
-
-
-def run_dag(home: AirflowHome, conf: dict[str, Any], run_after: str | None = None):
+def run_dag(home: AirflowHome, conf: dict[str, Any], run_after: str | None = None) -> RunResult:
     """One DAG run (``airflow dags test``, or ``DAG.test(run_after=...)`` for a fixed hour)."""
-    started = time.monotonic()
     if run_after is None:
-        result = home.dags_test(DAG_ID, conf=conf)
-    else:
-        result = home.dag_test_with_run_after(DAG_ID, run_after, conf=conf)
-    result.seconds = time.monotonic() - started  # type: ignore[attr-defined]
-    return result
+        return home.dags_test(DAG_ID, conf=conf)
+    return home.dag_test(DAG_ID, run_after=run_after, conf=conf)
 
 
 def new_simulator() -> KalshiSimulator:
     return KalshiSimulator().start()
-
-
-def env_without_airflow_conns() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
 
 
 # -- fault cases and batches of them ---------------------------------------------------------------
@@ -452,8 +354,8 @@ class Batch:
 
     def run(self, warehouse: Warehouse, run_after: str | None = None):
         result = run_dag(self.home, {**warehouse.conf, "kalshi_conn_ids": self.conn_ids}, run_after)
-        records = task_records(self.home, result.run_id) if result.run_id else {}
-        sections = task_sections(result.output)
+        records = self.home.task_records(result.run_id) if result.run_id else {}
+        sections = result.task_logs()
         outcomes = {}
         for run in self.runs:
             index = run.map_index

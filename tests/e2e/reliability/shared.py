@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.reliability.harness import Batch, CaseOutcome, fresh_airflow_home, sqlite_warehouse
+from tests.e2e.reliability.harness import Batch, CaseOutcome, cap_retry_delay
 from tests.e2e.reliability.matrix import CASES
-from tests.fixtures.airflow import AirflowHome
+from tests.fixtures.airflow import AirflowHome, sqlite_warehouse
 
 BATCH_CASES = tuple(case for case in CASES if case.group == "batch")
 
@@ -35,7 +35,7 @@ def matrix_run_once(request: pytest.FixtureRequest) -> MatrixRun:
     if "run" not in _RUNS:
         template = request.getfixturevalue("migrated_airflow_home")
         workdir = request.getfixturevalue("tmp_path_factory").mktemp("fault-matrix")
-        home = fresh_airflow_home(template, workdir / "airflow")
+        home = cap_retry_delay(template.copy(workdir / "airflow"))
         batch = Batch(home, workdir)
         warehouse = sqlite_warehouse(home, workdir / "warehouse.db")
         request.config.add_cleanup(warehouse.dispose)

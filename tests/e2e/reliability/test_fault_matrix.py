@@ -29,13 +29,11 @@ from tests.e2e.reliability.harness import (
     Case,
     cap_retry_delay,
     closed_port,
-    hour_of,
-    postgres_warehouse,
     run_dag,
-    sqlite_warehouse,
 )
 from tests.e2e.reliability.matrix import CASES, markdown_table
 from tests.e2e.reliability.shared import matrix_run_once
+from tests.fixtures.airflow import hour_of, postgres_warehouse, sqlite_warehouse
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "fault-matrix.md"
 BATCH = [case for case in CASES if case.group == "batch"]

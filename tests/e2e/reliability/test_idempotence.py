@@ -23,14 +23,8 @@ from kalshi_provider.pipelines.load import load_reading
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE
 from kalshi_provider.pipelines.warehouse import BREAKDOWN_SUFFIX, read_snapshots, upgrade_warehouse
 from kalshi_provider.readings import AccountReading, RestingOrderValue, ShardAmount
-from tests.e2e.reliability.harness import (
-    FAST_EXTRAS,
-    LOAD,
-    cap_retry_delay,
-    hour_of,
-    postgres_warehouse,
-    run_dag,
-)
+from tests.e2e.reliability.harness import FAST_EXTRAS, LOAD, cap_retry_delay, run_dag
+from tests.fixtures.airflow import hour_of, postgres_warehouse
 from tests.fixtures.connections import conn_json
 from tests.fixtures.gates import writers_held
 

@@ -173,8 +173,6 @@ def test_the_api_server_finds_a_warehouse_connection_stored_in_the_metadata_db(a
     """A connection made in the UI lives in the metadata DB, not the environment. The chart reads it
     as the API server does (a server process), without Airflow's deprecated core hook lookup."""
     import json
-    import subprocess
-    import sys
     from datetime import datetime, timedelta, timezone
 
     from sqlalchemy import create_engine
@@ -204,10 +202,8 @@ def test_the_api_server_finds_a_warehouse_connection_stored_in_the_metadata_db(a
         "print(json.dumps({'cents': [r['total_resting_order_value_cents'] for r in window.totals],\n"
         "    'deprecations': [str(w.message) for w in caught if 'ProvidersManager' in str(w.message)]}))\n"
     )
-    env = airflow_home.env | {"_AIRFLOW_PROCESS_CONTEXT": "server"}  # what Airflow's API server sets
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
-    )
+    server = {"_AIRFLOW_PROCESS_CONTEXT": "server"}  # what Airflow's API server sets
+    done = airflow_home.python("-c", script, env=server, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert found == {"cents": [31_337], "deprecations": []}
@@ -352,6 +348,7 @@ def served_points(body):
     )
 
 
+@pytest.mark.slow
 def test_ninety_days_of_ten_accounts_come_in_buckets_within_the_points_budget(
     signed_in, ninety_days_of_ten_accounts
 ):

@@ -32,6 +32,8 @@ from tests.pipelines.warehouse.migrating import (
     warehouse_fixture,  # noqa: F401 - the fixture "warehouse"
 )
 
+pytestmark = pytest.mark.process  # each racing load is its own interpreter
+
 HOUR = datetime(2026, 9, 1, 10, tzinfo=timezone.utc)
 
 #: One load task: waits for the start signal, stores its reading, prints what its upgrade did.

@@ -59,6 +59,7 @@ def test_reads_the_balance_exactly(kalshi_connection, simulator, kalshi_account)
     assert request.path == "/trade-api/v2/portfolio/balance" and request.signature_valid
 
 
+@pytest.mark.slow
 def test_every_value_and_every_error_about_an_answer_carries_when_the_answer_arrived(
     kalshi_connection, simulator
 ):
@@ -156,6 +157,7 @@ def test_key_formats(make_kalshi_account, set_connection, simulator, tmp_path, f
     assert all(request.signature_valid for request in simulator.requests)
 
 
+@pytest.mark.slow
 def test_retries_recover_and_every_attempt_is_signed_afresh(kalshi_connection, simulator, capfd):
     simulator.push_faults(
         [
@@ -175,6 +177,7 @@ def test_retries_recover_and_every_attempt_is_signed_afresh(kalshi_connection, s
     assert (output.out + output.err).count("retrying in") == 3
 
 
+@pytest.mark.slow
 def test_retry_after_is_honoured(kalshi_connection, simulator):
     simulator.push_faults(
         [{"status": 429, "json": {"error": "too many requests"}, "headers": {"Retry-After": "2"}}]
@@ -184,6 +187,7 @@ def test_retry_after_is_honoured(kalshi_connection, simulator):
     assert second.received_at - first.received_at >= 2.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("fault", "kind", "expected"),
     [
@@ -265,6 +269,7 @@ def test_bad_bodies(kalshi_connection, simulator, fault, expected):
         KalshiHook(kalshi_connection()).get_total_resting_order_value()
 
 
+@pytest.mark.slow
 def test_timeout_then_unreachable(kalshi_connection, simulator):
     simulator.push_faults([{"delay": 3, "times": 2}])
     hook = KalshiHook(kalshi_connection(extra={"timeout": 0.5, "max_retries": 1}))
@@ -413,6 +418,7 @@ def test_a_retry_after_beyond_the_cap_ends_the_calls_retries(kalshi_connection, 
     assert len(simulator.requests) == 1
 
 
+@pytest.mark.slow
 def test_max_attempts_lowers_the_connections_retries_and_never_raises_them(kalshi_connection, simulator):
     simulator.push_faults([{"status": 503, "times": 100}])
     with pytest.raises(KalshiServerError):
@@ -428,6 +434,7 @@ def test_max_attempts_lowers_the_connections_retries_and_never_raises_them(kalsh
     assert len(simulator.requests) == 2
 
 
+@pytest.mark.slow
 def test_the_default_is_three_attempts_per_call(set_connection, kalshi_account, simulator):
     simulator.push_faults([{"status": 503, "times": 100}])
     conn_id = set_connection(

@@ -136,6 +136,7 @@ def _stamp_after_hold(stamp: datetime, request) -> float:
     return stamp.timestamp() - (request.received_at + HOLD_SECONDS)
 
 
+@pytest.mark.slow
 def test_each_answer_is_stamped_when_it_arrived_not_before_it_was_asked(kalshi_connection, simulator):
     """The simulator holds each answer back 2 s after the request arrives: the total's stamp and the
     balance's must both come after their hold ended, or the hour rule would judge an answer by a
@@ -150,6 +151,7 @@ def test_each_answer_is_stamped_when_it_arrived_not_before_it_was_asked(kalshi_c
     assert _stamp_after_hold(reading.balance.observed_at, balance) >= 0
 
 
+@pytest.mark.slow
 def test_a_refusal_is_stamped_when_it_arrived(kalshi_connection, make_kalshi_account, simulator):
     account = make_kalshi_account(fcm_member=False)
     simulator.push_faults([{"delay": HOLD_SECONDS, "path": TOTAL_PATH}])
@@ -159,6 +161,7 @@ def test_a_refusal_is_stamped_when_it_arrived(kalshi_connection, make_kalshi_acc
     assert reading.observed_at.timestamp() <= balance.received_at  # the refusal's, not a later moment
 
 
+@pytest.mark.slow
 def test_the_total_only_operator_stamps_the_total_when_it_arrived(kalshi_connection, simulator):
     simulator.push_faults([{"delay": HOLD_SECONDS, "path": TOTAL_PATH}])
     xcom = KalshiTotalRestingOrderValueOperator(task_id="fetch", kalshi_conn_id=kalshi_connection()).execute(
