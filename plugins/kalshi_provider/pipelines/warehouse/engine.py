@@ -94,9 +94,11 @@ def warehouse_engine(
         connection = (get_connection or BaseHook.get_connection)(conn_id)
     except AirflowNotFoundException:
         return _embedded_engine(conn_id, timeouts)
-    engine = bound_engine(_engine_of(_sql_hook_of(connection)), timeouts)
+    hook = _sql_hook_of(connection)
+    _refuse_forgetful_sqlite(_url_of(hook), conn_id)  # before an engine is made for such a URL
+    engine = bound_engine(_engine_of(hook), timeouts)
     try:
-        _refuse_forgetful_sqlite(engine, conn_id)
+        _refuse_forgetful_sqlite(engine.url, conn_id, engine)
     except BaseException:
         engine.dispose()
         raise
@@ -238,19 +240,28 @@ def _is_local_executor(module_path: str) -> bool:
     return getattr(executor, "is_local", False) is True
 
 
-def _refuse_forgetful_sqlite(engine: Engine, conn_id: str) -> None:
+def _url_of(hook: Any) -> URL | None:
+    """The URL the hook would make its engine for, or None if it cannot say without one."""
+    try:
+        return make_url(hook.get_uri())
+    except Exception:  # a third-party hook's URI; the engine's own URL is checked after
+        return None
+
+
+def _refuse_forgetful_sqlite(url: URL | None, conn_id: str, engine: Engine | None = None) -> None:
     """A SQLite warehouse is a file named by its absolute path. Spellings of "in memory" the name
-    shows (empty, ``:memory:``, the ``memdb`` VFS) are refused before connecting, and so is a
-    relative path (before SQLite creates that file); the others (``mode=memory``, ...) the
-    database itself reveals: ``PRAGMA database_list`` gives no file for a database in memory."""
-    if engine.dialect.name != "sqlite":
+    shows (empty, ``:memory:``, ``mode=memory``, the ``memdb`` VFS) are refused before an engine
+    is made, and so is a relative path (before SQLite creates that file); any other the database
+    itself reveals, given the ``engine``: ``PRAGMA database_list`` names no file for it."""
+    if url is None or url.get_backend_name() != "sqlite":
         return
-    url = engine.url
     database = url.database or ""
     as_uri = str(url.query.get("uri", "")).lower() in ("true", "1") and database.startswith("file:")
     path = database[len("file:") :] if as_uri else database
     memdb = as_uri and str(url.query.get("vfs", "")).lower() == "memdb"
-    in_memory = memdb or path in ("", ":memory:")
+    in_memory = (
+        memdb or path in ("", ":memory:") or (as_uri and str(url.query.get("mode", "")).lower() == "memory")
+    )
     query = "&".join(f"{name}={value}" for name, value in sorted(url.query.items()))
     shown = repr(database + (f"?{query}" if query else ""))
     if not in_memory and not os.path.isabs(path):
@@ -260,7 +271,7 @@ def _refuse_forgetful_sqlite(engine: Engine, conn_id: str) -> None:
             "scatter over files that later runs and the chart do not read. Set the connection's "
             "host to an absolute path, e.g. /var/lib/airflow/kalshi_warehouse.db."
         )
-    if not in_memory:
+    if not in_memory and engine is not None:
         with engine.connect() as conn:
             files = {row[1]: row[2] for row in conn.exec_driver_sql("PRAGMA database_list")}
         in_memory = not files.get("main")
