@@ -97,7 +97,7 @@ class ExchangePause:
         when = (
             f"Kalshi's estimated resume time {resume:%Y-%m-%d %H:%M} UTC"
             if resume
-            else "no resume time given"
+            else "no resume time"
         )
         return f"{self.reason} ({when})"
 
