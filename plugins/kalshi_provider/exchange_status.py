@@ -94,11 +94,7 @@ class ExchangePause:
     def describe(self) -> str:
         """One line for a log, an exception and the history's note."""
         resume = self.estimated_resume_time
-        when = (
-            f"Kalshi's estimated resume time {resume:%Y-%m-%d %H:%M} UTC"
-            if resume
-            else "no resume time"
-        )
+        when = f"Kalshi's estimated resume time {resume:%Y-%m-%d %H:%M} UTC" if resume else "no resume time"
         return f"{self.reason} ({when})"
 
 
