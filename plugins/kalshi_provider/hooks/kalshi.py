@@ -134,14 +134,19 @@ class KalshiHook(BaseHook):
         params: dict[str, Any] | None = None,
         json: Any = None,
         max_attempts: int | None = None,
+        exchange_status: bool = True,
     ) -> Any:
         """
         Send a signed request to ``path`` (relative to the base URL) and return the decoded JSON.
 
         :param max_attempts: Most attempts for this call (further lowers the hook's own limit).
+        :param exchange_status: Read ``/exchange/status`` after a retryable failure, and raise
+            ``KalshiExchangePausedError`` when the exchange is not active (False: never read it).
         :raises KalshiError: a subclass that says what failed; see ``kalshi_provider.exceptions``.
         """
-        answer = self._exchange(method, path, params=params, json=json, max_attempts=max_attempts)
+        answer = self._exchange(
+            method, path, params=params, json=json, max_attempts=max_attempts, exchange_status=exchange_status
+        )
         return decode_json(answer.body, f"{method.upper()} {path}") if answer.body else None
 
     def get_resting_order_value(self) -> RestingOrderValue:
@@ -163,7 +168,10 @@ class KalshiHook(BaseHook):
 
         :raises KalshiError: the status could not be read or is not Kalshi's documented shape.
         """
-        answer = self._public_get(STATUS_ENDPOINT, MAX_BODY_BYTES)
+        return self._exchange_status(math.inf)
+
+    def _exchange_status(self, not_after: float) -> ExchangeStatus:
+        answer = self._public_get(STATUS_ENDPOINT, MAX_BODY_BYTES, not_after)
         status = parse_exchange_status(decode_json(answer.body, f"GET {STATUS_ENDPOINT}"))
         return dataclasses.replace(status, received_at=answer.received_at)
 
@@ -184,7 +192,9 @@ class KalshiHook(BaseHook):
         session.headers["User-Agent"] = "airflow-provider-kalshi"
         return session
 
-    def _public_get(self, path: str, max_body: int) -> transport.Answer:
+    def _public_get(self, path: str, max_body: int, not_after: float = math.inf) -> transport.Answer:
+        """One unsigned GET within ``EXCHANGE_READ_SECONDS`` (or the connection's shorter timeout),
+        and never past ``not_after`` (``time.monotonic()``)."""
         settings = self.settings
         timeout = min(settings.timeout, EXCHANGE_READ_SECONDS)
         label = f"GET {path}"
@@ -194,7 +204,7 @@ class KalshiHook(BaseHook):
             settings.base_url + path,
             label=label,
             timeout=timeout,
-            deadline=time.monotonic() + timeout,
+            deadline=min(time.monotonic() + timeout, not_after),
             max_body=max_body,
         )
         if answer.status >= 400:
@@ -207,11 +217,12 @@ class KalshiHook(BaseHook):
             )
         return answer
 
-    def _stop_if_exchange_paused(self, label: str, failure: KalshiError) -> None:
+    def _stop_if_exchange_paused(self, label: str, failure: KalshiError, call_deadline: float) -> None:
         """After a retryable failure: raise ``KalshiExchangePausedError`` if Kalshi says its exchange
-        is not active. A status that cannot be read changes nothing: the call retries as before."""
+        is not active. A status that cannot be read changes nothing: the call retries as before.
+        The read ends by the call's deadline too, so a call stays within ``CALL_DEADLINE_SECONDS``."""
         try:
-            status = self.get_exchange_status()
+            status = self._exchange_status(call_deadline)
         except KalshiError as err:
             self.log.warning("Could not read Kalshi's exchange status after %s failed: %s", label, err)
             return
@@ -251,6 +262,7 @@ class KalshiHook(BaseHook):
         params: dict[str, Any] | None = None,
         json: Any = None,
         max_attempts: int | None = None,
+        exchange_status: bool = True,
     ) -> transport.Answer:
         """The answer to one call, after all the attempts it needed."""
         settings = self.settings
@@ -262,7 +274,7 @@ class KalshiHook(BaseHook):
                 attempts = max(1, min(attempts, limit))
         deadline = time.monotonic() + CALL_DEADLINE_SECONDS
         return self._retrying(label, attempts, deadline)(
-            self._send_once, method.upper(), url, params, json, label, deadline
+            self._send_once, method.upper(), url, params, json, label, deadline, exchange_status
         )
 
     def _report_read(self, path: str) -> None:
@@ -279,11 +291,12 @@ class KalshiHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Sign a ``GET /portfolio/balance``: the one authenticated call every key may make.
 
-        It runs in the API server, so it makes a single attempt: it answers within the
-        connection's ``timeout``, whatever the server at the other end does.
+        It runs in the API server, so it makes a single attempt and reads nothing else (not even
+        the exchange's status): it answers within the connection's ``timeout``, whatever the
+        server at the other end does.
         """
         try:
-            self.request("GET", BALANCE_ENDPOINT, max_attempts=1)
+            self.request("GET", BALANCE_ENDPOINT, max_attempts=1, exchange_status=False)
         except KalshiError as err:
             return False, str(err)
         except Exception as err:  # the UI must get an answer, never a stack trace
@@ -304,6 +317,7 @@ class KalshiHook(BaseHook):
         body: Any,
         label: str,
         call_deadline: float,
+        exchange_status: bool = True,
     ) -> transport.Answer:
         """One attempt. ``requests`` runs the auth per call, so each attempt is signed afresh."""
         timeout = self.settings.timeout
@@ -327,8 +341,8 @@ class KalshiHook(BaseHook):
                     received_at=answer.received_at,
                 )
         except KalshiError as err:
-            if err.retryable:
-                self._stop_if_exchange_paused(label, err)
+            if err.retryable and exchange_status:
+                self._stop_if_exchange_paused(label, err, call_deadline)
             raise
         return answer
 

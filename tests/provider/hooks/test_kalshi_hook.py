@@ -534,3 +534,10 @@ def test_reads_the_maintenance_windows_unsigned_in_utc(kalshi_connection, simula
         datetime(2026, 12, 24, 10, tzinfo=timezone.utc),
     )
     assert not _signed(simulator)
+
+
+def test_the_test_button_reads_no_status_so_it_stays_one_bounded_attempt(kalshi_connection, simulator):
+    simulator.exchange.start_maintenance()
+    ok, message = KalshiHook(kalshi_connection(extra={"max_retries": 4})).test_connection()
+    assert not ok and "503" in message
+    assert [request.path.rpartition("/")[2] for request in simulator.requests] == ["balance"]
