@@ -28,6 +28,7 @@ from kalshi_provider.pipelines.settings import (
     WarehouseTarget,
     warehouse_target,
 )
+from kalshi_provider.pipelines.settings import balance_floors as settings_balance_floors
 from kalshi_provider.pipelines.table_asset import resting_order_value_asset
 from kalshi_provider.version_compat import AIRFLOW_V_3_2_PLUS
 
@@ -65,7 +66,8 @@ def quality_dag(
         (apache-airflow-providers-smtp), or any callable taking the task's context. Without one the
         failed task in the UI is the alert.
     :param balance_floors: Floors on the available balance per account and exchange shard, in
-        dollars (``{"kalshi_default": {"0": "25000.00"}}``): the ``balance_floors`` param's default.
+        dollars (``{"kalshi_default": {"0": "25000.00"}}``): the ``balance_floors`` param's default;
+        None takes ``[kalshi] balance_floors``.
         Checked here, so a bad entry fails the DAG file's import naming it (docs/quality-checks.md).
     :param start_date: First hour the DAG may run for (no catch-up).
     :param dag_kwargs: Further ``DAG`` arguments.
@@ -75,7 +77,9 @@ def quality_dag(
     # checked floors as exact decimal strings (JSON-safe, as a triggered run's conf would hold them).
     floors = {
         account: {str(index): str(floor) for index, floor in shards.items()}
-        for account, shards in parse_balance_floors(balance_floors).items()
+        for account, shards in parse_balance_floors(
+            balance_floors if balance_floors is not None else settings_balance_floors()
+        ).items()
     }
     with DAG(
         dag_id=dag_id,
