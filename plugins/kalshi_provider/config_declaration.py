@@ -70,6 +70,15 @@ CONFIG: dict[str, dict] = {
                 example=MIGRATIONS_MANUAL,
                 version_added="0.3.0",
             ),
+            "balance_floors": _option(
+                "Floors on the available balance per account and exchange shard, in dollars, as "
+                "JSON: the quality DAG alerts on an hour whose balance on a shard is below its floor "
+                "(docs/quality-checks.md). The DAG's balance_floors param takes it as its default; "
+                "empty for none.",
+                default="",
+                example='{"kalshi_default": {"0": "25000.00"}}',
+                version_added="0.3.0",
+            ),
         },
     }
 }

@@ -10,3 +10,7 @@ from __future__ import annotations
 TOTAL_ENDPOINT = "/portfolio/summary/total_resting_order_value"
 #: ``GET /portfolio/balance``: the balance, which every key may read.
 BALANCE_ENDPOINT = "/portfolio/balance"
+#: ``GET /exchange/status``: whether the exchange is up (no auth); read after a retryable failure.
+STATUS_ENDPOINT = "/exchange/status"
+#: ``GET /exchange/schedule``: trading hours and maintenance windows (no auth).
+SCHEDULE_ENDPOINT = "/exchange/schedule"

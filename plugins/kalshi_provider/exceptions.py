@@ -129,6 +129,17 @@ class KalshiRedirectError(KalshiError):
         )
 
 
+class KalshiExchangePausedError(KalshiError):
+    """Kalshi's ``/exchange/status`` said the exchange is not active (maintenance) after a call
+    failed: no retry is sent. ``pause`` (an ``exchange_status.ExchangePause``) says why and when
+    Kalshi expects to resume; a fetch records it instead of failing."""
+
+    def __init__(self, pause: Any) -> None:
+        self.pause = pause
+        self.received_at = pause.observed_at
+        super().__init__(pause.describe())
+
+
 #: Errors that no amount of retrying fixes: the task should fail at once.
 PERMANENT_ERRORS: tuple[type[KalshiError], ...] = (
     KalshiConfigError,

@@ -74,3 +74,16 @@ CALL_DEADLINE_SECONDS = 120.0
 #: XCom. Generous: it only has to keep a hung call from holding the task for ever. A task's
 #: ``execution_timeout`` is its calls' deadlines plus this.
 TASK_OVERHEAD_SECONDS = 60.0
+
+#: Wall-clock bound of one unauthenticated read of ``/exchange/status`` or ``/exchange/schedule``
+#: (one attempt, no retry): the connection's ``timeout`` if shorter. A status read happens only
+#: after a signed call failed, so it must not add much to a call already in trouble.
+EXCHANGE_READ_SECONDS = 10.0
+#: Largest ``/exchange/schedule`` answer read: Kalshi's holds a few weekly schedules and windows
+#: (a few KiB); 256 KiB leaves room for years of windows and refuses a flood.
+MAX_SCHEDULE_BYTES = 256 * 1024
+#: Most maintenance windows a schedule may list, and the longest one believed. Kalshi's weekly window
+#: is 2 hours; a window of days would silence the quality check's missing-hour alerts for days, so
+#: a schedule with one is refused whole (missing hours then alert as usual).
+MAX_MAINTENANCE_WINDOWS = 2000
+MAX_MAINTENANCE_WINDOW_HOURS = 24

@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from kalshi_provider.exchange_status import ExchangePause
 from kalshi_provider.limits import MAX_HOST_LENGTH
 from kalshi_provider.timestamps import aware_utc
 
@@ -230,6 +231,8 @@ class AccountReading:
     says so in Kalshi's words; ``balance`` is None when the fetch did not ask for it (the
     total-only operator). ``try_number`` is the fetch task's try that took the reading, ``source``
     the base URL the answers came from (never a secret: connections hold no credentials in it).
+    ``exchange_paused`` is set, and nothing else was read, when Kalshi's exchange said it was not
+    active after the first call failed; ``observed_at`` is then when that status arrived.
     """
 
     account: str
@@ -239,6 +242,7 @@ class AccountReading:
     not_permitted: str | None = None
     try_number: int | None = None
     source: str | None = None
+    exchange_paused: ExchangePause | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.account, str) or not self.account:
@@ -248,7 +252,12 @@ class AccountReading:
         if value is not None and not isinstance(value, RestingOrderValue):
             raise InvalidReadingError("resting_order_value must be a RestingOrderValue")
         _optional_text(self.not_permitted, "not_permitted")
-        if (value is None) == (self.not_permitted is None):
+        if self.exchange_paused is not None:
+            if not isinstance(self.exchange_paused, ExchangePause):
+                raise InvalidReadingError("exchange_paused must be an ExchangePause")
+            if value is not None or self.not_permitted is not None or self.balance is not None:
+                raise InvalidReadingError("a reading of a paused exchange holds nothing Kalshi answered")
+        elif (value is None) == (self.not_permitted is None):
             raise InvalidReadingError(
                 "a reading holds either the resting order value or why Kalshi did not permit it"
             )
@@ -280,6 +289,7 @@ class AccountReading:
             "balance": None if self.balance is None else self.balance.to_xcom(),
             "try_number": self.try_number,
             "source": self.source,
+            "exchange_paused": None if self.exchange_paused is None else self.exchange_paused.to_xcom(),
         }
 
     @classmethod
@@ -289,6 +299,7 @@ class AccountReading:
         try:
             value = payload["resting_order_value"]
             balance = payload.get("balance")
+            paused = payload.get("exchange_paused")
             return cls(
                 account=payload["account"],
                 observed_at=datetime.fromisoformat(payload["observed_at"]),
@@ -303,6 +314,7 @@ class AccountReading:
                 not_permitted=payload.get("not_permitted"),
                 try_number=payload.get("try_number"),
                 source=payload.get("source"),
+                exchange_paused=None if paused is None else ExchangePause.from_xcom(paused),
             )
         except (KeyError, TypeError, AttributeError, ValueError) as err:
             if isinstance(err, InvalidReadingError):

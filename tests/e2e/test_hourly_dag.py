@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import make_url
 
 from tests.fixtures.airflow import hour_of, postgres_warehouse, sqlite_warehouse
+from tests.fixtures.simulator import signed_calls
 
 DAG_ID = "kalshi_total_resting_order_value"
 FETCH, LOAD, PLAN = "account_snapshot.fetch", "account_snapshot.load", "accounts_to_read"
@@ -208,11 +209,14 @@ def _print_rows(warehouse) -> None:
 
 
 def test_a_passing_fault_is_retried_and_the_run_recovers(airflow_home, warehouse, kalshi_default, simulator):
-    simulator.push_faults([{"status": 503, "body": "<html>upstream down</html>"}, {"drop": True}])
+    simulator.push_faults(
+        [{"status": 503, "body": "<html>upstream down</html>", "path": TOTAL}, {"drop": True, "path": TOTAL}]
+    )
     result = airflow_home.dags_test(DAG_ID, conf=warehouse.conf)
     assert result.state == "success", result.output[-4000:]
-    # The total after two faults (hook retries), then the balance.
-    assert [(request.status, request.path.endswith(BALANCE)) for request in simulator.requests] == [
+    # The total after two faults (hook retries, each after a look at the exchange's status, which
+    # says active), then the balance.
+    assert [(request.status, request.path.endswith(BALANCE)) for request in signed_calls(simulator)] == [
         (503, False),
         (None, False),
         (200, False),
@@ -245,3 +249,31 @@ def test_accounts_are_independent(airflow_home, warehouse, kalshi_default, make_
     assert result.state == "failed"
     assert result.task_state(LOAD, 0) == "success" and result.task_state(FETCH, 1) == "failed"
     assert [row["account"] for row in warehouse.rows()] == ["kalshi_default"]
+
+
+def test_a_run_during_maintenance_sends_one_signed_request_records_why_and_ends_skipped(
+    airflow_home, warehouse, kalshi_default, simulator
+):
+    """Kalshi's exchange under maintenance (its status says inactive, its portfolio endpoints answer
+    503): the fetch's first call fails, the hook reads /exchange/status, no further signed request
+    is sent whatever the retry settings (the connection allows 4 attempts per call, the task 4
+    tries), the history records the pause with Kalshi's estimated resume time, and the load ends
+    skipped, not failed."""
+    simulator.exchange.start_maintenance("2026-12-10T10:00:00Z")
+    result = airflow_home.dags_test(DAG_ID, conf=warehouse.conf)
+    assert result.state == "success", result.output[-4000:]
+    assert result.task_state(FETCH) == "success" and result.task_state(LOAD) == "skipped"
+    signed = [request for request in simulator.requests if request.signature is not None]
+    assert len(signed) <= 4 and [request.status for request in signed] == [503]
+    assert warehouse.rows() == warehouse.balances() == []
+    [paused] = warehouse.history()
+    assert (paused["account"], paused["endpoint"], paused["outcome"]) == (
+        "kalshi_default",
+        "/exchange/status",
+        "exchange_paused",
+    )
+    assert paused["snapshot_hour"] == hour_of(result.run_after) and not paused["became_hour_row"]
+    assert "estimated resume time 2026-12-10 10:00 UTC" in paused["note"]
+    recorded = json.loads(paused["reading_json"])
+    assert recorded["estimated_resume_time"] == "2026-12-10T10:00:00+00:00"
+    assert "exchange_active false" in recorded["reason"]

@@ -21,8 +21,8 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine
 
 from kalshi_provider.pipelines.warehouse import store_reading
-from kalshi_provider.readings import AccountReading, Balance, BalanceReading, RestingOrderValue
-from tests.fixtures.docs import code_blocks
+from kalshi_provider.readings import AccountReading, Balance, BalanceReading, RestingOrderValue, ShardAmount
+from tests.fixtures.docs import REPO, code_blocks
 
 DAG_ID = "kalshi_resting_order_value_quality"
 TASK = "check_freshness_and_quality"
@@ -222,3 +222,102 @@ def test_outside_text_reaches_slack_and_email_without_live_markup(
     [html] = [part for part in mail.walk() if part.get_content_type() == "text/html"]
     body = html.get_payload(decode=True).decode()
     assert re.findall(r"<[^>]*>", body) == ["<pre>", "</pre>"], body  # the example's own tags only
+
+
+# -- issue 20: Kalshi maintenance is no outage; balance floors -----------------------------------------
+
+
+@pytest.fixture
+def kalshi_schedule(notifying_home, simulator, kalshi_account):
+    """The check's first account, kalshi_default, on the simulator: its schedule is what the check reads."""
+    notifying_home.set_kalshi_connection("kalshi_default", kalshi_account, simulator.base_url)
+    return simulator.exchange
+
+
+def _window(hour: datetime) -> dict:
+    end = hour + timedelta(hours=1)
+    return {"start_datetime": f"{hour:%Y-%m-%dT%H:%M:%SZ}", "end_datetime": f"{end:%Y-%m-%dT%H:%M:%SZ}"}
+
+
+def test_an_hour_missing_inside_kalshis_maintenance_window_does_not_alert(
+    notifying_home, seeded, kalshi_schedule, simulator, slack_webhook, smtp_server
+):
+    write, hours = seeded
+    kalshi_schedule.update(maintenance_windows=[_window(hours[2])])
+    write({hour: 1000 for hour in hours if hour != hours[2]})
+    result = notifying_home.dags_test(DAG_ID, conf=CONF)
+    assert result.state == "success", result.output[-3000:]
+    assert f"Kalshi maintenance: no rows for hours {hours[2]:%Y-%m-%d %H:00} UTC" in result.output
+    assert slack_webhook[1] == [] and smtp_server[1].messages == []
+    schedule_reads = [r for r in simulator.requests if r.path.endswith("/exchange/schedule")]
+    assert len(schedule_reads) == 1 and schedule_reads[0].signature is None  # once, and unsigned
+
+
+def test_an_hour_missing_outside_the_window_still_alerts_and_the_report_tells_them_apart(
+    notifying_home, seeded, kalshi_schedule, slack_webhook
+):
+    write, hours = seeded
+    kalshi_schedule.update(maintenance_windows=[_window(hours[2])])
+    write({hour: 1000 for hour in hours if hour not in (hours[2], hours[4])})
+    result = notifying_home.dags_test(DAG_ID, conf=CONF)
+    assert result.state == "failed"
+    [slack] = slack_webhook[1]
+    lines = slack["text"].splitlines()
+    assert f"- kalshi_default: missing hours {hours[4]:%Y-%m-%d %H:00} UTC" in lines, lines
+    assert (
+        f"- (no alert) kalshi_default: Kalshi maintenance: no rows for hours {hours[2]:%Y-%m-%d %H:00} UTC, "
+        "inside Kalshi's published maintenance windows"
+    ) in lines, lines
+
+
+def test_an_unreadable_schedule_leaves_every_missing_hour_an_outage_and_says_so(
+    notifying_home, seeded, kalshi_schedule, simulator, slack_webhook
+):
+    write, hours = seeded
+    kalshi_schedule.update(maintenance_windows=[_window(hours[2])])
+    simulator.push_faults([{"status": 200, "body": "<html>schedule</html>", "path": "/exchange/schedule"}])
+    write({hour: 1000 for hour in hours if hour != hours[2]})
+    result = notifying_home.dags_test(DAG_ID, conf=CONF)
+    assert result.state == "failed"
+    [slack] = slack_webhook[1]
+    assert f"missing hours {hours[2]:%Y-%m-%d %H:00} UTC" in slack["text"]
+    assert "Kalshi's maintenance schedule was unavailable, so missing hours count as outages" in slack["text"]
+
+
+def docs_floors_dag() -> str:
+    """The DAG file of docs/quality-checks.md, verbatim."""
+    [block] = re.findall(r"```python\n(.*?)```", (REPO / "docs" / "quality-checks.md").read_text(), re.S)
+    return block
+
+
+def test_the_docs_floors_alert_on_a_shard_below_its_floor_from_kalshis_own_figure(airflow_home, tmp_path):
+    """The documented DAG file, run by Airflow: kalshi_default's shard 0 is one cent under its floor
+    (alert), its shard 1 exactly at it and kalshi_desk_b's shard 2 at it (no alert); shard 3 has
+    no floor."""
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "kalshi_quality_floors.py").write_text(docs_floors_dag())
+    airflow_home.env["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags)
+    path = tmp_path / "warehouse.db"
+    airflow_home.set_connection("kalshi_warehouse", "sqlite", host=str(path))
+    engine = create_engine(f"sqlite:///{path}")
+    current = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    shards = {
+        "kalshi_default": [ShardAmount(0, "24999.99"), ShardAmount(1, "5000"), ShardAmount(3, "0")],
+        "kalshi_desk_b": [ShardAmount(2, "1000.50")],
+    }
+    for hour in [current - timedelta(hours=i) for i in range(3)]:
+        for account, breakdown in shards.items():
+            observed = hour + timedelta(seconds=5)
+            balance = Balance(5000, 0, "50", 1_772_366_400, breakdown=tuple(breakdown))
+            reading = AccountReading(
+                account, observed, RestingOrderValue(1000), BalanceReading(observed, balance)
+            )
+            store_reading(engine, reading, snapshot_hour=hour, dag_run_id="seed")
+    engine.dispose()
+    result = airflow_home.dags_test(DAG_ID, conf={"window_hours": 2, "grace_minutes": 59})
+    assert result.state == "failed"
+    assert "1 data quality problem(s)" in result.output
+    assert "kalshi_default: available balance below its floor:" in result.output
+    assert "shard 0: $24,999.990000 below $25,000.000000" in result.output
+    assert "shard 1" not in result.output.split("available balance below its floor")[1].split("\n")[0]

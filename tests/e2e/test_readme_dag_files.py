@@ -55,9 +55,10 @@ def parse_like_the_dag_processor(template: AirflowHome, folder: Path) -> tuple[l
 def test_every_readme_dag_file_loads_under_the_default_settings(migrated_airflow_home, tmp_path):
     files = readme_dag_files()
     # The README's install section's two files, then the quality DAG with notifiers (same file name)
-    # from docs/dags-and-settings.md.
+    # from docs/dags-and-settings.md, and with balance floors from docs/quality-checks.md.
     assert [name for name, _ in files] == [
         "kalshi_total_resting_order_value.py",
+        "kalshi_resting_order_value_quality.py",
         "kalshi_resting_order_value_quality.py",
         "kalshi_resting_order_value_quality.py",
     ]

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 
-from kalshi_provider.pipelines.quality_rules import QualityRules, expected_hours, find_problems, report
+from kalshi_provider.exchange_status import parse_maintenance_windows
+from kalshi_provider.pipelines.quality_rules import (
+    InvalidFloorsError,
+    QualityRules,
+    balance_floor_problems,
+    expected_hours,
+    find_problems,
+    inside_maintenance,
+    parse_balance_floors,
+    report,
+    separate_maintenance,
+)
 
 NOW = datetime(2026, 11, 24, 12, 20, tzinfo=timezone.utc)  # 20 minutes past: the 12:00 row is due
 
@@ -191,3 +203,174 @@ def test_the_quality_dags_names_refuse_what_could_carry_markup_into_an_error(nam
         params.get_param(name).resolve(value)
     assert params.get_param("warehouse_conn_id").resolve("my.warehouse-1") == "my.warehouse-1"
     assert params.get_param("schema").resolve(None) is None
+
+
+# -- Kalshi maintenance (issue 20): a missing hour inside a published window is no outage ----------
+
+
+def _windows(*pairs):
+    """Windows as Kalshi's schedule would publish them, parsed by the provider."""
+    body = {"schedule": {"maintenance_windows": [{"start_datetime": s, "end_datetime": e} for s, e in pairs]}}
+    return parse_maintenance_windows(body)
+
+
+def _utc(*args):
+    return datetime(*args, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    ("window", "inside", "outside"),
+    [
+        # Kalshi's weekly Thursday 03:00-05:00 ET, written without an offset ("expressed in ET").
+        (
+            ("2026-03-05T03:00:00", "2026-03-05T05:00:00"),
+            [_utc(2026, 3, 5, 8), _utc(2026, 3, 5, 9)],
+            [_utc(2026, 3, 5, 10)],
+        ),
+        (
+            ("2026-03-12T03:00:00", "2026-03-12T05:00:00"),
+            [_utc(2026, 3, 12, 7), _utc(2026, 3, 12, 8)],
+            [_utc(2026, 3, 12, 9)],
+        ),
+        (
+            ("2026-10-29T03:00:00", "2026-10-29T05:00:00"),
+            [_utc(2026, 10, 29, 7), _utc(2026, 10, 29, 8)],
+            [_utc(2026, 10, 29, 9)],
+        ),
+        (
+            ("2026-11-05T03:00:00", "2026-11-05T05:00:00"),
+            [_utc(2026, 11, 5, 8), _utc(2026, 11, 5, 9)],
+            [_utc(2026, 11, 5, 7)],
+        ),
+        # Across the spring change (02:00 EST -> 03:00 EDT): 01:00-04:00 ET is two real hours.
+        (
+            ("2026-03-08T01:00:00", "2026-03-08T04:00:00"),
+            [_utc(2026, 3, 8, 6), _utc(2026, 3, 8, 7)],
+            [_utc(2026, 3, 8, 8), _utc(2026, 3, 8, 5)],
+        ),
+        # Across the autumn change (02:00 EDT -> 01:00 EST): 00:00-03:00 ET is four real hours.
+        (
+            ("2026-11-01T00:00:00", "2026-11-01T03:00:00"),
+            [_utc(2026, 11, 1, h) for h in (4, 5, 6, 7)],
+            [_utc(2026, 11, 1, 8)],
+        ),
+        # With an offset, as the simulator writes them: taken as written.
+        (
+            ("2026-12-24T08:00:00Z", "2026-12-24T10:00:00Z"),
+            [_utc(2026, 12, 24, 8), _utc(2026, 12, 24, 9)],
+            [_utc(2026, 12, 24, 10)],
+        ),
+        # Partly inside: the hour had time outside the window, so it is an outage.
+        (("2026-12-24T08:30:00Z", "2026-12-24T10:00:00Z"), [_utc(2026, 12, 24, 9)], [_utc(2026, 12, 24, 8)]),
+    ],
+)
+def test_an_hour_is_maintenance_only_when_it_lies_wholly_inside_a_window_in_eastern_time(
+    window, inside, outside
+):
+    windows = _windows(window)
+    assert all(inside_maintenance(hour, windows) for hour in inside)
+    assert not any(inside_maintenance(hour, windows) for hour in outside)
+
+
+def test_missing_hours_inside_a_window_are_notices_and_the_others_still_alert():
+    data = rows("a", [100, None, None, None, 100, 100])  # 08:00, 09:00 and 10:00 missing
+    problems = find_problems(data, ["a"], NOW, QualityRules(window_hours=6))
+    windows = _windows(("2026-11-24T08:00:00Z", "2026-11-24T10:00:00Z"))
+    kept, notices = separate_maintenance(problems, windows)
+    [alert] = kept
+    assert (alert.kind, alert.detail) == ("missing_hours", "missing hours 2026-11-24 10:00 UTC")
+    [notice] = notices
+    assert notice.kind == "kalshi_maintenance"
+    assert "Kalshi maintenance: no rows for hours 2026-11-24 08:00, 2026-11-24 09:00 UTC" in str(notice)
+    text = report(kept, notices)
+    assert "1 data quality problem(s)" in text and "(no alert) a: Kalshi maintenance" in text
+
+
+def test_without_a_schedule_every_missing_hour_alerts_and_the_report_says_why():
+    problems = find_problems(rows("a", [100, None, 100]), ["a"], NOW, QualityRules(window_hours=3))
+    kept, notices = separate_maintenance(problems, ())
+    assert kept == problems and notices == []
+    text = report(kept, notices, "Kalshi did not answer <!channel>")
+    assert text.splitlines()[-1] == (
+        "Kalshi's maintenance schedule was unavailable, so missing hours count as outages: "
+        "Kalshi did not answer &lt;!channel&gt;"
+    )
+
+
+def test_no_rows_is_a_notice_only_when_every_hour_is_inside_a_window():
+    rules = QualityRules(window_hours=2)
+    [problem] = find_problems([], ["a"], NOW, rules)
+    assert (
+        separate_maintenance([problem], _windows(("2026-11-24T11:00:00Z", "2026-11-24T13:00:00Z")))[0] == []
+    )
+    kept, notices = separate_maintenance(
+        [problem], _windows(("2026-11-24T12:00:00Z", "2026-11-24T13:00:00Z"))
+    )
+    assert [p.kind for p in kept] == ["no_rows"] and [n.kind for n in notices] == ["kalshi_maintenance"]
+
+
+# -- balance floors (issue 20, item 4) --------------------------------------------------------------
+
+
+def shard_balances(account, hour, **shards):
+    """One ``read_balances`` row with its per-shard balances (``s0="10.5"``)."""
+    breakdown = [
+        {"exchange_index": int(name[1:]), "shard_balance_dollars": Decimal(value)}
+        for name, value in shards.items()
+    ]
+    return {"account": account, "snapshot_hour": hour, "breakdown": breakdown}
+
+
+HOURS = [_utc(2026, 11, 24, 11), _utc(2026, 11, 24, 12)]
+
+
+def test_a_shard_below_its_floor_alerts_and_one_at_or_above_or_absent_does_not():
+    floors = parse_balance_floors({"a": {"0": "1000.00", "2": 500, "3": "1"}, "b": {"0": "1"}})
+    data = [
+        shard_balances("a", HOURS[0], s0="999.999999", s1="0", s2="500"),  # 0 below; 1 has no floor; 2 equal
+        shard_balances("a", HOURS[1], s0="1000", s2="499.99"),  # 2 below; 3 absent: not below
+        shard_balances("a", _utc(2026, 11, 24, 5), s0="0"),  # outside the checked hours
+        shard_balances("b", HOURS[1], s0="5"),
+    ]
+    [problem] = balance_floor_problems(data, floors, HOURS)
+    assert (problem.account, problem.kind) == ("a", "balance_below_floor")
+    assert problem.detail == (
+        "available balance below its floor: 2026-11-24 12:00 UTC shard 2: $499.99 below $500.000000; "
+        "2026-11-24 11:00 UTC shard 0: $999.999999 below $1,000.000000"
+    )
+
+
+def test_no_floors_no_problems():
+    assert (
+        balance_floor_problems([shard_balances("a", HOURS[0], s0="-5")], parse_balance_floors({}), HOURS)
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("floors", "says"),
+    [
+        ([], "must be an object of accounts"),
+        ({"a b": {"0": "1"}}, "is not an account"),
+        ({"<!channel>": {"0": "1"}}, "is not an account"),
+        ({"a": {}}, "must be an object of 1 to 64 shards"),
+        ({"a": {"64": "1"}}, "is not a shard"),
+        ({"a": {"-1": "1"}}, "is not a shard"),
+        ({"a": {"٣": "1"}}, "is not a shard"),  # a digit, but not an ASCII one
+        ({"a": {"0": 1000.5}}, "must be a decimal string"),  # a float is refused, never rounded
+        ({"a": {"0": True}}, "must be a decimal string"),
+        ({"a": {"0": "1.0000001"}}, "more than 6 decimal places"),
+        ({"a": {"0": "NaN"}}, "finite"),
+        ({"a": {"0": "1e400"}}, "does not fit"),
+        ({f"a{i}": {"0": "1"} for i in range(501)}, "at most 500"),
+    ],
+)
+def test_floors_are_checked_as_hostile_input(floors, says):
+    with pytest.raises(InvalidFloorsError, match=says):
+        parse_balance_floors(floors)
+
+
+def test_an_account_name_with_markup_cannot_reach_the_report_live():
+    floors = {"acct&<x>": {0: Decimal("10")}}  # past the param's check, the report still escapes
+    [problem] = balance_floor_problems([shard_balances("acct&<x>", HOURS[0], s0="1")], floors, HOURS)
+    assert str(problem).startswith("acct&amp;&lt;x&gt;: available balance below its floor")

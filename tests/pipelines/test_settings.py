@@ -14,6 +14,7 @@ from kalshi_provider.get_provider_info import get_provider_info
 from kalshi_provider.pipelines import settings
 from kalshi_provider.pipelines.hourly import hourly_dag
 from kalshi_provider.pipelines.quality import quality_dag
+from kalshi_provider.pipelines.quality_rules import InvalidFloorsError
 from kalshi_provider.pipelines.settings import (
     CONFIG_SECTION,
     MIGRATIONS_AUTO,
@@ -25,7 +26,7 @@ from kalshi_provider.pipelines.ui.app import load_window
 from kalshi_provider.pipelines.warehouse import store_reading
 from kalshi_provider.readings import AccountReading, RestingOrderValue
 
-SETTINGS = ("WAREHOUSE_CONN_ID", "TABLE", "SCHEMA", "WAREHOUSE_MIGRATIONS")
+SETTINGS = ("WAREHOUSE_CONN_ID", "TABLE", "SCHEMA", "WAREHOUSE_MIGRATIONS", "BALANCE_FLOORS")
 
 
 @pytest.fixture
@@ -151,3 +152,19 @@ def test_airflow_config_lists_the_section_and_answers_each_option(airflow_home):
     assert _airflow_config(
         airflow_home, "get-value", "kalshi", "table", AIRFLOW__KALSHI__TABLE="fcm_rov"
     ).strip() == ("fcm_rov")
+
+
+def test_the_floors_setting_is_the_quality_dags_default_and_is_checked(kalshi_section):
+    kalshi_section(balance_floors='{"kalshi_default": {"0": "25000.00", "2": 1000}}')
+    assert quality_dag().params.dump()["balance_floors"] == {
+        "kalshi_default": {"0": "25000.000000", "2": "1000.000000"}
+    }
+    assert quality_dag(balance_floors={}).params.dump()["balance_floors"] == {}  # the argument wins
+    for bad, says in (
+        ("{not json", "is not JSON"),
+        ('{"kalshi_default": {"0": 25000.5}}', "must be a decimal string"),
+        ('{"kalshi_default": {"99": "1"}}', "is not a shard"),
+    ):
+        kalshi_section(balance_floors=bad)
+        with pytest.raises(InvalidFloorsError, match=rf"\[kalshi\] .*{says}"):
+            quality_dag()

@@ -39,6 +39,14 @@ PATH = "/portfolio/summary/total_resting_order_value"
 MiB = 1 << 20
 
 
+@pytest.fixture(autouse=True)
+def one_exchange_per_attempt(monkeypatch):
+    """These tests bound one exchange. A hostile server here answers every request alike, so the
+    hook's unsigned /exchange/status read after a retryable failure would be a second exchange with
+    the same fault; that read and its own bound are tested in tests/provider/hooks/test_kalshi_hook.py."""
+    monkeypatch.setattr(KalshiHook, "_stop_if_exchange_paused", lambda self, label, failure, deadline: None)
+
+
 def _hook(kalshi_connection, server: HostileServer, **extra) -> KalshiHook:
     return KalshiHook(
         kalshi_connection(host=server.base_url, extra={"max_retries": 0, "timeout": 5, **extra})

@@ -19,14 +19,26 @@ from kalshi_provider.connection import (
     private_key_from_connection,
     validate_connection,
 )
-from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
-from kalshi_provider.exceptions import KalshiAPIError, KalshiError
+from kalshi_provider.display import shown
+from kalshi_provider.endpoints import BALANCE_ENDPOINT, SCHEDULE_ENDPOINT, STATUS_ENDPOINT, TOTAL_ENDPOINT
+from kalshi_provider.exceptions import KalshiAPIError, KalshiError, KalshiExchangePausedError
+from kalshi_provider.exchange_status import (
+    MAX_REASON_LENGTH,
+    ExchangePause,
+    ExchangeStatus,
+    MaintenanceWindow,
+    parse_exchange_status,
+    parse_maintenance_windows,
+)
 from kalshi_provider.limits import (
     BACKOFF_JITTER_SECONDS,
     CALL_DEADLINE_SECONDS,
+    EXCHANGE_READ_SECONDS,
     INITIAL_BACKOFF_SECONDS,
     MAX_BACKOFF_SECONDS,
+    MAX_BODY_BYTES,
     MAX_RETRY_AFTER_SECONDS,
+    MAX_SCHEDULE_BYTES,
 )
 from kalshi_provider.responses import (
     Balance,
@@ -48,7 +60,10 @@ class KalshiHook(BaseHook):
 
     Every request is signed with the connection's private key (RSA-PSS or Ed25519, Kalshi's
     scheme). Connection errors, timeouts, truncated answers, 429 and 5xx are retried with
-    exponential back-off and jitter, each attempt signed afresh. Every call is bounded: each
+    exponential back-off and jitter, each attempt signed afresh; after each such failure the hook
+    reads ``GET /exchange/status`` (unsigned), and if Kalshi says the exchange is not active
+    (maintenance) it sends no retry and raises
+    :class:`~kalshi_provider.exceptions.KalshiExchangePausedError`. Every call is bounded: each
     attempt by the connection's ``timeout`` (wall clock, body included), the call by
     ``CALL_DEADLINE_SECONDS``, the answer by ``MAX_BODY_BYTES`` (see ``kalshi_provider.limits``);
     redirects are never followed.
@@ -129,6 +144,7 @@ class KalshiHook(BaseHook):
         params: dict[str, Any] | None = None,
         json: Any = None,
         max_attempts: int | None = None,
+        exchange_status: bool = True,
     ) -> Any:
         """
         Send a signed request to ``path`` (relative to the base URL) and return the decoded JSON.
@@ -138,9 +154,13 @@ class KalshiHook(BaseHook):
         :param params: Query parameters, if any.
         :param json: A body to send as JSON, if any.
         :param max_attempts: Most attempts for this call (further lowers the hook's own limit).
+        :param exchange_status: Read ``/exchange/status`` after a retryable failure, and raise
+            ``KalshiExchangePausedError`` when the exchange is not active (False: never read it).
         :raises KalshiError: a subclass that says what failed; see ``kalshi_provider.exceptions``.
         """
-        answer = self._exchange(method, path, params=params, json=json, max_attempts=max_attempts)
+        answer = self._exchange(
+            method, path, params=params, json=json, max_attempts=max_attempts, exchange_status=exchange_status
+        )
         return decode_json(answer.body, f"{method.upper()} {path}") if answer.body else None
 
     def get_resting_order_value(self) -> RestingOrderValue:
@@ -156,6 +176,81 @@ class KalshiHook(BaseHook):
         Every key may read it, FCM member or not.
         """
         return self._read(BALANCE_ENDPOINT, parse_balance)
+
+    def get_exchange_status(self) -> ExchangeStatus:
+        """``GET /exchange/status``, unsigned, one attempt within ``EXCHANGE_READ_SECONDS``, checked.
+
+        :raises KalshiError: the status could not be read or is not Kalshi's documented shape.
+        """
+        return self._exchange_status(math.inf)
+
+    def _exchange_status(self, not_after: float) -> ExchangeStatus:
+        answer = self._public_get(STATUS_ENDPOINT, MAX_BODY_BYTES, not_after)
+        status = parse_exchange_status(decode_json(answer.body, f"GET {STATUS_ENDPOINT}"))
+        return dataclasses.replace(status, received_at=answer.received_at)
+
+    def get_maintenance_windows(self) -> tuple[MaintenanceWindow, ...]:
+        """The maintenance windows ``GET /exchange/schedule`` publishes, in UTC: unsigned, one attempt
+        within ``EXCHANGE_READ_SECONDS``, at most ``MAX_SCHEDULE_BYTES``, every window checked.
+
+        :raises KalshiError: the schedule could not be read, or one of its windows is not believable.
+        """
+        answer = self._public_get(SCHEDULE_ENDPOINT, MAX_SCHEDULE_BYTES)
+        return parse_maintenance_windows(decode_json(answer.body, f"GET {SCHEDULE_ENDPOINT}"))
+
+    @cached_property
+    def _public_session(self) -> requests.Session:
+        """A session without the signing auth: Kalshi's exchange endpoints need no key, so none is sent."""
+        session = transport.new_session()
+        session.headers["Accept"] = "application/json"
+        session.headers["User-Agent"] = "airflow-provider-kalshi"
+        return session
+
+    def _public_get(self, path: str, max_body: int, not_after: float = math.inf) -> transport.Answer:
+        """One unsigned GET within ``EXCHANGE_READ_SECONDS`` (or the connection's shorter timeout),
+        and never past ``not_after`` (``time.monotonic()``)."""
+        settings = self.settings
+        timeout = min(settings.timeout, EXCHANGE_READ_SECONDS)
+        label = f"GET {path}"
+        answer = transport.exchange(
+            self._public_session,
+            "GET",
+            settings.base_url + path,
+            label=label,
+            timeout=timeout,
+            deadline=min(time.monotonic() + timeout, not_after),
+            max_body=max_body,
+        )
+        if answer.status >= 400:
+            raise error_from_response(
+                answer.status,
+                answer.body.decode("utf-8", "replace"),
+                answer.headers,
+                request_label=label,
+                received_at=answer.received_at,
+            )
+        return answer
+
+    def _stop_if_exchange_paused(self, label: str, failure: KalshiError, call_deadline: float) -> None:
+        """After a retryable failure: raise ``KalshiExchangePausedError`` if Kalshi says its exchange
+        is not active. A status that cannot be read changes nothing: the call retries as before.
+        The read ends by the call's deadline too, so a call stays within ``CALL_DEADLINE_SECONDS``."""
+        try:
+            status = self._exchange_status(call_deadline)
+        except KalshiError as err:
+            self.log.warning("Could not read Kalshi's exchange status after %s failed: %s", label, err)
+            return
+        if status.exchange_active:
+            return
+        trading = {True: "true", False: "false", None: "not given"}[status.trading_active]
+        reason = (
+            f"Kalshi's exchange is paused: {label} failed ({shown(failure, 200)}) and GET {STATUS_ENDPOINT} "
+            f"answered exchange_active false (trading_active {trading}); no further signed request was sent"
+        )
+        assert status.received_at is not None
+        pause = ExchangePause(reason[:MAX_REASON_LENGTH], status.received_at, status.estimated_resume_time)
+        self.log.warning("%s", pause.describe())
+        raise KalshiExchangePausedError(pause) from failure
 
     def _read(self, path: str, parse: Callable[[Any], _Value]) -> _Value:
         """GET ``path`` and parse the answer into a value stamped with when the answer arrived.
@@ -181,6 +276,7 @@ class KalshiHook(BaseHook):
         params: dict[str, Any] | None = None,
         json: Any = None,
         max_attempts: int | None = None,
+        exchange_status: bool = True,
     ) -> transport.Answer:
         """The answer to one call, after all the attempts it needed."""
         settings = self.settings
@@ -192,7 +288,7 @@ class KalshiHook(BaseHook):
                 attempts = max(1, min(attempts, limit))
         deadline = time.monotonic() + CALL_DEADLINE_SECONDS
         return self._retrying(label, attempts, deadline)(
-            self._send_once, method.upper(), url, params, json, label, deadline
+            self._send_once, method.upper(), url, params, json, label, deadline, exchange_status
         )
 
     def _report_read(self, path: str) -> None:
@@ -209,11 +305,12 @@ class KalshiHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Sign a ``GET /portfolio/balance``: the one authenticated call every key may make.
 
-        It runs in the API server, so it makes a single attempt: it answers within the
-        connection's ``timeout``, whatever the server at the other end does.
+        It runs in the API server, so it makes a single attempt and reads nothing else (not even
+        the exchange's status): it answers within the connection's ``timeout``, whatever the
+        server at the other end does.
         """
         try:
-            self.request("GET", BALANCE_ENDPOINT, max_attempts=1)
+            self.request("GET", BALANCE_ENDPOINT, max_attempts=1, exchange_status=False)
         except KalshiError as err:
             return False, str(err)
         except Exception as err:  # the UI must get an answer, never a stack trace
@@ -234,27 +331,33 @@ class KalshiHook(BaseHook):
         body: Any,
         label: str,
         call_deadline: float,
+        exchange_status: bool = True,
     ) -> transport.Answer:
         """One attempt. ``requests`` runs the auth per call, so each attempt is signed afresh."""
         timeout = self.settings.timeout
-        answer = transport.exchange(
-            self._session,
-            method,
-            url,
-            label=label,
-            timeout=timeout,
-            deadline=min(time.monotonic() + timeout, call_deadline),
-            params=params,
-            json=body,
-        )
-        if answer.status >= 400:
-            raise error_from_response(
-                answer.status,
-                answer.body.decode("utf-8", "replace"),
-                answer.headers,
-                request_label=label,
-                received_at=answer.received_at,
+        try:
+            answer = transport.exchange(
+                self._session,
+                method,
+                url,
+                label=label,
+                timeout=timeout,
+                deadline=min(time.monotonic() + timeout, call_deadline),
+                params=params,
+                json=body,
             )
+            if answer.status >= 400:
+                raise error_from_response(
+                    answer.status,
+                    answer.body.decode("utf-8", "replace"),
+                    answer.headers,
+                    request_label=label,
+                    received_at=answer.received_at,
+                )
+        except KalshiError as err:
+            if err.retryable and exchange_status:
+                self._stop_if_exchange_paused(label, err, call_deadline)
+            raise
         return answer
 
     def _retrying(self, label: str, attempts: int, deadline: float) -> tenacity.Retrying:

@@ -11,7 +11,7 @@ from airflow.sdk import BaseOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from kalshi_provider.exceptions import KalshiError
+    from kalshi_provider.exceptions import KalshiError, KalshiExchangePausedError
     from kalshi_provider.hooks.kalshi import KalshiHook
     from kalshi_provider.readings import RestingOrderValue
 
@@ -40,6 +40,24 @@ class _KalshiReadingOperator(BaseOperator):
         if self.max_requests is None:
             return None
         return max(1, self.max_requests // (((self.retries or 0) + 1) * self.calls_per_try))
+
+    def _paused(
+        self, hook: KalshiHook, paused: KalshiExchangePausedError, context: Context
+    ) -> dict[str, Any]:
+        """The record of a fetch that stopped because Kalshi's exchange is paused: no further signed
+        request is sent in this try, and the load records the pause instead of failing."""
+        from kalshi_provider.readings import AccountReading
+
+        self.log.warning("Kalshi account %s: nothing read, %s", self.kalshi_conn_id, paused)
+        reading = AccountReading(
+            self.kalshi_conn_id,
+            paused.pause.observed_at,
+            None,
+            try_number=self._try_number(context),
+            source=hook.settings.base_url,
+            exchange_paused=paused.pause,
+        )
+        return reading.to_xcom()
 
     def _hook(self) -> KalshiHook:
         # Imported here, not at module level: DAG files import this module at every parse, and
@@ -72,7 +90,9 @@ class KalshiTotalRestingOrderValueOperator(_KalshiReadingOperator):
     is a live reading of *now*, not a figure for the run's logical date.
 
     Errors no retry can fix (a misconfigured connection, 401, 403, 404) fail the task at once,
-    without using its retries; others (timeouts, 429, 5xx) use them.
+    without using its retries; others (timeouts, 429, 5xx) use them, unless Kalshi's exchange
+    status then says the exchange is paused (maintenance): the record then holds only that pause
+    (``exchange_paused``: why, and Kalshi's estimated resume time) and the task succeeds.
 
     :param kalshi_conn_id: Kalshi connection to use; it also names the account in the record.
     :param max_requests: Most signed requests this task sends, all its tries together: each try
@@ -81,12 +101,15 @@ class KalshiTotalRestingOrderValueOperator(_KalshiReadingOperator):
     """
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from kalshi_provider.exceptions import failing_fast
+        from kalshi_provider.exceptions import KalshiExchangePausedError, failing_fast
         from kalshi_provider.readings import AccountReading
 
         hook = self._hook()
-        with failing_fast():  # a refused key or a bad connection: no task retry can fix it
-            value = hook.get_resting_order_value()
+        try:
+            with failing_fast():  # a refused key or a bad connection: no task retry can fix it
+                value = hook.get_resting_order_value()
+        except KalshiExchangePausedError as paused:
+            return self._paused(hook, paused, context)
         reading = AccountReading(
             self.kalshi_conn_id,
             value.received_at,
@@ -102,7 +125,11 @@ class KalshiAccountReadingOperator(_KalshiReadingOperator):
     """
     Read one account's total resting order value and its balance (``GET /portfolio/balance``).
 
-    Two signed calls per try, in this order: the total, then the balance. Returns
+    Two signed calls per try, in this order: the total, then the balance. When a call fails with
+    a retryable error and Kalshi's ``/exchange/status`` then says the exchange is not active
+    (maintenance), no further signed request is sent: a pause on the total gives a record holding
+    only the pause (``exchange_paused``), one on the balance leaves the balance out with the pause
+    as its reason. Returns
     :meth:`kalshi_provider.readings.AccountReading.to_xcom` with both, each with the moment its
     answer arrived. For a key whose account is not an FCM member, Kalshi refuses the total (403
     with its JSON error ``permission_denied``): that refusal is recorded in the reading
@@ -126,6 +153,7 @@ class KalshiAccountReadingOperator(_KalshiReadingOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from kalshi_provider.exceptions import (
             KalshiError,
+            KalshiExchangePausedError,
             KalshiPermissionError,
             KalshiResponseError,
             failing_fast,
@@ -143,11 +171,15 @@ class KalshiAccountReadingOperator(_KalshiReadingOperator):
             except KalshiPermissionError as refused:  # not an FCM member: the balance still counts
                 not_permitted = str(refused)[:MAX_NOTE_LENGTH]
                 observed_at = _arrival(refused)
+            except KalshiExchangePausedError as paused:  # maintenance: no further signed request
+                return self._paused(hook, paused, context)
             try:
                 balance_value = hook.get_balance()
                 balance = BalanceReading(balance_value.received_at, balance_value)
             except KalshiResponseError as unusable:
                 balance = BalanceReading(_arrival(unusable), problem=str(unusable)[:MAX_NOTE_LENGTH])
+            except KalshiExchangePausedError as paused:  # the total stands; the pause is the reason
+                balance = BalanceReading(_arrival(paused), problem=str(paused)[:MAX_NOTE_LENGTH])
             except KalshiError as failed:
                 if not (failed.retryable and self._last_try(context)):
                     raise  # a task retry reads both again (or no retry can fix it)

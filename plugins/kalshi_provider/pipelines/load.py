@@ -37,6 +37,8 @@ def load_reading(
     task skips, after the history recorded why. An hour that already holds an earlier observation
     keeps it: a re-run leaves a finished hour as it was. A warehouse behind the code is migrated
     first, or with ``[kalshi] warehouse_migrations = manual`` the task fails naming the command.
+    A reading of a paused exchange (maintenance) leaves one history row (``exchange_paused``) and
+    skips the task.
     """
     from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
     from kalshi_provider.pipelines.settings import warehouse_migrations
@@ -89,6 +91,14 @@ def load_reading(
     _log_kept(stored.total, "total", target, label)
     _log_kept(stored.balance, "balance", target, label)
     _log_left_out(reading, label)
+    if reading.exchange_paused is not None:
+        from kalshi_provider.version_compat import AirflowSkipException
+
+        pause = reading.exchange_paused.describe()
+        log.warning(
+            "%s: nothing to store, Kalshi's exchange is paused (it is in the history): %s", label, pause
+        )
+        raise AirflowSkipException(f"Kalshi's exchange is paused, nothing was read: {pause}")
     if stored.total is None and stored.balance is None and late:
         from kalshi_provider.version_compat import AirflowSkipException
 

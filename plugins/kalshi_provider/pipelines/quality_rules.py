@@ -8,10 +8,12 @@ from the params, Kalshi's reason) goes through :func:`shown`: one bounded line w
 
 from __future__ import annotations
 
+import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from itertools import pairwise
 from typing import Any
 
@@ -63,10 +65,13 @@ class Problem:
 
     account: str
     # "no_rows" | "missing_hours" | "jump" | "breakdown_left_out" | "balance_missing"
-    # | "balance_breakdown_left_out"
+    # | "balance_breakdown_left_out" | "balance_below_floor"; a notice (no alert): "kalshi_maintenance"
     kind: str
     detail: str
     reason: str | None = None
+    #: The hours a missing-hours problem is about (``no_rows``, ``missing_hours``), for
+    #: :func:`separate_maintenance`.
+    hours: tuple[datetime, ...] = ()
 
     def __str__(self) -> str:
         """The problem as the report shows it: one line, its outside texts through :func:`shown`."""
@@ -121,11 +126,19 @@ def find_problems(
         counted = set(values) | not_permitted[account]
         present = [hour for hour in hours if hour in counted]
         if not present:
-            problems.append(Problem(account, "no_rows", f"no rows in the last {rules.window_hours} hours"))
+            problems.append(
+                Problem(
+                    account, "no_rows", f"no rows in the last {rules.window_hours} hours", hours=tuple(hours)
+                )
+            )
             continue
         missing = [hour for hour in hours if hour >= present[0] and hour not in counted]
         if missing:
-            problems.append(Problem(account, "missing_hours", f"missing hours {_hour_list(missing)}"))
+            problems.append(
+                Problem(
+                    account, "missing_hours", f"missing hours {_hour_list(missing)}", hours=tuple(missing)
+                )
+            )
         problems.extend(_jumps(account, [hour for hour in present if hour in values], values, rules))
         problems.extend(
             _left_out(account, "breakdown_left_out", "breakdown left out (total stored)", left_out, hours)
@@ -188,8 +201,185 @@ def _hour_list(hours: list[datetime]) -> str:
     return f"{shown}{more} UTC"
 
 
-def report(problems: list[Problem]) -> str:
-    """The text the check fails with, and so what its notifiers send: one line per problem."""
+def report(
+    problems: list[Problem], notices: Sequence[Problem] = (), schedule_problem: str | None = None
+) -> str:
+    """The text the check fails with, and so what its notifiers send: one line per problem, then
+    the notices (Kalshi maintenance, not alerted on their own) and, when Kalshi's schedule could
+    not be read, that missing hours were judged without it."""
     lines = [f"Kalshi resting order value: {len(problems)} data quality problem(s)"]
     lines += [f"- {problem}" for problem in problems]
+    lines += [f"- (no alert) {notice}" for notice in notices]
+    if schedule_problem is not None:  # a note on the report, not a problem of its own
+        lines.append(
+            f"Kalshi's maintenance schedule was unavailable, so missing hours count as outages: "
+            f"{shown(schedule_problem)}"
+        )
     return "\n".join(lines)
+
+
+# -- Kalshi's maintenance: a missing hour inside a published window is no outage -------------------
+
+#: What the report calls an hour missing inside one of Kalshi's published maintenance windows.
+MAINTENANCE = "Kalshi maintenance"
+
+
+def inside_maintenance(hour: datetime, windows: Iterable[Any]) -> bool:
+    """Whether the whole of ``hour`` (``[hour, hour + 1 h)``) lies inside one window (objects with
+    aware ``start`` and ``end``, as ``exchange_status.MaintenanceWindow``).
+
+    Only a whole hour counts: an hour partly outside every window had time in which Kalshi answered
+    and the run could read it (the load takes any answer inside the hour), so missing it is an outage.
+    """
+    end = hour + timedelta(hours=1)
+    return any(window.start <= hour and end <= window.end for window in windows)
+
+
+def separate_maintenance(
+    problems: Iterable[Problem], windows: Sequence[Any]
+) -> tuple[list[Problem], list[Problem]]:
+    """Split missing-hours problems on Kalshi's maintenance windows: (problems that alert, notices).
+
+    A missing hour wholly inside a window becomes a ``kalshi_maintenance`` notice; the rest of the
+    account's missing hours stay a problem. ``no_rows`` stays a problem unless every hour it covers
+    is inside a window (its hours inside one are a notice either way). Every other problem passes
+    unchanged.
+    """
+    kept: list[Problem] = []
+    notices: list[Problem] = []
+    for problem in problems:
+        if problem.kind not in ("no_rows", "missing_hours") or not problem.hours:
+            kept.append(problem)
+            continue
+        paused = [hour for hour in problem.hours if inside_maintenance(hour, windows)]
+        other = [hour for hour in problem.hours if hour not in paused]
+        if paused:
+            notices.append(
+                Problem(
+                    problem.account,
+                    "kalshi_maintenance",
+                    f"{MAINTENANCE}: no rows for hours {_hour_list(paused)}, inside Kalshi's published "
+                    "maintenance windows",
+                    hours=tuple(paused),
+                )
+            )
+        if problem.kind == "no_rows" and other:
+            kept.append(problem)
+        elif other:
+            kept.append(
+                Problem(
+                    problem.account, "missing_hours", f"missing hours {_hour_list(other)}", hours=tuple(other)
+                )
+            )
+    return kept, notices
+
+
+# -- balance floors: a risk team's minimum per account and shard --------------------------------------
+
+#: An account id in the floors: an Airflow connection id, the characters and length Airflow allows.
+CONN_ID_RULE = r"^[\w#!()\-.:/\\]{1,250}$"
+_CONN_ID = re.compile(CONN_ID_RULE)
+#: Most accounts the floors may name; a shard is an exchange index from 0 to ``MAX_FLOOR_SHARD``.
+MAX_FLOOR_ACCOUNTS = 500
+MAX_FLOOR_SHARD = 63
+
+
+class InvalidFloorsError(ValueError):
+    """The ``balance_floors`` param is not ``{account: {shard: "dollars"}}``; says what to fix."""
+
+
+def parse_balance_floors(value: Any) -> dict[str, dict[int, Decimal]]:
+    """Check the ``balance_floors`` param: ``{"kalshi_default": {"0": "25000.00", "2": "1000"}}``.
+
+    Accounts are Airflow connection ids, shards exchange indexes 0 to 63 (JSON keys are text),
+    floors exact dollar amounts with at most six decimal places, as decimal strings or whole
+    numbers: a JSON number with a fraction (a float) is refused, never rounded.
+
+    :raises InvalidFloorsError: naming the entry that is wrong.
+    """
+    from kalshi_provider.readings import InvalidReadingError, exact_dollars
+
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidFloorsError(f"balance_floors must be an object of accounts, got {type(value).__name__}")
+    if len(value) > MAX_FLOOR_ACCOUNTS:
+        raise InvalidFloorsError(f"balance_floors names {len(value)} accounts; at most {MAX_FLOOR_ACCOUNTS}")
+    floors: dict[str, dict[int, Decimal]] = {}
+    for account, shards in value.items():
+        if not isinstance(account, str) or not _CONN_ID.fullmatch(account):
+            raise InvalidFloorsError(
+                f"balance_floors: {shown(str(account))!r} is not an account (an Airflow connection id)"
+            )
+        if not isinstance(shards, dict) or not 0 < len(shards) <= MAX_FLOOR_SHARD + 1:
+            raise InvalidFloorsError(
+                f"balance_floors[{account!r}] must be an object of 1 to {MAX_FLOOR_SHARD + 1} shards, "
+                'e.g. {"0": "25000.00"}'
+            )
+        floors[account] = {}
+        for shard, floor in shards.items():
+            index = _floor_shard(shard, account)
+            if index in floors[account]:
+                raise InvalidFloorsError(f"balance_floors[{account!r}] names shard {index} twice")
+            if type(floor) is int:
+                floor = str(floor)
+            try:
+                floors[account][index] = exact_dollars(floor, f"balance_floors[{account!r}][{index}]")
+            except InvalidReadingError as err:
+                raise InvalidFloorsError(
+                    f'{err} (write a floor as a decimal string, e.g. "25000.00")'
+                ) from None
+    return floors
+
+
+def _floor_shard(shard: Any, account: str) -> int:
+    text = shard if isinstance(shard, str) else None
+    if (
+        text is None
+        or not text.isascii()
+        or not text.isdigit()
+        or len(text) > 2
+        or int(text) > MAX_FLOOR_SHARD
+    ):
+        raise InvalidFloorsError(
+            f"balance_floors[{account!r}]: {shown(str(shard))!r} is not a shard (an exchange index, 0 to "
+            f"{MAX_FLOOR_SHARD})"
+        )
+    return int(text)
+
+
+def balance_floor_problems(
+    balances: Iterable[dict[str, Any]], floors: dict[str, dict[int, Decimal]], hours: Sequence[datetime]
+) -> list[Problem]:
+    """Hours in ``hours`` whose available balance on a shard (Kalshi's own per-shard ``balance``, the
+    ``_bal_shard`` table, as ``read_balances`` gives it in ``breakdown``) is below the account's floor
+    for that shard. A balance that is absent (no balance row, no entry for the shard) is not below:
+    missing balances are reported by the other rules. One problem per account, its latest breach first
+    in the detail."""
+    checked = set(hours)
+    breaches: dict[str, list[tuple[datetime, int, Decimal, Decimal]]] = {}
+    for row in balances:
+        account_floors = floors.get(row["account"])
+        if not account_floors or row["snapshot_hour"] not in checked:
+            continue
+        for entry in row.get("breakdown") or ():
+            floor = account_floors.get(entry["exchange_index"])
+            amount = entry.get("shard_balance_dollars")
+            if floor is not None and amount is not None and amount < floor:
+                breaches.setdefault(row["account"], []).append(
+                    (row["snapshot_hour"], entry["exchange_index"], amount, floor)
+                )
+    problems = []
+    for account, found in breaches.items():
+        found.sort(reverse=True)
+        shown_breaches = "; ".join(
+            f"{hour:%Y-%m-%d %H:00} UTC shard {shard}: ${amount:,} below ${floor:,}"
+            for hour, shard, amount, floor in found[:6]
+        )
+        more = f" and {len(found) - 6} more" if len(found) > 6 else ""
+        problems.append(
+            Problem(
+                account, "balance_below_floor", f"available balance below its floor: {shown_breaches}{more}"
+            )
+        )
+    return problems

@@ -72,3 +72,39 @@ def warehouse_migrations() -> str:
             f"'{MIGRATIONS_MANUAL}' (a load fails and names the command to run)"
         )
     return value
+
+
+#: Longest ``[kalshi] balance_floors`` read: 500 accounts of a few shards each fit in far less.
+MAX_FLOORS_SETTING_LENGTH = 256 * 1024
+
+
+def balance_floors() -> dict:
+    """``[kalshi] balance_floors``: the quality DAG's default floors, checked
+    (``quality_rules.parse_balance_floors``); empty for none. Raises ``InvalidFloorsError`` naming
+    the setting when it is not such JSON."""
+    import json
+
+    from airflow.configuration import conf
+
+    from kalshi_provider.pipelines.quality_rules import InvalidFloorsError, parse_balance_floors
+
+    text = (conf.get(CONFIG_SECTION, "balance_floors", fallback="") or "").strip()
+    if not text:
+        return {}
+    if len(text) > MAX_FLOORS_SETTING_LENGTH:
+        raise InvalidFloorsError(
+            f"[{CONFIG_SECTION}] balance_floors is {len(text)} characters; "
+            f"at most {MAX_FLOORS_SETTING_LENGTH}"
+        )
+    try:
+        value = json.loads(text)  # a number with a fraction stays a float, which the check refuses
+    except (ValueError, RecursionError):
+        raise InvalidFloorsError(
+            f"[{CONFIG_SECTION}] balance_floors is not JSON; write it as "
+            '{"kalshi_default": {"0": "25000.00"}}'
+        ) from None
+    try:
+        parse_balance_floors(value)
+    except InvalidFloorsError as err:
+        raise InvalidFloorsError(f"[{CONFIG_SECTION}] {err}") from None
+    return value

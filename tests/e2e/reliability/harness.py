@@ -197,7 +197,7 @@ class Case:
     id: str
     fault: str
     how: str
-    outcome: str  # ok | recovered | failed | skipped
+    outcome: str  # ok | recovered | failed | skipped | paused
     tries: int
     requests: int | None
     rows: int
@@ -237,7 +237,10 @@ SETUPS = (
     "pem_in_key_id",
     "ssh_conn_type",
     "costly_key",
+    "maintenance",
 )
+#: Kalshi's estimated resume time in the ``maintenance`` setup.
+MAINTENANCE_RESUME = "2026-12-10T10:00:00Z"
 
 
 @dataclass
@@ -252,11 +255,15 @@ class CaseRun:
     passphrase: str | None = None
 
     def requests(self) -> list[dict[str, Any]]:
+        """The signed requests the case's simulator saw: not the unsigned ``/exchange/status``
+        reads the hook makes after a retryable failure."""
         if self.simulator is None:
             return []
         if isinstance(self.simulator, SkewedSimulator):
-            return self.simulator.requests
-        return [record.to_dict() for record in self.simulator.requests]
+            found = self.simulator.requests
+        else:
+            found = [record.to_dict() for record in self.simulator.requests]
+        return [request for request in found if "/exchange/" not in request["path"]]
 
 
 @dataclass
@@ -344,6 +351,8 @@ class Batch:
             simulator.add_account(key_id, key.key, total_resting_order_value=case.value, **case.account)
         if case.faults:
             simulator.push_faults([dict(fault) for fault in case.faults])
+        if case.setup == "maintenance":
+            simulator.exchange.start_maintenance(MAINTENANCE_RESUME)
         if case.setup == "wrong_path":
             return simulator.root_url + "/trade-api/v1", simulator
         return simulator.base_url, simulator

@@ -242,9 +242,24 @@ CASES: tuple[Case, ...] = (
         requests=4,
         rows=1,
         bound=60,
-        faults=({"status": 500}, {"drop": True}),
+        # On the total's path: the unsigned /exchange/status read after each failure takes neither.
+        faults=({"status": 500, "path": PATH}, {"drop": True, "path": PATH}),
         extras={"max_retries": 2, "timeout": 2},
         message="attempt 2 of 3, retrying in",
+    ),
+    # -- Kalshi's scheduled maintenance (issue 20) ------------------------------------------------------
+    Case(
+        "exchange-maintenance",
+        "Kalshi's exchange under maintenance: `/exchange/status` says `exchange_active` false",
+        "`exchange.start_maintenance(resume)`: every portfolio request answers 503; max_retries=4",
+        outcome="paused",
+        tries=1,
+        requests=1,
+        rows=0,
+        bound=30,
+        setup="maintenance",
+        extras={"max_retries": 4, "timeout": 2},
+        message="Kalshi's exchange is paused",
     ),
     # -- refused: permanent, no task retries -------------------------------------------------------
     Case(

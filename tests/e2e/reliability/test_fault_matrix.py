@@ -74,9 +74,9 @@ def test_the_table_is_well_formed():
     assert len(ids) == len(set(ids)), "case ids must be unique"
     assert {case.setup for case in CASES} == set(SETUPS), "every way of making a fault is used"
     for case in CASES:
-        assert case.outcome in ("ok", "recovered", "failed", "skipped", "failed, rerun ok"), case.id
+        assert case.outcome in ("ok", "recovered", "failed", "skipped", "paused", "failed, rerun ok"), case.id
         assert 1 <= case.tries <= TASK_TRIES and case.rows in (0, 1) and case.balances in (0, 1), case.id
-        stored = case.outcome not in ("failed", "skipped")
+        stored = case.outcome not in ("failed", "skipped", "paused")
         # Without FCM access there is no total to store; a balance left out never costs the total.
         assert case.rows == (1 if stored and case.account.get("fcm_member", True) else 0), case.id
         assert case.balances <= int(stored), case.id
@@ -111,6 +111,8 @@ def _check_batch_case(case: Case, matrix_run) -> float:
 
     if case.outcome in ("ok", "recovered"):
         assert (fetch.state, load.state) == ("success", "success"), context
+    elif case.outcome == "paused":  # the fetch hands over the pause, the load records it and skips
+        assert (fetch.state, load.state) == ("success", "skipped"), context
     else:
         assert (fetch.state, load.state) == ("failed", "upstream_failed"), context
     assert fetch.try_number == case.tries, context
@@ -152,8 +154,12 @@ def _check_batch_case(case: Case, matrix_run) -> float:
         else:  # no resting order value to subtract (no FCM access, or its breakdown left out)
             assert set(margins.values()) == {None}
     # Every answer the load was given is in the history; a failed fetch gives the load nothing.
-    expected = {"ok": 2, "recovered": 2}.get(case.outcome, 0)
+    expected = {"ok": 2, "recovered": 2, "paused": 1}.get(case.outcome, 0)
     assert len(outcome.history) == expected, [(h["endpoint"], h["outcome"]) for h in outcome.history]
+    if case.outcome == "paused":
+        [paused] = outcome.history
+        assert (paused["endpoint"], paused["outcome"]) == ("/exchange/status", "exchange_paused")
+        assert "estimated resume time 2026-12-10 10:00 UTC" in paused["note"]
     # ... taken by the fetch's last try: a task retry shows in the history.
     assert {row["fetch_try_number"] for row in outcome.history} <= {case.tries}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from datetime import datetime, timezone
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -14,6 +15,8 @@ from kalshi_provider.exceptions import (
     KalshiAPIError,
     KalshiAuthError,
     KalshiConfigError,
+    KalshiError,
+    KalshiExchangePausedError,
     KalshiNotFoundError,
     KalshiPermissionError,
     KalshiRateLimitError,
@@ -23,14 +26,17 @@ from kalshi_provider.exceptions import (
 )
 from kalshi_provider.hooks.kalshi import KalshiHook
 from tests.fixtures import encrypted_keys
+from tests.fixtures.simulator import signed_calls
 
 VALUE_PATH = "/trade-api/v2/portfolio/summary/total_resting_order_value"
+#: A fault's ``path`` (the end of the request's path) for the total only.
+TOTAL_PATH = "/portfolio/summary/total_resting_order_value"
 
 
 def test_reads_the_value_with_a_signature_kalshi_accepts(kalshi_connection, simulator):
     hook = KalshiHook(kalshi_connection())
     assert hook.get_total_resting_order_value() == 123456
-    [request] = simulator.requests
+    [request] = signed_calls(simulator)
     assert (request.method, request.path, request.status) == ("GET", VALUE_PATH, 200)
     assert request.signature_valid and request.auth_error is None
 
@@ -55,7 +61,7 @@ def test_reads_the_balance_exactly(kalshi_connection, simulator, kalshi_account)
     assert (balance.balance_cents, balance.portfolio_value_cents) == (123, -9)
     assert str(balance.balance_dollars) == "1.234567"
     assert [entry.exchange_index for entry in balance.breakdown] == [0, 1, 2, 3]
-    [request] = simulator.requests
+    [request] = signed_calls(simulator)
     assert request.path == "/trade-api/v2/portfolio/balance" and request.signature_valid
 
 
@@ -80,7 +86,7 @@ def test_every_value_and_every_error_about_an_answer_carries_when_the_answer_arr
     with pytest.raises(KalshiResponseError) as unusable:
         hook.get_balance()
     stamps += [refused.value.received_at, unusable.value.received_at]
-    requests = simulator.requests
+    requests = signed_calls(simulator)
     assert len(requests) == len(stamps) == 4
     for stamp, request in zip(stamps, requests, strict=True):
         assert stamp.tzinfo is not None and stamp.timestamp() >= request.received_at + 1
@@ -129,7 +135,7 @@ def test_each_endpoint_read_is_reported_as_hook_lineage_that_openlineage_names(
 def test_generic_request_signs_path_without_query(kalshi_connection, simulator):
     body = KalshiHook(kalshi_connection()).request("GET", "/portfolio/balance", params={"subaccount": "0"})
     assert body["balance"] == 500000
-    [request] = simulator.requests
+    [request] = signed_calls(simulator)
     assert request.query == "subaccount=0" and request.signature_valid
 
 
@@ -154,20 +160,21 @@ def test_key_formats(make_kalshi_account, set_connection, simulator, tmp_path, f
         fields["password"] = pem
     hook = KalshiHook(set_connection("kalshi_fmt", "kalshi", **fields))
     assert hook.get_total_resting_order_value() == 123456
-    assert all(request.signature_valid for request in simulator.requests)
+    assert all(request.signature_valid for request in signed_calls(simulator))
 
 
 @pytest.mark.slow
 def test_retries_recover_and_every_attempt_is_signed_afresh(kalshi_connection, simulator, capfd):
     simulator.push_faults(
         [
-            {"status": 503, "body": "<html>Service Unavailable</html>"},
-            {"status": 429, "json": {"error": "too many requests"}},
-            {"drop": True},
+            # Each on the total: the unsigned /exchange/status read after each failure takes none.
+            {"status": 503, "body": "<html>Service Unavailable</html>", "path": TOTAL_PATH},
+            {"status": 429, "json": {"error": "too many requests"}, "path": TOTAL_PATH},
+            {"drop": True, "path": TOTAL_PATH},
         ]
     )
     assert KalshiHook(kalshi_connection()).get_total_resting_order_value() == 123456
-    requests = simulator.requests
+    requests = signed_calls(simulator)
     assert [request.status for request in requests] == [503, 429, None, 200]
     assert len({request.timestamp for request in requests}) == 4
     assert len({request.signature for request in requests}) == 4
@@ -183,7 +190,7 @@ def test_retry_after_is_honoured(kalshi_connection, simulator):
         [{"status": 429, "json": {"error": "too many requests"}, "headers": {"Retry-After": "2"}}]
     )
     assert KalshiHook(kalshi_connection()).get_total_resting_order_value() == 123456
-    first, second = simulator.requests
+    first, second = signed_calls(simulator)
     assert second.received_at - first.received_at >= 2.0
 
 
@@ -200,7 +207,7 @@ def test_retries_are_bounded(kalshi_connection, simulator, fault, kind, expected
     hook = KalshiHook(kalshi_connection(extra={"max_retries": 2}))
     with pytest.raises(kind, match=expected):
         hook.get_total_resting_order_value()
-    assert len(simulator.requests) == 3
+    assert len(signed_calls(simulator)) == 3
 
 
 @pytest.mark.parametrize(
@@ -223,7 +230,7 @@ def test_client_errors_are_not_retried(kalshi_connection, simulator, fault, kind
     simulator.push_faults([fault, fault])
     with pytest.raises(kind):
         KalshiHook(kalshi_connection()).get_total_resting_order_value()
-    assert len(simulator.requests) == 1
+    assert len(signed_calls(simulator)) == 1
 
 
 def test_non_fcm_key_gets_a_message_about_fcm_membership(make_kalshi_account, kalshi_connection, simulator):
@@ -271,7 +278,7 @@ def test_bad_bodies(kalshi_connection, simulator, fault, expected):
 
 @pytest.mark.slow
 def test_timeout_then_unreachable(kalshi_connection, simulator):
-    simulator.push_faults([{"delay": 3, "times": 2}])
+    simulator.push_faults([{"delay": 3, "times": 2, "path": TOTAL_PATH}])
     hook = KalshiHook(kalshi_connection(extra={"timeout": 0.5, "max_retries": 1}))
     with pytest.raises(KalshiTransportError, match="did not answer"):
         hook.get_total_resting_order_value()
@@ -329,7 +336,10 @@ def test_no_key_material_or_signature_in_logs_or_errors(
     kalshi_connection, simulator, kalshi_account, caplog, capfd
 ):
     simulator.push_faults(
-        [{"status": 500, "body": "oops"}, {"status": 401, "json": {"error": {"code": "x"}}}]
+        [
+            {"status": 500, "body": "oops", "path": TOTAL_PATH},
+            {"status": 401, "json": {"error": {"code": "x"}}, "path": TOTAL_PATH},
+        ]
     )
     hook = KalshiHook(kalshi_connection())
     with caplog.at_level(logging.DEBUG), pytest.raises(KalshiAuthError) as caught:
@@ -346,7 +356,7 @@ def test_no_key_material_or_signature_in_logs_or_errors(
     key_lines = [line for line in kalshi_account.private_pem.decode().splitlines() if "-----" not in line]
     assert "retrying in" in text  # the capture did see the hook's log
     assert key_lines and not any(line in text for line in key_lines)
-    assert not any(request.signature in text for request in simulator.requests)
+    assert not any(request.signature in text for request in signed_calls(simulator))
 
 
 # -- issue 10: secrets in the wrong field, other connection types, the retry budget ----------------
@@ -415,7 +425,7 @@ def test_a_retry_after_beyond_the_cap_ends_the_calls_retries(kalshi_connection, 
     )
     with pytest.raises(KalshiRateLimitError):
         KalshiHook(kalshi_connection(extra={"max_retries": 4})).get_total_resting_order_value()
-    assert len(simulator.requests) == 1
+    assert len(signed_calls(simulator)) == 1
 
 
 @pytest.mark.slow
@@ -425,13 +435,13 @@ def test_max_attempts_lowers_the_connections_retries_and_never_raises_them(kalsh
         KalshiHook(
             kalshi_connection(extra={"max_retries": 3}), max_attempts=2
         ).get_total_resting_order_value()
-    assert len(simulator.requests) == 2
+    assert len(signed_calls(simulator)) == 2
     simulator.clear_requests()
     with pytest.raises(KalshiServerError):
         KalshiHook(
             kalshi_connection(extra={"max_retries": 1}), max_attempts=10
         ).get_total_resting_order_value()
-    assert len(simulator.requests) == 2
+    assert len(signed_calls(simulator)) == 2
 
 
 @pytest.mark.slow
@@ -446,4 +456,95 @@ def test_the_default_is_three_attempts_per_call(set_connection, kalshi_account, 
     )
     with pytest.raises(KalshiServerError):
         KalshiHook(conn_id).get_total_resting_order_value()
-    assert len(simulator.requests) == 3
+    assert len(signed_calls(simulator)) == 3
+
+
+# -- maintenance: the exchange's status after a retryable failure ------------------------------
+
+
+def _signed(simulator) -> list:
+    return [request for request in simulator.requests if request.signature is not None]
+
+
+@pytest.mark.parametrize("max_retries", [0, 2, 4])
+def test_a_paused_exchange_stops_the_call_after_one_signed_request(kalshi_connection, simulator, max_retries):
+    """Whatever the retry settings: the first retryable failure reads /exchange/status (unsigned),
+    which says the exchange is inactive, so no retry is sent and the pause carries Kalshi's
+    estimated resume time."""
+    simulator.exchange.start_maintenance("2026-12-10T10:00:00Z")
+    hook = KalshiHook(kalshi_connection(extra={"max_retries": max_retries}))
+    with pytest.raises(KalshiExchangePausedError) as paused:
+        hook.get_resting_order_value()
+    pause = paused.value.pause
+    assert pause.estimated_resume_time == datetime(2026, 12, 10, 10, tzinfo=timezone.utc)
+    assert "exchange_active false" in pause.reason and "503" in pause.reason
+    assert not paused.value.retryable
+    assert len(_signed(simulator)) == 1
+    [status] = [request for request in simulator.requests if request.path.endswith("/exchange/status")]
+    assert status.signature is None and status.key_id is None  # no key material goes to it
+
+
+def test_an_active_exchange_leaves_the_retries_as_they_were(kalshi_connection, simulator):
+    """A 503 while the status says active: the call retries and succeeds, one status read per failure."""
+    simulator.push_faults([{"status": 503, "times": 2, "path": "/portfolio/balance"}])
+    balance = KalshiHook(kalshi_connection(extra={"max_retries": 2})).get_balance()
+    assert balance.balance_cents >= 0
+    assert len(_signed(simulator)) == 3
+    assert len([r for r in simulator.requests if r.path.endswith("/exchange/status")]) == 2
+
+
+@pytest.mark.parametrize(
+    "status_fault",
+    [
+        {"status": 500, "json": {"exchange_active": False}},  # an error status: not read as a pause
+        {"status": 200, "json": {"exchange_active": "false"}},  # a string is no boolean
+        {"status": 200, "json": {"exchange_active": False, "exchange_estimated_resume_time": "soon"}},
+        {"status": 200, "body": "<html>maintenance</html>"},
+        {"status": 200, "json": [False]},
+        {"delay": 3, "status": 200, "json": {"exchange_active": False}},  # past the status read's bound
+    ],
+)
+def test_a_status_that_cannot_be_trusted_never_stops_the_call(kalshi_connection, simulator, status_fault):
+    """Only Kalshi's documented answer saying exchange_active false stops a call: anything else
+    (an error, a wrong type, a bad resume time, a page, a hang) leaves the retries and the
+    failure as they were."""
+    simulator.push_faults(
+        [
+            {"status": 503, "path": "/portfolio/balance", "times": 2},
+            {**status_fault, "path": "/exchange/status", "times": 2},
+        ]
+    )
+    hook = KalshiHook(kalshi_connection(extra={"max_retries": 1, "timeout": 1}))
+    with pytest.raises(KalshiError) as failed:
+        hook.get_balance()
+    assert not isinstance(failed.value, KalshiExchangePausedError)
+    assert len(_signed(simulator)) == 2
+
+
+def test_a_client_error_does_not_read_the_status(kalshi_connection, simulator):
+    simulator.exchange.start_maintenance()
+    simulator.push_faults([{"status": 404}])
+    with pytest.raises(KalshiNotFoundError):
+        KalshiHook(kalshi_connection()).get_balance()
+    assert not [r for r in simulator.requests if r.path.endswith("/exchange/status")]
+
+
+def test_reads_the_maintenance_windows_unsigned_in_utc(kalshi_connection, simulator):
+    simulator.exchange.update(
+        maintenance_windows=[
+            {"start_datetime": "2026-12-24T08:00:00Z", "end_datetime": "2026-12-24T10:00:00Z"}
+        ]
+    )
+    [window] = KalshiHook(kalshi_connection()).get_maintenance_windows()
+    assert (window.start, window.end) == (
+        datetime(2026, 12, 24, 8, tzinfo=timezone.utc),
+        datetime(2026, 12, 24, 10, tzinfo=timezone.utc),
+    )
+    assert not _signed(simulator)
+
+
+def test_the_test_button_reads_no_status_so_it_stays_one_bounded_attempt(kalshi_connection, simulator):
+    simulator.exchange.start_maintenance()
+    ok, message = KalshiHook(kalshi_connection(extra={"max_retries": 4})).test_connection()
+    assert not ok and "503" in message
+    assert [request.path.rpartition("/")[2] for request in simulator.requests] == ["balance"]

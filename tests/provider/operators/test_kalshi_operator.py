@@ -22,6 +22,7 @@ from kalshi_provider.operators.kalshi import (
 from kalshi_provider.readings import AccountReading, ShardAmount
 from kalshi_provider.version_compat import AirflowFailException
 from tests.fixtures import encrypted_keys
+from tests.fixtures.simulator import signed_calls
 from tests.provider.hostile import HostileServer, answer
 
 
@@ -84,7 +85,7 @@ def test_each_try_sends_at_most_its_share_of_the_budget(
     operator = _operator(conn_id, max_requests=max_requests, retries=retries)
     with pytest.raises(KalshiServerError):
         operator.execute({})  # one try, as the task runner would run it
-    assert len(simulator.requests) == attempts_per_try
+    assert len(signed_calls(simulator)) == attempts_per_try
     if max_requests is not None and max_requests >= retries + 1:
         assert attempts_per_try * (retries + 1) <= max_requests
 
@@ -111,7 +112,7 @@ def test_reads_the_total_then_the_balance_each_with_its_moment(kalshi_connection
     simulator.set_balance(kalshi_account.key_id, 777, portfolio_value=5, balance_dollars="7.771")
     before = datetime.now(timezone.utc)
     reading = _read(kalshi_connection("fcm_account_a"))
-    assert [request.path.rpartition("/")[2] for request in simulator.requests] == [
+    assert [request.path.rpartition("/")[2] for request in signed_calls(simulator)] == [
         "total_resting_order_value",
         "balance",
     ]
@@ -145,7 +146,7 @@ def test_each_answer_is_stamped_when_it_arrived_not_before_it_was_asked(kalshi_c
         [{"delay": HOLD_SECONDS, "path": TOTAL_PATH}, {"delay": HOLD_SECONDS, "path": BALANCE_PATH}]
     )
     reading = _read(kalshi_connection())
-    total, balance = simulator.requests
+    total, balance = signed_calls(simulator)
     assert total.path.endswith(TOTAL_PATH) and balance.path.endswith(BALANCE_PATH)
     assert _stamp_after_hold(reading.observed_at, total) >= 0
     assert _stamp_after_hold(reading.balance.observed_at, balance) >= 0
@@ -156,7 +157,7 @@ def test_a_refusal_is_stamped_when_it_arrived(kalshi_connection, make_kalshi_acc
     account = make_kalshi_account(fcm_member=False)
     simulator.push_faults([{"delay": HOLD_SECONDS, "path": TOTAL_PATH}])
     reading = _read(kalshi_connection(login=account.key_id, password=account.private_pem.decode()))
-    total, balance = simulator.requests
+    total, balance = signed_calls(simulator)
     assert reading.not_permitted and _stamp_after_hold(reading.observed_at, total) >= 0
     assert reading.observed_at.timestamp() <= balance.received_at  # the refusal's, not a later moment
 
@@ -167,7 +168,7 @@ def test_the_total_only_operator_stamps_the_total_when_it_arrived(kalshi_connect
     xcom = KalshiTotalRestingOrderValueOperator(task_id="fetch", kalshi_conn_id=kalshi_connection()).execute(
         {}
     )
-    [total] = simulator.requests
+    [total] = signed_calls(simulator)
     assert _stamp_after_hold(AccountReading.from_xcom(xcom).observed_at, total) >= 0
 
 
@@ -180,7 +181,7 @@ def test_a_key_that_may_not_read_the_total_still_records_its_balance(
     assert reading.resting_order_value is None
     assert "only for FCM members" in reading.not_permitted
     assert reading.balance.value.balance_cents == 4200
-    assert [request.status for request in simulator.requests] == [403, 200]
+    assert [request.status for request in signed_calls(simulator)] == [403, 200]
 
 
 def test_a_balance_answer_kalshi_would_not_send_is_left_out_and_never_costs_the_total(
@@ -297,7 +298,7 @@ def test_both_calls_share_the_budget(
     assert operator.attempts_per_try == attempts_per_call
     with pytest.raises(KalshiServerError):
         operator.execute({})
-    sent = simulator.requests
+    sent = signed_calls(simulator)
     assert [request.status for request in sent] == [200] + [503] * attempts_per_call
     if max_requests >= 2 * (retries + 1):
         assert len(sent) * (retries + 1) <= max_requests
@@ -323,3 +324,46 @@ def test_a_balance_that_keeps_failing_is_retried_then_left_out_on_the_last_try(
     assert reading.balance.value is None
     assert reading.balance.problem.startswith("the balance could not be read on the task's last try: ")
     assert "503" in reading.balance.problem
+
+
+@pytest.mark.parametrize("max_retries", [0, 4])
+def test_a_paused_exchange_gives_a_reading_of_the_pause_after_one_signed_request(
+    no_backoff, kalshi_connection, simulator, max_retries
+):
+    """Kalshi in maintenance: the total's 503 leads to /exchange/status, which says inactive; the
+    balance is never asked for and the task succeeds with a record of the pause for the load."""
+    simulator.exchange.start_maintenance("2026-12-10T10:00:00Z")
+    conn_id = kalshi_connection(extra={"max_retries": max_retries})
+    operator = KalshiAccountReadingOperator(task_id="fetch", kalshi_conn_id=conn_id, retries=3)
+    payload = operator.execute({})
+    reading = AccountReading.from_xcom(json.loads(json.dumps(payload)))
+    assert reading.resting_order_value is None and reading.balance is None
+    assert reading.exchange_paused.estimated_resume_time == datetime(2026, 12, 10, 10, tzinfo=timezone.utc)
+    assert "exchange_active false" in reading.exchange_paused.reason
+    assert reading.observed_at == reading.exchange_paused.observed_at
+    assert len([request for request in simulator.requests if request.signature]) == 1
+
+
+def test_a_pause_on_the_balance_keeps_the_total_and_sends_nothing_more(
+    no_backoff, kalshi_connection, simulator, monkeypatch
+):
+    """Maintenance that starts between the two calls: the total stands, the balance is left out
+    with the pause as its reason, and its call is not retried."""
+    from kalshi_provider.hooks.kalshi import KalshiHook
+
+    read_total = KalshiHook.get_resting_order_value
+
+    def total_then_maintenance(hook):
+        value = read_total(hook)
+        simulator.exchange.start_maintenance()
+        return value
+
+    monkeypatch.setattr(KalshiHook, "get_resting_order_value", total_then_maintenance)
+    conn_id = kalshi_connection(extra={"max_retries": 4})
+    reading = AccountReading.from_xcom(
+        KalshiAccountReadingOperator(task_id="f", kalshi_conn_id=conn_id).execute({})
+    )
+    assert reading.resting_order_value.total_cents == 123456
+    assert reading.exchange_paused is None
+    assert reading.balance.value is None and "exchange is paused" in reading.balance.problem
+    assert [request.status for request in signed_calls(simulator)] == [200, 503]

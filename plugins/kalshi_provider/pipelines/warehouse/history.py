@@ -18,7 +18,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
+from kalshi_provider.endpoints import BALANCE_ENDPOINT, STATUS_ENDPOINT, TOTAL_ENDPOINT
 from kalshi_provider.pipelines.warehouse.bounds import PROBLEM_LENGTH, READING_JSON_LENGTH
 from kalshi_provider.pipelines.warehouse.hour_rows import StoredHour, insert_rows
 from kalshi_provider.pipelines.warehouse.warehouse_errors import InvalidSnapshotError
@@ -30,6 +30,10 @@ EARLIER_KEPT = "earlier_kept"  # the hour holds an earlier observation of the sa
 NOT_IN_HOUR = "not_in_hour"  # observed outside the run's hour, or too late: not stored for it
 NOT_PERMITTED = "not_permitted"  # Kalshi refused the total: the key's account is no FCM member
 LEFT_OUT = "left_out"  # Kalshi's answer was not its documented body: nothing to store
+#: Kalshi's exchange said it was not active (maintenance) after a call failed: nothing was read.
+#: The row's endpoint is ``/exchange/status``, its note the reason and Kalshi's estimated resume
+#: time, its reading_json ``{"reason", "observed_at", "estimated_resume_time"}``.
+EXCHANGE_PAUSED = "exchange_paused"
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,8 @@ def history_rows(
     reading: AccountReading, hour: datetime, kept: Mapping[str, StoredHour | None], late: Mapping[str, str]
 ) -> list[dict[str, Any]]:
     """The history rows of ``reading`` without who wrote them: its values, and what became of it."""
+    if reading.exchange_paused is not None:
+        return [exchange_paused_row(reading, hour)]
     value = reading.resting_order_value
     if value is None:
         outcome, note, values = NOT_PERMITTED, reading.not_permitted, {"not_permitted": reading.not_permitted}
@@ -127,6 +133,15 @@ def history_rows(
             }
         )
     return rows
+
+
+def exchange_paused_row(reading: AccountReading, hour: datetime) -> dict[str, Any]:
+    """The one history row of a fetch that stopped because Kalshi's exchange was paused."""
+    pause = reading.exchange_paused
+    assert pause is not None
+    return _row(
+        reading, STATUS_ENDPOINT, pause.observed_at, hour, EXCHANGE_PAUSED, pause.describe(), pause.to_xcom()
+    )
 
 
 def _outcome(kept: StoredHour | None, late: str | None) -> tuple[str, str | None]:
