@@ -29,4 +29,7 @@ fi
 bash scripts/setup.sh --test
 
 .venv/bin/ruff check .
-.venv/bin/python -m pytest "$@"
+# Two workers (pytest-xdist), a test file each at a time, so a module's fixtures start once: much of
+# the suite waits on Airflow processes, servers and deadlines, and one worker left a core idle.
+# KALSHI_TEST_WORKERS=0 runs it in one process.
+.venv/bin/python -m pytest -n "${KALSHI_TEST_WORKERS:-2}" --dist loadfile "$@"
