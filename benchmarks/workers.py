@@ -137,8 +137,8 @@ PROFILED = (
         "warehouse/hour_rows.py",
         "write_hour_row",
     ),
-    ("rows that hang on them (breakdowns, note, free margin)", "warehouse/hour_rows.py", "replace_rows"),
-    ("free margin derived (pure, from the reading)", "warehouse/margin.py", "free_margin"),
+    ("rows that hang on them (breakdowns, note, balance minus resting)", "warehouse/hour_rows.py", "replace_rows"),
+    ("balance minus resting derived (pure, from the reading)", "warehouse/balance_minus_resting.py", "balance_minus_resting"),
     ("history rows", "warehouse/history.py", "insert_history"),
     ("building the Table objects", "warehouse/schema.py", "warehouse_tables"),
     (
@@ -189,7 +189,7 @@ CATALOG = {
 def upsert_sql(dialect: str, table: Any, rows: int) -> str:
     """One multi-row INSERT of ``table``'s columns. The hourly tables and their shards keep the
     earliest observation on a conflict, as ours does (MySQL: ``ON DUPLICATE KEY UPDATE`` with every
-    assignment conditional, ``observed_at`` last); the free margin takes the new values; the history
+    assignment conditional, ``observed_at`` last); the balance minus resting takes the new values; the history
     is only ever inserted."""
     columns = [column.name for column in table.columns]
     values = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * rows)
@@ -257,13 +257,13 @@ def floor_rows(reading: AccountReading, hour: datetime, tables: Any) -> dict[str
             }
         ],
         tables.balance_shards.name: shards("shard_balance_dollars", balances, balance_observed),
-        tables.free_margin.name: [
+        tables.balance_minus_resting.name: [
             key
             | {
                 "exchange_index": i,
                 "shard_balance_dollars": balances.get(i, zero),
                 "shard_resting_order_value_dollars": resting.get(i, zero),
-                "shard_free_margin_dollars": balances.get(i, zero) - resting.get(i, zero),
+                "shard_balance_minus_resting_dollars": balances.get(i, zero) - resting.get(i, zero),
             }
             for i in sorted(set(balances) | set(resting))
         ],
@@ -542,13 +542,13 @@ def hook(conn_id: str, calls: int, floor_first: bool) -> dict[str, float]:
 def seed_chart(url: str, accounts: int, hours: int, shards: int) -> dict[str, int]:
     """``hours`` hours ending with the current one for ``accounts`` accounts, ``shards`` exchange
     shards each, written straight into the tables the chart reads (totals, balance, its shards, the
-    free margin per shard): what months of hourly loads leave, without months of loads."""
+    balance minus resting per shard): what months of hourly loads leave, without months of loads."""
     from kalshi_provider.pipelines.warehouse import prepare_tables
 
     engine = create_engine(url)
     tables = prepare_tables(engine)
     end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
-    written = dict.fromkeys(("totals", "balance", "balance_shards", "free_margin"), 0)
+    written = dict.fromkeys(("totals", "balance", "balance_shards", "balance_minus_resting"), 0)
     for account_index in range(accounts):
         account = f"fcm_{account_index:02d}"
         rows: dict[str, list[dict[str, Any]]] = {name: [] for name in written}
@@ -588,12 +588,12 @@ def seed_chart(url: str, accounts: int, hours: int, shards: int) -> dict[str, in
                 rows["balance_shards"].append(
                     key | {"shard_balance_dollars": balance, "observed_at": observed}
                 )
-                rows["free_margin"].append(
+                rows["balance_minus_resting"].append(
                     key
                     | {
                         "shard_balance_dollars": balance,
                         "shard_resting_order_value_dollars": resting,
-                        "shard_free_margin_dollars": balance - resting,
+                        "shard_balance_minus_resting_dollars": balance - resting,
                     }
                 )
         with engine.begin() as conn:
@@ -655,11 +655,11 @@ def chart(conn: str, hours: int) -> dict[str, dict[str, float]]:
 
 
 def _points(body: dict[str, Any]) -> int:
-    """Values served: one per point of the totals, of the balances, of each shard's free margin."""
+    """Values served: one per point of the totals, of the balances, of each shard's balance minus resting."""
     return (
         sum(len(points) for points in body["series"].values())
         + sum(len(points) for points in body["balance"].values())
-        + sum(len(points) for shards in body["free_margin"].values() for points in shards.values())
+        + sum(len(points) for shards in body["balance_minus_resting"].values() for points in shards.values())
     )
 
 

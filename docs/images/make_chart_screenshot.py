@@ -2,8 +2,8 @@
 
     .venv/bin/python docs/images/make_chart_screenshot.py
 
-Two accounts over the last 24 hours: ``fcm_desk`` (an FCM member: totals, balances and free
-margins on exchange shards 0-3, shard 0's turning negative when its resting orders exceed its
+Two accounts over the last 24 hours: ``fcm_desk`` (an FCM member: totals, balances and each
+shard's balance minus resting on exchange shards 0-3, shard 0's turning negative when its resting orders exceed its
 cash) and ``retail_desk`` (no FCM access: Kalshi refuses its total, its balance is stored). The
 rows go into a temporary SQLite warehouse through ``store_reading``, the load task's own write;
 the page is rendered by the plugin's own ``chart`` route function, reading that warehouse through
@@ -136,7 +136,7 @@ def main() -> int:
         seed(warehouse, now)
         html = render_page()
         if "data-shard" not in html:
-            print("the page shows no free margin line", file=sys.stderr)
+            print("the page shows no balance-minus-resting line", file=sys.stderr)
             return 1
         screenshot(html, OUTPUT)
     print(f"wrote {OUTPUT}")

@@ -98,7 +98,9 @@ def test_two_accounts_one_without_fcm_access_write_totals_balances_free_margins_
     assert fcm["balance_dollars"] == Decimal("12500.004") and fcm["total_refusal_reason"] is None
     assert fcm["snapshot_hour"] == hour and fcm["observed_at"] > total["observed_at"]
     # Kalshi's 2026 shards 0-3 (the simulator's split of $12,500.00); the resting orders on 0 and 2.
-    assert [(e["exchange_index"], e["shard_free_margin_dollars"]) for e in fcm["free_margin"]] == [
+    assert [
+        (e["exchange_index"], e["shard_balance_minus_resting_dollars"]) for e in fcm["balance_minus_resting"]
+    ] == [
         (0, Decimal("5000") - Decimal("9000")),  # negative: more resting orders than cash there
         (1, Decimal("3750")),
         (2, Decimal("2500") - Decimal("876.54")),
@@ -106,9 +108,10 @@ def test_two_accounts_one_without_fcm_access_write_totals_balances_free_margins_
     ]
     assert refused["account"] == "kalshi_no_fcm" and refused["balance_cents"] == 42_000
     assert "only for FCM members" in refused["total_refusal_reason"]
-    assert [(e["shard_balance_dollars"], e["shard_free_margin_dollars"]) for e in refused["free_margin"]] == [
-        (Decimal(dollars), None) for dollars in ("168", "126", "84", "42")
-    ]
+    assert [
+        (e["shard_balance_dollars"], e["shard_balance_minus_resting_dollars"])
+        for e in refused["balance_minus_resting"]
+    ] == [(Decimal(dollars), None) for dollars in ("168", "126", "84", "42")]
 
     history = {(row["account"], row["endpoint"]): row for row in warehouse.history()}
     assert {key: (row["outcome"], row["became_hour_row"]) for key, row in history.items()} == {
@@ -163,7 +166,7 @@ def _check_lineage(text: str, warehouse, simulator, accounts) -> None:
     written = set().union(*(named(event, "outputs") for event in complete["load"]))
     assert {
         (namespace, prefix + table),
-        (namespace, prefix + table + "_margin"),
+        (namespace, prefix + table + "_bal_rest"),
     } <= written  # the FCM account's
     for event in complete["fetch"] + complete["load"]:  # for a person reading the output (pytest -s)
         inputs, outputs = sorted(named(event, "inputs")), sorted(named(event, "outputs"))
@@ -189,9 +192,11 @@ def _print_rows(warehouse) -> None:
             [
                 (
                     e["exchange_index"],
-                    None if e["shard_free_margin_dollars"] is None else str(e["shard_free_margin_dollars"]),
+                    None
+                    if e["shard_balance_minus_resting_dollars"] is None
+                    else str(e["shard_balance_minus_resting_dollars"]),
                 )
-                for e in row["free_margin"]
+                for e in row["balance_minus_resting"]
             ],
         )
     for row in warehouse.history():

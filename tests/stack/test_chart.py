@@ -194,7 +194,9 @@ def test_chart_in_the_ui(
     expect(page).to_have_url(re.compile(r"/plugin/kalshi-resting-orders/kalshi/chart\?hours=168$"))
     page.reload()
     expect(frame.get_by_role("heading", level=1, name=re.compile(r"last 168 hours"))).to_be_visible()
-    margin_heading = frame.get_by_role("heading", level=2, name=re.compile(r"Free margin.*last 168 hours"))
+    margin_heading = frame.get_by_role(
+        "heading", level=2, name=re.compile(r"Balance minus resting.*last 168 hours")
+    )
     expect(margin_heading).to_be_visible()
     expect(frame.locator(f'polyline[data-account="{ACCOUNT}"]')).to_have_count(1)
 

@@ -115,11 +115,12 @@ def _log_not_permitted(reading: Any, newly: bool, label: str) -> None:
     if newly:
         log.warning(
             "%s: Kalshi does not permit this key to read the total resting order value: its account is "
-            "not an FCM member (%s). Its balance is recorded every hour as usual, its free margin is "
-            "unknown (NULL), and the quality check does not count the missing totals as missing hours "
-            "while its balance arrives. This is reported at WARNING once: later hours log it at INFO "
-            "until the account has FCM access. To record the total, ask Kalshi to enable FCM access for "
-            "this account or use an FCM member's key; to stop reading it, remove the connection from "
+            "not an FCM member (%s). Its balance is recorded every hour as usual, its balance minus "
+            "resting is unknown (NULL), and the quality check does not count the missing totals as "
+            "missing hours while its balance arrives. This is reported at WARNING once: later hours log "
+            "it at INFO until the account has FCM access. To record the total, ask Kalshi to enable FCM "
+            "access for this account or use an FCM member's key; to stop reading it, remove the "
+            "connection from "
             "'kalshi_conn_ids'.",
             label,
             reading.not_permitted,
@@ -180,7 +181,7 @@ def _report_lineage(engine: Any, reading: Any, stored: Any, table: str, schema: 
         if stored.balance is not None and stored.balance.held:
             written += [tables.balance, tables.balance_shards]
         if len(written) > 1:
-            written.append(tables.free_margin)
+            written.append(tables.balance_minus_resting)
         endpoints = [TOTAL_ENDPOINT] if reading.resting_order_value is not None else []
         if reading.balance is not None and reading.balance.value is not None:
             endpoints.append(BALANCE_ENDPOINT)

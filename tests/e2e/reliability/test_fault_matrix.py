@@ -142,7 +142,8 @@ def _check_batch_case(case: Case, matrix_run) -> float:
         assert (balance["balance_cents"], balance["dag_run_id"]) == (500000, result.run_id)
         assert balance["snapshot_hour"] == hour_of(result.run_after)
         margins = {
-            entry["exchange_index"]: entry["shard_free_margin_dollars"] for entry in balance["free_margin"]
+            entry["exchange_index"]: entry["shard_balance_minus_resting_dollars"]
+            for entry in balance["balance_minus_resting"]
         }
         if case.rows and case.breakdown:  # both breakdowns complete: every shard's free margin known
             shares = {0: "2000.00", 1: "1500.00", 2: "1000.00", 3: "500.00"}  # the simulator's split
@@ -299,7 +300,7 @@ class _PostgresCase:
         )
         (balance,) = self.warehouse.balances()  # written in the same transaction, or not at all
         assert (balance["dag_run_id"], balance["snapshot_hour"]) == (result.run_id, self.hour)
-        assert len(balance["free_margin"]) == 4
+        assert len(balance["balance_minus_resting"]) == 4
 
     def requests(self) -> int:
         return len(_requests_of(self.simulator, self.account))

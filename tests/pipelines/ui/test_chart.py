@@ -47,7 +47,7 @@ def test_the_free_margin_chart_has_a_line_per_account_and_shard_and_a_zero_line_
                 "account": account,
                 "exchange_index": index,
                 "snapshot_hour": START + timedelta(hours=hour),
-                "shard_free_margin_dollars": None if value is None else Decimal(value),
+                "shard_balance_minus_resting_dollars": None if value is None else Decimal(value),
             }
             for index, value in values.items()
         ]

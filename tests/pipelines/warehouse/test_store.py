@@ -89,7 +89,7 @@ def test_tables_are_created_when_absent_with_their_keys(db_engine):
         PROBLEMS_TABLE: hourly,
         f"{DEFAULT_TABLE}_balance": hourly,
         f"{DEFAULT_TABLE}_bal_shard": shard,
-        f"{DEFAULT_TABLE}_margin": shard,
+        f"{DEFAULT_TABLE}_bal_rest": shard,
         f"{DEFAULT_TABLE}_history": ["reading_id"],
     }
 
@@ -159,7 +159,7 @@ def test_a_table_name_too_long_for_its_breakdown_table_is_refused():
         "_problems",
         "_balance",
         "_bal_shard",
-        "_margin",
+        "_bal_rest",
         "_history",
     ]
     assert max(len(table.name) for table in tables) == 63

@@ -1,7 +1,8 @@
 """The "Kalshi resting orders" page and its data endpoint, served inside Airflow's API server.
 
-The page draws the total resting order value per account and, beside it, the free margin per
-account and exchange shard; ``/data`` serves the same values as JSON (exact decimals as strings).
+The page draws the total resting order value per account and, beside it, each exchange shard's
+balance minus its resting order value (a difference, not a Kalshi figure); ``/data`` serves the
+same values as JSON (exact decimals as strings).
 
 Airflow does not authenticate plugin apps: every route here depends on Airflow's own sign-in (an
 API bearer token, or from 3.1 on the UI's session cookie) and asks Airflow's auth manager which
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from kalshi_provider.pipelines.warehouse import ChartWindow
 
 #: Most DAGs one user's rows may be filtered by: each goes into the queries' ``IN`` list (SQLite
-#: takes 32,766 values a statement, and the free margin's query names the list twice).
+#: takes 32,766 values a statement, and the balance minus resting's query names the list twice).
 MAX_READABLE_DAGS = 10_000
 
 
@@ -205,7 +206,7 @@ def chart(readable: Readable, hours: Hours = 24, account: Accounts = None) -> HT
         body = f"<p class=refused>This window holds too many points to draw: {escape(str(refused))}.</p>"
         return HTMLResponse(_PAGE.format(links=links, hours=hours, body=body), status.HTTP_400_BAD_REQUEST)
     series = series_by_account(window.totals)
-    margins = margin_by_shard(window.margins)
+    margins = margin_by_shard(window.balance_minus_resting)
     start, end, step = window.since, window.until - timedelta(hours=1), window.bucket_hours
     if not window.totals and not window.balances:
         body = (
@@ -216,10 +217,12 @@ def chart(readable: Readable, hours: Hours = 24, account: Accounts = None) -> HT
         body = (
             _resolution(window)
             + render_svg(series, start, end, bucket_hours=step)
-            + f"<h2>Free margin per exchange shard, last {hours} hours</h2>"
-            + "<p class=note>A shard's free margin is its balance minus the value of its resting orders. "
-            "Where either is unknown (a key without FCM access, a breakdown that does not add up) "
-            "there is no point.</p>"
+            + f"<h2>Balance minus resting order value per exchange shard, last {hours} hours</h2>"
+            + "<p class=note>Each shard's available balance (Kalshi's) minus the value of its resting "
+            "orders (Kalshi's): a difference this page computes, not a figure Kalshi publishes. Kalshi's "
+            "balance is already the available balance, so this may count resting orders twice. Where "
+            "either is unknown (a key without FCM access, a breakdown that does not add up) there is no "
+            "point.</p>"
             + render_margin_svg(margins, start, end, bucket_hours=step)
             + _legend(margins)
             + _latest_table(window)
@@ -254,7 +257,7 @@ def _legend(margins: dict[tuple[str, int], list[Any]]) -> str:
 
 
 def _latest_table(window: ChartWindow) -> str:
-    """Per account: its latest hour, total, balance and free margin per shard, and how many hours
+    """Per account: its latest hour, total, balance and balance minus resting per shard, and how many hours
     of the window have a total (rows come ordered by account and hour)."""
     latest_total = {row["account"]: row for row in window.totals}
     latest_balance = {row["account"]: row for row in window.balances}
@@ -273,11 +276,11 @@ def _latest_table(window: ChartWindow) -> str:
         if balance:
             shards = [
                 row
-                for row in window.margins
+                for row in window.balance_minus_resting
                 if row["account"] == account and row["snapshot_hour"] == balance["snapshot_hour"]
             ]
             free = " · ".join(
-                f"{row['exchange_index']}: {_signed_or_dash(row['shard_free_margin_dollars'])}"
+                f"{row['exchange_index']}: {_signed_or_dash(row['shard_balance_minus_resting_dollars'])}"
                 for row in shards
             )
         cells.append(
@@ -287,7 +290,7 @@ def _latest_table(window: ChartWindow) -> str:
         )
     return (
         "<table><tr><th>account</th><th>latest hour (UTC)</th><th>resting order value</th>"
-        "<th>balance</th><th>free margin per shard</th><th>hours with a total</th></tr>"
+        "<th>balance</th><th>balance minus resting per shard</th><th>hours with a total</th></tr>"
         + "".join(cells)
         + "</table>"
     )

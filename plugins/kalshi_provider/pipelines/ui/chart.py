@@ -36,9 +36,9 @@ def margin_by_shard(margins: list[dict[str, Any]]) -> dict[tuple[str, int], list
     breaks there."""
     series: dict[tuple[str, int], list[tuple[datetime, Decimal]]] = defaultdict(list)
     for row in margins:
-        if row["shard_free_margin_dollars"] is not None:
+        if row["shard_balance_minus_resting_dollars"] is not None:
             key = (row["account"], row["exchange_index"])
-            series[key].append((row["snapshot_hour"], row["shard_free_margin_dollars"]))
+            series[key].append((row["snapshot_hour"], row["shard_balance_minus_resting_dollars"]))
     return {key: sorted(points) for key, points in sorted(series.items())}
 
 

@@ -1,7 +1,7 @@
 """
 Warehouse for the hourly total-resting-order-value rows (SQLAlchemy Core, 1.4 and 2.x).
 
-``store_reading`` writes one account-hour (total, balance, their shards, the free margin per shard,
+``store_reading`` writes one account-hour (total, balance, their shards, the balance minus resting per shard,
 the history of the readings) in one transaction, keeping the earliest observation inside the hour;
 ``read_snapshots``, ``read_balances`` and ``read_history`` read rows back, and ``read_window`` a
 chart's window within a points budget, of the rows a reader may see (``ReadableRows``);
@@ -26,11 +26,11 @@ from kalshi_provider.pipelines.warehouse.engine import (
 from kalshi_provider.pipelines.warehouse.locks import WarehouseBusyError
 from kalshi_provider.pipelines.warehouse.reads import read_balances, read_history, read_snapshots
 from kalshi_provider.pipelines.warehouse.schema import (
+    BALANCE_MINUS_RESTING_SUFFIX,
     BALANCE_SHARD_SUFFIX,
     BALANCE_SUFFIX,
     BREAKDOWN_SUFFIX,
     HISTORY_SUFFIX,
-    MARGIN_SUFFIX,
     PROBLEMS_SUFFIX,
     WarehouseTables,
     validate_identifier,
@@ -62,7 +62,7 @@ __all__ = [
     "BALANCE_SUFFIX",
     "BREAKDOWN_SUFFIX",
     "HISTORY_SUFFIX",
-    "MARGIN_SUFFIX",
+    "BALANCE_MINUS_RESTING_SUFFIX",
     "DEFAULT_TIMEOUTS",
     "PROBLEMS_SUFFIX",
     "ReadableRows",

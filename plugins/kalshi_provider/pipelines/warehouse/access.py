@@ -3,9 +3,9 @@
 The totals and the balance record the DAG that wrote each row (``dag_id``). A reader sees a row
 when a DAG they may read wrote it. Rows written before ``dag_id`` was recorded (release 0.2.0)
 have none (NULL): they go with the default hourly DAG id, as the whole chart did before, so a
-reader sees them only when they may read that DAG (``unknown_dag``). A free margin row belongs to
-its hour's balance and derives from its hour's total: a reader sees it only when they may see the
-balance and the total, if the hour has one (the margin and the balance would give the total away).
+reader sees them only when they may read that DAG (``unknown_dag``). A balance-minus-resting row
+belongs to its hour's balance and derives from its hour's total: a reader sees it only when they may
+see the balance and the total, if the hour has one (it and the balance would give the total away).
 
 The conditions are SQL, so the chart filters in the database, within its points budget, and is
 never NULL (a NULL ``dag_id`` makes ``dag_id IN (...)`` unknown, not false).
@@ -39,14 +39,14 @@ class ReadableRows:
         return or_(known, dag_id.is_(None) if self.unknown_dag else false())
 
     def condition(self, table: Table, tables: WarehouseTables, dialect: str = "") -> ColumnElement[bool]:
-        """The rows of ``table`` (the totals, the balance or the free margin) the reader may see.
+        """The rows of ``table`` (the totals, the balance or the balance minus resting) the reader may see.
 
         :param dialect: The engine's name: SQLite runs a correlated ``EXISTS`` once a row (about
             1.4 s more CPU for 90 days of 50 accounts), and a row-value ``IN`` builds each set once;
             PostgreSQL and MySQL plan ``EXISTS`` as semi- and anti-joins, where a large ``NOT IN``
             set can make PostgreSQL scan it once a row.
         """
-        if table is not tables.free_margin:
+        if table is not tables.balance_minus_resting:
             return self.wrote(table)
         balance, totals = tables.balance, tables.totals
         if dialect == "sqlite":

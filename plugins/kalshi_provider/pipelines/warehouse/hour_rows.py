@@ -3,7 +3,7 @@
 Each hourly table (the totals, the balance) gets the load's row for its account and hour unless
 the hour already holds one. The row goes in with one statement, ``INSERT ... SELECT ... WHERE``,
 that inserts nothing when rows of the hour that hang on it (its breakdown, a left-out note, the
-free margin) exist without it, or, as the load's first write, when the warehouse is not at the
+balance minus resting) exist without it, or, as the load's first write, when the warehouse is not at the
 schema's head. A row that went in is new: nothing of an earlier observation can linger, so the
 rows that hang on it are only inserted. How a present row is told apart, per engine:
 
@@ -14,7 +14,7 @@ rows that hang on it are only inserted. How a present row is told apart, per eng
 
 Only when the hour holds something already (a re-run, a backfill, concurrent loads) is it read:
 its row is locked, and replaced only by an earlier observation (``UPDATE ... WHERE observed_at >
-new``), with every row that hangs on it. The free margin then derives from what the hour keeps,
+new``), with every row that hangs on it. The balance minus resting then derives from what the hour keeps,
 read back from its rows (:func:`stored_balance`, :func:`stored_resting`), and from the reading
 otherwise. Values are converted only by the column types.
 """
@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
-from kalshi_provider.pipelines.warehouse.margin import Breakdown
+from kalshi_provider.pipelines.warehouse.balance_minus_resting import Breakdown
 from kalshi_provider.pipelines.warehouse.schema import WarehouseTables
 
 #: What a load's write did to an hourly table's row.

@@ -78,8 +78,8 @@ def read_balances(
 
     Each dict has the balance table's columns (cents as ``int``, dollars as ``Decimal``,
     timestamps aware UTC), ``breakdown`` (the balance per shard: ``{"exchange_index",
-    "shard_balance_dollars"}``) and ``free_margin`` (per shard: ``{"exchange_index",
-    "shard_balance_dollars", "shard_resting_order_value_dollars", "shard_free_margin_dollars"}``,
+    "shard_balance_dollars"}``) and ``balance_minus_resting`` (per shard: ``{"exchange_index",
+    "shard_balance_dollars", "shard_resting_order_value_dollars", "shard_balance_minus_resting_dollars"}``,
     None where unknown). No table, no rows. Every key is documented in ``docs/tables.md``.
     """
     tables = warehouse_tables(table_name, schema)
@@ -90,11 +90,11 @@ def read_balances(
     with engine.connect() as conn:
         rows = _hourly_rows(conn, tables.balance, account, since, until)
         shards = _shards_by_key(conn, tables.balance_shards, _BALANCE_SHARD_AMOUNT, account, since, until)
-        margins = _margins_by_key(conn, tables.free_margin, account, since, until)
+        differences = _differences_by_key(conn, tables.balance_minus_resting, account, since, until)
     for row in rows:
         key = (row["account"], row["snapshot_hour"])
         row["breakdown"] = shards.get(key, [])
-        row["free_margin"] = margins.get(key, [])
+        row["balance_minus_resting"] = differences.get(key, [])
     return rows
 
 
@@ -163,7 +163,7 @@ def _shards_by_key(
     return grouped
 
 
-def _margins_by_key(
+def _differences_by_key(
     conn: Connection, table: Table, account: str | None, since: datetime | None, until: datetime | None
 ) -> dict[tuple[str, datetime], list[dict[str, Any]]]:
     query = _filtered(select(table), table, account, since, until)

@@ -3,9 +3,10 @@
 - the hour's **total** (the totals table) with its breakdown and the note of a breakdown left out;
 - the hour's **balance** (the balance table) with its split per shard, each hourly table keeping
   the earliest observation of its own endpoint inside the hour (:mod:`.hour_rows`);
-- the hour's **free margin** per shard, derived again whenever the load changed the total or the
-  balance (:mod:`.margin`), from the reading the load holds, and from the rows the hour keeps only
-  where it keeps an earlier observation;
+- per shard, the hour's **balance minus resting order value** (a derived figure, not Kalshi's),
+  computed again whenever the load changed the total or the balance
+  (:mod:`.balance_minus_resting`), from the reading the load holds, and from the rows the hour
+  keeps only where it keeps an earlier observation;
 - one **history** row per reading (:mod:`.history`), stored for the hour or not.
 
 A load asks the warehouse nothing before it writes: its first write is conditioned on the schema
@@ -32,6 +33,7 @@ from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
 from kalshi_provider.pipelines.hours import inside_hour, on_the_hour
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE, MIGRATIONS_AUTO
 from kalshi_provider.pipelines.warehouse import versioning
+from kalshi_provider.pipelines.warehouse.balance_minus_resting import Breakdown, balance_minus_resting
 from kalshi_provider.pipelines.warehouse.bounds import PROBLEM_LENGTH, refuse_unstorable
 from kalshi_provider.pipelines.warehouse.history import (
     Load,
@@ -49,7 +51,6 @@ from kalshi_provider.pipelines.warehouse.hour_rows import (
     write_hour_row,
 )
 from kalshi_provider.pipelines.warehouse.locks import sqlite_begin_immediate
-from kalshi_provider.pipelines.warehouse.margin import Breakdown, free_margin
 from kalshi_provider.pipelines.warehouse.schema import WarehouseTables, warehouse_tables
 from kalshi_provider.pipelines.warehouse.warehouse_errors import InvalidSnapshotError
 from kalshi_provider.readings import AccountReading, Balance, RestingOrderValue
@@ -215,7 +216,7 @@ class _Load:
                     fresh=stored_balance_.state == INSERTED,
                 )  # fmt: skip
         if any(stored is not None and stored.changed for stored in (stored_total, stored_balance_)):
-            self._write_free_margin(conn, stored_total, stored_balance_)
+            self._write_balance_minus_resting(conn, stored_total, stored_balance_)
         kept = {TOTAL_ENDPOINT: stored_total, BALANCE_ENDPOINT: stored_balance_}
         insert_history(conn, tables.history, reading, hour, kept, self.late, load)
         return StoredReading(reading.account, hour, stored_total, stored_balance_, newly)
@@ -256,7 +257,9 @@ class _Load:
             "total_refusal_reason": _cut(reading.not_permitted),
             "breakdown_problem": _cut(value.breakdown_problem),
         }
-        return HourRow(self.tables.balance, row, (self.tables.balance_shards, self.tables.free_margin))
+        return HourRow(
+            self.tables.balance, row, (self.tables.balance_shards, self.tables.balance_minus_resting)
+        )
 
     def _shard_rows(self, amount: str, value: Any, observed_at: datetime) -> list[dict[str, Any]]:
         return [
@@ -288,28 +291,29 @@ class _Load:
             )
         replace_rows(conn, tables.problems, reading.account, self.hour, problems, fresh=fresh)
 
-    def _write_free_margin(
+    def _write_balance_minus_resting(
         self, conn: Connection, total: StoredHour | None, balance: StoredHour | None
     ) -> None:
-        """The hour's free margin from what it holds now: the reading where the load holds the hour's
-        row, the rows of the hour where it keeps an earlier observation (read only then)."""
+        """Per shard, the hour's balance minus resting order value from what it holds now: the
+        reading where the load holds the hour's row, the rows of the hour where it keeps an earlier
+        observation (read only then)."""
         account, hour = self.reading.account, self.hour
         if balance is not None and balance.held:
             balance_side: Breakdown | None = _balance_breakdown(self.balance)
         else:
             balance_side = stored_balance(conn, self.tables, account, hour)
         if balance_side is None:
-            return  # no balance in the hour: no free margin (and none was there to take away)
+            return  # no balance in the hour: no rows (and none was there to take away)
         if total is not None and total.held:
             resting_side: Breakdown | None = _resting_breakdown(self.total)
         else:
             resting_side = stored_resting(conn, self.tables, account, hour)
         rows = [
-            {"account": account, "snapshot_hour": hour, **asdict(margin)}
-            for margin in free_margin(balance_side, resting_side)
+            {"account": account, "snapshot_hour": hour, **asdict(shard)}
+            for shard in balance_minus_resting(balance_side, resting_side)
         ]
-        fresh = balance is not None and balance.state == INSERTED  # no margin rows before it
-        replace_rows(conn, self.tables.free_margin, account, hour, rows, fresh=fresh)
+        fresh = balance is not None and balance.state == INSERTED  # no rows of it before it
+        replace_rows(conn, self.tables.balance_minus_resting, account, hour, rows, fresh=fresh)
 
 
 def _balance_breakdown(value: Balance | None) -> Breakdown:

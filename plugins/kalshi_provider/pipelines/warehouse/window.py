@@ -55,7 +55,7 @@ class TooManyPoints(ValueError):
 
     :param hours: The window asked for, in hours.
     :param series: Lines in the window: per account its totals and balances, and each exchange
-        shard's free margin.
+        shard's balance minus resting.
     :param points: Points at one a day.
     :param budget: The points budget.
     :param at_least: ``series`` and ``points`` are lower bounds: counting stopped at the rows no
@@ -74,7 +74,7 @@ class TooManyPoints(ValueError):
         more = "at least " if at_least else ""
         super().__init__(
             f"the last {hours} hours hold {more}{series:,} lines (each account's totals and balances, "
-            f"and each exchange shard's free margin): at one point a day that is {more}{points:,} "
+            f"and each exchange shard's balance minus resting): at one point a day that is {more}{points:,} "
             f"points, more than the {budget:,} one answer may hold; {fits}"
         )
 
@@ -84,10 +84,10 @@ class ChartWindow:
     """The rows of a window, hourly or in buckets of ``bucket_hours``.
 
     Each row is a dict of the table's key columns (``account``, and ``exchange_index`` for the
-    free margin), ``snapshot_hour`` and the values the chart shows. In buckets, a row is the
+    balance minus resting), ``snapshot_hour`` and the values the chart shows. In buckets, a row is the
     bucket's last hour with a row, plus ``bucket_start``, ``hours`` (how many hours of the bucket
     have a row) and ``<value>_min`` / ``<value>_max`` of the series' value over the bucket (the
-    total's cents, the balance's dollars, the free margin's dollars). Rows come ordered by key and
+    total's cents, the balance's dollars, the balance minus resting's dollars). Rows come ordered by key and
     hour.
     """
 
@@ -97,11 +97,11 @@ class ChartWindow:
     budget: int
     totals: list[dict[str, Any]]
     balances: list[dict[str, Any]]
-    margins: list[dict[str, Any]]
+    balance_minus_resting: list[dict[str, Any]]
 
     @property
     def points(self) -> int:
-        return len(self.totals) + len(self.balances) + len(self.margins)
+        return len(self.totals) + len(self.balances) + len(self.balance_minus_resting)
 
 
 @dataclass(frozen=True)
@@ -123,10 +123,10 @@ _SERIES = (
         ("balance_cents", "balance_dollars", "portfolio_value_cents", "total_refusal_reason"),
     ),
     _Series(
-        "free_margin",
+        "balance_minus_resting",
         ("account", "exchange_index"),
-        "shard_free_margin_dollars",
-        ("shard_balance_dollars", "shard_resting_order_value_dollars", "shard_free_margin_dollars"),
+        "shard_balance_minus_resting_dollars",
+        ("shard_balance_dollars", "shard_resting_order_value_dollars", "shard_balance_minus_resting_dollars"),
     ),
 )
 
@@ -149,7 +149,7 @@ def read_window(
     readable: ReadableRows | None = None,
 ) -> ChartWindow:
     """
-    Read the totals, balances and free margins with ``since <= snapshot_hour < until`` within
+    Read the totals, balances and balance minus resting with ``since <= snapshot_hour < until`` within
     ``budget`` points: hourly when they fit, else in the finest buckets that fit.
 
     :param engine: The warehouse.
@@ -196,7 +196,7 @@ def read_window(
             left -= len(rows)
             found[series.table] = sorted(rows, key=itemgetter(*series.key, "snapshot_hour"))
     return ChartWindow(
-        since, until, bucket_hours, budget, found["totals"], found["balance"], found["free_margin"]
+        since, until, bucket_hours, budget, found["totals"], found["balance"], found["balance_minus_resting"]
     )
 
 

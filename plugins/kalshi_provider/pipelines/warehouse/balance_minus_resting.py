@@ -1,8 +1,13 @@
-"""The free margin per exchange shard: a figure this provider derives, in exact decimal arithmetic.
+"""Per exchange shard: its balance minus the value of its resting orders, in exact decimals.
 
-A shard's free margin is its balance minus the value of its resting orders. Kalshi's docs do not
-define such a figure (``docs/tables.md``); the warehouse stores it because finance users ask for
-it, computed here from what the hour holds, never from floats and never guessed:
+A figure this provider derives; Kalshi publishes none under any name. Kalshi documents a balance
+as the "Member's available balance" (GET /portfolio/balance, until 2026-08: "the amount available
+for trading"), which may already leave out what resting orders hold: then this difference counts
+them twice and understates what is free by exactly their value. Kalshi defines no "free margin";
+the phrase appeared in its docs only from 2026-08-18 to 2026-09-03, for what its auto-rebalancer
+computes, whose reservation for resting orders is an account setting (``none``, ``max``, ``sum``).
+So the columns say what is computed, and ``docs/tables.md`` quotes Kalshi's words with their URLs.
+Computed from what the hour holds, never from floats and never guessed:
 
 - a shard one breakdown lists and the other does not counts as 0 in the other only when that
   other breakdown is complete (not left out, and its shards add up exactly to its amount, so it
@@ -10,7 +15,7 @@ it, computed here from what the hour holds, never from floats and never guessed:
 - without a resting order value for the hour (a key without FCM access, a total not stored for
   the hour) the resting side of every shard is unknown;
 - a difference beyond what the columns hold exactly is unknown, not rounded;
-- an hour without a balance has no free margin at all.
+- an hour without a balance has no rows at all.
 
 Pure functions of their arguments: the load calls them with the reading it holds, or with the
 rows an hour keeps from an earlier observation.
@@ -47,17 +52,19 @@ class Breakdown:
 
 
 @dataclass(frozen=True)
-class ShardMargin:
-    """One shard's free margin and what it is made of; None where unknown."""
+class ShardBalanceMinusResting:
+    """One shard's balance, resting order value and their difference; None where unknown."""
 
     exchange_index: int
     shard_balance_dollars: Decimal | None
     shard_resting_order_value_dollars: Decimal | None
-    shard_free_margin_dollars: Decimal | None
+    shard_balance_minus_resting_dollars: Decimal | None
 
 
-def free_margin(balance: Breakdown | None, resting: Breakdown | None) -> list[ShardMargin]:
-    """The hour's free margin per shard, ordered by shard (see the module doc for the rules).
+def balance_minus_resting(
+    balance: Breakdown | None, resting: Breakdown | None
+) -> list[ShardBalanceMinusResting]:
+    """The hour's balance minus resting order value per shard, by shard (rules: the module doc).
 
     :param balance: The hour's balance and its split; None when the hour has no balance.
     :param resting: The hour's total resting order value and its split; None when it has none.
@@ -65,17 +72,17 @@ def free_margin(balance: Breakdown | None, resting: Breakdown | None) -> list[Sh
     if balance is None:
         return []
     indexes = sorted(set(balance.shards) | set(resting.shards if resting is not None else ()))
-    margins = []
+    shards = []
     for index in indexes:
         shard_balance = _side(balance, index)
         shard_resting = None if resting is None else _side(resting, index)
-        free = None
+        difference = None
         if shard_balance is not None and shard_resting is not None:
-            free = shard_balance - shard_resting
-            if abs(free) >= MAX_DOLLARS:
-                free = None  # beyond what the column holds exactly: unknown, never rounded
-        margins.append(ShardMargin(index, shard_balance, shard_resting, free))
-    return margins
+            difference = shard_balance - shard_resting
+            if abs(difference) >= MAX_DOLLARS:
+                difference = None  # beyond what the column holds exactly: unknown, never rounded
+        shards.append(ShardBalanceMinusResting(index, shard_balance, shard_resting, difference))
+    return shards
 
 
 def _side(breakdown: Breakdown, index: int) -> Decimal | None:
