@@ -16,6 +16,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TextIO
 
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE, DEFAULT_WAREHOUSE_CONN_ID, HOURLY_DAG_ID
 
@@ -131,16 +132,69 @@ def warehouse_description(env: dict[str, str]) -> str:
 
 
 def show_rows(env: dict[str, str]) -> None:
-    from kalshi_provider.pipelines.warehouse import read_snapshots, warehouse_engine
+    from kalshi_provider.pipelines.warehouse import warehouse_engine
 
     engine, description = warehouse_engine(DEFAULT_WAREHOUSE_CONN_ID)
-    rows = read_snapshots(engine)[-5:]
-    print(f"\nLatest rows in {DEFAULT_TABLE} ({description}):")
-    columns = ["account", "snapshot_hour", "total_resting_order_value_cents", "observed_at", "dag_run_id"]
-    print("  " + " | ".join(columns))
-    for row in rows:
-        print("  " + " | ".join(str(row[column]) for column in columns))
-    engine.dispose()
+    try:
+        print(f"\nWarehouse: {description}")
+        print_latest_hour(engine, sys.stdout)
+    finally:
+        engine.dispose()
+
+
+def print_latest_hour(engine: Any, out: TextIO, table_name: str = DEFAULT_TABLE) -> None:
+    """Print every figure the warehouse holds for its latest hour, per account: the total resting
+    order value and its shards, the balance and its shards, and per shard the balance minus the
+    resting order value (a difference computed here, not a Kalshi figure: see docs/tables.md)."""
+    from kalshi_provider.pipelines.warehouse import read_balances, read_snapshots
+
+    totals = read_snapshots(engine, table_name=table_name, include_breakdown=True)
+    balances = read_balances(engine, table_name=table_name)
+    hours = [row["snapshot_hour"] for row in (*totals, *balances)]
+    if not hours:
+        print(f"No rows in {table_name} yet.", file=out)
+        return
+    hour = max(hours)
+    totals_now = {row["account"]: row for row in totals if row["snapshot_hour"] == hour}
+    balances_now = {row["account"]: row for row in balances if row["snapshot_hour"] == hour}
+    print(f"Hour {hour.isoformat()} in {table_name}:", file=out)
+    for account in sorted({*totals_now, *balances_now}):
+        print(f"  account {account}", file=out)
+        total = totals_now.get(account)
+        if total is None:
+            print("    total resting order value: none stored for this hour", file=out)
+        else:
+            cents = total["total_resting_order_value_cents"]
+            print(f"    total resting order value: {cents} cents (observed {total['observed_at']})", file=out)
+            _shards(out, "per shard", total["breakdown"], "shard_resting_order_value_dollars")
+            if total.get("breakdown_problem"):
+                print(f"      breakdown left out: {total['breakdown_problem']}", file=out)
+        balance = balances_now.get(account)
+        if balance is None:
+            print("    balance: none stored for this hour", file=out)
+            continue
+        print(
+            f"    balance: {balance['balance_dollars']} dollars ({balance['balance_cents']} cents), "
+            f"portfolio value {balance['portfolio_value_cents']} cents (observed {balance['observed_at']})",
+            file=out,
+        )
+        if balance["total_refusal_reason"]:
+            print(f"      Kalshi refused the total: {balance['total_refusal_reason']}", file=out)
+        _shards(out, "per shard", balance["breakdown"], "shard_balance_dollars")
+        _shards(
+            out,
+            "balance minus resting order value per shard (computed here, not a Kalshi figure)",
+            balance["balance_minus_resting"],
+            "shard_balance_minus_resting_dollars",
+        )
+
+
+def _shards(out: TextIO, label: str, entries: list[dict[str, Any]], amount: str) -> None:
+    shown = ", ".join(
+        f"{entry['exchange_index']}: {'unknown' if entry[amount] is None else entry[amount]}"
+        for entry in entries
+    )
+    print(f"      {label}: {shown or 'none'}", file=out)
 
 
 def run_quietly(command: list[str], env: dict[str, str], label: str) -> None:
