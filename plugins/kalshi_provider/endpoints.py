@@ -10,3 +10,6 @@ from __future__ import annotations
 TOTAL_ENDPOINT = "/portfolio/summary/total_resting_order_value"
 #: ``GET /portfolio/balance``: the balance, which every key may read.
 BALANCE_ENDPOINT = "/portfolio/balance"
+#: ``GET /portfolio/subaccounts/balances``: every subaccount's balance per shard, the primary's
+#: included (``/portfolio/balance`` reads one subaccount, the primary unless asked).
+SUBACCOUNT_BALANCES_ENDPOINT = "/portfolio/subaccounts/balances"

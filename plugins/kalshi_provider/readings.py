@@ -190,6 +190,99 @@ class Balance:
         )
 
 
+#: Kalshi numbers subaccounts 0 (the primary) to 63 ("Maximum 63 numbered subaccounts per user").
+MAX_SUBACCOUNT = 63
+#: Rows one subaccount answer may hold: one per (subaccount, exchange shard), 64 subaccounts on up
+#: to 64 shards. More is no answer Kalshi documents, and is refused rather than stored in part.
+MAX_SUBACCOUNT_ROWS = 64 * 64
+
+
+@dataclass(frozen=True)
+class SubaccountBalance:
+    """One row of ``GET /portfolio/subaccounts/balances``: a subaccount's balance on one shard.
+
+    :param subaccount_number: 0 for the primary account, 1-63 for numbered subaccounts.
+    :param exchange_index: The shard the balance is held on; None when Kalshi's answer names none
+        (its spec requires it since 2026-07; every row of one answer names one, or none does).
+    :param balance_dollars: Kalshi's ``balance``, a fixed-point dollar string, exactly.
+    :param updated_ts: Kalshi's ``updated_ts``: when the balance last changed (Unix seconds).
+    """
+
+    subaccount_number: int
+    exchange_index: int | None
+    balance_dollars: Decimal
+    updated_ts: int
+
+    def __post_init__(self) -> None:
+        number = self.subaccount_number
+        if type(number) is not int or not 0 <= number <= MAX_SUBACCOUNT:
+            raise InvalidReadingError(f"subaccount_number must be a whole number from 0 to {MAX_SUBACCOUNT}")
+        index = self.exchange_index
+        if index is not None and (type(index) is not int or not 0 <= index <= MAX_EXCHANGE_INDEX):
+            raise InvalidReadingError(f"exchange_index must be a whole number from 0 to {MAX_EXCHANGE_INDEX}")
+        what = f"subaccount {number}'s balance"
+        object.__setattr__(self, "balance_dollars", exact_dollars(self.balance_dollars, what))
+        if type(self.updated_ts) is not int or not 0 <= self.updated_ts <= MAX_CENTS:
+            raise InvalidReadingError("updated_ts must be a whole number of seconds since 1970 (0 or more)")
+
+
+@dataclass(frozen=True)
+class SubaccountBalances:
+    """``GET /portfolio/subaccounts/balances``: every subaccount's balance, the primary's included,
+    one row per (subaccount, shard), at most once each and at most ``MAX_SUBACCOUNT_ROWS``."""
+
+    rows: tuple[SubaccountBalance, ...]
+    received_at: datetime | None = _received_at()
+
+    def __post_init__(self) -> None:
+        rows = tuple(self.rows)
+        if len(rows) > MAX_SUBACCOUNT_ROWS:
+            raise InvalidReadingError(f"more than {MAX_SUBACCOUNT_ROWS} subaccount balance rows")
+        if not all(isinstance(row, SubaccountBalance) for row in rows):
+            raise InvalidReadingError("subaccount balance rows must be SubaccountBalance")
+        if len({row.exchange_index is None for row in rows}) > 1:
+            raise InvalidReadingError("some rows name an exchange_index and others do not")
+        keys = [(row.subaccount_number, row.exchange_index) for row in rows]
+        if len(set(keys)) != len(keys):
+            repeated = sorted({key for key in keys if keys.count(key) > 1}, key=str)[:5]
+            raise InvalidReadingError(f"a (subaccount_number, exchange_index) is listed twice: {repeated}")
+        object.__setattr__(self, "rows", rows)
+        object.__setattr__(self, "received_at", _check_received_at(self.received_at))
+
+    def total_by_subaccount(self) -> dict[int, Decimal]:
+        """Each subaccount's balance summed over its shards, exactly."""
+        totals: dict[int, Decimal] = {}
+        for row in self.rows:
+            totals[row.subaccount_number] = (
+                totals.get(row.subaccount_number, Decimal(0)) + row.balance_dollars
+            )
+        return totals
+
+    def to_xcom(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "subaccount_number": row.subaccount_number,
+                "exchange_index": row.exchange_index,
+                "balance_dollars": str(row.balance_dollars),
+                "updated_ts": row.updated_ts,
+            }
+            for row in self.rows
+        ]
+
+    @classmethod
+    def from_xcom(cls, value: Any) -> SubaccountBalances:
+        if not isinstance(value, list):
+            raise InvalidReadingError("subaccount balances must be a list")
+        return cls(
+            tuple(
+                SubaccountBalance(
+                    row["subaccount_number"], row["exchange_index"], row["balance_dollars"], row["updated_ts"]
+                )
+                for row in value
+            )
+        )
+
+
 @dataclass(frozen=True)
 class BalanceReading:
     """The fetch's ``GET /portfolio/balance``: when its answer arrived, and the balance, or why the

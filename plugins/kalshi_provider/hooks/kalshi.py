@@ -19,7 +19,7 @@ from kalshi_provider.connection import (
     private_key_from_connection,
     validate_connection,
 )
-from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
+from kalshi_provider.endpoints import BALANCE_ENDPOINT, SUBACCOUNT_BALANCES_ENDPOINT, TOTAL_ENDPOINT
 from kalshi_provider.exceptions import KalshiAPIError, KalshiError
 from kalshi_provider.limits import (
     BACKOFF_JITTER_SECONDS,
@@ -31,15 +31,17 @@ from kalshi_provider.limits import (
 from kalshi_provider.responses import (
     Balance,
     RestingOrderValue,
+    SubaccountBalances,
     decode_json,
     error_from_response,
     parse_balance,
     parse_resting_order_value,
+    parse_subaccount_balances,
 )
 from kalshi_provider.signing import KalshiAuth
 from kalshi_provider.version_compat import AIRFLOW_V_3_2_PLUS, BaseHook
 
-_Value = TypeVar("_Value", RestingOrderValue, Balance)
+_Value = TypeVar("_Value", RestingOrderValue, Balance, SubaccountBalances)
 
 
 class KalshiHook(BaseHook):
@@ -142,6 +144,16 @@ class KalshiHook(BaseHook):
         Every key may read it, FCM member or not.
         """
         return self._read(BALANCE_ENDPOINT, parse_balance)
+
+    def get_subaccount_balances(self) -> SubaccountBalances:
+        """Every subaccount's balance per exchange shard, the primary's (0) included, checked, with
+        ``received_at``. ``get_balance`` reads one subaccount (the primary, unless the key is
+        restricted to another); a firm trading through subaccounts needs this for all of them.
+
+        A key restricted to one subaccount may not call it: Kalshi's 403 is a
+        :class:`~kalshi_provider.exceptions.KalshiPermissionError`.
+        """
+        return self._read(SUBACCOUNT_BALANCES_ENDPOINT, parse_subaccount_balances)
 
     def _read(self, path: str, parse: Callable[[Any], _Value]) -> _Value:
         """GET ``path`` and parse the answer into a value stamped with when the answer arrived.
