@@ -61,13 +61,13 @@ def kalshi_default(airflow_home, simulator, kalshi_account):
     return kalshi_account
 
 
-def test_two_accounts_one_without_fcm_access_write_totals_balances_free_margins_and_history(
+def test_two_accounts_one_without_fcm_access_write_totals_balances_shard_figures_and_history(
     airflow_home, warehouse, kalshi_default, make_kalshi_account, simulator, lineage_events
 ):
-    """The FCM account gets its total, balance, free margin per shard and two history rows; the
-    account without FCM access gets its balance, free margins of NULL and two history rows, and
-    the run succeeds (the load warns once that the account is no FCM member). OpenLineage's events
-    name Kalshi's endpoints and the warehouse tables, and hold no secret."""
+    """The FCM account gets its total, balance, balance minus resting per shard and two history
+    rows; the account without FCM access gets its balance, balance minus resting of NULL and two
+    history rows, and the run succeeds (the load warns once that the account is no FCM member).
+    OpenLineage's events name Kalshi's endpoints and the warehouse tables, and hold no secret."""
     simulator.set_value(
         kalshi_default.key_id,
         987654,
@@ -188,7 +188,7 @@ def _print_rows(warehouse) -> None:
         print(
             "balance:",
             (row["account"], row["snapshot_hour"], row["balance_cents"], str(row["balance_dollars"])),
-            "free margin:",
+            "balance minus resting:",
             [
                 (
                     e["exchange_index"],
