@@ -137,8 +137,16 @@ PROFILED = (
         "warehouse/hour_rows.py",
         "write_hour_row",
     ),
-    ("rows that hang on them (breakdowns, note, balance minus resting)", "warehouse/hour_rows.py", "replace_rows"),
-    ("balance minus resting derived (pure, from the reading)", "warehouse/balance_minus_resting.py", "balance_minus_resting"),
+    (
+        "rows that hang on them (breakdowns, note, balance minus resting)",
+        "warehouse/hour_rows.py",
+        "replace_rows",
+    ),
+    (
+        "balance minus resting derived (pure, from the reading)",
+        "warehouse/balance_minus_resting.py",
+        "balance_minus_resting",
+    ),
     ("history rows", "warehouse/history.py", "insert_history"),
     ("building the Table objects", "warehouse/schema.py", "warehouse_tables"),
     (
