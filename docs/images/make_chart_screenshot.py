@@ -2,15 +2,14 @@
 
     .venv/bin/python docs/images/make_chart_screenshot.py
 
-Two accounts over the last 24 hours: ``fcm_desk`` (an FCM member: totals, balances and each
-shard's balance minus resting on exchange shards 0-3, shard 0's turning negative when its resting
-orders exceed its cash) and ``retail_desk`` (no FCM access: Kalshi refuses its total, its balance
-is stored). The rows go into a temporary SQLite warehouse through ``store_reading``, the load
-task's own write; the page is rendered by the plugin's own ``chart`` route function, reading that warehouse through
-the ``kalshi_warehouse`` connection as it does in Airflow, and shot with the Chromium the stack
-tests use (``KALSHI_TEST_CHROMIUM``, default ``/usr/bin/chromium``). Nothing outside a temporary
-directory and the PNG is written.
-"""
+Two accounts over the last 24 hours: ``fcm_desk`` (an FCM member: totals, balances and each shard's
+balance minus resting on exchange shards 0-3, shard 0's turning negative when its resting orders
+exceed its cash) and ``retail_desk`` (no FCM access: Kalshi refuses its total, its balance is
+stored). The rows go into a temporary SQLite warehouse through ``store_reading``, the load task's
+own write; the page is rendered by the plugin's own ``chart`` route function, reading that
+warehouse through the ``kalshi_warehouse`` connection as it does in Airflow, and shot with the
+Chromium the stack tests use (``KALSHI_TEST_CHROMIUM``, default ``/usr/bin/chromium``). Nothing
+outside a temporary directory and the PNG is written. """
 
 from __future__ import annotations
 
