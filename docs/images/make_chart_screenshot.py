@@ -9,7 +9,8 @@ stored). The rows go into a temporary SQLite warehouse through ``store_reading``
 own write; the page is rendered by the plugin's own ``chart`` route function, reading that
 warehouse through the ``kalshi_warehouse`` connection as it does in Airflow, and shot with the
 Chromium the stack tests use (``KALSHI_TEST_CHROMIUM``, default ``/usr/bin/chromium``). Nothing
-outside a temporary directory and the PNG is written. """
+outside a temporary directory and the PNG is written.
+"""
 
 from __future__ import annotations
 
