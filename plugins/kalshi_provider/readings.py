@@ -320,14 +320,56 @@ class BalanceReading:
 
 
 @dataclass(frozen=True)
+class SubaccountsReading:
+    """The fetch's ``GET /portfolio/subaccounts/balances``: when its answer arrived, and every
+    subaccount's balance, or why there is none: Kalshi's refusal (``not_permitted``: a key
+    restricted to one subaccount may not list them) or the problem with the answer. Exactly one."""
+
+    observed_at: datetime
+    value: SubaccountBalances | None = None
+    problem: str | None = None
+    not_permitted: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "observed_at", _aware(self.observed_at, "the subaccounts' observed_at"))
+        if self.value is not None and not isinstance(self.value, SubaccountBalances):
+            raise InvalidReadingError("a subaccounts reading's value must be SubaccountBalances")
+        _optional_text(self.problem, "the subaccounts' problem")
+        _optional_text(self.not_permitted, "the subaccounts' refusal")
+        if sum(x is not None for x in (self.value, self.problem, self.not_permitted)) != 1:
+            raise InvalidReadingError(
+                "a subaccounts reading holds exactly one of: the balances, the problem, Kalshi's refusal"
+            )
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {
+            "observed_at": self.observed_at.isoformat(),
+            "value": None if self.value is None else self.value.to_xcom(),
+            "problem": self.problem,
+            "not_permitted": self.not_permitted,
+        }
+
+    @classmethod
+    def from_xcom(cls, payload: Any) -> SubaccountsReading:
+        value = payload["value"]
+        return cls(
+            observed_at=datetime.fromisoformat(payload["observed_at"]),
+            value=None if value is None else SubaccountBalances.from_xcom(value),
+            problem=payload.get("problem"),
+            not_permitted=payload.get("not_permitted"),
+        )
+
+
+@dataclass(frozen=True)
 class AccountReading:
     """What the fetch task read for one account (its Kalshi connection id) and when the answers arrived.
 
     ``observed_at`` is when the total's answer arrived. ``resting_order_value`` is None only when
     Kalshi refused it (403: the key's account is not an FCM member), and ``not_permitted`` then
-    says so in Kalshi's words; ``balance`` is None when the fetch did not ask for it (the
-    total-only operator). ``try_number`` is the fetch task's try that took the reading, ``source``
-    the base URL the answers came from (never a secret: connections hold no credentials in it).
+    says so in Kalshi's words; ``balance`` is None when the fetch did not ask for it (the total-
+    only operator), and so is ``subaccounts`` (also in readings of earlier versions).
+    ``try_number`` is the fetch task's try that took the reading, ``source`` the base URL the
+    answers came from (never a secret: connections hold no credentials in it).
     """
 
     account: str
@@ -337,6 +379,7 @@ class AccountReading:
     not_permitted: str | None = None
     try_number: int | None = None
     source: str | None = None
+    subaccounts: SubaccountsReading | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.account, str) or not self.account:
@@ -352,6 +395,8 @@ class AccountReading:
             )
         if self.balance is not None and not isinstance(self.balance, BalanceReading):
             raise InvalidReadingError("balance must be a BalanceReading")
+        if self.subaccounts is not None and not isinstance(self.subaccounts, SubaccountsReading):
+            raise InvalidReadingError("subaccounts must be a SubaccountsReading")
         if self.try_number is not None and (type(self.try_number) is not int or self.try_number < 0):
             raise InvalidReadingError("try_number must be a whole number of 0 or more")
         if self.source is not None and (
@@ -378,6 +423,7 @@ class AccountReading:
             "balance": None if self.balance is None else self.balance.to_xcom(),
             "try_number": self.try_number,
             "source": self.source,
+            "subaccounts": None if self.subaccounts is None else self.subaccounts.to_xcom(),
         }
 
     @classmethod
@@ -387,6 +433,7 @@ class AccountReading:
         try:
             value = payload["resting_order_value"]
             balance = payload.get("balance")
+            subaccounts = payload.get("subaccounts")
             return cls(
                 account=payload["account"],
                 observed_at=datetime.fromisoformat(payload["observed_at"]),
@@ -401,6 +448,7 @@ class AccountReading:
                 not_permitted=payload.get("not_permitted"),
                 try_number=payload.get("try_number"),
                 source=payload.get("source"),
+                subaccounts=None if subaccounts is None else SubaccountsReading.from_xcom(subaccounts),
             )
         except (KeyError, TypeError, AttributeError, ValueError) as err:
             if isinstance(err, InvalidReadingError):

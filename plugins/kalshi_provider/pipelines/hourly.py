@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 #: Task tries of every task (the first and its retries).
 TASK_RETRIES = 3
-#: Kalshi calls each fetch try makes: the total resting order value, then the balance.
+#: Kalshi calls each fetch try makes: the total resting order value, the balance, the subaccounts.
 CALLS_PER_FETCH = KalshiAccountReadingOperator.calls_per_try
 #: Signed Kalshi requests per account and run, all tries together: the hook's default attempts
 #: per call, times the calls of a try, times the tries. A connection's max_retries may lower it,
