@@ -38,7 +38,7 @@ def load_reading(
     keeps it: a re-run leaves a finished hour as it was. A warehouse behind the code is migrated
     first, or with ``[kalshi] warehouse_migrations = manual`` the task fails naming the command.
     """
-    from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
+    from kalshi_provider.endpoints import BALANCE_ENDPOINT, SUBACCOUNT_BALANCES_ENDPOINT, TOTAL_ENDPOINT
     from kalshi_provider.pipelines.settings import warehouse_migrations
     from kalshi_provider.pipelines.warehouse import (
         WarehouseMigrationRequired,
@@ -59,6 +59,9 @@ def load_reading(
     if reading.balance is not None and reading.balance.value is not None:
         if problem := observation_problem(run_after, reading.balance.observed_at, lateness):
             late[BALANCE_ENDPOINT] = problem
+    if reading.subaccounts is not None and reading.subaccounts.value is not None:
+        if problem := observation_problem(run_after, reading.subaccounts.observed_at, lateness):
+            late[SUBACCOUNT_BALANCES_ENDPOINT] = problem
     migrations = warehouse_migrations()
     engine, description = warehouse_engine(warehouse_conn_id)
     log.info("Warehouse: %s", description)
@@ -92,7 +95,9 @@ def load_reading(
     if stored.total is None and stored.balance is None and late:
         from kalshi_provider.version_compat import AirflowSkipException
 
-        raise AirflowSkipException(late.get(TOTAL_ENDPOINT) or late[BALANCE_ENDPOINT])
+        raise AirflowSkipException(
+            late.get(TOTAL_ENDPOINT) or late.get(BALANCE_ENDPOINT) or next(iter(late.values()))
+        )
     value = reading.resting_order_value
     balance = reading.balance.value if reading.balance is not None else None
     result = {
@@ -179,7 +184,7 @@ def _report_lineage(engine: Any, reading: Any, stored: Any, table: str, schema: 
         if stored.total is not None and stored.total.held:
             written += [tables.totals, tables.breakdown, tables.problems]
         if stored.balance is not None and stored.balance.held:
-            written += [tables.balance, tables.balance_shards]
+            written += [tables.balance, tables.balance_shards, tables.subaccounts]
         if len(written) > 1:
             written.append(tables.balance_minus_resting)
         endpoints = [TOTAL_ENDPOINT] if reading.resting_order_value is not None else []

@@ -32,7 +32,14 @@ TABLES_RENAMED = {"_margin": "_bal_rest"}
 #: The tables that record the DAG that wrote each row.
 WITH_DAG_ID = ("", "_balance", "_history")
 #: The revisions a warehouse 0.2.0 wrote goes through, after it is stamped at the baseline.
-AFTER_BASELINE = ("0002_names_dag_id", "0003_hour_index_utf8mb4", "0004_balance_minus_resting")
+AFTER_BASELINE = (
+    "0002_names_dag_id",
+    "0003_hour_index_utf8mb4",
+    "0004_balance_minus_resting",
+    "0005_subaccounts",
+)
+#: Tables 0.2.0 did not have: empty after the migration.
+ADDED = ("_subacct",)
 
 
 @dataclass
@@ -96,6 +103,8 @@ def renamed(before: dict[str, list[dict[str, Any]]], table: str) -> dict[str, li
         expected[table + TABLES_RENAMED.get(suffix, suffix)] = [
             {names.get(key, key): value for key, value in row.items()} | dag_id for row in table_rows
         ]
+    for suffix in ADDED:
+        expected[table + suffix] = []
     return expected
 
 

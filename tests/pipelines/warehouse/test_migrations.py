@@ -181,7 +181,7 @@ def test_0_2_0s_tables_get_the_hour_indexes_and_on_mysql_utf8mb4_bin(warehouse):
     # ixh_brest_ is the index of the table revision 0004 renames (still ..._margin at 0002).
     assert indexes == sorted(f"{p}{warehouse.table}" for p in ("ixh_bal_", "ixh_brest_", "ixh_total_"))
     added = [entry[1].name for entry in before if entry[0] == "add_table"]
-    assert added == [f"{warehouse.table}_bal_rest"]
+    assert sorted(added) == [f"{warehouse.table}_bal_rest", f"{warehouse.table}_subacct"]
     collations = {(entry[1], entry[2]) for entry in before if entry[0] == "collation"}
     if warehouse.engine.dialect.name == "mysql":  # MariaDB: the latin1 text of 0.2.0's tables
         assert (f"{warehouse.table}_history", "note") in collations
@@ -204,7 +204,7 @@ def test_0004_renames_the_derived_table_its_column_and_index_keeping_every_row(w
     with warehouse.engine.begin() as conn:
         config = alembic_config(warehouse.table, warehouse.schema, connection=conn)
         command.stamp(config, BASELINE)
-        command.upgrade(config, AFTER_BASELINE[-2])
+        command.upgrade(config, AFTER_BASELINE[2 - 1])
     old = Table(
         f"{warehouse.table}_margin", MetaData(), schema=warehouse.schema, autoload_with=warehouse.engine
     )
@@ -234,7 +234,7 @@ def test_0004_renames_the_derived_table_its_column_and_index_keeping_every_row(w
     assert drift(warehouse) == []
     with warehouse.engine.begin() as conn:  # run again: every step finds itself done
         config = alembic_config(warehouse.table, warehouse.schema, connection=conn)
-        command.stamp(config, AFTER_BASELINE[-2])
+        command.stamp(config, AFTER_BASELINE[2 - 1])
         command.upgrade(config, "head")
     assert drift(warehouse) == []
 

@@ -91,6 +91,7 @@ def test_tables_are_created_when_absent_with_their_keys(db_engine):
         f"{DEFAULT_TABLE}_bal_shard": shard,
         f"{DEFAULT_TABLE}_bal_rest": shard,
         f"{DEFAULT_TABLE}_history": ["reading_id"],
+        f"{DEFAULT_TABLE}_subacct": ["account", "snapshot_hour", "subaccount_number", "exchange_index"],
     }
 
 
@@ -161,6 +162,7 @@ def test_a_table_name_too_long_for_its_breakdown_table_is_refused():
         "_bal_shard",
         "_bal_rest",
         "_history",
+        "_subacct",
     ]
     assert max(len(table.name) for table in tables) == 63
 

@@ -48,6 +48,8 @@ BALANCE_SHARD_SUFFIX = "_bal_shard"
 #: defines no "free margin": its ``balance`` is already the "available balance", which may exclude
 #: what resting orders hold (docs/tables.md). Named for what it computes, not for what it may mean.
 BALANCE_MINUS_RESTING_SUFFIX = "_bal_rest"
+#: Every subaccount's balance per shard (GET /portfolio/subaccounts/balances), per account and hour.
+SUBACCOUNTS_SUFFIX = "_subacct"
 #: Every reading the pipeline took, append-only.
 HISTORY_SUFFIX = "_history"
 
@@ -114,7 +116,8 @@ class WarehouseTables(NamedTuple):
     shard, and the hours whose split was left out. ``balance`` and ``balance_shards``: the hourly
     balance and its split per shard. ``balance_minus_resting``: per hour and shard, the balance
     minus the value of the resting orders (derived, not Kalshi's), written at load time.
-    ``history``: every reading taken.
+    ``history``: every reading taken. ``subaccounts``: every subaccount's balance per shard,
+    hanging on the hour's balance row.
     """
 
     totals: Table
@@ -124,6 +127,7 @@ class WarehouseTables(NamedTuple):
     balance_shards: Table
     balance_minus_resting: Table
     history: Table
+    subaccounts: Table
 
 
 def _per_shard_table(name: str, metadata: MetaData, amount: str) -> Table:
@@ -224,6 +228,21 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
         _hour_index("balance_minus_resting", table_name),
         **_MYSQL_TABLE_OPTIONS,
     )
+    subaccounts = Table(
+        table_name + SUBACCOUNTS_SUFFIX,
+        metadata,
+        _key("account"),
+        Column("snapshot_hour", UTCDateTime, nullable=False),
+        Column("subaccount_number", Integer, nullable=False, autoincrement=False),
+        Column("exchange_index", Integer, nullable=False, autoincrement=False),
+        # Kalshi's balance of the subaccount on the shard, a fixed-point dollar string, exactly.
+        Column("balance_dollars", ExactDecimal, nullable=False),
+        # Kalshi's updated_ts of the row: when that balance last changed (Unix seconds).
+        Column("balance_updated_ts", BigInteger, nullable=False),
+        Column("observed_at", UTCDateTime, nullable=False),
+        PrimaryKeyConstraint("account", "snapshot_hour", "subaccount_number", "exchange_index"),
+        **_MYSQL_TABLE_OPTIONS,
+    )
     history_name = table_name + HISTORY_SUFFIX
     history = Table(
         history_name,
@@ -253,5 +272,5 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
         **_MYSQL_TABLE_OPTIONS,
     )
     return WarehouseTables(
-        totals, breakdown, problems, balance, balance_shards, balance_minus_resting, history
+        totals, breakdown, problems, balance, balance_shards, balance_minus_resting, history, subaccounts
     )

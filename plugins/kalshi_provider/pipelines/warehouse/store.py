@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
+from kalshi_provider.endpoints import BALANCE_ENDPOINT, SUBACCOUNT_BALANCES_ENDPOINT, TOTAL_ENDPOINT
 from kalshi_provider.pipelines.hours import inside_hour, on_the_hour
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE, MIGRATIONS_AUTO
 from kalshi_provider.pipelines.warehouse import versioning
@@ -56,7 +56,7 @@ from kalshi_provider.pipelines.warehouse.warehouse_errors import InvalidSnapshot
 from kalshi_provider.readings import AccountReading, Balance, RestingOrderValue
 
 __all__ = ["StoredHour", "StoredReading", "store_reading"]
-ENDPOINTS = (TOTAL_ENDPOINT, BALANCE_ENDPOINT)
+ENDPOINTS = (TOTAL_ENDPOINT, BALANCE_ENDPOINT, SUBACCOUNT_BALANCES_ENDPOINT)
 #: Engines' codes for "this transaction was chosen as a deadlock victim and rolled back".
 _POSTGRES_DEADLOCK, _MYSQL_DEADLOCK = "40P01", 1213
 #: A load writes at most this often: again after catching the schema up, or after a deadlock.
@@ -180,9 +180,12 @@ class _Load:
         self.total = None if TOTAL_ENDPOINT in late else reading.resting_order_value
         found = reading.balance
         self.balance = None if found is None or BALANCE_ENDPOINT in late else found.value
+        listed = reading.subaccounts
+        self.subaccounts = None if listed is None or SUBACCOUNT_BALANCES_ENDPOINT in late else listed.value
         for value, observed_at in (
             (self.total, reading.observed_at),
             (self.balance, found and found.observed_at),
+            (self.subaccounts, listed and listed.observed_at),
         ):
             if value is not None and not inside_hour(hour, observed_at):
                 raise InvalidSnapshotError(
@@ -210,14 +213,19 @@ class _Load:
             stored_balance_ = self._hour_row(conn, self._balance_row(load), at_head)
             at_head = None
             if stored_balance_.changed:
+                fresh = stored_balance_.state == INSERTED
                 shards = self._shard_rows("shard_balance_dollars", self.balance, reading.balance.observed_at)
-                replace_rows(
-                    conn, tables.balance_shards, reading.account, hour, shards,
-                    fresh=stored_balance_.state == INSERTED,
-                )  # fmt: skip
+                replace_rows(conn, tables.balance_shards, reading.account, hour, shards, fresh=fresh)
+                listed = self._subaccount_rows()
+                replace_rows(conn, tables.subaccounts, reading.account, hour, listed, fresh=fresh)
         if any(stored is not None and stored.changed for stored in (stored_total, stored_balance_)):
             self._write_balance_minus_resting(conn, stored_total, stored_balance_)
-        kept = {TOTAL_ENDPOINT: stored_total, BALANCE_ENDPOINT: stored_balance_}
+        kept = {
+            TOTAL_ENDPOINT: stored_total,
+            BALANCE_ENDPOINT: stored_balance_,
+            # The subaccounts hang on the hour's balance row: kept with it, or not at all.
+            SUBACCOUNT_BALANCES_ENDPOINT: stored_balance_ if self._storable_subaccounts() else None,
+        }
         insert_history(conn, tables.history, reading, hour, kept, self.late, load)
         return StoredReading(reading.account, hour, stored_total, stored_balance_, newly)
 
@@ -257,9 +265,33 @@ class _Load:
             "total_refusal_reason": _cut(reading.not_permitted),
             "breakdown_problem": _cut(value.breakdown_problem),
         }
-        return HourRow(
-            self.tables.balance, row, (self.tables.balance_shards, self.tables.balance_minus_resting)
+        dependents = (self.tables.balance_shards, self.tables.balance_minus_resting, self.tables.subaccounts)
+        return HourRow(self.tables.balance, row, dependents)
+
+    def _storable_subaccounts(self) -> bool:
+        """The subaccounts go with the balance of the same fetch, shard by shard: an answer without
+        ``exchange_index`` (Kalshi's before 2026-07) is recorded in the history only."""
+        return self.subaccounts is not None and all(
+            row.exchange_index is not None for row in self.subaccounts.rows
         )
+
+    def _subaccount_rows(self) -> list[dict[str, Any]]:
+        if not self._storable_subaccounts():
+            return []
+        assert self.subaccounts is not None and self.reading.subaccounts is not None
+        observed_at = self.reading.subaccounts.observed_at
+        return [
+            {
+                "account": self.reading.account,
+                "snapshot_hour": self.hour,
+                "subaccount_number": row.subaccount_number,
+                "exchange_index": row.exchange_index,
+                "balance_dollars": row.balance_dollars,
+                "balance_updated_ts": row.updated_ts,
+                "observed_at": observed_at,
+            }
+            for row in self.subaccounts.rows
+        ]
 
     def _shard_rows(self, amount: str, value: Any, observed_at: datetime) -> list[dict[str, Any]]:
         return [
