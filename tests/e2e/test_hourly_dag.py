@@ -19,6 +19,7 @@ from tests.fixtures.airflow import hour_of, postgres_warehouse, sqlite_warehouse
 DAG_ID = "kalshi_total_resting_order_value"
 FETCH, LOAD, PLAN = "account_snapshot.fetch", "account_snapshot.load", "accounts_to_read"
 TOTAL, BALANCE = "/portfolio/summary/total_resting_order_value", "/portfolio/balance"
+SUBACCOUNTS = "/portfolio/subaccounts/balances"
 
 pytestmark = pytest.mark.slow
 
@@ -113,12 +114,23 @@ def test_two_accounts_one_without_fcm_access_write_totals_balances_shard_figures
         for e in refused["balance_minus_resting"]
     ] == [(Decimal(dollars), None) for dollars in ("168", "126", "84", "42")]
 
+    # Every subaccount's balance per shard, with the hour's balance (here the primary alone, its
+    # rows being its balance's shards).
+    for balance in (fcm, refused):
+        stored = warehouse.subaccounts(balance["account"])
+        assert [(r["subaccount_number"], r["exchange_index"], r["balance_dollars"]) for r in stored] == [
+            (0, e["exchange_index"], e["shard_balance_dollars"]) for e in balance["breakdown"]
+        ]
+        assert {r["snapshot_hour"] for r in stored} == {hour}
+
     history = {(row["account"], row["endpoint"]): row for row in warehouse.history()}
     assert {key: (row["outcome"], row["became_hour_row"]) for key, row in history.items()} == {
         ("kalshi_default", TOTAL): ("hour_row", True),
         ("kalshi_default", BALANCE): ("hour_row", True),
+        ("kalshi_default", SUBACCOUNTS): ("hour_row", True),
         ("kalshi_no_fcm", TOTAL): ("not_permitted", False),
         ("kalshi_no_fcm", BALANCE): ("hour_row", True),
+        ("kalshi_no_fcm", SUBACCOUNTS): ("hour_row", True),
     }
     for row in history.values():
         assert (row["dag_run_id"], row["fetch_try_number"], row["load_try_number"]) == (result.run_id, 1, 1)
@@ -139,7 +151,7 @@ def _check_lineage(text: str, warehouse, simulator, accounts) -> None:
         e["job"]["name"] for e in events
     )
     kalshi = f"http://127.0.0.1:{simulator.port}"
-    endpoints = {(kalshi, "/trade-api/v2" + path) for path in (TOTAL, BALANCE)}
+    endpoints = {(kalshi, "/trade-api/v2" + path) for path in (TOTAL, BALANCE, SUBACCOUNTS)}
 
     def named(event, side):
         return {(dataset["namespace"], dataset["name"]) for dataset in event[side]}
@@ -216,14 +228,15 @@ def test_a_passing_fault_is_retried_and_the_run_recovers(airflow_home, warehouse
     simulator.push_faults([{"status": 503, "body": "<html>upstream down</html>"}, {"drop": True}])
     result = airflow_home.dags_test(DAG_ID, conf=warehouse.conf)
     assert result.state == "success", result.output[-4000:]
-    # The total after two faults (hook retries), then the balance.
-    assert [(request.status, request.path.endswith(BALANCE)) for request in simulator.requests] == [
-        (503, False),
-        (None, False),
-        (200, False),
-        (200, True),
+    # The total after two faults (hook retries), then the balance, then the subaccounts.
+    assert [(request.status, request.path.rpartition("/")[2]) for request in simulator.requests] == [
+        (503, "total_resting_order_value"),
+        (None, "total_resting_order_value"),
+        (200, "total_resting_order_value"),
+        (200, "balance"),
+        (200, "balances"),
     ]
-    assert len(warehouse.rows()) == len(warehouse.balances()) == 1
+    assert len(warehouse.rows()) == len(warehouse.balances()) == 1 and warehouse.subaccounts()
 
 
 def test_a_permanent_fault_fails_at_once_and_writes_nothing(

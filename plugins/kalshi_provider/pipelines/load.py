@@ -173,7 +173,7 @@ def _log_left_out(reading: Any, label: str) -> None:
 def _report_lineage(engine: Any, reading: Any, stored: Any, table: str, schema: str | None) -> None:
     """Hook-level lineage of the load: the Kalshi endpoints its rows came from, the tables it wrote."""
     from kalshi_provider.endpoint_assets import kalshi_asset_uri
-    from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
+    from kalshi_provider.endpoints import BALANCE_ENDPOINT, SUBACCOUNT_BALANCES_ENDPOINT, TOTAL_ENDPOINT
     from kalshi_provider.hook_lineage import report_lineage
     from kalshi_provider.pipelines.warehouse import warehouse_tables
     from kalshi_provider.pipelines.warehouse.table_lineage_uris import warehouse_asset_uris
@@ -190,6 +190,8 @@ def _report_lineage(engine: Any, reading: Any, stored: Any, table: str, schema: 
         endpoints = [TOTAL_ENDPOINT] if reading.resting_order_value is not None else []
         if reading.balance is not None and reading.balance.value is not None:
             endpoints.append(BALANCE_ENDPOINT)
+        if reading.subaccounts is not None and reading.subaccounts.value is not None:
+            endpoints.append(SUBACCOUNT_BALANCES_ENDPOINT)
         inputs = [kalshi_asset_uri(reading.source, path) for path in endpoints] if reading.source else []
         report_lineage(engine, inputs=inputs, outputs=warehouse_asset_uris(engine, written, schema))
     except Exception as err:  # noqa: BLE001 - lineage must never cost the rows just committed

@@ -107,8 +107,18 @@ def quality_dag(
             on_failure_callback=on_failure_callback,
         )
         def check_freshness_and_quality(params=None) -> dict:
-            from kalshi_provider.pipelines.quality_rules import QualityRules, find_problems, report
-            from kalshi_provider.pipelines.warehouse import read_balances, read_snapshots, warehouse_engine
+            from kalshi_provider.pipelines.quality_rules import (
+                QualityRules,
+                find_problems,
+                report,
+                subaccount_changes,
+            )
+            from kalshi_provider.pipelines.warehouse import (
+                read_balances,
+                read_snapshots,
+                read_subaccounts,
+                warehouse_engine,
+            )
 
             rules = QualityRules(
                 window_hours=params["window_hours"],
@@ -125,9 +135,11 @@ def quality_dag(
             try:
                 rows = read_snapshots(engine, include_breakdown=True, **window)  # breakdowns left out too
                 balances = read_balances(engine, **window)
+                subaccounts = read_subaccounts(engine, **window)
             finally:
                 engine.dispose()
             problems = find_problems(rows, params["kalshi_conn_ids"], now, rules, balances)
+            problems += subaccount_changes(subaccounts, params["kalshi_conn_ids"], now, rules)
             if problems:
                 from kalshi_provider.exceptions import KalshiDataQualityError
 

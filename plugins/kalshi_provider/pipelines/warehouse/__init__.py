@@ -1,16 +1,17 @@
 """
 Warehouse for the hourly total-resting-order-value rows (SQLAlchemy Core, 1.4 and 2.x).
 
-``store_reading`` writes one account-hour (total, balance, their shards, the balance minus resting per shard,
-the history of the readings) in one transaction, keeping the earliest observation inside the hour;
-``read_snapshots``, ``read_balances`` and ``read_history`` read rows back, and ``read_window`` a
-chart's window within a points budget, of the rows a reader may see (``ReadableRows``);
-``warehouse_engine`` finds the database (an Airflow SQL connection; for the default one, on a
-LocalExecutor install, an embedded SQLite file) with bounded waits, and refuses one that would
-forget what is written; ``warehouse_status`` and ``upgrade_warehouse`` say which schema revision
-the tables hold and bring them to the head (``store_reading`` does so when its first write finds
-them behind, or refuses: ``[kalshi] warehouse_migrations``); ``prepare_tables`` refuses existing
-tables that cannot hold the values exactly.
+``store_reading`` writes one account-hour (total, balance, their shards, the balance minus resting
+per shard, every subaccount's balance, the history of the readings) in one transaction, keeping the
+earliest observation inside the hour; ``read_snapshots``, ``read_balances``, ``read_subaccounts``
+and ``read_history`` read rows back, and ``read_window`` a chart's window within a points budget,
+of the rows a reader may see (``ReadableRows``); ``warehouse_engine`` finds the database (an
+Airflow SQL connection; for the default one, on a LocalExecutor install, an embedded SQLite file)
+with bounded waits, and refuses one that would forget what is written; ``warehouse_status`` and
+``upgrade_warehouse`` say which schema revision the tables hold and bring them to the head
+(``store_reading`` does so when its first write finds them behind, or refuses: ``[kalshi]
+warehouse_migrations``); ``prepare_tables`` refuses existing tables that cannot hold the values
+exactly.
 """
 
 from __future__ import annotations
@@ -24,7 +25,12 @@ from kalshi_provider.pipelines.warehouse.engine import (
     warehouse_engine,
 )
 from kalshi_provider.pipelines.warehouse.locks import WarehouseBusyError
-from kalshi_provider.pipelines.warehouse.reads import read_balances, read_history, read_snapshots
+from kalshi_provider.pipelines.warehouse.reads import (
+    read_balances,
+    read_history,
+    read_snapshots,
+    read_subaccounts,
+)
 from kalshi_provider.pipelines.warehouse.schema import (
     BALANCE_MINUS_RESTING_SUFFIX,
     BALANCE_SHARD_SUFFIX,
@@ -89,6 +95,7 @@ __all__ = [
     "ensure_current",
     "prepare_tables",
     "read_balances",
+    "read_subaccounts",
     "read_history",
     "read_snapshots",
     "read_window",

@@ -117,6 +117,26 @@ def read_history(
         return [dict(row._mapping) for row in conn.execute(query)]
 
 
+def read_subaccounts(
+    engine: Engine,
+    *,
+    account: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    table_name: str = DEFAULT_TABLE,
+    schema: str | None = None,
+) -> list[dict[str, Any]]:
+    """Every subaccount's balance per shard with ``since <= snapshot_hour < until``, ordered by
+    account, hour, subaccount and shard: the ``…_subacct`` table's rows as dicts. No table, no rows."""
+    table = warehouse_tables(table_name, schema).subaccounts
+    since, until = _bounds(since, until)
+    if table.name not in set(inspect(engine).get_table_names(schema=schema)):
+        return []
+    query = _filtered(select(table), table, account, since, until).order_by(*table.primary_key.columns)
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
 def _bounds(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
     return (
         None if since is None else aware_utc(since, "since", InvalidSnapshotError),
