@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -144,9 +145,10 @@ def show_rows(env: dict[str, str]) -> None:
 
 def print_latest_hour(engine: Any, out: TextIO, table_name: str = DEFAULT_TABLE) -> None:
     """Print every figure the warehouse holds for its latest hour, per account: the total resting
-    order value and its shards, the balance and its shards, and per shard the balance minus the
-    resting order value (a difference computed here, not a Kalshi figure: see docs/tables.md)."""
-    from kalshi_provider.pipelines.warehouse import read_balances, read_snapshots
+    order value and its shards, the balance and its shards, per shard the balance minus the resting
+    order value (a difference computed here, not a Kalshi figure: see docs/tables.md), and every
+    subaccount's balance with their sum."""
+    from kalshi_provider.pipelines.warehouse import read_balances, read_snapshots, read_subaccounts
 
     totals = read_snapshots(engine, table_name=table_name, include_breakdown=True)
     balances = read_balances(engine, table_name=table_name)
@@ -157,6 +159,9 @@ def print_latest_hour(engine: Any, out: TextIO, table_name: str = DEFAULT_TABLE)
     hour = max(hours)
     totals_now = {row["account"]: row for row in totals if row["snapshot_hour"] == hour}
     balances_now = {row["account"]: row for row in balances if row["snapshot_hour"] == hour}
+    subaccounts_now: dict[str, list[dict[str, Any]]] = {}
+    for row in read_subaccounts(engine, table_name=table_name, since=hour):
+        subaccounts_now.setdefault(row["account"], []).append(row)
     print(f"Hour {hour.isoformat()} in {table_name}:", file=out)
     for account in sorted({*totals_now, *balances_now}):
         print(f"  account {account}", file=out)
@@ -187,6 +192,21 @@ def print_latest_hour(engine: Any, out: TextIO, table_name: str = DEFAULT_TABLE)
             balance["balance_minus_resting"],
             "shard_balance_minus_resting_dollars",
         )
+        _subaccounts(out, subaccounts_now.get(account, []))
+
+
+def _subaccounts(out: TextIO, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        print("    subaccounts: none stored for this hour (see the history for why)", file=out)
+        return
+    by_number: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_number.setdefault(row["subaccount_number"], []).append(row)
+    total = sum((row["balance_dollars"] for row in rows), Decimal(0))
+    print(f"    subaccounts: {len(by_number)}, balances summing to {total} dollars", file=out)
+    for number, entries in sorted(by_number.items()):
+        own = sum((row["balance_dollars"] for row in entries), Decimal(0))
+        _shards(out, f"subaccount {number} ({own} dollars) per shard", entries, "balance_dollars")
 
 
 def _shards(out: TextIO, label: str, entries: list[dict[str, Any]], amount: str) -> None:

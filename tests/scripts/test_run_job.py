@@ -11,7 +11,16 @@ from pathlib import Path
 from sqlalchemy import create_engine
 
 from kalshi_provider.pipelines.warehouse import store_reading
-from kalshi_provider.readings import AccountReading, Balance, BalanceReading, RestingOrderValue, ShardAmount
+from kalshi_provider.readings import (
+    AccountReading,
+    Balance,
+    BalanceReading,
+    RestingOrderValue,
+    ShardAmount,
+    SubaccountBalance,
+    SubaccountBalances,
+    SubaccountsReading,
+)
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "run_job.py"
 HOUR = datetime(2026, 12, 5, 0, tzinfo=UTC)
@@ -33,8 +42,14 @@ def _store(engine, account: str, hour: datetime, total: RestingOrderValue | None
     balance = Balance(
         500_000, 250_000, Decimal("5000.004"), 1_772_366_400, _shards({0: "3000.004", 1: "2000"})
     )
+    rows = (
+        SubaccountBalance(0, 0, "3000.004", 1),
+        SubaccountBalance(0, 1, "2000", 1),
+        SubaccountBalance(4, 1, "7.5", 1),
+    )
+    listed = SubaccountsReading(observed, SubaccountBalances(rows)) if refusal is None else None
     reading = AccountReading(
-        account, observed, total, BalanceReading(observed, balance), not_permitted=refusal
+        account, observed, total, BalanceReading(observed, balance), not_permitted=refusal, subaccounts=listed
     )
     store_reading(engine, reading, snapshot_hour=hour, dag_run_id="run")
 
@@ -58,6 +73,10 @@ def test_the_latest_hours_total_balance_and_shard_figures_are_printed(tmp_path):
     assert "balance: 5000.004000 dollars (500000 cents), portfolio value 250000 cents" in fcm
     assert "per shard: 0: 3000.004000, 1: 2000.000000" in fcm
     assert "(computed here, not a Kalshi figure): 0: 1999.444000, 1: 1766.000000" in fcm
+    assert "subaccounts: 2, balances summing to 5007.504000 dollars" in fcm
+    assert "subaccount 0 (5000.004000 dollars) per shard: 0: 3000.004000, 1: 2000.000000" in fcm
+    assert "subaccount 4 (7.500000 dollars) per shard: 1: 7.500000" in fcm
+    assert "subaccounts: none stored for this hour" in no_fcm
     assert "total resting order value: none stored for this hour" in no_fcm
     assert "Kalshi refused the total: Kalshi API error 403: FCM members only" in no_fcm
     assert "(computed here, not a Kalshi figure): 0: unknown, 1: unknown" in no_fcm

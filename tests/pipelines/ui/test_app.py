@@ -60,7 +60,14 @@ def warehouse_with_margin(set_connection, tmp_path):
     from sqlalchemy import create_engine
 
     from kalshi_provider.pipelines.warehouse import store_reading
-    from kalshi_provider.readings import AccountReading, BalanceReading, RestingOrderValue
+    from kalshi_provider.readings import (
+        AccountReading,
+        BalanceReading,
+        RestingOrderValue,
+        SubaccountBalance,
+        SubaccountBalances,
+        SubaccountsReading,
+    )
     from tests.pipelines.warehouse.conftest import make_balance, shards
 
     path = tmp_path / "warehouse.db"
@@ -71,7 +78,12 @@ def warehouse_with_margin(set_connection, tmp_path):
         observed = hour + timedelta(seconds=5)
         balance = BalanceReading(observed, make_balance(500000, breakdown={0: "3000", 1: "2000"}))
         total = RestingOrderValue(123456, shards({0: "1234.56"}))
-        fcm = AccountReading("fcm_a", observed, total, balance)
+        listed = None
+        if hour == now:  # the hour before has no subaccount rows (a key that may not list them)
+            amounts = {(0, 0): "3000", (0, 1): "2000", (1, 0): "0.000001", (5, 2): "12345678901.5"}
+            rows = tuple(SubaccountBalance(n, i, amount, 1) for (n, i), amount in amounts.items())
+            listed = SubaccountsReading(observed, SubaccountBalances(rows))
+        fcm = AccountReading("fcm_a", observed, total, balance, subaccounts=listed)
         refused = AccountReading(HOSTILE, observed, None, balance, not_permitted="403")
         for reading in (fcm, refused):
             store_reading(engine, reading, snapshot_hour=hour, dag_run_id="r")
@@ -87,6 +99,16 @@ def signed_in_client(warehouse_with_margin):
             yield client
     finally:
         app.dependency_overrides.clear()
+
+
+def test_data_serves_the_sum_over_subaccounts_beside_the_primarys_balance(signed_in_client):
+    body = signed_in_client.get("/data?hours=24").json()
+    points = body["balance"]["fcm_a"]
+    assert [(p["balance_dollars"], p["subaccounts_balance_dollars"]) for p in points] == [
+        ("5000.000000", None),  # no subaccount rows that hour
+        ("5000.000000", "12345683901.500001"),  # exactly: 3000 + 2000 + 0.000001 + 12345678901.5
+    ]
+    assert [p["subaccounts_balance_dollars"] for p in body["balance"][HOSTILE]] == [None, None]
 
 
 def test_data_serves_the_free_margin_per_shard_exactly(signed_in_client, warehouse_with_margin):

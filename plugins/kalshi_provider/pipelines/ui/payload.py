@@ -37,6 +37,10 @@ def window_json(window: ChartWindow) -> dict[str, Any]:
             "balance_dollars": _exact(row["balance_dollars"]),
             "portfolio_value_cents": row["portfolio_value_cents"],
             "total_not_permitted": row["total_refusal_reason"] is not None,
+            # Beside the primary's balance: every subaccount's, summed (None: not recorded that hour).
+            "subaccounts_balance_dollars": _exact(
+                window.subaccount_sums.get((row["account"], row["snapshot_hour"]))
+            ),
         }
         if bucketed:
             point |= _bucket(row) | {

@@ -24,8 +24,9 @@ on SQLite, where the dollars are fixed-point text, they are compared as length-p
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from operator import itemgetter
 from typing import Any
 
@@ -98,6 +99,10 @@ class ChartWindow:
     totals: list[dict[str, Any]]
     balances: list[dict[str, Any]]
     balance_minus_resting: list[dict[str, Any]]
+    #: Per (account, snapshot_hour) of a row of ``balances``: every subaccount's balance summed over
+    #: subaccounts and shards (``…_subacct``), exactly; absent where the hour has no subaccount rows.
+    #: A value of the balance's point, not a line of its own: it costs no points.
+    subaccount_sums: dict[tuple[str, datetime], Decimal] = field(default_factory=dict)
 
     @property
     def points(self) -> int:
@@ -195,9 +200,56 @@ def read_window(
                 raise TooManyPoints(window.hours, sum(c.series for c in counts), budget + 1, budget)
             left -= len(rows)
             found[series.table] = sorted(rows, key=itemgetter(*series.key, "snapshot_hour"))
+        sums = {}
+        if found["balance"] and inspector.has_table(tables.subaccounts.name, schema=schema):
+            sums = _subaccount_sums(conn, tables.subaccounts, found["balance"], budget)
     return ChartWindow(
-        since, until, bucket_hours, budget, found["totals"], found["balance"], found["balance_minus_resting"]
+        since,
+        until,
+        bucket_hours,
+        budget,
+        found["totals"],
+        found["balance"],
+        found["balance_minus_resting"],
+        sums,
     )
+
+
+#: Rows of ``…_subacct`` one answer may read per point of the budget (a few subaccounts on a few
+#: shards each); more is refused, as every read here is, never cut.
+_SUBACCOUNT_ROWS_A_POINT = 64
+#: Hours one query names (SQLite takes 32,766 values a statement).
+_HOURS_A_QUERY = 10_000
+
+
+def _subaccount_sums(
+    conn: Connection, table: Table, balances: list[dict[str, Any]], budget: int
+) -> dict[tuple[str, datetime], Decimal]:
+    """The sum over subaccounts of the hours the balance rows stand for, and of those only (the
+    rows a reader may see: a subaccount row belongs to its hour's balance). Summed here, exactly:
+    SQLite's SUM of fixed-point text would be a float."""
+    wanted = {(row["account"], row["snapshot_hour"]) for row in balances}
+    hours = sorted({hour for _, hour in wanted})
+    accounts = sorted({account for account, _ in wanted})
+    most = _SUBACCOUNT_ROWS_A_POINT * budget
+    sums: dict[tuple[str, datetime], Decimal] = {}
+    seen = 0
+    for start in range(0, len(hours), _HOURS_A_QUERY):
+        query = (
+            select(table.c.account, table.c.snapshot_hour, table.c.balance_dollars)
+            .where(
+                table.c.snapshot_hour.in_(hours[start : start + _HOURS_A_QUERY]),
+                table.c.account.in_(accounts),
+            )
+            .limit(most - seen + 1)
+        )
+        for account, hour, dollars in conn.execute(query):
+            seen += 1
+            if seen > most:
+                raise TooManyPoints(len(hours), len(accounts), budget + 1, budget)
+            if (account, hour) in wanted:
+                sums[(account, hour)] = sums.get((account, hour), Decimal(0)) + dollars
+    return sums
 
 
 @dataclass(frozen=True)
