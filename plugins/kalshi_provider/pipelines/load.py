@@ -86,6 +86,7 @@ def load_reading(
         engine.dispose()
     target = f"{schema}.{table}" if schema else table
     _log_not_permitted(reading, stored.newly_not_permitted, label)
+    _log_subaccounts_refused(reading, stored.newly_refused_subaccounts, label)
     for endpoint, what in ((TOTAL_ENDPOINT, "total"), (BALANCE_ENDPOINT, "balance")):
         if endpoint in late:
             log.warning("%s: the %s was not stored (it is in the history): %s", label, what, late[endpoint])
@@ -112,6 +113,18 @@ def load_reading(
     }
     # The task pushes each key as an XCom of its own, and Airflow 3.0 refuses a None value.
     return {key: item for key, item in result.items() if item is not None}
+
+
+def _log_subaccounts_refused(reading: Any, newly: bool, label: str) -> None:
+    if reading.subaccounts is None or reading.subaccounts.not_permitted is None:
+        return
+    (log.warning if newly else log.info)(
+        "%s: Kalshi does not let this key list the subaccounts' balances (%s): a key restricted to one "
+        "subaccount may not. The rest is recorded as usual. This is reported at WARNING once; later "
+        "hours log it at INFO. To record every subaccount, use a key that is not restricted.",
+        label,
+        reading.subaccounts.not_permitted,
+    )
 
 
 def _log_not_permitted(reading: Any, newly: bool, label: str) -> None:

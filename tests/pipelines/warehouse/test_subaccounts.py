@@ -92,3 +92,24 @@ def test_an_answer_without_exchange_index_is_kept_in_the_history_only(db_engine,
     assert _stored(db_engine) == []
     [(outcome, note, _)] = _subaccount_history(db_engine)
     assert outcome == "left_out" and "no exchange_index" in note
+
+
+def test_kalshis_refusal_of_the_list_is_news_once(db_engine, store):
+    """A restricted key: the first refusal is reported (newly), the next hours' are not; with the
+    total refused too (asked in the load's one version query) or permitted (a query of its own)."""
+    refusal = "Kalshi API error 403: this API key is restricted to a single sub-account"
+    first = store(db_engine, _load(5, refused=refusal))
+    later = store(db_engine, _load(5, refused=refusal, hour=1))
+    assert (first.newly_refused_subaccounts, later.newly_refused_subaccounts) == (True, False)
+    both = [
+        store(db_engine, _load(5, refused=refusal, hour=h, account="b", not_permitted="403 FCM"))
+        for h in (0, 1)
+    ]
+    assert [(s.newly_not_permitted, s.newly_refused_subaccounts) for s in both] == [
+        (True, True),
+        (False, False),
+    ]
+    listed = store(db_engine, _load(5, {(0, 0): "1"}, hour=2))
+    assert listed.newly_refused_subaccounts is False
+    again = store(db_engine, _load(5, refused=refusal, hour=3))  # refused again after a listed hour: news
+    assert again.newly_refused_subaccounts is True

@@ -46,12 +46,18 @@ class Load:
 def previous_total_outcome(history: Table, reading: AccountReading) -> ColumnElement[Any]:
     """The outcome of the account's latest reading of the total before this one (a scalar subquery):
     a refusal is reported once, the first time, or the first after the account had FCM access."""
+    return previous_outcome(history, reading.account, TOTAL_ENDPOINT, reading.observed_at)
+
+
+def previous_outcome(history: Table, account: str, endpoint: str, before: datetime) -> ColumnElement[Any]:
+    """The outcome of the account's latest reading of ``endpoint`` observed before ``before`` (a
+    scalar subquery), so a refusal is reported once."""
     return (
         select(history.c.outcome)
         .where(
-            history.c.account == reading.account,
-            history.c.endpoint == TOTAL_ENDPOINT,
-            history.c.observed_at < reading.observed_at,
+            history.c.account == account,
+            history.c.endpoint == endpoint,
+            history.c.observed_at < before,
         )
         .order_by(history.c.observed_at.desc())
         .limit(1)

@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -39,6 +40,7 @@ from kalshi_provider.pipelines.warehouse.history import (
     Load,
     insert_history,
     newly_not_permitted,
+    previous_outcome,
     previous_total_outcome,
 )
 from kalshi_provider.pipelines.warehouse.hour_rows import (
@@ -71,7 +73,9 @@ class StoredReading:
     refused the total, an answer was left out, not read, or observed outside the hour).
     ``newly_not_permitted`` is True when Kalshi refused this reading's total and the account's
     previous reading of it was permitted, or there was none: the load reports that once.
-    ``held``, ``observed_at`` and ``dag_run_id`` are the total's, as before the balance existed.
+    ``newly_refused_subaccounts`` likewise for Kalshi's refusal of the subaccounts' list (a key
+    restricted to one subaccount). ``held``, ``observed_at`` and ``dag_run_id`` are the total's, as
+    before the balance existed.
     """
 
     account: str
@@ -79,6 +83,7 @@ class StoredReading:
     total: StoredHour | None
     balance: StoredHour | None
     newly_not_permitted: bool = False
+    newly_refused_subaccounts: bool = False
 
     @property
     def held(self) -> bool:
@@ -197,11 +202,24 @@ class _Load:
     def write(self, conn: Connection, load: Load) -> StoredReading:
         reading, tables, hour = self.reading, self.tables, self.hour
         at_head = versioning.head_guard(self.version)
-        newly = False
+        newly = newly_refused = False
+        listed = reading.subaccounts
+        # Kalshi's refusal of the subaccounts is reported once: asked with the version where the
+        # load asks it anyway (a query of its own otherwise, for restricted keys only).
+        refused = None
+        if listed is not None and listed.not_permitted is not None:
+            refused = previous_outcome(
+                tables.history, reading.account, SUBACCOUNT_BALANCES_ENDPOINT, listed.observed_at
+            )
         if reading.not_permitted is not None or (self.total is None and self.balance is None):
             also = [previous_total_outcome(tables.history, reading)] if reading.not_permitted else []
-            found = versioning.confirm_head(conn, self.version, *also)
+            found = versioning.confirm_head(
+                conn, self.version, *also, *([refused] if refused is not None else [])
+            )
             newly = reading.not_permitted is not None and newly_not_permitted(found[1])
+            if refused is not None:
+                newly_refused = newly_not_permitted(found[-1])
+                refused = None
             at_head = None
         stored_total = stored_balance_ = None
         if self.total is not None:
@@ -226,8 +244,10 @@ class _Load:
             # The subaccounts hang on the hour's balance row: kept with it, or not at all.
             SUBACCOUNT_BALANCES_ENDPOINT: stored_balance_ if self._storable_subaccounts() else None,
         }
+        if refused is not None:  # before this reading's own history row goes in
+            newly_refused = newly_not_permitted(conn.execute(select(refused)).scalar())
         insert_history(conn, tables.history, reading, hour, kept, self.late, load)
-        return StoredReading(reading.account, hour, stored_total, stored_balance_, newly)
+        return StoredReading(reading.account, hour, stored_total, stored_balance_, newly, newly_refused)
 
     def _hour_row(self, conn: Connection, hour_row: HourRow, at_head: Any) -> StoredHour:
         """The first hourly write of a load is conditioned on the head (``at_head``); if it inserts
