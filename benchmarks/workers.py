@@ -24,12 +24,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from kalshi_provider.connection import BASE_URLS
-from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
+from kalshi_provider.endpoints import BALANCE_ENDPOINT, SUBACCOUNT_BALANCES_ENDPOINT, TOTAL_ENDPOINT
 from kalshi_provider.pipelines.settings import HOURLY_DAG_ID
 from kalshi_provider.pipelines.warehouse import bound_engine, store, warehouse_tables
 from kalshi_provider.pipelines.warehouse.engine import engine_options
-from kalshi_provider.readings import AccountReading, BalanceReading
-from kalshi_provider.responses import parse_balance, parse_resting_order_value
+from kalshi_provider.readings import AccountReading, BalanceReading, SubaccountsReading
+from kalshi_provider.responses import parse_balance, parse_resting_order_value, parse_subaccount_balances
 from kalshi_simulator.state import cents_to_dollars, split_over_shards
 
 now = time.perf_counter
@@ -47,8 +47,9 @@ TOTAL_CENTS, BALANCE_CENTS, PORTFOLIO_CENTS = 123_456, 500_000, 250_000
 
 def reading_for(hour_index: int) -> tuple[datetime, AccountReading]:
     """The fetch task's reading of hour ``hour_index`` (every sample writes a new hour, as every run
-    does), as the load task gets it: Kalshi's two answers parsed by the hook's parsers, the total
-    2 s into the hour and the balance 30 ms later, through the XCom and back."""
+    does), as the load task gets it: Kalshi's three answers parsed by the hook's parsers, the total
+    2 s into the hour, the balance 30 ms later and the subaccounts (the primary alone, as most
+    accounts have) 30 ms after that, through the XCom and back."""
     hour = BASE_HOUR + timedelta(hours=hour_index)
     observed = hour + timedelta(seconds=2, microseconds=123_456)
     total = parse_resting_order_value(
@@ -66,6 +67,11 @@ def reading_for(hour_index: int) -> tuple[datetime, AccountReading]:
             "balance_breakdown": split_over_shards(BALANCE_CENTS),
         }
     )
+    rows = [
+        {"subaccount_number": 0, **entry, "updated_ts": int(hour.timestamp())}
+        for entry in split_over_shards(BALANCE_CENTS)
+    ]
+    listed = parse_subaccount_balances({"subaccount_balances": rows})
     fetched = AccountReading(
         "kalshi_default",
         observed,
@@ -73,6 +79,7 @@ def reading_for(hour_index: int) -> tuple[datetime, AccountReading]:
         BalanceReading(observed + timedelta(milliseconds=30), balance),
         try_number=FETCH_TRY,
         source=BASE_URLS["production"],
+        subaccounts=SubaccountsReading(observed + timedelta(milliseconds=60), listed),
     )
     return hour, AccountReading.from_xcom(json.loads(json.dumps(fetched.to_xcom())))
 
@@ -225,6 +232,7 @@ def floor_rows(reading: AccountReading, hour: datetime, tables: Any) -> dict[str
     breakdowns complete, so a shard one lists and the other does not counts as 0)."""
     total, balance = reading.resting_order_value, reading.balance.value
     observed, balance_observed = reading.observed_at, reading.balance.observed_at
+    listed, listed_observed = reading.subaccounts.value, reading.subaccounts.observed_at
     key, stamp = {"account": reading.account, "snapshot_hour": hour}, datetime.now(timezone.utc)
     run = {"dag_run_id": RUN_ID, "dag_id": DAG_ID, "loaded_at": stamp}
     resting = {s.exchange_index: s.dollars for s in total.breakdown}
@@ -275,6 +283,17 @@ def floor_rows(reading: AccountReading, hour: datetime, tables: Any) -> dict[str
             }
             for i in sorted(set(balances) | set(resting))
         ],
+        tables.subaccounts.name: [
+            key
+            | {
+                "subaccount_number": row.subaccount_number,
+                "exchange_index": row.exchange_index,
+                "balance_dollars": row.balance_dollars,
+                "balance_updated_ts": row.updated_ts,
+                "observed_at": listed_observed,
+            }
+            for row in listed.rows
+        ],
         tables.history.name: [
             history(
                 TOTAL_ENDPOINT,
@@ -289,6 +308,7 @@ def floor_rows(reading: AccountReading, hour: datetime, tables: Any) -> dict[str
                 balance_cents=balance.balance_cents,
                 portfolio_value_cents=balance.portfolio_value_cents,
             ),
+            history(SUBACCOUNT_BALANCES_ENDPOINT, listed_observed, {"subaccount_balances": listed.to_xcom()}),
         ],
     }
 
