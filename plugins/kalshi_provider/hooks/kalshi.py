@@ -27,6 +27,7 @@ from kalshi_provider.limits import (
     INITIAL_BACKOFF_SECONDS,
     MAX_BACKOFF_SECONDS,
     MAX_RETRY_AFTER_SECONDS,
+    SUBACCOUNTS_CALL_DEADLINE_SECONDS,
 )
 from kalshi_provider.responses import (
     Balance,
@@ -153,16 +154,22 @@ class KalshiHook(BaseHook):
         A key restricted to one subaccount may not call it: Kalshi's 403 is a
         :class:`~kalshi_provider.exceptions.KalshiPermissionError`.
         """
-        return self._read(SUBACCOUNT_BALANCES_ENDPOINT, parse_subaccount_balances)
+        return self._read(
+            SUBACCOUNT_BALANCES_ENDPOINT,
+            parse_subaccount_balances,
+            deadline_seconds=SUBACCOUNTS_CALL_DEADLINE_SECONDS,
+        )
 
-    def _read(self, path: str, parse: Callable[[Any], _Value]) -> _Value:
+    def _read(
+        self, path: str, parse: Callable[[Any], _Value], *, deadline_seconds: float = CALL_DEADLINE_SECONDS
+    ) -> _Value:
         """GET ``path`` and parse the answer into a value stamped with when the answer arrived.
 
         Every endpoint reader goes through here, so no value (and no error about an answer) can
         carry a moment from before its answer arrived: the stamp is the transport's, taken after
         the whole answer was read.
         """
-        answer = self._exchange("GET", path)
+        answer = self._exchange("GET", path, deadline_seconds=deadline_seconds)
         try:
             value = parse(decode_json(answer.body, f"GET {path}") if answer.body else None)
         except KalshiError as err:
@@ -179,6 +186,7 @@ class KalshiHook(BaseHook):
         params: dict[str, Any] | None = None,
         json: Any = None,
         max_attempts: int | None = None,
+        deadline_seconds: float = CALL_DEADLINE_SECONDS,
     ) -> transport.Answer:
         """The answer to one call, after all the attempts it needed."""
         settings = self.settings
@@ -188,7 +196,7 @@ class KalshiHook(BaseHook):
         for limit in (self.max_attempts, max_attempts):
             if limit is not None:
                 attempts = max(1, min(attempts, limit))
-        deadline = time.monotonic() + CALL_DEADLINE_SECONDS
+        deadline = time.monotonic() + deadline_seconds
         return self._retrying(label, attempts, deadline)(
             self._send_once, method.upper(), url, params, json, label, deadline
         )
