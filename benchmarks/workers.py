@@ -24,12 +24,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from kalshi_provider.connection import BASE_URLS
-from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
+from kalshi_provider.endpoints import BALANCE_ENDPOINT, SUBACCOUNT_BALANCES_ENDPOINT, TOTAL_ENDPOINT
 from kalshi_provider.pipelines.settings import HOURLY_DAG_ID
 from kalshi_provider.pipelines.warehouse import bound_engine, store, warehouse_tables
 from kalshi_provider.pipelines.warehouse.engine import engine_options
-from kalshi_provider.readings import AccountReading, BalanceReading
-from kalshi_provider.responses import parse_balance, parse_resting_order_value
+from kalshi_provider.readings import AccountReading, BalanceReading, SubaccountsReading
+from kalshi_provider.responses import parse_balance, parse_resting_order_value, parse_subaccount_balances
 from kalshi_simulator.state import cents_to_dollars, split_over_shards
 
 now = time.perf_counter
@@ -47,8 +47,9 @@ TOTAL_CENTS, BALANCE_CENTS, PORTFOLIO_CENTS = 123_456, 500_000, 250_000
 
 def reading_for(hour_index: int) -> tuple[datetime, AccountReading]:
     """The fetch task's reading of hour ``hour_index`` (every sample writes a new hour, as every run
-    does), as the load task gets it: Kalshi's two answers parsed by the hook's parsers, the total
-    2 s into the hour and the balance 30 ms later, through the XCom and back."""
+    does), as the load task gets it: Kalshi's three answers parsed by the hook's parsers, the total
+    2 s into the hour, the balance 30 ms later and the subaccounts (the primary alone, as most
+    accounts have) 30 ms after that, through the XCom and back."""
     hour = BASE_HOUR + timedelta(hours=hour_index)
     observed = hour + timedelta(seconds=2, microseconds=123_456)
     total = parse_resting_order_value(
@@ -66,6 +67,11 @@ def reading_for(hour_index: int) -> tuple[datetime, AccountReading]:
             "balance_breakdown": split_over_shards(BALANCE_CENTS),
         }
     )
+    rows = [
+        {"subaccount_number": 0, **entry, "updated_ts": int(hour.timestamp())}
+        for entry in split_over_shards(BALANCE_CENTS)
+    ]
+    listed = parse_subaccount_balances({"subaccount_balances": rows})
     fetched = AccountReading(
         "kalshi_default",
         observed,
@@ -73,6 +79,7 @@ def reading_for(hour_index: int) -> tuple[datetime, AccountReading]:
         BalanceReading(observed + timedelta(milliseconds=30), balance),
         try_number=FETCH_TRY,
         source=BASE_URLS["production"],
+        subaccounts=SubaccountsReading(observed + timedelta(milliseconds=60), listed),
     )
     return hour, AccountReading.from_xcom(json.loads(json.dumps(fetched.to_xcom())))
 
@@ -137,8 +144,16 @@ PROFILED = (
         "warehouse/hour_rows.py",
         "write_hour_row",
     ),
-    ("rows that hang on them (breakdowns, note, free margin)", "warehouse/hour_rows.py", "replace_rows"),
-    ("free margin derived (pure, from the reading)", "warehouse/margin.py", "free_margin"),
+    (
+        "rows that hang on them (breakdowns, note, balance minus resting)",
+        "warehouse/hour_rows.py",
+        "replace_rows",
+    ),
+    (
+        "balance minus resting derived (pure, from the reading)",
+        "warehouse/balance_minus_resting.py",
+        "balance_minus_resting",
+    ),
     ("history rows", "warehouse/history.py", "insert_history"),
     ("building the Table objects", "warehouse/schema.py", "warehouse_tables"),
     (
@@ -189,7 +204,7 @@ CATALOG = {
 def upsert_sql(dialect: str, table: Any, rows: int) -> str:
     """One multi-row INSERT of ``table``'s columns. The hourly tables and their shards keep the
     earliest observation on a conflict, as ours does (MySQL: ``ON DUPLICATE KEY UPDATE`` with every
-    assignment conditional, ``observed_at`` last); the free margin takes the new values; the history
+    assignment conditional, ``observed_at`` last); the balance minus resting takes the new values; the history
     is only ever inserted."""
     columns = [column.name for column in table.columns]
     values = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * rows)
@@ -217,6 +232,7 @@ def floor_rows(reading: AccountReading, hour: datetime, tables: Any) -> dict[str
     breakdowns complete, so a shard one lists and the other does not counts as 0)."""
     total, balance = reading.resting_order_value, reading.balance.value
     observed, balance_observed = reading.observed_at, reading.balance.observed_at
+    listed, listed_observed = reading.subaccounts.value, reading.subaccounts.observed_at
     key, stamp = {"account": reading.account, "snapshot_hour": hour}, datetime.now(timezone.utc)
     run = {"dag_run_id": RUN_ID, "dag_id": DAG_ID, "loaded_at": stamp}
     resting = {s.exchange_index: s.dollars for s in total.breakdown}
@@ -257,15 +273,26 @@ def floor_rows(reading: AccountReading, hour: datetime, tables: Any) -> dict[str
             }
         ],
         tables.balance_shards.name: shards("shard_balance_dollars", balances, balance_observed),
-        tables.free_margin.name: [
+        tables.balance_minus_resting.name: [
             key
             | {
                 "exchange_index": i,
                 "shard_balance_dollars": balances.get(i, zero),
                 "shard_resting_order_value_dollars": resting.get(i, zero),
-                "shard_free_margin_dollars": balances.get(i, zero) - resting.get(i, zero),
+                "shard_balance_minus_resting_dollars": balances.get(i, zero) - resting.get(i, zero),
             }
             for i in sorted(set(balances) | set(resting))
+        ],
+        tables.subaccounts.name: [
+            key
+            | {
+                "subaccount_number": row.subaccount_number,
+                "exchange_index": row.exchange_index,
+                "balance_dollars": row.balance_dollars,
+                "balance_updated_ts": row.updated_ts,
+                "observed_at": listed_observed,
+            }
+            for row in listed.rows
         ],
         tables.history.name: [
             history(
@@ -281,6 +308,7 @@ def floor_rows(reading: AccountReading, hour: datetime, tables: Any) -> dict[str
                 balance_cents=balance.balance_cents,
                 portfolio_value_cents=balance.portfolio_value_cents,
             ),
+            history(SUBACCOUNT_BALANCES_ENDPOINT, listed_observed, {"subaccount_balances": listed.to_xcom()}),
         ],
     }
 
@@ -542,13 +570,13 @@ def hook(conn_id: str, calls: int, floor_first: bool) -> dict[str, float]:
 def seed_chart(url: str, accounts: int, hours: int, shards: int) -> dict[str, int]:
     """``hours`` hours ending with the current one for ``accounts`` accounts, ``shards`` exchange
     shards each, written straight into the tables the chart reads (totals, balance, its shards, the
-    free margin per shard): what months of hourly loads leave, without months of loads."""
+    balance minus resting per shard): what months of hourly loads leave, without months of loads."""
     from kalshi_provider.pipelines.warehouse import prepare_tables
 
     engine = create_engine(url)
     tables = prepare_tables(engine)
     end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
-    written = dict.fromkeys(("totals", "balance", "balance_shards", "free_margin"), 0)
+    written = dict.fromkeys(("totals", "balance", "balance_shards", "balance_minus_resting"), 0)
     for account_index in range(accounts):
         account = f"fcm_{account_index:02d}"
         rows: dict[str, list[dict[str, Any]]] = {name: [] for name in written}
@@ -588,12 +616,12 @@ def seed_chart(url: str, accounts: int, hours: int, shards: int) -> dict[str, in
                 rows["balance_shards"].append(
                     key | {"shard_balance_dollars": balance, "observed_at": observed}
                 )
-                rows["free_margin"].append(
+                rows["balance_minus_resting"].append(
                     key
                     | {
                         "shard_balance_dollars": balance,
                         "shard_resting_order_value_dollars": resting,
-                        "shard_free_margin_dollars": balance - resting,
+                        "shard_balance_minus_resting_dollars": balance - resting,
                     }
                 )
         with engine.begin() as conn:
@@ -655,11 +683,11 @@ def chart(conn: str, hours: int) -> dict[str, dict[str, float]]:
 
 
 def _points(body: dict[str, Any]) -> int:
-    """Values served: one per point of the totals, of the balances, of each shard's free margin."""
+    """Values served: one per point of the totals, of the balances, of each shard's balance minus resting."""
     return (
         sum(len(points) for points in body["series"].values())
         + sum(len(points) for points in body["balance"].values())
-        + sum(len(points) for shards in body["free_margin"].values() for points in shards.values())
+        + sum(len(points) for shards in body["balance_minus_resting"].values() for points in shards.values())
     )
 
 

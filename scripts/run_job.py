@@ -15,7 +15,9 @@ import sys
 import tempfile
 import time
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
+from typing import Any, TextIO
 
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE, DEFAULT_WAREHOUSE_CONN_ID, HOURLY_DAG_ID
 
@@ -131,16 +133,88 @@ def warehouse_description(env: dict[str, str]) -> str:
 
 
 def show_rows(env: dict[str, str]) -> None:
-    from kalshi_provider.pipelines.warehouse import read_snapshots, warehouse_engine
+    from kalshi_provider.pipelines.warehouse import warehouse_engine
 
     engine, description = warehouse_engine(DEFAULT_WAREHOUSE_CONN_ID)
-    rows = read_snapshots(engine)[-5:]
-    print(f"\nLatest rows in {DEFAULT_TABLE} ({description}):")
-    columns = ["account", "snapshot_hour", "total_resting_order_value_cents", "observed_at", "dag_run_id"]
-    print("  " + " | ".join(columns))
+    try:
+        print(f"\nWarehouse: {description}")
+        print_latest_hour(engine, sys.stdout)
+    finally:
+        engine.dispose()
+
+
+def print_latest_hour(engine: Any, out: TextIO, table_name: str = DEFAULT_TABLE) -> None:
+    """Print every figure the warehouse holds for its latest hour, per account: the total resting
+    order value and its shards, the balance and its shards, per shard the balance minus the resting
+    order value (a difference computed here, not a Kalshi figure: see docs/tables.md), and every
+    subaccount's balance with their sum."""
+    from kalshi_provider.pipelines.warehouse import read_balances, read_snapshots, read_subaccounts
+
+    totals = read_snapshots(engine, table_name=table_name, include_breakdown=True)
+    balances = read_balances(engine, table_name=table_name)
+    hours = [row["snapshot_hour"] for row in (*totals, *balances)]
+    if not hours:
+        print(f"No rows in {table_name} yet.", file=out)
+        return
+    hour = max(hours)
+    totals_now = {row["account"]: row for row in totals if row["snapshot_hour"] == hour}
+    balances_now = {row["account"]: row for row in balances if row["snapshot_hour"] == hour}
+    subaccounts_now: dict[str, list[dict[str, Any]]] = {}
+    for row in read_subaccounts(engine, table_name=table_name, since=hour):
+        subaccounts_now.setdefault(row["account"], []).append(row)
+    print(f"Hour {hour.isoformat()} in {table_name}:", file=out)
+    for account in sorted({*totals_now, *balances_now}):
+        print(f"  account {account}", file=out)
+        total = totals_now.get(account)
+        if total is None:
+            print("    total resting order value: none stored for this hour", file=out)
+        else:
+            cents = total["total_resting_order_value_cents"]
+            print(f"    total resting order value: {cents} cents (observed {total['observed_at']})", file=out)
+            _shards(out, "per shard", total["breakdown"], "shard_resting_order_value_dollars")
+            if total.get("breakdown_problem"):
+                print(f"      breakdown left out: {total['breakdown_problem']}", file=out)
+        balance = balances_now.get(account)
+        if balance is None:
+            print("    balance: none stored for this hour", file=out)
+            continue
+        print(
+            f"    balance: {balance['balance_dollars']} dollars ({balance['balance_cents']} cents), "
+            f"portfolio value {balance['portfolio_value_cents']} cents (observed {balance['observed_at']})",
+            file=out,
+        )
+        if balance["total_refusal_reason"]:
+            print(f"      Kalshi refused the total: {balance['total_refusal_reason']}", file=out)
+        _shards(out, "per shard", balance["breakdown"], "shard_balance_dollars")
+        _shards(
+            out,
+            "balance minus resting order value per shard (computed here, not a Kalshi figure)",
+            balance["balance_minus_resting"],
+            "shard_balance_minus_resting_dollars",
+        )
+        _subaccounts(out, subaccounts_now.get(account, []))
+
+
+def _subaccounts(out: TextIO, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        print("    subaccounts: none stored for this hour (see the history for why)", file=out)
+        return
+    by_number: dict[int, list[dict[str, Any]]] = {}
     for row in rows:
-        print("  " + " | ".join(str(row[column]) for column in columns))
-    engine.dispose()
+        by_number.setdefault(row["subaccount_number"], []).append(row)
+    total = sum((row["balance_dollars"] for row in rows), Decimal(0))
+    print(f"    subaccounts: {len(by_number)}, balances summing to {total} dollars", file=out)
+    for number, entries in sorted(by_number.items()):
+        own = sum((row["balance_dollars"] for row in entries), Decimal(0))
+        _shards(out, f"subaccount {number} ({own} dollars) per shard", entries, "balance_dollars")
+
+
+def _shards(out: TextIO, label: str, entries: list[dict[str, Any]], amount: str) -> None:
+    shown = ", ".join(
+        f"{entry['exchange_index']}: {'unknown' if entry[amount] is None else entry[amount]}"
+        for entry in entries
+    )
+    print(f"      {label}: {shown or 'none'}", file=out)
 
 
 def run_quietly(command: list[str], env: dict[str, str], label: str) -> None:

@@ -14,3 +14,6 @@ BALANCE_ENDPOINT = "/portfolio/balance"
 STATUS_ENDPOINT = "/exchange/status"
 #: ``GET /exchange/schedule``: trading hours and maintenance windows (no auth).
 SCHEDULE_ENDPOINT = "/exchange/schedule"
+#: ``GET /portfolio/subaccounts/balances``: every subaccount's balance per shard, the primary's
+#: included (``/portfolio/balance`` reads one subaccount, the primary unless asked).
+SUBACCOUNT_BALANCES_ENDPOINT = "/portfolio/subaccounts/balances"

@@ -69,6 +69,9 @@ MAX_RETRY_AFTER_SECONDS = 30.0
 
 #: Wall-clock bound of one call of the hook, all attempts and waits included.
 CALL_DEADLINE_SECONDS = 120.0
+#: The same for the list of every subaccount's balance, the fetch's third and least needed call:
+#: shorter, so a run whose every call hangs on every try still ends before the next hour.
+SUBACCOUNTS_CALL_DEADLINE_SECONDS = 30.0
 
 #: What a task spends outside its calls: looking up the connection, loading the key, writing the
 #: XCom. Generous: it only has to keep a hung call from holding the task for ever. A task's

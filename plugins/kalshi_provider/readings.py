@@ -186,6 +186,99 @@ class Balance:
         )
 
 
+#: Kalshi numbers subaccounts 0 (the primary) to 63 ("Maximum 63 numbered subaccounts per user").
+MAX_SUBACCOUNT = 63
+#: Rows one subaccount answer may hold: one per (subaccount, exchange shard), 64 subaccounts on up
+#: to 64 shards. More is no answer Kalshi documents, and is refused rather than stored in part.
+MAX_SUBACCOUNT_ROWS = 64 * 64
+
+
+@dataclass(frozen=True)
+class SubaccountBalance:
+    """One row of ``GET /portfolio/subaccounts/balances``: a subaccount's balance on one shard.
+
+    :param subaccount_number: 0 for the primary account, 1-63 for numbered subaccounts.
+    :param exchange_index: The shard the balance is held on; None when Kalshi's answer names none
+        (its spec requires it since 2026-07; every row of one answer names one, or none does).
+    :param balance_dollars: Kalshi's ``balance``, a fixed-point dollar string, exactly.
+    :param updated_ts: Kalshi's ``updated_ts``: when the balance last changed (Unix seconds).
+    """
+
+    subaccount_number: int
+    exchange_index: int | None
+    balance_dollars: Decimal
+    updated_ts: int
+
+    def __post_init__(self) -> None:
+        number = self.subaccount_number
+        if type(number) is not int or not 0 <= number <= MAX_SUBACCOUNT:
+            raise InvalidReadingError(f"subaccount_number must be a whole number from 0 to {MAX_SUBACCOUNT}")
+        index = self.exchange_index
+        if index is not None and (type(index) is not int or not 0 <= index <= MAX_EXCHANGE_INDEX):
+            raise InvalidReadingError(f"exchange_index must be a whole number from 0 to {MAX_EXCHANGE_INDEX}")
+        what = f"subaccount {number}'s balance"
+        object.__setattr__(self, "balance_dollars", exact_dollars(self.balance_dollars, what))
+        if type(self.updated_ts) is not int or not 0 <= self.updated_ts <= MAX_CENTS:
+            raise InvalidReadingError("updated_ts must be a whole number of seconds since 1970 (0 or more)")
+
+
+@dataclass(frozen=True)
+class SubaccountBalances:
+    """``GET /portfolio/subaccounts/balances``: every subaccount's balance, the primary's included,
+    one row per (subaccount, shard), at most once each and at most ``MAX_SUBACCOUNT_ROWS``."""
+
+    rows: tuple[SubaccountBalance, ...]
+    received_at: datetime | None = _received_at()
+
+    def __post_init__(self) -> None:
+        rows = tuple(self.rows)
+        if len(rows) > MAX_SUBACCOUNT_ROWS:
+            raise InvalidReadingError(f"more than {MAX_SUBACCOUNT_ROWS} subaccount balance rows")
+        if not all(isinstance(row, SubaccountBalance) for row in rows):
+            raise InvalidReadingError("subaccount balance rows must be SubaccountBalance")
+        if len({row.exchange_index is None for row in rows}) > 1:
+            raise InvalidReadingError("some rows name an exchange_index and others do not")
+        keys = [(row.subaccount_number, row.exchange_index) for row in rows]
+        if len(set(keys)) != len(keys):
+            repeated = sorted({key for key in keys if keys.count(key) > 1}, key=str)[:5]
+            raise InvalidReadingError(f"a (subaccount_number, exchange_index) is listed twice: {repeated}")
+        object.__setattr__(self, "rows", rows)
+        object.__setattr__(self, "received_at", _check_received_at(self.received_at))
+
+    def total_by_subaccount(self) -> dict[int, Decimal]:
+        """Each subaccount's balance summed over its shards, exactly."""
+        totals: dict[int, Decimal] = {}
+        for row in self.rows:
+            totals[row.subaccount_number] = (
+                totals.get(row.subaccount_number, Decimal(0)) + row.balance_dollars
+            )
+        return totals
+
+    def to_xcom(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "subaccount_number": row.subaccount_number,
+                "exchange_index": row.exchange_index,
+                "balance_dollars": str(row.balance_dollars),
+                "updated_ts": row.updated_ts,
+            }
+            for row in self.rows
+        ]
+
+    @classmethod
+    def from_xcom(cls, value: Any) -> SubaccountBalances:
+        if not isinstance(value, list):
+            raise InvalidReadingError("subaccount balances must be a list")
+        return cls(
+            tuple(
+                SubaccountBalance(
+                    row["subaccount_number"], row["exchange_index"], row["balance_dollars"], row["updated_ts"]
+                )
+                for row in value
+            )
+        )
+
+
 @dataclass(frozen=True)
 class BalanceReading:
     """The fetch's ``GET /portfolio/balance``: when its answer arrived, and the balance, or why the
@@ -223,14 +316,56 @@ class BalanceReading:
 
 
 @dataclass(frozen=True)
+class SubaccountsReading:
+    """The fetch's ``GET /portfolio/subaccounts/balances``: when its answer arrived, and every
+    subaccount's balance, or why there is none: Kalshi's refusal (``not_permitted``: a key
+    restricted to one subaccount may not list them) or the problem with the answer. Exactly one."""
+
+    observed_at: datetime
+    value: SubaccountBalances | None = None
+    problem: str | None = None
+    not_permitted: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "observed_at", _aware(self.observed_at, "the subaccounts' observed_at"))
+        if self.value is not None and not isinstance(self.value, SubaccountBalances):
+            raise InvalidReadingError("a subaccounts reading's value must be SubaccountBalances")
+        _optional_text(self.problem, "the subaccounts' problem")
+        _optional_text(self.not_permitted, "the subaccounts' refusal")
+        if sum(x is not None for x in (self.value, self.problem, self.not_permitted)) != 1:
+            raise InvalidReadingError(
+                "a subaccounts reading holds exactly one of: the balances, the problem, Kalshi's refusal"
+            )
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {
+            "observed_at": self.observed_at.isoformat(),
+            "value": None if self.value is None else self.value.to_xcom(),
+            "problem": self.problem,
+            "not_permitted": self.not_permitted,
+        }
+
+    @classmethod
+    def from_xcom(cls, payload: Any) -> SubaccountsReading:
+        value = payload["value"]
+        return cls(
+            observed_at=datetime.fromisoformat(payload["observed_at"]),
+            value=None if value is None else SubaccountBalances.from_xcom(value),
+            problem=payload.get("problem"),
+            not_permitted=payload.get("not_permitted"),
+        )
+
+
+@dataclass(frozen=True)
 class AccountReading:
     """What the fetch task read for one account (its Kalshi connection id) and when the answers arrived.
 
     ``observed_at`` is when the total's answer arrived. ``resting_order_value`` is None only when
     Kalshi refused it (403: the key's account is not an FCM member), and ``not_permitted`` then
-    says so in Kalshi's words; ``balance`` is None when the fetch did not ask for it (the
-    total-only operator). ``try_number`` is the fetch task's try that took the reading, ``source``
-    the base URL the answers came from (never a secret: connections hold no credentials in it).
+    says so in Kalshi's words; ``balance`` is None when the fetch did not ask for it (the total-
+    only operator), and so is ``subaccounts`` (also in readings of earlier versions).
+    ``try_number`` is the fetch task's try that took the reading, ``source`` the base URL the
+    answers came from (never a secret: connections hold no credentials in it).
     ``exchange_paused`` is set, and nothing else was read, when Kalshi's exchange said it was not
     active after the first call failed; ``observed_at`` is then when that status arrived.
     """
@@ -243,6 +378,7 @@ class AccountReading:
     try_number: int | None = None
     source: str | None = None
     exchange_paused: ExchangePause | None = None
+    subaccounts: SubaccountsReading | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.account, str) or not self.account:
@@ -263,6 +399,8 @@ class AccountReading:
             )
         if self.balance is not None and not isinstance(self.balance, BalanceReading):
             raise InvalidReadingError("balance must be a BalanceReading")
+        if self.subaccounts is not None and not isinstance(self.subaccounts, SubaccountsReading):
+            raise InvalidReadingError("subaccounts must be a SubaccountsReading")
         if self.try_number is not None and (type(self.try_number) is not int or self.try_number < 0):
             raise InvalidReadingError("try_number must be a whole number of 0 or more")
         if self.source is not None and (
@@ -290,6 +428,7 @@ class AccountReading:
             "try_number": self.try_number,
             "source": self.source,
             "exchange_paused": None if self.exchange_paused is None else self.exchange_paused.to_xcom(),
+            "subaccounts": None if self.subaccounts is None else self.subaccounts.to_xcom(),
         }
 
     @classmethod
@@ -300,6 +439,7 @@ class AccountReading:
             value = payload["resting_order_value"]
             balance = payload.get("balance")
             paused = payload.get("exchange_paused")
+            subaccounts = payload.get("subaccounts")
             return cls(
                 account=payload["account"],
                 observed_at=datetime.fromisoformat(payload["observed_at"]),
@@ -315,6 +455,7 @@ class AccountReading:
                 try_number=payload.get("try_number"),
                 source=payload.get("source"),
                 exchange_paused=None if paused is None else ExchangePause.from_xcom(paused),
+                subaccounts=None if subaccounts is None else SubaccountsReading.from_xcom(subaccounts),
             )
         except (KeyError, TypeError, AttributeError, ValueError) as err:
             if isinstance(err, InvalidReadingError):

@@ -26,11 +26,14 @@ from kalshi_provider.exceptions import (
 )
 from kalshi_provider.readings import (
     MAX_CENTS,
+    MAX_SUBACCOUNT_ROWS,
     MIN_CENTS,
     Balance,
     InvalidReadingError,
     RestingOrderValue,
     ShardAmount,
+    SubaccountBalance,
+    SubaccountBalances,
     exact_dollars,
     shard_amounts,
 )
@@ -124,6 +127,55 @@ def parse_balance(body: Any) -> Balance:
             breakdown_problem=f"Kalshi's balance_breakdown: {err}",
         )
     return Balance(balance, portfolio_value, dollars, updated_ts, breakdown)
+
+
+def parse_subaccount_balances(body: Any) -> SubaccountBalances:
+    """Check the body of ``GET /portfolio/subaccounts/balances``.
+
+    Kalshi's spec: ``{"subaccount_balances": [{"subaccount_number", "exchange_index", "balance",
+    "updated_ts"}]}``, ``balance`` a fixed-point dollar string. Every row is checked as the balance
+    is (exact dollars, whole numbers in range); a bad row, a repeated (subaccount, shard) or more
+    rows than any account can have refuses the whole answer: a partial list of subaccounts would
+    read as subaccounts gone. ``exchange_index`` may be absent from every row (Kalshi's answers
+    before 2026-07 had none); other fields are ignored.
+    """
+    what = "Kalshi's answer to GET /portfolio/subaccounts/balances"
+    if not isinstance(body, dict) or "subaccount_balances" not in body:
+        kind = "empty (or JSON null)" if body is None else f"a JSON {type(body).__name__}"
+        if isinstance(body, dict):
+            fields = _snippet(", ".join(sorted(map(str, body)))) or "none"
+            kind = f"an object without 'subaccount_balances' (fields: {fields})"
+        raise KalshiResponseError(f"{what} is {kind}, expected an object with 'subaccount_balances'")
+    raw = body["subaccount_balances"]
+    if not isinstance(raw, list):
+        raise KalshiResponseError(f"{what}: 'subaccount_balances' is a JSON {type(raw).__name__}, not a list")
+    if len(raw) > MAX_SUBACCOUNT_ROWS:
+        raise KalshiResponseError(
+            f"{what} lists {len(raw)} rows, more than the {MAX_SUBACCOUNT_ROWS} any account has"
+        )
+    rows = []
+    for item in raw:
+        missing = [
+            name
+            for name in ("subaccount_number", "balance", "updated_ts")
+            if not isinstance(item, dict) or name not in item
+        ]
+        if missing:
+            raise KalshiResponseError(
+                f"{what}: a row lacks {', '.join(map(repr, missing))}: {_json_text(item)}"
+            )
+        try:
+            rows.append(
+                SubaccountBalance(
+                    item["subaccount_number"], item.get("exchange_index"), item["balance"], item["updated_ts"]
+                )
+            )
+        except InvalidReadingError as err:
+            raise KalshiResponseError(f"{what}: {err} (row {_json_text(item)})") from None
+    try:
+        return SubaccountBalances(tuple(rows))
+    except InvalidReadingError as err:
+        raise KalshiResponseError(f"{what}: {err}") from None
 
 
 def _whole(value: Any, name: str, what: str, low: int, high: int) -> int:

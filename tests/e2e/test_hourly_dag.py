@@ -20,6 +20,7 @@ from tests.fixtures.simulator import signed_calls
 DAG_ID = "kalshi_total_resting_order_value"
 FETCH, LOAD, PLAN = "account_snapshot.fetch", "account_snapshot.load", "accounts_to_read"
 TOTAL, BALANCE = "/portfolio/summary/total_resting_order_value", "/portfolio/balance"
+SUBACCOUNTS = "/portfolio/subaccounts/balances"
 
 pytestmark = pytest.mark.slow
 
@@ -62,13 +63,13 @@ def kalshi_default(airflow_home, simulator, kalshi_account):
     return kalshi_account
 
 
-def test_two_accounts_one_without_fcm_access_write_totals_balances_free_margins_and_history(
+def test_two_accounts_one_without_fcm_access_write_totals_balances_shard_figures_and_history(
     airflow_home, warehouse, kalshi_default, make_kalshi_account, simulator, lineage_events
 ):
-    """The FCM account gets its total, balance, free margin per shard and two history rows; the
-    account without FCM access gets its balance, free margins of NULL and two history rows, and
-    the run succeeds (the load warns once that the account is no FCM member). OpenLineage's events
-    name Kalshi's endpoints and the warehouse tables, and hold no secret."""
+    """The FCM account gets its total, balance, balance minus resting per shard and two history
+    rows; the account without FCM access gets its balance, balance minus resting of NULL and two
+    history rows, and the run succeeds (the load warns once that the account is no FCM member).
+    OpenLineage's events name Kalshi's endpoints and the warehouse tables, and hold no secret."""
     simulator.set_value(
         kalshi_default.key_id,
         987654,
@@ -99,7 +100,9 @@ def test_two_accounts_one_without_fcm_access_write_totals_balances_free_margins_
     assert fcm["balance_dollars"] == Decimal("12500.004") and fcm["total_refusal_reason"] is None
     assert fcm["snapshot_hour"] == hour and fcm["observed_at"] > total["observed_at"]
     # Kalshi's 2026 shards 0-3 (the simulator's split of $12,500.00); the resting orders on 0 and 2.
-    assert [(e["exchange_index"], e["shard_free_margin_dollars"]) for e in fcm["free_margin"]] == [
+    assert [
+        (e["exchange_index"], e["shard_balance_minus_resting_dollars"]) for e in fcm["balance_minus_resting"]
+    ] == [
         (0, Decimal("5000") - Decimal("9000")),  # negative: more resting orders than cash there
         (1, Decimal("3750")),
         (2, Decimal("2500") - Decimal("876.54")),
@@ -107,16 +110,28 @@ def test_two_accounts_one_without_fcm_access_write_totals_balances_free_margins_
     ]
     assert refused["account"] == "kalshi_no_fcm" and refused["balance_cents"] == 42_000
     assert "only for FCM members" in refused["total_refusal_reason"]
-    assert [(e["shard_balance_dollars"], e["shard_free_margin_dollars"]) for e in refused["free_margin"]] == [
-        (Decimal(dollars), None) for dollars in ("168", "126", "84", "42")
-    ]
+    assert [
+        (e["shard_balance_dollars"], e["shard_balance_minus_resting_dollars"])
+        for e in refused["balance_minus_resting"]
+    ] == [(Decimal(dollars), None) for dollars in ("168", "126", "84", "42")]
+
+    # Every subaccount's balance per shard, with the hour's balance (here the primary alone, its
+    # rows being its balance's shards).
+    for balance in (fcm, refused):
+        stored = warehouse.subaccounts(balance["account"])
+        assert [(r["subaccount_number"], r["exchange_index"], r["balance_dollars"]) for r in stored] == [
+            (0, e["exchange_index"], e["shard_balance_dollars"]) for e in balance["breakdown"]
+        ]
+        assert {r["snapshot_hour"] for r in stored} == {hour}
 
     history = {(row["account"], row["endpoint"]): row for row in warehouse.history()}
     assert {key: (row["outcome"], row["became_hour_row"]) for key, row in history.items()} == {
         ("kalshi_default", TOTAL): ("hour_row", True),
         ("kalshi_default", BALANCE): ("hour_row", True),
+        ("kalshi_default", SUBACCOUNTS): ("hour_row", True),
         ("kalshi_no_fcm", TOTAL): ("not_permitted", False),
         ("kalshi_no_fcm", BALANCE): ("hour_row", True),
+        ("kalshi_no_fcm", SUBACCOUNTS): ("hour_row", True),
     }
     for row in history.values():
         assert (row["dag_run_id"], row["fetch_try_number"], row["load_try_number"]) == (result.run_id, 1, 1)
@@ -137,7 +152,7 @@ def _check_lineage(text: str, warehouse, simulator, accounts) -> None:
         e["job"]["name"] for e in events
     )
     kalshi = f"http://127.0.0.1:{simulator.port}"
-    endpoints = {(kalshi, "/trade-api/v2" + path) for path in (TOTAL, BALANCE)}
+    endpoints = {(kalshi, "/trade-api/v2" + path) for path in (TOTAL, BALANCE, SUBACCOUNTS)}
 
     def named(event, side):
         return {(dataset["namespace"], dataset["name"]) for dataset in event[side]}
@@ -164,7 +179,7 @@ def _check_lineage(text: str, warehouse, simulator, accounts) -> None:
     written = set().union(*(named(event, "outputs") for event in complete["load"]))
     assert {
         (namespace, prefix + table),
-        (namespace, prefix + table + "_margin"),
+        (namespace, prefix + table + "_bal_rest"),
     } <= written  # the FCM account's
     for event in complete["fetch"] + complete["load"]:  # for a person reading the output (pytest -s)
         inputs, outputs = sorted(named(event, "inputs")), sorted(named(event, "outputs"))
@@ -186,13 +201,15 @@ def _print_rows(warehouse) -> None:
         print(
             "balance:",
             (row["account"], row["snapshot_hour"], row["balance_cents"], str(row["balance_dollars"])),
-            "free margin:",
+            "balance minus resting:",
             [
                 (
                     e["exchange_index"],
-                    None if e["shard_free_margin_dollars"] is None else str(e["shard_free_margin_dollars"]),
+                    None
+                    if e["shard_balance_minus_resting_dollars"] is None
+                    else str(e["shard_balance_minus_resting_dollars"]),
                 )
-                for e in row["free_margin"]
+                for e in row["balance_minus_resting"]
             ],
         )
     for row in warehouse.history():
@@ -215,14 +232,15 @@ def test_a_passing_fault_is_retried_and_the_run_recovers(airflow_home, warehouse
     result = airflow_home.dags_test(DAG_ID, conf=warehouse.conf)
     assert result.state == "success", result.output[-4000:]
     # The total after two faults (hook retries, each after a look at the exchange's status, which
-    # says active), then the balance.
-    assert [(request.status, request.path.endswith(BALANCE)) for request in signed_calls(simulator)] == [
-        (503, False),
-        (None, False),
-        (200, False),
-        (200, True),
+    # says active), then the balance, then the subaccounts.
+    assert [(request.status, request.path.rpartition("/")[2]) for request in signed_calls(simulator)] == [
+        (503, "total_resting_order_value"),
+        (None, "total_resting_order_value"),
+        (200, "total_resting_order_value"),
+        (200, "balance"),
+        (200, "balances"),
     ]
-    assert len(warehouse.rows()) == len(warehouse.balances()) == 1
+    assert len(warehouse.rows()) == len(warehouse.balances()) == 1 and warehouse.subaccounts()
 
 
 def test_a_permanent_fault_fails_at_once_and_writes_nothing(

@@ -216,8 +216,8 @@ def test_dags_test_writes_the_hours_total_balance_free_margin_and_history(run: L
     assert (balance["balance_cents"], balance["balance_dollars"]) == (500000, "5000.000000")  # exact text
     assert (balance["dag_run_id"], hour_of(balance["snapshot_hour"])) == (dag_run["run_id"], hour)
     margins = {
-        row["exchange_index"]: row["shard_free_margin_dollars"]
-        for row in run.warehouse_rows(f"{HOURLY}_margin")
+        row["exchange_index"]: row["shard_balance_minus_resting_dollars"]
+        for row in run.warehouse_rows(f"{HOURLY}_bal_rest")
     }
     assert margins == FREE_MARGIN
     history = [row for row in run.warehouse_rows(f"{HOURLY}_history") if row["account"] == "kalshi_default"]
@@ -265,10 +265,10 @@ def test_a_run_without_logical_date_labels_its_hour_and_fails_a_refused_key_at_o
     assert set(balances) == {"kalshi_default", "kalshi_no_fcm"}
     assert balances["kalshi_default"]["total_refusal_reason"] is None
     assert "only for FCM members" in balances["kalshi_no_fcm"]["total_refusal_reason"]
-    margins = run.warehouse_rows(f"{TRIGGERED_TABLE}_margin")
-    assert {row["shard_free_margin_dollars"] for row in margins if row["account"] == "kalshi_no_fcm"} == {
-        None
-    }
+    margins = run.warehouse_rows(f"{TRIGGERED_TABLE}_bal_rest")
+    assert {
+        row["shard_balance_minus_resting_dollars"] for row in margins if row["account"] == "kalshi_no_fcm"
+    } == {None}
     history = run.warehouse_rows(f"{TRIGGERED_TABLE}_history")
     assert sorted((row["account"], row["outcome"]) for row in history) == [
         ("kalshi_default", "hour_row"),
@@ -305,8 +305,10 @@ def test_the_chart_answers_each_user_with_the_rows_of_the_dags_they_may_read(run
     assert answers["reader"]["status"] == 200, answers["reader"]
     served = json.loads(answers["reader"]["body"])
     assert [point["cents"] for point in served["series"]["kalshi_default"]] == [CENTS]  # the dags test's row
-    shards = served["free_margin"]["kalshi_default"]
-    assert {int(index): points[-1]["free_margin_dollars"] for index, points in shards.items()} == FREE_MARGIN
+    shards = served["balance_minus_resting"]["kalshi_default"]
+    assert {
+        int(index): points[-1]["balance_minus_resting_dollars"] for index, points in shards.items()
+    } == FREE_MARGIN
     assert answers["reader_chart"] == {"status": 200, "has_svg": True}
     # A browser opening the page's address: no data, whatever the line.
     page = answers["anonymous_chart"]

@@ -33,10 +33,11 @@ def test_every_task_of_both_dags_has_an_execution_timeout(dags):
             assert task.execution_timeout <= timedelta(minutes=10), f"{dag_id}.{task.task_id}"
 
 
-def test_the_fetch_timeout_covers_both_calls_deadlines(dags):
+def test_the_fetch_timeout_covers_every_calls_deadline(dags):
     fetch = dags[HOURLY_DAG_ID].get_task("account_snapshot.fetch")
-    assert fetch.calls_per_try == 2  # the total, then the balance
-    assert fetch.execution_timeout.total_seconds() > fetch.calls_per_try * limits.CALL_DEADLINE_SECONDS
+    assert fetch.calls_per_try == 3  # the total, the balance, the subaccounts (a shorter deadline)
+    deadlines = 2 * limits.CALL_DEADLINE_SECONDS + limits.SUBACCOUNTS_CALL_DEADLINE_SECONDS
+    assert fetch.execution_timeout.total_seconds() > deadlines
     assert limits.MAX_TIMEOUT_SECONDS * 2 <= limits.CALL_DEADLINE_SECONDS  # room for a retry
 
 
@@ -65,10 +66,10 @@ def test_a_run_that_hangs_everywhere_still_ends_before_the_next_hour(dags):
 
 
 def test_the_request_budget_per_account_and_run(dags):
-    """Two endpoints double it: 3 attempts per call, 2 calls per try, 4 tries."""
+    """Three endpoints triple it: 3 attempts per call, 3 calls per try, 4 tries."""
     fetch = dags[HOURLY_DAG_ID].get_task("account_snapshot.fetch")
     tries = fetch.retries + 1
-    assert fetch.max_requests == (limits.DEFAULT_MAX_RETRIES + 1) * fetch.calls_per_try * tries == 24
+    assert fetch.max_requests == (limits.DEFAULT_MAX_RETRIES + 1) * fetch.calls_per_try * tries == 36
     # A connection asking for more retries than the default gets no more than the budget.
     assert fetch.attempts_per_try * fetch.calls_per_try * tries <= fetch.max_requests
     assert fetch.attempts_per_try < limits.MAX_RETRIES_LIMIT + 1

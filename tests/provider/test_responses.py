@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 
 import pytest
@@ -22,6 +23,7 @@ from kalshi_provider.responses import (
     error_from_response,
     parse_balance,
     parse_resting_order_value,
+    parse_subaccount_balances,
 )
 
 
@@ -292,3 +294,74 @@ def test_a_balance_breakdown_that_cannot_be_stored_never_costs_the_balance(break
     )
     assert balance.breakdown_problem.startswith("Kalshi's balance_breakdown: ")
     assert expected in balance.breakdown_problem
+
+
+# --- GET /portfolio/subaccounts/balances ---------------------------------------------------------
+
+ROW = {"subaccount_number": 0, "exchange_index": 0, "balance": "12.345678", "updated_ts": 1_700_000_000}
+
+
+def _rows(*changes: dict) -> dict:
+    return {"subaccount_balances": [ROW | change for change in changes]}
+
+
+def test_subaccount_balances_parse_exactly_and_ignore_fields_they_do_not_use():
+    body = _rows({}, {"exchange_index": 1, "balance": "-0.5"}, {"subaccount_number": 63, "extra": [1]})
+    parsed = parse_subaccount_balances(body)
+    assert [(r.subaccount_number, r.exchange_index, r.balance_dollars) for r in parsed.rows] == [
+        (0, 0, Decimal("12.345678")),
+        (0, 1, Decimal("-0.5")),
+        (63, 0, Decimal("12.345678")),
+    ]
+    assert parsed.total_by_subaccount() == {0: Decimal("11.845678"), 63: Decimal("12.345678")}
+    assert parse_subaccount_balances({"subaccount_balances": []}).rows == ()
+
+
+def test_subaccount_rows_without_an_exchange_index_parse_when_none_has_one():
+    body = {
+        "subaccount_balances": [
+            {k: v for k, v in (ROW | {"subaccount_number": n}).items() if k != "exchange_index"}
+            for n in (0, 1)
+        ]
+    }
+    assert [(r.subaccount_number, r.exchange_index) for r in parse_subaccount_balances(body).rows] == [
+        (0, None),
+        (1, None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (None, "empty"),
+        ([], "a JSON list"),
+        ({"balances": []}, "without 'subaccount_balances'"),
+        ({"subaccount_balances": {"0": "1"}}, "not a list"),
+        (_rows({"balance": 12.5}), "decimal string"),  # a float is not Kalshi's dollar string
+        (_rows({"balance": "1.0000001"}), "more than 6 decimal places"),
+        (_rows({"balance": "NaN"}), "finite"),
+        (_rows({"balance": "9" * 65}), "at most 64 characters"),
+        (_rows({"subaccount_number": 64}), "from 0 to 63"),
+        (_rows({"subaccount_number": -1}), "from 0 to 63"),
+        (_rows({"subaccount_number": True}), "from 0 to 63"),
+        (_rows({"subaccount_number": 1.0}), "from 0 to 63"),
+        (_rows({"exchange_index": "0"}), "exchange_index"),
+        (_rows({"updated_ts": -1}), "updated_ts"),
+        (_rows({}, {}), "listed twice"),  # the same (subaccount, shard) twice
+        (
+            {
+                "subaccount_balances": [
+                    ROW,
+                    {k: v for k, v in ROW.items() if k != "exchange_index"} | {"subaccount_number": 1},
+                ]
+            },
+            "others do not",
+        ),
+        ({"subaccount_balances": [{"subaccount_number": 0}]}, "lacks 'balance', 'updated_ts'"),
+        ({"subaccount_balances": ["0"]}, "lacks"),
+        ({"subaccount_balances": [ROW] * 4097}, "more than the 4096"),
+    ],
+)
+def test_a_subaccount_answer_that_is_not_kalshis_is_refused_whole(body, expected):
+    with pytest.raises(KalshiResponseError, match=re.escape(expected)):
+        parse_subaccount_balances(body)

@@ -81,7 +81,9 @@ def test_triggered_run_writes_the_simulators_value_to_the_postgres_warehouse(
     assert sum(entry["shard_resting_order_value_dollars"] for entry in row["breakdown"]) == dollars
     # The balance beside it, with the free margin of every shard.
     assert balance["balance_cents"] == BALANCE
-    assert all(entry["shard_free_margin_dollars"] is not None for entry in balance["free_margin"])
+    assert all(
+        entry["shard_balance_minus_resting_dollars"] is not None for entry in balance["balance_minus_resting"]
+    )
 
     # The value came over HTTP from the simulator, signed with the stack's key, during the run.
     started = datetime.fromisoformat(run["start_date"]).timestamp()

@@ -20,7 +20,13 @@ from kalshi_provider.connection import (
     validate_connection,
 )
 from kalshi_provider.display import shown
-from kalshi_provider.endpoints import BALANCE_ENDPOINT, SCHEDULE_ENDPOINT, STATUS_ENDPOINT, TOTAL_ENDPOINT
+from kalshi_provider.endpoints import (
+    BALANCE_ENDPOINT,
+    SCHEDULE_ENDPOINT,
+    STATUS_ENDPOINT,
+    SUBACCOUNT_BALANCES_ENDPOINT,
+    TOTAL_ENDPOINT,
+)
 from kalshi_provider.exceptions import KalshiAPIError, KalshiError, KalshiExchangePausedError
 from kalshi_provider.exchange_status import (
     MAX_REASON_LENGTH,
@@ -39,19 +45,22 @@ from kalshi_provider.limits import (
     MAX_BODY_BYTES,
     MAX_RETRY_AFTER_SECONDS,
     MAX_SCHEDULE_BYTES,
+    SUBACCOUNTS_CALL_DEADLINE_SECONDS,
 )
 from kalshi_provider.responses import (
     Balance,
     RestingOrderValue,
+    SubaccountBalances,
     decode_json,
     error_from_response,
     parse_balance,
     parse_resting_order_value,
+    parse_subaccount_balances,
 )
 from kalshi_provider.signing import KalshiAuth
 from kalshi_provider.version_compat import AIRFLOW_V_3_2_PLUS, BaseHook
 
-_Value = TypeVar("_Value", RestingOrderValue, Balance)
+_Value = TypeVar("_Value", RestingOrderValue, Balance, SubaccountBalances)
 
 
 class KalshiHook(BaseHook):
@@ -252,14 +261,30 @@ class KalshiHook(BaseHook):
         self.log.warning("%s", pause.describe())
         raise KalshiExchangePausedError(pause) from failure
 
-    def _read(self, path: str, parse: Callable[[Any], _Value]) -> _Value:
+    def get_subaccount_balances(self) -> SubaccountBalances:
+        """Every subaccount's balance per exchange shard, the primary's (0) included, checked, with
+        ``received_at``. ``get_balance`` reads one subaccount (the primary, unless the key is
+        restricted to another); a firm trading through subaccounts needs this for all of them.
+
+        A key restricted to one subaccount may not call it: Kalshi's 403 is a
+        :class:`~kalshi_provider.exceptions.KalshiPermissionError`.
+        """
+        return self._read(
+            SUBACCOUNT_BALANCES_ENDPOINT,
+            parse_subaccount_balances,
+            deadline_seconds=SUBACCOUNTS_CALL_DEADLINE_SECONDS,
+        )
+
+    def _read(
+        self, path: str, parse: Callable[[Any], _Value], *, deadline_seconds: float = CALL_DEADLINE_SECONDS
+    ) -> _Value:
         """GET ``path`` and parse the answer into a value stamped with when the answer arrived.
 
         Every endpoint reader goes through here, so no value (and no error about an answer) can
         carry a moment from before its answer arrived: the stamp is the transport's, taken after
         the whole answer was read.
         """
-        answer = self._exchange("GET", path)
+        answer = self._exchange("GET", path, deadline_seconds=deadline_seconds)
         try:
             value = parse(decode_json(answer.body, f"GET {path}") if answer.body else None)
         except KalshiError as err:
@@ -277,6 +302,7 @@ class KalshiHook(BaseHook):
         json: Any = None,
         max_attempts: int | None = None,
         exchange_status: bool = True,
+        deadline_seconds: float = CALL_DEADLINE_SECONDS,
     ) -> transport.Answer:
         """The answer to one call, after all the attempts it needed."""
         settings = self.settings
@@ -286,7 +312,7 @@ class KalshiHook(BaseHook):
         for limit in (self.max_attempts, max_attempts):
             if limit is not None:
                 attempts = max(1, min(attempts, limit))
-        deadline = time.monotonic() + CALL_DEADLINE_SECONDS
+        deadline = time.monotonic() + deadline_seconds
         return self._retrying(label, attempts, deadline)(
             self._send_once, method.upper(), url, params, json, label, deadline, exchange_status
         )

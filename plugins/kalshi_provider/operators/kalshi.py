@@ -1,9 +1,10 @@
-"""Operators that read one Kalshi account: the total resting order value, and with it the balance."""
+"""Operators that read one Kalshi account: the total resting order value, its balance, its subaccounts."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
 
     from kalshi_provider.exceptions import KalshiError, KalshiExchangePausedError
     from kalshi_provider.hooks.kalshi import KalshiHook
-    from kalshi_provider.readings import RestingOrderValue
+    from kalshi_provider.readings import RestingOrderValue, SubaccountsReading
 
 
 class _KalshiReadingOperator(BaseOperator):
@@ -123,13 +124,19 @@ class KalshiTotalRestingOrderValueOperator(_KalshiReadingOperator):
 
 class KalshiAccountReadingOperator(_KalshiReadingOperator):
     """
-    Read one account's total resting order value and its balance (``GET /portfolio/balance``).
+    Read one account's total resting order value, its balance (``GET /portfolio/balance``) and
+    every subaccount's balance (``GET /portfolio/subaccounts/balances``).
 
-    Two signed calls per try, in this order: the total, then the balance. When a call fails with
-    a retryable error and Kalshi's ``/exchange/status`` then says the exchange is not active
-    (maintenance), no further signed request is sent: a pause on the total gives a record holding
-    only the pause (``exchange_paused``), one on the balance leaves the balance out with the pause
-    as its reason. Returns
+    Three signed calls per try, in this order: the total, the balance, the subaccounts. The
+    balance reads one subaccount (the primary, or a restricted key's own); the third call lists
+    them all. A key restricted to one subaccount is refused that list (Kalshi's 403): the refusal
+    is recorded in the reading, as the total's is, and costs nothing else. An answer that is not
+    Kalshi's, or a call that still fails on the task's last try, is left out with the reason, as
+    the balance's is. When a call fails with a retryable error and Kalshi's ``/exchange/status``
+    then says the exchange is not active (maintenance), no further signed request is sent: a
+    pause on the total gives a record holding only the pause (``exchange_paused``), one on the
+    balance or the subaccounts leaves that answer, and any after it, out with the pause as the
+    reason. Returns
     :meth:`kalshi_provider.readings.AccountReading.to_xcom` with both, each with the moment its
     answer arrived. For a key whose account is not an FCM member, Kalshi refuses the total (403
     with its JSON error ``permission_denied``): that refusal is recorded in the reading
@@ -142,13 +149,13 @@ class KalshiAccountReadingOperator(_KalshiReadingOperator):
     the balance, which every key may read, among them), task retries for the rest.
 
     :param kalshi_conn_id: Kalshi connection to use; it also names the account in the record.
-    :param max_requests: Most signed requests this task sends, both calls and all its tries
-        together: each call of each try gets ``max_requests // ((retries + 1) * 2)`` attempts (at
+    :param max_requests: Most signed requests this task sends, the three calls and all its tries
+        together: each call of each try gets ``max_requests // ((retries + 1) * 3)`` attempts (at
         least one), or fewer when the connection's ``max_retries`` says so. None: the connection
         alone decides.
     """
 
-    calls_per_try = 2
+    calls_per_try = 3
 
     def execute(self, context: Context) -> dict[str, Any]:
         from kalshi_provider.exceptions import (
@@ -158,10 +165,15 @@ class KalshiAccountReadingOperator(_KalshiReadingOperator):
             KalshiResponseError,
             failing_fast,
         )
-        from kalshi_provider.readings import MAX_NOTE_LENGTH, AccountReading, BalanceReading
+        from kalshi_provider.readings import (
+            MAX_NOTE_LENGTH,
+            AccountReading,
+            BalanceReading,
+            SubaccountsReading,
+        )
 
         hook = self._hook()
-        value = not_permitted = None
+        value = not_permitted = pause = None
         # Every moment below is when an answer arrived, as the hook stamped it: never one taken
         # before a request was sent.
         with failing_fast():
@@ -180,11 +192,30 @@ class KalshiAccountReadingOperator(_KalshiReadingOperator):
                 balance = BalanceReading(_arrival(unusable), problem=str(unusable)[:MAX_NOTE_LENGTH])
             except KalshiExchangePausedError as paused:  # the total stands; the pause is the reason
                 balance = BalanceReading(_arrival(paused), problem=str(paused)[:MAX_NOTE_LENGTH])
+                pause = paused
             except KalshiError as failed:
                 if not (failed.retryable and self._last_try(context)):
                     raise  # a task retry reads both again (or no retry can fix it)
                 problem = f"the balance could not be read on the task's last try: {failed}"
                 balance = BalanceReading(_arrival(failed), problem=problem[:MAX_NOTE_LENGTH])
+            try:
+                if pause is not None:  # no further signed request while the exchange is paused
+                    raise pause
+                listed = hook.get_subaccount_balances()
+                subaccounts = SubaccountsReading(listed.received_at, listed)
+            except KalshiExchangePausedError as paused:
+                subaccounts = SubaccountsReading(_arrival(paused), problem=str(paused)[:MAX_NOTE_LENGTH])
+            except KalshiPermissionError as refused:  # a key restricted to one subaccount
+                subaccounts = SubaccountsReading(
+                    _arrival(refused), not_permitted=str(refused)[:MAX_NOTE_LENGTH]
+                )
+            except KalshiResponseError as unusable:
+                subaccounts = SubaccountsReading(_arrival(unusable), problem=str(unusable)[:MAX_NOTE_LENGTH])
+            except KalshiError as failed:
+                if not (failed.retryable and self._last_try(context)):
+                    raise
+                problem = f"the subaccounts could not be read on the task's last try: {failed}"
+                subaccounts = SubaccountsReading(_arrival(failed), problem=problem[:MAX_NOTE_LENGTH])
         reading = AccountReading(
             self.kalshi_conn_id,
             observed_at,
@@ -193,6 +224,7 @@ class KalshiAccountReadingOperator(_KalshiReadingOperator):
             not_permitted=not_permitted,
             try_number=self._try_number(context),
             source=hook.settings.base_url,
+            subaccounts=subaccounts,
         )
         if value is None:
             self.log.info(
@@ -217,7 +249,31 @@ class KalshiAccountReadingOperator(_KalshiReadingOperator):
                 len(balance.value.breakdown),
             )
             _warn_left_out(self, "balance", balance.value.breakdown_problem)
+        _log_subaccounts(self, subaccounts)
         return reading.to_xcom()
+
+
+def _log_subaccounts(operator: BaseOperator, reading: SubaccountsReading) -> None:
+    if reading.value is not None:
+        totals = reading.value.total_by_subaccount()
+        operator.log.info(
+            "Kalshi account %s: %d subaccount(s), balances summing to %s dollars",
+            operator.kalshi_conn_id,
+            len(totals),
+            sum(totals.values(), Decimal(0)),
+        )
+    elif reading.not_permitted is not None:
+        operator.log.info(
+            "Kalshi account %s: Kalshi does not let this key list subaccounts (%s)",
+            operator.kalshi_conn_id,
+            reading.not_permitted,
+        )
+    else:
+        operator.log.warning(
+            "Kalshi account %s: the subaccounts were left out, the rest is kept: %s",
+            operator.kalshi_conn_id,
+            reading.problem,
+        )
 
 
 def _arrival(err: KalshiError) -> datetime:

@@ -14,7 +14,12 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task, task_group
 
-from kalshi_provider.limits import CALL_DEADLINE_SECONDS, DEFAULT_MAX_RETRIES, TASK_OVERHEAD_SECONDS
+from kalshi_provider.limits import (
+    CALL_DEADLINE_SECONDS,
+    DEFAULT_MAX_RETRIES,
+    SUBACCOUNTS_CALL_DEADLINE_SECONDS,
+    TASK_OVERHEAD_SECONDS,
+)
 from kalshi_provider.operators.kalshi import KalshiAccountReadingOperator
 from kalshi_provider.pipelines.hours import BACKFILL_RUN_TYPE, backfill_problem
 from kalshi_provider.pipelines.settings import (
@@ -32,17 +37,19 @@ log = logging.getLogger(__name__)
 
 #: Task tries of every task (the first and its retries).
 TASK_RETRIES = 3
-#: Kalshi calls each fetch try makes: the total resting order value, then the balance.
+#: Kalshi calls each fetch try makes: the total resting order value, the balance, the subaccounts.
 CALLS_PER_FETCH = KalshiAccountReadingOperator.calls_per_try
 #: Signed Kalshi requests per account and run, all tries together: the hook's default attempts
 #: per call, times the calls of a try, times the tries. A connection's max_retries may lower it,
 #: never raise it.
 REQUESTS_PER_ACCOUNT_RUN = (DEFAULT_MAX_RETRIES + 1) * CALLS_PER_FETCH * (TASK_RETRIES + 1)
 # Each task's time limit, so a hung try fails and is retried instead of holding the run (and,
-# with max_active_runs=1, the next hours). fetch: its two hook calls, each bounded by the hook's
-# call deadline; load: a backstop above the warehouse engine's own connect and statement timeouts.
+# with max_active_runs=1, the next hours). fetch: its three hook calls, each bounded by the hook's
+# call deadline (the subaccounts' shorter one); load: a backstop above the warehouse engine's own
+# connect and statement timeouts.
 PLAN_TIMEOUT = timedelta(minutes=1)
-FETCH_TIMEOUT = timedelta(seconds=CALLS_PER_FETCH * CALL_DEADLINE_SECONDS + TASK_OVERHEAD_SECONDS)
+_FETCH_DEADLINES = (CALLS_PER_FETCH - 1) * CALL_DEADLINE_SECONDS + SUBACCOUNTS_CALL_DEADLINE_SECONDS
+FETCH_TIMEOUT = timedelta(seconds=_FETCH_DEADLINES + TASK_OVERHEAD_SECONDS)
 LOAD_TIMEOUT = timedelta(minutes=3)
 
 

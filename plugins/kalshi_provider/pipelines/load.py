@@ -40,7 +40,7 @@ def load_reading(
     A reading of a paused exchange (maintenance) leaves one history row (``exchange_paused``) and
     skips the task.
     """
-    from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
+    from kalshi_provider.endpoints import BALANCE_ENDPOINT, SUBACCOUNT_BALANCES_ENDPOINT, TOTAL_ENDPOINT
     from kalshi_provider.pipelines.settings import warehouse_migrations
     from kalshi_provider.pipelines.warehouse import (
         WarehouseMigrationRequired,
@@ -61,6 +61,9 @@ def load_reading(
     if reading.balance is not None and reading.balance.value is not None:
         if problem := observation_problem(run_after, reading.balance.observed_at, lateness):
             late[BALANCE_ENDPOINT] = problem
+    if reading.subaccounts is not None and reading.subaccounts.value is not None:
+        if problem := observation_problem(run_after, reading.subaccounts.observed_at, lateness):
+            late[SUBACCOUNT_BALANCES_ENDPOINT] = problem
     migrations = warehouse_migrations()
     engine, description = warehouse_engine(warehouse_conn_id)
     log.info("Warehouse: %s", description)
@@ -85,6 +88,7 @@ def load_reading(
         engine.dispose()
     target = f"{schema}.{table}" if schema else table
     _log_not_permitted(reading, stored.newly_not_permitted, label)
+    _log_subaccounts_refused(reading, stored.newly_refused_subaccounts, label)
     for endpoint, what in ((TOTAL_ENDPOINT, "total"), (BALANCE_ENDPOINT, "balance")):
         if endpoint in late:
             log.warning("%s: the %s was not stored (it is in the history): %s", label, what, late[endpoint])
@@ -102,7 +106,9 @@ def load_reading(
     if stored.total is None and stored.balance is None and late:
         from kalshi_provider.version_compat import AirflowSkipException
 
-        raise AirflowSkipException(late.get(TOTAL_ENDPOINT) or late[BALANCE_ENDPOINT])
+        raise AirflowSkipException(
+            late.get(TOTAL_ENDPOINT) or late.get(BALANCE_ENDPOINT) or next(iter(late.values()))
+        )
     value = reading.resting_order_value
     balance = reading.balance.value if reading.balance is not None else None
     result = {
@@ -119,17 +125,30 @@ def load_reading(
     return {key: item for key, item in result.items() if item is not None}
 
 
+def _log_subaccounts_refused(reading: Any, newly: bool, label: str) -> None:
+    if reading.subaccounts is None or reading.subaccounts.not_permitted is None:
+        return
+    (log.warning if newly else log.info)(
+        "%s: Kalshi does not let this key list the subaccounts' balances (%s): a key restricted to one "
+        "subaccount may not. The rest is recorded as usual. This is reported at WARNING once; later "
+        "hours log it at INFO. To record every subaccount, use a key that is not restricted.",
+        label,
+        reading.subaccounts.not_permitted,
+    )
+
+
 def _log_not_permitted(reading: Any, newly: bool, label: str) -> None:
     if reading.not_permitted is None:
         return
     if newly:
         log.warning(
             "%s: Kalshi does not permit this key to read the total resting order value: its account is "
-            "not an FCM member (%s). Its balance is recorded every hour as usual, its free margin is "
-            "unknown (NULL), and the quality check does not count the missing totals as missing hours "
-            "while its balance arrives. This is reported at WARNING once: later hours log it at INFO "
-            "until the account has FCM access. To record the total, ask Kalshi to enable FCM access for "
-            "this account or use an FCM member's key; to stop reading it, remove the connection from "
+            "not an FCM member (%s). Its balance is recorded every hour as usual, its balance minus "
+            "resting is unknown (NULL), and the quality check does not count the missing totals as "
+            "missing hours while its balance arrives. This is reported at WARNING once: later hours log "
+            "it at INFO until the account has FCM access. To record the total, ask Kalshi to enable FCM "
+            "access for this account or use an FCM member's key; to stop reading it, remove the "
+            "connection from "
             "'kalshi_conn_ids'.",
             label,
             reading.not_permitted,
@@ -177,7 +196,7 @@ def _log_left_out(reading: Any, label: str) -> None:
 def _report_lineage(engine: Any, reading: Any, stored: Any, table: str, schema: str | None) -> None:
     """Hook-level lineage of the load: the Kalshi endpoints its rows came from, the tables it wrote."""
     from kalshi_provider.endpoint_assets import kalshi_asset_uri
-    from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
+    from kalshi_provider.endpoints import BALANCE_ENDPOINT, SUBACCOUNT_BALANCES_ENDPOINT, TOTAL_ENDPOINT
     from kalshi_provider.hook_lineage import report_lineage
     from kalshi_provider.pipelines.warehouse import warehouse_tables
     from kalshi_provider.pipelines.warehouse.table_lineage_uris import warehouse_asset_uris
@@ -188,12 +207,14 @@ def _report_lineage(engine: Any, reading: Any, stored: Any, table: str, schema: 
         if stored.total is not None and stored.total.held:
             written += [tables.totals, tables.breakdown, tables.problems]
         if stored.balance is not None and stored.balance.held:
-            written += [tables.balance, tables.balance_shards]
+            written += [tables.balance, tables.balance_shards, tables.subaccounts]
         if len(written) > 1:
-            written.append(tables.free_margin)
+            written.append(tables.balance_minus_resting)
         endpoints = [TOTAL_ENDPOINT] if reading.resting_order_value is not None else []
         if reading.balance is not None and reading.balance.value is not None:
             endpoints.append(BALANCE_ENDPOINT)
+        if reading.subaccounts is not None and reading.subaccounts.value is not None:
+            endpoints.append(SUBACCOUNT_BALANCES_ENDPOINT)
         inputs = [kalshi_asset_uri(reading.source, path) for path in endpoints] if reading.source else []
         report_lineage(engine, inputs=inputs, outputs=warehouse_asset_uris(engine, written, schema))
     except Exception as err:  # noqa: BLE001 - lineage must never cost the rows just committed

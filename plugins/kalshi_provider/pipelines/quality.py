@@ -162,8 +162,14 @@ def quality_dag(
                 parse_balance_floors,
                 report,
                 separate_maintenance,
+                subaccount_changes,
             )
-            from kalshi_provider.pipelines.warehouse import read_balances, read_snapshots, warehouse_engine
+            from kalshi_provider.pipelines.warehouse import (
+                read_balances,
+                read_snapshots,
+                read_subaccounts,
+                warehouse_engine,
+            )
 
             floors = parse_balance_floors(params.get("balance_floors"))  # refused before any read
             rules = QualityRules(
@@ -181,6 +187,7 @@ def quality_dag(
             try:
                 rows = read_snapshots(engine, include_breakdown=True, **window)  # breakdowns left out too
                 balances = read_balances(engine, **window)
+                subaccounts = read_subaccounts(engine, **window)
             finally:
                 engine.dispose()
             problems = find_problems(rows, params["kalshi_conn_ids"], now, rules, balances)
@@ -189,6 +196,7 @@ def quality_dag(
                 windows, schedule_problem = maintenance_windows(params["kalshi_conn_ids"])
                 problems, notices = separate_maintenance(problems, windows)
             problems += balance_floor_problems(balances, floors, expected_hours(now, rules))
+            problems += subaccount_changes(subaccounts, params["kalshi_conn_ids"], now, rules)
             text = report(problems, notices, schedule_problem)
             if problems:
                 from kalshi_provider.exceptions import KalshiDataQualityError

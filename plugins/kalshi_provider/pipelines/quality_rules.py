@@ -65,7 +65,8 @@ class Problem:
 
     account: str
     # "no_rows" | "missing_hours" | "jump" | "breakdown_left_out" | "balance_missing"
-    # | "balance_breakdown_left_out" | "balance_below_floor"; a notice (no alert): "kalshi_maintenance"
+    # | "balance_breakdown_left_out" | "balance_below_floor" | "subaccount_gone" | "subaccount_new";
+    # a notice (no alert): "kalshi_maintenance"
     kind: str
     detail: str
     reason: str | None = None
@@ -161,6 +162,37 @@ def find_problems(
                 hours,
             )
         )
+    return problems
+
+
+def subaccount_changes(
+    subaccount_rows: Iterable[dict[str, Any]], accounts: Iterable[str], now: datetime, rules: QualityRules
+) -> list[Problem]:
+    """A subaccount listed in an hour and absent from the next hour that lists any (``gone``), or
+    listed for the first time after an hour that listed others (``new``): a firm's money moved to
+    or from a subaccount nobody watches. ``subaccount_rows`` are ``read_subaccounts`` rows; an hour
+    without any (the key may not list them, the answer was left out) compares with none."""
+    hours = set(expected_hours(now, rules))
+    listed: dict[str, dict[datetime, set[int]]] = {account: {} for account in accounts}
+    for row in subaccount_rows:
+        if row["account"] in listed and row["snapshot_hour"] in hours:
+            listed[row["account"]].setdefault(row["snapshot_hour"], set()).add(row["subaccount_number"])
+    problems = []
+    for account, by_hour in listed.items():
+        for before, after in pairwise(sorted(by_hour)):
+            for kind, numbers, what in (
+                ("subaccount_gone", by_hour[before] - by_hour[after], "no longer listed"),
+                ("subaccount_new", by_hour[after] - by_hour[before], "newly listed"),
+            ):
+                if numbers:
+                    problems.append(
+                        Problem(
+                            account,
+                            kind,
+                            f"subaccount(s) {', '.join(map(str, sorted(numbers)))} {what} at "
+                            f"{after:%Y-%m-%d %H:00} UTC (compared with {before:%Y-%m-%d %H:00} UTC)",
+                        )
+                    )
     return problems
 
 

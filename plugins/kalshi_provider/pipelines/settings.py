@@ -30,7 +30,8 @@ DEFAULT_KALSHI_CONN_ID = "kalshi_default"
 DEFAULT_MAX_LATENESS_MINUTES = 30
 #: Points one answer of the chart (its page or its JSON) may hold: a point is one value of one line
 #: at one time. Sized for a risk team's largest view, 90 days of 50 accounts with 4 exchange shards
-#: each: 50 x (1 total + 1 balance + 4 free margins) x 91 days = 27,300 points at one point a day.
+#: each: 50 x (1 total + 1 balance + 4 shards' balance minus resting) x 91 days = 27,300 points at
+#: one point a day.
 CHART_POINTS_BUDGET = 30_000
 
 #: Table and schema names: a plain SQL identifier, never quoted from untrusted text.

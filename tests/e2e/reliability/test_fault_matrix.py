@@ -142,7 +142,8 @@ def _check_batch_case(case: Case, matrix_run) -> float:
         assert (balance["balance_cents"], balance["dag_run_id"]) == (500000, result.run_id)
         assert balance["snapshot_hour"] == hour_of(result.run_after)
         margins = {
-            entry["exchange_index"]: entry["shard_free_margin_dollars"] for entry in balance["free_margin"]
+            entry["exchange_index"]: entry["shard_balance_minus_resting_dollars"]
+            for entry in balance["balance_minus_resting"]
         }
         if case.rows and case.breakdown:  # both breakdowns complete: every shard's free margin known
             shares = {0: "2000.00", 1: "1500.00", 2: "1000.00", 3: "500.00"}  # the simulator's split
@@ -154,7 +155,8 @@ def _check_batch_case(case: Case, matrix_run) -> float:
         else:  # no resting order value to subtract (no FCM access, or its breakdown left out)
             assert set(margins.values()) == {None}
     # Every answer the load was given is in the history; a failed fetch gives the load nothing.
-    expected = {"ok": 2, "recovered": 2, "paused": 1}.get(case.outcome, 0)
+    # signed requests: the total, the balance, the subaccounts (a pause stops after the first)
+    expected = {"ok": 3, "recovered": 3, "paused": 1}.get(case.outcome, 0)
     assert len(outcome.history) == expected, [(h["endpoint"], h["outcome"]) for h in outcome.history]
     if case.outcome == "paused":
         [paused] = outcome.history
@@ -164,7 +166,9 @@ def _check_batch_case(case: Case, matrix_run) -> float:
     assert {row["fetch_try_number"] for row in outcome.history} <= {case.tries}
 
     if case.requests is not None:
-        assert len(outcome.requests) == case.requests, [r["status"] for r in outcome.requests]
+        # A try that reads the total and the balance also lists the subaccounts: one request more.
+        third = 1 if case.outcome in ("ok", "recovered") else 0
+        assert len(outcome.requests) == case.requests + third, [r["status"] for r in outcome.requests]
     signatures = [request["signature"] for request in outcome.requests]
     assert len(set(signatures)) == len(signatures), "an attempt re-sent an old signature"
     if case.min_gap is not None:
@@ -180,6 +184,12 @@ def _check_batch_case(case: Case, matrix_run) -> float:
 
 def _kalshi_default(home, simulator, account) -> None:
     home.set_kalshi_connection("kalshi_default", account, simulator.base_url, FAST_EXTRAS)
+
+
+def _with_subaccounts(requests: int) -> int:
+    """A case whose every fetch try reads the total and the balance also lists the subaccounts: the
+    matrix counts two requests a try, the fetch now sends three."""
+    return requests * 3 // 2
 
 
 def _requests_of(simulator, account) -> list:
@@ -200,11 +210,11 @@ def _skipped_at_load(case: Case, request, run_after: datetime, max_lateness_minu
         assert result.tasks[(FETCH, 0)] == ("success", 1)
         assert result.tasks[(LOAD, 0)] == ("skipped", case.tries)
         assert case.message in result.output
-        assert len(_requests_of(simulator, account)) == case.requests
+        assert len(_requests_of(simulator, account)) == _with_subaccounts(case.requests)
         assert len(warehouse.rows()) == case.rows
-        # The load skipped after recording both readings, with the reason they count for no hour.
+        # The load skipped after recording the three readings, with the reason they count for no hour.
         history = warehouse.history()
-        assert [row["outcome"] for row in history] == ["not_in_hour", "not_in_hour"]
+        assert [row["outcome"] for row in history] == ["not_in_hour"] * 3
         assert all(case.message in row["note"] for row in history)
     finally:
         warehouse.dispose()
@@ -303,7 +313,7 @@ class _PostgresCase:
         )
         (balance,) = self.warehouse.balances()  # written in the same transaction, or not at all
         assert (balance["dag_run_id"], balance["snapshot_hour"]) == (result.run_id, self.hour)
-        assert len(balance["free_margin"]) == 4
+        assert len(balance["balance_minus_resting"]) == 4
 
     def requests(self) -> int:
         return len(_requests_of(self.simulator, self.account))
@@ -330,7 +340,7 @@ def _warehouse_unreachable(case: Case, request) -> float:
     second = pg.run()
     assert second.state == "success", second.output[-4000:]
     pg.assert_one_row_for_the_hour(second)
-    assert pg.requests() == case.requests
+    assert pg.requests() == _with_subaccounts(case.requests)
     return pg.seconds
 
 
@@ -344,9 +354,9 @@ def _warehouse_fails_mid_transaction(case: Case, request) -> float:
     assert case.message in result.output
     pg.assert_one_row_for_the_hour(result)
     assert pg.breakdown_rows() == 4  # the simulator's shards 0-3
-    # The failed tries rolled back their history rows too: two rows, written by the load's third try.
-    assert [row["load_try_number"] for row in pg.warehouse.history()] == [case.tries, case.tries]
-    assert pg.requests() == case.requests
+    # The failed tries rolled back their history rows too: three rows, written by the load's third try.
+    assert [row["load_try_number"] for row in pg.warehouse.history()] == [case.tries] * 3
+    assert pg.requests() == _with_subaccounts(case.requests)
     return pg.seconds
 
 
@@ -364,7 +374,7 @@ def _warehouse_fails_until_fixed(case: Case, request) -> float:
     second = pg.run()
     assert second.state == "success", second.output[-4000:]
     pg.assert_one_row_for_the_hour(second)
-    assert pg.requests() == case.requests
+    assert pg.requests() == _with_subaccounts(case.requests)
     return pg.seconds
 
 
@@ -384,7 +394,7 @@ def _warehouse_table_wrong_shape(case: Case, request) -> float:
     with pg.warehouse.engine.connect() as conn:  # the table is not ours: counted, not read as ours
         table = f"{pg.schema}.kalshi_total_resting_order_value"
         assert conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar() == 0
-    assert pg.requests() == case.requests
+    assert pg.requests() == _with_subaccounts(case.requests)
     return pg.seconds
 
 
@@ -399,7 +409,7 @@ def _warehouse_not_sql(case: Case, request) -> float:
         _assert_load_failed(result, case)
         assert "AirflowFailException" in result.output  # failed at once, without its retries
         assert warehouse.rows() == []
-        assert len(_requests_of(simulator, account)) == case.requests
+        assert len(_requests_of(simulator, account)) == _with_subaccounts(case.requests)
     finally:
         warehouse.dispose()
     return result.seconds
@@ -420,7 +430,7 @@ def _warehouse_conn_missing(case: Case, request) -> float:
         assert "Wrote the total" not in result.output
         assert not (home.path / "kalshi_warehouse.db").exists()
         assert warehouse.rows() == []
-        assert len(_requests_of(simulator, account)) == case.requests
+        assert len(_requests_of(simulator, account)) == _with_subaccounts(case.requests)
     finally:
         warehouse.dispose()
     return result.seconds
@@ -437,7 +447,7 @@ def _warehouse_in_memory(case: Case, request) -> float:
     _assert_load_failed(result, case)
     assert "AirflowFailException" in result.output  # failed at once, without its retries
     assert "Wrote the total" not in result.output
-    assert len(_requests_of(simulator, account)) == case.requests
+    assert len(_requests_of(simulator, account)) == _with_subaccounts(case.requests)
     return result.seconds
 
 

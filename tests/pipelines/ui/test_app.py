@@ -60,7 +60,14 @@ def warehouse_with_margin(set_connection, tmp_path):
     from sqlalchemy import create_engine
 
     from kalshi_provider.pipelines.warehouse import store_reading
-    from kalshi_provider.readings import AccountReading, BalanceReading, RestingOrderValue
+    from kalshi_provider.readings import (
+        AccountReading,
+        BalanceReading,
+        RestingOrderValue,
+        SubaccountBalance,
+        SubaccountBalances,
+        SubaccountsReading,
+    )
     from tests.pipelines.warehouse.conftest import make_balance, shards
 
     path = tmp_path / "warehouse.db"
@@ -71,7 +78,12 @@ def warehouse_with_margin(set_connection, tmp_path):
         observed = hour + timedelta(seconds=5)
         balance = BalanceReading(observed, make_balance(500000, breakdown={0: "3000", 1: "2000"}))
         total = RestingOrderValue(123456, shards({0: "1234.56"}))
-        fcm = AccountReading("fcm_a", observed, total, balance)
+        listed = None
+        if hour == now:  # the hour before has no subaccount rows (a key that may not list them)
+            amounts = {(0, 0): "3000", (0, 1): "2000", (1, 0): "0.000001", (5, 2): "12345678901.5"}
+            rows = tuple(SubaccountBalance(n, i, amount, 1) for (n, i), amount in amounts.items())
+            listed = SubaccountsReading(observed, SubaccountBalances(rows))
+        fcm = AccountReading("fcm_a", observed, total, balance, subaccounts=listed)
         refused = AccountReading(HOSTILE, observed, None, balance, not_permitted="403")
         for reading in (fcm, refused):
             store_reading(engine, reading, snapshot_hour=hour, dag_run_id="r")
@@ -89,19 +101,31 @@ def signed_in_client(warehouse_with_margin):
         app.dependency_overrides.clear()
 
 
+def test_data_serves_the_sum_over_subaccounts_beside_the_primarys_balance(signed_in_client):
+    body = signed_in_client.get("/data?hours=24").json()
+    points = body["balance"]["fcm_a"]
+    assert [(p["balance_dollars"], p["subaccounts_balance_dollars"]) for p in points] == [
+        ("5000.000000", None),  # no subaccount rows that hour
+        ("5000.000000", "12345683901.500001"),  # exactly: 3000 + 2000 + 0.000001 + 12345678901.5
+    ]
+    assert [p["subaccounts_balance_dollars"] for p in body["balance"][HOSTILE]] == [None, None]
+
+
 def test_data_serves_the_free_margin_per_shard_exactly(signed_in_client, warehouse_with_margin):
     body = signed_in_client.get("/data?hours=24").json()
     assert [point["cents"] for point in body["series"]["fcm_a"]] == [123456, 123456]
-    shard0 = body["free_margin"]["fcm_a"]["0"][-1]
+    shard0 = body["balance_minus_resting"]["fcm_a"]["0"][-1]
     assert shard0 == {
         "snapshot_hour": warehouse_with_margin.isoformat(),
         "balance_dollars": "3000.000000",
         "resting_order_value_dollars": "1234.560000",
-        "free_margin_dollars": "1765.440000",
+        "balance_minus_resting_dollars": "1765.440000",
     }
-    assert body["free_margin"]["fcm_a"]["1"][-1]["free_margin_dollars"] == "2000.000000"  # no resting orders
-    refused = body["free_margin"][HOSTILE]["0"][-1]
-    assert (refused["balance_dollars"], refused["free_margin_dollars"]) == ("3000.000000", None)
+    assert (
+        body["balance_minus_resting"]["fcm_a"]["1"][-1]["balance_minus_resting_dollars"] == "2000.000000"
+    )  # no resting orders
+    refused = body["balance_minus_resting"][HOSTILE]["0"][-1]
+    assert (refused["balance_dollars"], refused["balance_minus_resting_dollars"]) == ("3000.000000", None)
     assert body["balance"][HOSTILE][-1]["total_not_permitted"] is True
     assert HOSTILE not in body["series"]
 
@@ -344,7 +368,7 @@ def served_points(body):
     return (
         sum(len(points) for points in body["series"].values())
         + sum(len(points) for points in body["balance"].values())
-        + sum(len(points) for shards in body["free_margin"].values() for points in shards.values())
+        + sum(len(points) for shards in body["balance_minus_resting"].values() for points in shards.values())
     )
 
 
@@ -359,16 +383,16 @@ def test_ninety_days_of_ten_accounts_come_in_buckets_within_the_points_budget(
     body = response.json()
     assert (body["resolution_hours"], body["points_budget"]) == (6, 30_000)
     assert served_points(body) == body["points"] <= 30_000
-    point = body["free_margin"]["acct_3"]["2"][-1]
+    point = body["balance_minus_resting"]["acct_3"]["2"][-1]
     assert set(point) == {
         "snapshot_hour",
         "balance_dollars",
         "resting_order_value_dollars",
-        "free_margin_dollars",
+        "balance_minus_resting_dollars",
         "bucket_start",
         "hours",
-        "free_margin_dollars_min",
-        "free_margin_dollars_max",
+        "balance_minus_resting_dollars_min",
+        "balance_minus_resting_dollars_max",
     }
     assert set(body["series"]["acct_3"][-1]) == {
         "snapshot_hour",
@@ -420,7 +444,7 @@ def test_a_window_beyond_the_budget_is_refused_with_what_to_ask_instead(
 
 def test_data_for_some_accounts(signed_in, warehouse_with_margin):
     body = signed_in.get("/data", params={"hours": 24, "account": ["fcm_a"]}).json()
-    assert list(body["series"]) == list(body["balance"]) == list(body["free_margin"]) == ["fcm_a"]
+    assert list(body["series"]) == list(body["balance"]) == list(body["balance_minus_resting"]) == ["fcm_a"]
     both = signed_in.get("/data", params={"hours": 24, "account": ["fcm_a", HOSTILE]}).json()
     assert sorted(both["balance"]) == sorted(["fcm_a", HOSTILE])
     too_many = signed_in.get("/data", params={"account": [f"a{i}" for i in range(51)]})

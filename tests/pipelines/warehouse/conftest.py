@@ -142,13 +142,13 @@ def seed_chart_tables(engine: Engine, *, accounts: int, hours: int, end: datetim
                         "exchange_index": shard,
                         "shard_balance_dollars": Decimal("1.000000"),
                         "shard_resting_order_value_dollars": None,
-                        "shard_free_margin_dollars": None if margin is None else Decimal(margin),
+                        "shard_balance_minus_resting_dollars": None if margin is None else Decimal(margin),
                     }
                 )
     with engine.begin() as conn:
         conn.execute(tables.totals.insert(), totals)
         conn.execute(tables.balance.insert(), balance_rows)
-        conn.execute(tables.free_margin.insert(), margin_rows)
+        conn.execute(tables.balance_minus_resting.insert(), margin_rows)
 
 
 Store = Callable[..., StoredReading]

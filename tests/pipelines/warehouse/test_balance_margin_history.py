@@ -38,9 +38,9 @@ def _margin(engine) -> dict[int, tuple]:
         entry["exchange_index"]: (
             entry["shard_balance_dollars"],
             entry["shard_resting_order_value_dollars"],
-            entry["shard_free_margin_dollars"],
+            entry["shard_balance_minus_resting_dollars"],
         )
-        for entry in row["free_margin"]
+        for entry in row["balance_minus_resting"]
     }
 
 
@@ -191,7 +191,7 @@ def test_the_free_margin_follows_the_hours_rows_whichever_load_brought_them(db_e
     """The total alone first (no balance yet: no free margin), then a later load's balance; then an
     earlier observation of the total replaces it, and the margin is recomputed from what the hour holds."""
     assert store(db_engine, make_load(observed_minute=10, cents=100, breakdown={0: "1"})).held
-    assert read_balances(db_engine) == [] and _count(db_engine, f"{DEFAULT_TABLE}_margin") == 0
+    assert read_balances(db_engine) == [] and _count(db_engine, f"{DEFAULT_TABLE}_bal_rest") == 0
     store(db_engine, make_load(observed_minute=20, cents=999, balance=make_balance(500, breakdown={0: "5"})))
     assert _margin(db_engine) == {0: (D("5"), D("1"), D("4"))}  # the hour's total, observed at :10
     store(db_engine, make_load(observed_minute=1, cents=300, breakdown={0: "3"}))  # an earlier total
@@ -247,7 +247,7 @@ def test_a_new_hour_is_written_without_asking_or_reading_anything(db_engine, sto
     writes = [s for s in sent if not s.startswith(("SAVEPOINT", "RELEASE", "BEGIN IMMEDIATE"))]
     tables = [
         f"{DEFAULT_TABLE}{suffix}"
-        for suffix in ("", "_breakdown", "_balance", "_bal_shard", "_margin", "_history")
+        for suffix in ("", "_breakdown", "_balance", "_bal_shard", "_bal_rest", "_history")
     ]
     assert writes == [f"INSERT INTO {table}" for table in tables], sent
     assert _margin(db_engine)[0] == (D("2000.004"), D("493.84"), D("1506.164"))
@@ -404,7 +404,7 @@ def test_a_failure_computing_the_free_margin_rolls_back_the_whole_load(monkeypat
     def failing(*args):
         raise RuntimeError("injected failure")
 
-    monkeypatch.setattr(store_module, "free_margin", failing)
+    monkeypatch.setattr(store_module, "balance_minus_resting", failing)
     with pytest.raises(RuntimeError, match="injected failure"):
         store(db_engine, make_load(observed_minute=5, cents=9, balance=make_balance(2)))
     assert (read_snapshots(db_engine), read_balances(db_engine), read_history(db_engine)) == snapshot

@@ -99,9 +99,9 @@ def test_two_loads_of_one_hour_at_once_keep_the_earlier_observation(
             e["exchange_index"],
             e["shard_balance_dollars"],
             e["shard_resting_order_value_dollars"],
-            e["shard_free_margin_dollars"],
+            e["shard_balance_minus_resting_dollars"],
         )
-        for e in balance["free_margin"]
+        for e in balance["balance_minus_resting"]
     ] == [(0, Decimal("10"), Decimal("0.01"), Decimal("9.99"))]
     assert len(read_history(db_engine)) == 4  # both readings of both loads
     held = {load.dag_run_id: result.held for load, (result,) in zip(order, stored, strict=True)}

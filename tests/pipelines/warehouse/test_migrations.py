@@ -126,12 +126,12 @@ def test_the_hour_keeps_its_earliest_reading_across_the_migration(warehouse, rel
     )
     assert row["breakdown"] == [{"exchange_index": 1, "shard_resting_order_value_dollars": Decimal("1.5")}]
     (balance,) = read_balances(warehouse.engine, account="fcm_c", **warehouse.names)
-    assert balance["free_margin"] == [
+    assert balance["balance_minus_resting"] == [
         {
             "exchange_index": 1,
             "shard_balance_dollars": Decimal("20"),
             "shard_resting_order_value_dollars": Decimal("1.5"),
-            "shard_free_margin_dollars": Decimal("18.5"),
+            "shard_balance_minus_resting_dollars": Decimal("18.5"),
         }
     ]
     history = read_history(warehouse.engine, account="fcm_c", **warehouse.names)
@@ -178,18 +178,63 @@ def test_0_2_0s_tables_get_the_hour_indexes_and_on_mysql_utf8mb4_bin(warehouse):
         command.upgrade(alembic_config(warehouse.table, warehouse.schema, connection=conn), AFTER_BASELINE[0])
     before = drift(warehouse)
     indexes = sorted(entry[1].name for entry in before if entry[0] == "add_index")
-    assert indexes == sorted(f"{p}{warehouse.table}" for p in ("ixh_bal_", "ixh_marg_", "ixh_total_"))
+    # ixh_brest_ is the index of the table revision 0004 renames (still ..._margin at 0002).
+    assert indexes == sorted(f"{p}{warehouse.table}" for p in ("ixh_bal_", "ixh_brest_", "ixh_total_"))
+    added = [entry[1].name for entry in before if entry[0] == "add_table"]
+    assert sorted(added) == [f"{warehouse.table}_bal_rest", f"{warehouse.table}_subacct"]
     collations = {(entry[1], entry[2]) for entry in before if entry[0] == "collation"}
     if warehouse.engine.dialect.name == "mysql":  # MariaDB: the latin1 text of 0.2.0's tables
         assert (f"{warehouse.table}_history", "note") in collations
         assert (f"{warehouse.table}_history", "") in collations  # the table's default
-    assert len(before) == len(indexes) + len(collations)
+    assert len(before) == len(indexes) + len(added) + len(collations)
+    with warehouse.engine.begin() as conn:
+        config = alembic_config(warehouse.table, warehouse.schema, connection=conn)
+        command.upgrade(config, AFTER_BASELINE[1])
+        command.stamp(config, AFTER_BASELINE[0])  # a second run finds it done (MySQL: a run cut short)
+        command.upgrade(config, AFTER_BASELINE[1])
+        command.upgrade(config, "head")
+    assert drift(warehouse) == []
+
+
+def test_0004_renames_the_derived_table_its_column_and_index_keeping_every_row(warehouse, release_root):
+    """Kalshi defines no "free margin": revision 0004 names the table, its column and its index for
+    what they compute, from tables holding rows, and a second run (a migration cut short on
+    MySQL/MariaDB, whose DDL is not transactional) finds it done."""
+    write_with_release_0_2_0(release_root, warehouse.url, schema=warehouse.schema, table=warehouse.table)
+    with warehouse.engine.begin() as conn:
+        config = alembic_config(warehouse.table, warehouse.schema, connection=conn)
+        command.stamp(config, BASELINE)
+        command.upgrade(config, AFTER_BASELINE[2 - 1])
+    old = Table(
+        f"{warehouse.table}_margin", MetaData(), schema=warehouse.schema, autoload_with=warehouse.engine
+    )
+    with warehouse.engine.connect() as conn:
+        before = [dict(row._mapping) for row in conn.execute(select(old).order_by(*old.primary_key.columns))]
+    assert len(before) > 4 and any(row["shard_free_margin_dollars"] is None for row in before)
+    assert any(row["shard_free_margin_dollars"] is not None for row in before)
+
     with warehouse.engine.begin() as conn:
         command.upgrade(alembic_config(warehouse.table, warehouse.schema, connection=conn), "head")
+
+    assert warehouse_tables(warehouse.table, warehouse.schema).balance_minus_resting.name == (
+        f"{warehouse.table}_bal_rest"
+    )
+    new = Table(
+        f"{warehouse.table}_bal_rest", MetaData(), schema=warehouse.schema, autoload_with=warehouse.engine
+    )
+    inspector = inspect(warehouse.engine)
+    assert not inspector.has_table(old.name, schema=warehouse.schema)
+    assert [i["name"] for i in inspector.get_indexes(new.name, schema=warehouse.schema)] == [
+        f"ixh_brest_{warehouse.table}"
+    ]
+    rename = {"shard_free_margin_dollars": "shard_balance_minus_resting_dollars"}
+    with warehouse.engine.connect() as conn:
+        after = [dict(row._mapping) for row in conn.execute(select(new).order_by(*new.primary_key.columns))]
+    assert after == [{rename.get(key, key): value for key, value in row.items()} for row in before]
     assert drift(warehouse) == []
-    with warehouse.engine.begin() as conn:  # a second run finds it done (MySQL: a run cut short)
+    with warehouse.engine.begin() as conn:  # run again: every step finds itself done
         config = alembic_config(warehouse.table, warehouse.schema, connection=conn)
-        command.stamp(config, AFTER_BASELINE[0])
+        command.stamp(config, AFTER_BASELINE[2 - 1])
         command.upgrade(config, "head")
     assert drift(warehouse) == []
 

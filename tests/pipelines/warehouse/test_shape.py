@@ -291,11 +291,11 @@ NEW_TABLE_CHANGES = {
         "MEDIUMTEXT or LONGTEXT",
     ),
     "sqlite": (
-        f"CREATE TABLE {DEFAULT_TABLE}_margin (account TEXT NOT NULL, snapshot_hour DATETIME NOT NULL, "
-        "exchange_index INTEGER NOT NULL, balance_dollars VARCHAR(26), resting_order_value_dollars "
-        "VARCHAR(26), free_margin_dollars NUMERIC(24, 6), "
+        f"CREATE TABLE {DEFAULT_TABLE}_bal_rest (account TEXT NOT NULL, snapshot_hour DATETIME NOT NULL, "
+        "exchange_index INTEGER NOT NULL, shard_balance_dollars VARCHAR(26), "
+        "shard_resting_order_value_dollars VARCHAR(26), shard_balance_minus_resting_dollars NUMERIC(24, 6), "
         "PRIMARY KEY (account, snapshot_hour, exchange_index))",
-        f"{DEFAULT_TABLE}_margin.free_margin_dollars is NUMERIC(24, 6)",
+        f"{DEFAULT_TABLE}_bal_rest.shard_balance_minus_resting_dollars is NUMERIC(24, 6)",
     ),
 }
 
@@ -342,7 +342,7 @@ def test_a_deployment_from_before_the_balance_gets_the_new_tables_and_keeps_its_
     after = inspect(db_engine)
     assert shape(after) == before
     assert [c["nullable"] for c in after.get_columns(TOTALS) if c["name"] == "dag_id"] == [True]
-    for suffix in ("_balance", "_bal_shard", "_margin", "_history"):
+    for suffix in ("_balance", "_bal_shard", "_bal_rest", "_history"):
         assert f"{DEFAULT_TABLE}{suffix}" in after.get_table_names()
     assert _rows_in(db_engine, f"{DEFAULT_TABLE}_history") == 1
 

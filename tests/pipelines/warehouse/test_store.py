@@ -89,8 +89,9 @@ def test_tables_are_created_when_absent_with_their_keys(db_engine):
         PROBLEMS_TABLE: hourly,
         f"{DEFAULT_TABLE}_balance": hourly,
         f"{DEFAULT_TABLE}_bal_shard": shard,
-        f"{DEFAULT_TABLE}_margin": shard,
+        f"{DEFAULT_TABLE}_bal_rest": shard,
         f"{DEFAULT_TABLE}_history": ["reading_id"],
+        f"{DEFAULT_TABLE}_subacct": ["account", "snapshot_hour", "subaccount_number", "exchange_index"],
     }
 
 
@@ -159,8 +160,9 @@ def test_a_table_name_too_long_for_its_breakdown_table_is_refused():
         "_problems",
         "_balance",
         "_bal_shard",
-        "_margin",
+        "_bal_rest",
         "_history",
+        "_subacct",
     ]
     assert max(len(table.name) for table in tables) == 63
 

@@ -57,13 +57,13 @@ def test_a_window_that_fits_is_hourly_and_exactly_what_is_stored(db_engine):
         [r[name] for name in shown] for r in balances
     ]
     margins = [
-        (r["account"], m["exchange_index"], r["snapshot_hour"], m["shard_free_margin_dollars"])
+        (r["account"], m["exchange_index"], r["snapshot_hour"], m["shard_balance_minus_resting_dollars"])
         for r in balances
-        for m in r["free_margin"]
+        for m in r["balance_minus_resting"]
     ]
     assert [
-        (r["account"], r["exchange_index"], r["snapshot_hour"], r["shard_free_margin_dollars"])
-        for r in found.margins
+        (r["account"], r["exchange_index"], r["snapshot_hour"], r["shard_balance_minus_resting_dollars"])
+        for r in found.balance_minus_resting
     ] == sorted(margins, key=lambda m: (m[0], m[1], m[2]))
 
 
@@ -78,7 +78,12 @@ def test_a_long_window_comes_in_the_finest_buckets_that_fit_with_exact_last_min_
     checks = (
         (found.totals, hourly.totals, ("account",), "total_resting_order_value_cents"),
         (found.balances, hourly.balances, ("account",), "balance_dollars"),
-        (found.margins, hourly.margins, ("account", "exchange_index"), "shard_free_margin_dollars"),
+        (
+            found.balance_minus_resting,
+            hourly.balance_minus_resting,
+            ("account", "exchange_index"),
+            "shard_balance_minus_resting_dollars",
+        ),
     )
     for buckets, rows, key, value in checks:
         expected = []
@@ -143,13 +148,13 @@ def test_bucket_extremes_are_exact_where_floats_and_plain_text_are_not(db_engine
             ],
         )
         conn.execute(
-            tables.free_margin.insert(),
+            tables.balance_minus_resting.insert(),
             [
                 {
                     "account": "a",
                     "snapshot_hour": h,
                     "exchange_index": 0,
-                    "shard_free_margin_dollars": None if m is None else Decimal(m),
+                    "shard_balance_minus_resting_dollars": None if m is None else Decimal(m),
                 }
                 for h, m in zip(hours, margins, strict=True)
             ],
@@ -173,16 +178,19 @@ def test_bucket_extremes_are_exact_where_floats_and_plain_text_are_not(db_engine
     ]
     assert [
         (
-            str(r["shard_free_margin_dollars_min"]),
-            str(r["shard_free_margin_dollars_max"]),
-            r["shard_free_margin_dollars"],
+            str(r["shard_balance_minus_resting_dollars_min"]),
+            str(r["shard_balance_minus_resting_dollars_max"]),
+            r["shard_balance_minus_resting_dollars"],
         )
-        for r in found.margins
+        for r in found.balance_minus_resting
     ] == [
         ("-5.500000", "123456789012.345679", None),
         ("-123456789012.345679", "10.000000", Decimal("-123456789012.345679")),
     ]
-    assert [(r["bucket_start"], r["hours"]) for r in found.margins] == [(start, 4), (start + 4 * HOUR, 4)]
+    assert [(r["bucket_start"], r["hours"]) for r in found.balance_minus_resting] == [
+        (start, 4),
+        (start + 4 * HOUR, 4),
+    ]
 
 
 def _bucket_start(hour: datetime, bucket_hours: int) -> datetime:
@@ -298,7 +306,10 @@ def test_rows_fetched_depend_on_the_budget_not_on_the_window_or_the_tables_age(t
     # The catalog's answers about the three tables (SQLite lists their columns) and a one-row count
     # of each: the same few rows whatever the window.
     tables = warehouse_tables()
-    listed = sum(len(table.columns) for table in (tables.totals, tables.balance, tables.free_margin))
+    listed = sum(
+        len(table.columns)
+        for table in (tables.totals, tables.balance, tables.balance_minus_resting, tables.subaccounts)
+    )
     assert beyond_the_points == {listed + 3}
 
 
@@ -306,12 +317,12 @@ def test_a_bucket_holding_text_that_is_not_a_fixed_point_amount_is_refused(sqlit
     """Written by another tool: '5.5' (one decimal) is shorter than '4.000000', so the text order
     takes it for the smaller; the floats' order says otherwise, and the bucket is refused."""
     seed(sqlite_engine, accounts=1, hours=8)  # 4 lines: a budget of 8 gives two 4-hour buckets
-    margin = warehouse_tables().free_margin.name
+    margin = warehouse_tables().balance_minus_resting.name
     first = (END - 7 * HOUR).strftime("%Y-%m-%d %H:%M:%S.%f")
     with sqlite_engine.begin() as conn:
         conn.execute(
             text(
-                f"UPDATE {margin} SET shard_free_margin_dollars = "
+                f"UPDATE {margin} SET shard_balance_minus_resting_dollars = "
                 "CASE WHEN snapshot_hour = :first THEN '5.5' ELSE '4.000000' END WHERE exchange_index = 1"
             ),
             {"first": first},
@@ -319,11 +330,15 @@ def test_a_bucket_holding_text_that_is_not_a_fixed_point_amount_is_refused(sqlit
     with pytest.raises(WarehouseSchemaError, match="not a fixed-point amount with 6 decimal places"):
         window(sqlite_engine, 8, budget=8)
     with sqlite_engine.begin() as conn:  # alone in its line, such text is no harm: its bucket is right
-        conn.execute(text(f"UPDATE {margin} SET shard_free_margin_dollars = '05.5' WHERE exchange_index = 1"))
+        conn.execute(
+            text(f"UPDATE {margin} SET shard_balance_minus_resting_dollars = '05.5' WHERE exchange_index = 1")
+        )
     found = window(sqlite_engine, 8, budget=8)
-    assert {row["shard_free_margin_dollars_max"] for row in found.margins if row["exchange_index"] == 1} == {
-        Decimal("5.500000")
-    }
+    assert {
+        row["shard_balance_minus_resting_dollars_max"]
+        for row in found.balance_minus_resting
+        if row["exchange_index"] == 1
+    } == {Decimal("5.500000")}
 
 
 def test_rows_that_arrive_between_the_count_and_the_read_are_refused_not_cut(postgres_engine):
@@ -375,7 +390,7 @@ def statements_of(engine: Engine, hours: int, **options) -> list[tuple[str, obje
     return sent
 
 
-CHART_TABLES = {"totals", "balance", "free_margin"}
+CHART_TABLES = {"totals", "balance", "balance_minus_resting"}
 
 
 def chart_table_names() -> set[str]:
@@ -392,9 +407,16 @@ def test_sqlite_searches_the_time_range_through_the_hour_index(sqlite_engine, ho
     seed(sqlite_engine, accounts=3, hours=24 * 120)
     assert window(sqlite_engine, hours, budget=budget).bucket_hours == bucket_hours
     names, indexes = chart_table_names(), hour_index_names()
+    subaccounts = warehouse_tables().subaccounts.name
     with sqlite_engine.connect() as conn:
         for statement, parameters in statements_of(sqlite_engine, hours, budget=budget):
             plan = [row[3] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+            if f"FROM {subaccounts}" in statement:  # the sums of the balance rows' hours: by key
+                assert plan == [
+                    f"SEARCH {subaccounts} USING INDEX sqlite_autoindex_{subaccounts}_1 "
+                    "(account=? AND snapshot_hour=?)"
+                ], plan
+                continue
             scanned = [line for line in plan if re.match(r"SCAN (\w+)", line) and line.split()[1] in names]
             assert scanned == [], plan  # no chart table read whole
             assert any(
@@ -433,7 +455,7 @@ def test_postgresql_searches_the_time_range_through_the_hour_index(postgres_engi
         )
         conn.execute(
             text(
-                f"INSERT INTO {tables.free_margin.name} SELECT 'acct_' || a, h, s, 1, 0.5, 0.5 "
+                f"INSERT INTO {tables.balance_minus_resting.name} SELECT 'acct_' || a, h, s, 1, 0.5, 0.5 "
                 f"FROM {accounts}, {every_hour}, generate_series(0, 1) AS s"
             ),
             {"end": END},
@@ -447,6 +469,8 @@ def test_postgresql_searches_the_time_range_through_the_hour_index(postgres_engi
             if settings:
                 conn.exec_driver_sql(settings)
             for statement, parameters in sent:
+                if f"FROM {tables.subaccounts.name}" in statement:
+                    continue  # the sums of the balance rows' hours, by key (SQLite's plan is checked)
                 plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {statement}", parameters))
                 assert not any(f"Seq Scan on {name}" in plan for name in names), plan
                 assert any(index in plan for index in indexes), plan
@@ -500,7 +524,7 @@ def test_a_reader_sees_only_the_rows_of_the_dags_they_may_read(
     assert (found.bucket_hours, found.points) == (1, visible)
     assert [row["account"] for row in found.totals] == totals
     assert [row["account"] for row in found.balances] == balances
-    assert [row["account"] for row in found.margins] == margins
+    assert [row["account"] for row in found.balance_minus_resting] == margins
     assert (
         len(read_window(db_engine, since=BASE_HOUR_71, until=BASE_HOUR_71 + HOUR).totals) == 4
     )  # all, unfiltered

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 from datetime import datetime, timezone
+from decimal import Decimal
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -548,3 +549,40 @@ def test_the_test_button_reads_no_status_so_it_stays_one_bounded_attempt(kalshi_
     ok, message = KalshiHook(kalshi_connection(extra={"max_retries": 4})).test_connection()
     assert not ok and "503" in message
     assert [request.path.rpartition("/")[2] for request in simulator.requests] == ["balance"]
+
+
+# --- every subaccount's balance ------------------------------------------------------------------
+
+
+def test_reads_every_subaccounts_balance_per_shard_exactly(kalshi_connection, simulator, make_kalshi_account):
+    two = [{"exchange_index": 2, "balance": "1.004321"}, {"exchange_index": 0, "balance": "3.0000"}]
+    account = make_kalshi_account(
+        subaccounts={1: 250000, 2: {"balance_breakdown": two, "updated_ts": 1_700_000_000}}
+    )
+    hook = KalshiHook(kalshi_connection(login=account.key_id, password=account.private_pem.decode()))
+    answer = hook.get_subaccount_balances()
+    assert answer.received_at is not None
+    rows = [(r.subaccount_number, r.exchange_index, str(r.balance_dollars)) for r in answer.rows]
+    assert rows[:4] == [
+        (0, 0, "2000.000000"),
+        (0, 1, "1500.000000"),
+        (0, 2, "1000.000000"),
+        (0, 3, "500.000000"),
+    ]
+    assert (2, 2, "1.004321") in rows and (2, 0, "3.000000") in rows
+    assert answer.total_by_subaccount() == {0: Decimal("5000"), 1: Decimal("2500"), 2: Decimal("4.004321")}
+    [request] = simulator.requests
+    assert request.path == "/trade-api/v2/portfolio/subaccounts/balances" and request.signature_valid
+
+
+def test_a_key_restricted_to_one_subaccount_is_refused_the_list_as_a_permission_error(
+    kalshi_connection, simulator, make_kalshi_account
+):
+    """Kalshi: a restricted key "cannot ... manage subaccounts"; its 403 is permanent (no retry)."""
+    account = make_kalshi_account(subaccounts={1: 250000}, restricted_subaccount=1)
+    hook = KalshiHook(kalshi_connection(login=account.key_id, password=account.private_pem.decode()))
+    with pytest.raises(KalshiPermissionError, match="restricted to a single sub-account") as refused:
+        hook.get_subaccount_balances()
+    assert refused.value.received_at is not None
+    assert [r.status for r in simulator.requests] == [403]
+    assert hook.get_balance().balance_dollars == Decimal("2500")  # its own subaccount's balance still reads

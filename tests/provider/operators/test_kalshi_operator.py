@@ -115,6 +115,7 @@ def test_reads_the_total_then_the_balance_each_with_its_moment(kalshi_connection
     assert [request.path.rpartition("/")[2] for request in signed_calls(simulator)] == [
         "total_resting_order_value",
         "balance",
+        "balances",  # /portfolio/subaccounts/balances
     ]
     assert reading.resting_order_value.total_cents == 123456 and reading.not_permitted is None
     balance = reading.balance.value
@@ -123,7 +124,11 @@ def test_reads_the_total_then_the_balance_each_with_its_moment(kalshi_connection
         5,
         Decimal("7.771"),
     )
-    assert before <= reading.observed_at <= reading.balance.observed_at <= datetime.now(timezone.utc)
+    assert before <= reading.observed_at <= reading.balance.observed_at <= reading.subaccounts.observed_at
+    assert reading.subaccounts.observed_at <= datetime.now(timezone.utc)
+    # The simulator lists the primary's rows as its balance_breakdown: the two answers agree.
+    primary = sum((entry.dollars for entry in balance.breakdown), Decimal(0))
+    assert reading.subaccounts.value.total_by_subaccount() == {0: primary}
     assert reading.try_number == 3  # the fetch try that took it, from the task's context
 
 
@@ -146,7 +151,7 @@ def test_each_answer_is_stamped_when_it_arrived_not_before_it_was_asked(kalshi_c
         [{"delay": HOLD_SECONDS, "path": TOTAL_PATH}, {"delay": HOLD_SECONDS, "path": BALANCE_PATH}]
     )
     reading = _read(kalshi_connection())
-    total, balance = signed_calls(simulator)
+    total, balance, _ = signed_calls(simulator)
     assert total.path.endswith(TOTAL_PATH) and balance.path.endswith(BALANCE_PATH)
     assert _stamp_after_hold(reading.observed_at, total) >= 0
     assert _stamp_after_hold(reading.balance.observed_at, balance) >= 0
@@ -157,7 +162,7 @@ def test_a_refusal_is_stamped_when_it_arrived(kalshi_connection, make_kalshi_acc
     account = make_kalshi_account(fcm_member=False)
     simulator.push_faults([{"delay": HOLD_SECONDS, "path": TOTAL_PATH}])
     reading = _read(kalshi_connection(login=account.key_id, password=account.private_pem.decode()))
-    total, balance = signed_calls(simulator)
+    total, balance, _ = signed_calls(simulator)
     assert reading.not_permitted and _stamp_after_hold(reading.observed_at, total) >= 0
     assert reading.observed_at.timestamp() <= balance.received_at  # the refusal's, not a later moment
 
@@ -181,7 +186,7 @@ def test_a_key_that_may_not_read_the_total_still_records_its_balance(
     assert reading.resting_order_value is None
     assert "only for FCM members" in reading.not_permitted
     assert reading.balance.value.balance_cents == 4200
-    assert [request.status for request in signed_calls(simulator)] == [403, 200]
+    assert [request.status for request in signed_calls(simulator)] == [403, 200, 200]
 
 
 def test_a_balance_answer_kalshi_would_not_send_is_left_out_and_never_costs_the_total(
@@ -280,14 +285,14 @@ def test_kalshis_own_refusal_from_the_same_server_is_recorded_as_not_permitted(k
         heads = server.requests
     assert reading.resting_order_value is None and "only for FCM members" in reading.not_permitted
     assert reading.balance.value.balance_cents == 4200
-    assert len(heads) == 2
+    assert len(heads) == 3
 
 
 @pytest.mark.parametrize(
     ("max_requests", "retries", "attempts_per_call"),
-    [(24, 3, 3), (12, 3, 1), (8, 1, 2), (1, 3, 1)],
+    [(36, 3, 3), (24, 3, 2), (12, 3, 1), (8, 1, 1), (1, 3, 1)],
 )
-def test_both_calls_share_the_budget(
+def test_all_three_calls_share_the_budget(
     no_backoff, kalshi_connection, simulator, max_requests, retries, attempts_per_call
 ):
     simulator.push_faults([{"status": 503, "path": "/portfolio/balance", "times": 100}])
@@ -300,7 +305,7 @@ def test_both_calls_share_the_budget(
         operator.execute({})
     sent = signed_calls(simulator)
     assert [request.status for request in sent] == [200] + [503] * attempts_per_call
-    if max_requests >= 2 * (retries + 1):
+    if max_requests >= 3 * (retries + 1):
         assert len(sent) * (retries + 1) <= max_requests
 
 
@@ -367,3 +372,54 @@ def test_a_pause_on_the_balance_keeps_the_total_and_sends_nothing_more(
     assert reading.exchange_paused is None
     assert reading.balance.value is None and "exchange is paused" in reading.balance.problem
     assert [request.status for request in signed_calls(simulator)] == [200, 503]
+
+
+# -- the third call: every subaccount's balance ----------------------------------------------------
+
+SUBACCOUNTS_PATH = "/portfolio/subaccounts/balances"
+
+
+def test_a_key_restricted_to_one_subaccount_records_the_refusal_and_keeps_its_balance(
+    kalshi_connection, make_kalshi_account, simulator, capsys
+):
+    """Kalshi refuses a restricted key the list of subaccounts (and, in the simulator, the total):
+    both refusals are recorded, the balance of its own subaccount is read, and the task succeeds."""
+    account = make_kalshi_account(subaccounts={1: 250000}, restricted_subaccount=1)
+    reading = _read(
+        kalshi_connection("restricted", login=account.key_id, password=account.private_pem.decode())
+    )
+    assert [request.status for request in simulator.requests] == [403, 200, 403]
+    assert reading.balance.value.balance_dollars == Decimal("2500")
+    assert reading.subaccounts.value is None and reading.subaccounts.problem is None
+    assert "restricted to a single sub-account" in reading.subaccounts.not_permitted
+    assert reading.subaccounts.observed_at.timestamp() >= simulator.requests[2].received_at
+    assert "does not let this key list subaccounts" in capsys.readouterr().out
+
+
+def test_a_subaccount_answer_kalshi_would_not_send_is_left_out_and_costs_nothing_else(
+    kalshi_connection, simulator, capsys
+):
+    bad = {
+        "subaccount_balances": [
+            {"subaccount_number": 64, "exchange_index": 0, "balance": "1", "updated_ts": 1}
+        ]
+    }
+    simulator.push_faults([{"status": 200, "json": bad, "path": SUBACCOUNTS_PATH}])
+    reading = _read(kalshi_connection())
+    assert reading.resting_order_value.total_cents == 123456 and reading.balance.value is not None
+    assert reading.subaccounts.value is None and "from 0 to 63" in reading.subaccounts.problem
+    assert "the subaccounts were left out, the rest is kept" in capsys.readouterr().out
+
+
+def test_subaccounts_that_keep_failing_are_retried_then_left_out_on_the_last_try(
+    no_backoff, kalshi_connection, simulator
+):
+    simulator.push_faults([{"status": 503, "path": SUBACCOUNTS_PATH, "times": 100}])
+    operator = KalshiAccountReadingOperator(task_id="fetch", kalshi_conn_id=kalshi_connection(), retries=3)
+    with pytest.raises(KalshiServerError):
+        operator.execute({"ti": _Try(try_number=3, max_tries=3)})
+    reading = AccountReading.from_xcom(operator.execute({"ti": _Try(try_number=4, max_tries=3)}))
+    assert reading.resting_order_value.total_cents == 123456 and reading.balance.value is not None
+    assert reading.subaccounts.problem.startswith(
+        "the subaccounts could not be read on the task's last try: "
+    )

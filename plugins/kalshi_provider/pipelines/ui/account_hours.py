@@ -29,6 +29,8 @@ class AccountHour:
     total: dict[str, Any] | None = None
     balance: dict[str, Any] | None = None
     shards: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: Every subaccount's balance summed (``…_subacct``), at the balance row's hour; None if unrecorded.
+    subaccounts_sum: Decimal | None = None
 
     @property
     def not_permitted(self) -> bool:
@@ -60,15 +62,14 @@ class Figure:
     value: Callable[[AccountHour], Decimal | None]
 
 
-#: The account-level figures of the table and the CSV, in their order. A per-hour sum over the
-#: subaccounts, once the balance rows carry it, is one more line here:
-#: ``Figure("Subaccounts (sum)", "<field>", _balance_field("<field>"))``.
+#: The account-level figures of the table and the CSV, in their order.
 ACCOUNT_FIGURES = (
     Figure("Resting order value", "total_resting_order_value_dollars", _total),
     Figure("Balance (primary)", "balance_dollars", _balance_field("balance_dollars")),
+    Figure("Subaccounts (sum)", "subaccounts_balance_dollars", lambda row: row.subaccounts_sum),
 )
 
-#: Kalshi's own per-shard figures in the CSV: (column suffix, the margins row's field).
+#: Kalshi's own per-shard figures in the CSV: (column suffix, the balance_minus_resting row's field).
 SHARD_FIGURES = (
     ("balance_dollars", "shard_balance_dollars"),
     ("resting_order_value_dollars", "shard_resting_order_value_dollars"),
@@ -91,8 +92,10 @@ def account_hours(window: ChartWindow) -> list[AccountHour]:
     for row in window.totals:
         entry(row).total = row
     for row in window.balances:
-        entry(row).balance = row
-    for row in window.margins:
+        at = entry(row)
+        at.balance = row
+        at.subaccounts_sum = window.subaccount_sums.get((row["account"], row["snapshot_hour"]))
+    for row in window.balance_minus_resting:
         entry(row).shards[row["exchange_index"]] = row
     return sorted(found.values(), key=lambda at: (-at.hour.timestamp(), at.account))
 

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from kalshi_provider.pipelines.warehouse import ChartWindow
 
 #: Most DAGs one user's rows may be filtered by: each goes into the queries' ``IN`` list (SQLite
-#: takes 32,766 values a statement, and the free margin's query names the list twice).
+#: takes 32,766 values a statement, and the balance minus resting's query names the list twice).
 MAX_READABLE_DAGS = 10_000
 
 
@@ -263,14 +263,14 @@ def chart(
         )
         + panel(
             "Balance per exchange shard (Kalshi's figure)",
-            shard_lines(window.margins, "shard_balance_dollars"),
+            shard_lines(window.balance_minus_resting, "shard_balance_dollars"),
             "Balance per account and exchange shard",
             "<p class=note>Each shard's own balance as Kalshi's balance breakdown gives it; each "
             "shard has its own colour and dash pattern.</p>",
         )
         + panel(
             "Resting order value per exchange shard (Kalshi's figure)",
-            shard_lines(window.margins, "shard_resting_order_value_dollars"),
+            shard_lines(window.balance_minus_resting, "shard_resting_order_value_dollars"),
             "Resting order value per account and exchange shard",
         )
         + _account_hours_table(window, shown)

@@ -93,7 +93,7 @@ def account_lines(totals: Sequence[dict[str, Any]], balances: Sequence[dict[str,
 
 def shard_lines(rows: Sequence[dict[str, Any]], value: str) -> list[Line]:
     """A line per account and exchange shard of one of Kalshi's per-shard figures (``value``, a
-    column of a window's ``margins`` rows), each in its own colour and dash pattern; hours where
+    column of a window's ``balance_minus_resting`` rows), each in its own colour and dash pattern; hours where
     the figure is unknown (NULL) break the line."""
     known = [row for row in rows if row[value] is not None]
     series = _by_key(known, ("account", "exchange_index"), lambda r: r[value])

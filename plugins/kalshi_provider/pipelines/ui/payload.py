@@ -34,6 +34,10 @@ def window_json(window: ChartWindow) -> dict[str, Any]:
             "balance_dollars": _exact(row["balance_dollars"]),
             "portfolio_value_cents": row["portfolio_value_cents"],
             "total_not_permitted": row["total_refusal_reason"] is not None,
+            # Beside the primary's balance: every subaccount's, summed (None: not recorded that hour).
+            "subaccounts_balance_dollars": _exact(
+                window.subaccount_sums.get((row["account"], row["snapshot_hour"]))
+            ),
         }
         if bucketed:
             point |= _bucket(row) | {
@@ -41,20 +45,20 @@ def window_json(window: ChartWindow) -> dict[str, Any]:
                 "balance_dollars_max": _exact(row["balance_dollars_max"]),
             }
         balance.setdefault(row["account"], []).append(point)
-    free_margin: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for row in window.margins:
+    balance_minus_resting: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for row in window.balance_minus_resting:
         point = {
             "snapshot_hour": _iso(row["snapshot_hour"]),
             "balance_dollars": _exact(row["shard_balance_dollars"]),
             "resting_order_value_dollars": _exact(row["shard_resting_order_value_dollars"]),
-            "free_margin_dollars": _exact(row["shard_free_margin_dollars"]),
+            "balance_minus_resting_dollars": _exact(row["shard_balance_minus_resting_dollars"]),
         }
         if bucketed:
             point |= _bucket(row) | {
-                "free_margin_dollars_min": _exact(row["shard_free_margin_dollars_min"]),
-                "free_margin_dollars_max": _exact(row["shard_free_margin_dollars_max"]),
+                "balance_minus_resting_dollars_min": _exact(row["shard_balance_minus_resting_dollars_min"]),
+                "balance_minus_resting_dollars_max": _exact(row["shard_balance_minus_resting_dollars_max"]),
             }
-        shards = free_margin.setdefault(row["account"], {})
+        shards = balance_minus_resting.setdefault(row["account"], {})
         shards.setdefault(str(row["exchange_index"]), []).append(point)
     return {
         "start": _iso(window.since),
@@ -64,7 +68,7 @@ def window_json(window: ChartWindow) -> dict[str, Any]:
         "points_budget": window.budget,
         "series": series,
         "balance": balance,
-        "free_margin": free_margin,
+        "balance_minus_resting": balance_minus_resting,
     }
 
 

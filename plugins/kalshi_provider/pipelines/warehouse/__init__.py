@@ -1,10 +1,11 @@
 """
 The warehouse of the hourly rows (SQLAlchemy Core, 1.4 and 2.x): ``store_reading`` writes one
-account-hour in one transaction (``docs/adr/0003-keep-earliest.md``); ``read_snapshots``,
-``read_balances``, ``read_history`` and ``read_window`` read rows back, of the rows a reader may
-see (``ReadableRows``); ``warehouse_engine`` finds the bounded database
-(``docs/adr/0004-embedded-sqlite-default.md``); ``warehouse_status`` and ``upgrade_warehouse`` say
-which schema revision the tables hold and bring them to the head.
+account-hour (total, balance, their shards, the balance minus resting per shard, every
+subaccount's balance, the history) in one transaction (``docs/adr/0003-keep-earliest.md``);
+``read_snapshots``, ``read_balances``, ``read_subaccounts``, ``read_history`` and ``read_window``
+read rows back, of the rows a reader may see (``ReadableRows``); ``warehouse_engine`` finds the
+bounded database (``docs/adr/0004-embedded-sqlite-default.md``); ``warehouse_status`` and
+``upgrade_warehouse`` say which schema revision the tables hold and bring them to the head.
 """
 
 from __future__ import annotations
@@ -18,14 +19,20 @@ from kalshi_provider.pipelines.warehouse.engine import (
     warehouse_engine,
 )
 from kalshi_provider.pipelines.warehouse.locks import WarehouseBusyError
-from kalshi_provider.pipelines.warehouse.reads import read_balances, read_history, read_snapshots
+from kalshi_provider.pipelines.warehouse.reads import (
+    read_balances,
+    read_history,
+    read_snapshots,
+    read_subaccounts,
+)
 from kalshi_provider.pipelines.warehouse.schema import (
+    BALANCE_MINUS_RESTING_SUFFIX,
     BALANCE_SHARD_SUFFIX,
     BALANCE_SUFFIX,
     BREAKDOWN_SUFFIX,
     HISTORY_SUFFIX,
-    MARGIN_SUFFIX,
     PROBLEMS_SUFFIX,
+    SUBACCOUNTS_SUFFIX,
     WarehouseTables,
     validate_identifier,
     warehouse_tables,
@@ -56,7 +63,8 @@ __all__ = [
     "BALANCE_SUFFIX",
     "BREAKDOWN_SUFFIX",
     "HISTORY_SUFFIX",
-    "MARGIN_SUFFIX",
+    "BALANCE_MINUS_RESTING_SUFFIX",
+    "SUBACCOUNTS_SUFFIX",
     "DEFAULT_TIMEOUTS",
     "PROBLEMS_SUFFIX",
     "ReadableRows",
@@ -81,6 +89,7 @@ __all__ = [
     "ensure_current",
     "prepare_tables",
     "read_balances",
+    "read_subaccounts",
     "read_history",
     "read_snapshots",
     "read_window",

@@ -1,10 +1,10 @@
 """Which rows a reader may see: the chart shows a user only what DAGs they may read wrote.
 
 A row is seen when a DAG the reader may read wrote it (``dag_id``); rows of release 0.2.0 (NULL
-``dag_id``) go with the default hourly DAG (``unknown_dag``). A free margin row needs both its
-hour's balance and total to be visible (it would give the total away). The conditions are SQL, so
-the chart filters in the database within its budget, and never NULL (``dag_id IN (...)`` on NULL
-is unknown, not false).
+``dag_id``) go with the default hourly DAG (``unknown_dag``). A balance-minus-resting row needs
+both its hour's balance and total to be visible (it would give the total away). The conditions are
+SQL, so the chart filters in the database within its budget, and never NULL (``dag_id IN (...)``
+on NULL is unknown, not false).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class ReadableRows:
         return or_(known, dag_id.is_(None) if self.unknown_dag else false())
 
     def condition(self, table: Table, tables: WarehouseTables, dialect: str = "") -> ColumnElement[bool]:
-        """The rows of ``table`` (the totals, the balance or the free margin) the reader may see.
+        """The rows of ``table`` (the totals, the balance or the balance minus resting) the reader may see.
 
         :param table: One of ``tables``: the totals, the balance or the free margin.
         :param tables: The deployment's tables (a free margin row depends on its hour's others).
@@ -44,7 +44,7 @@ class ReadableRows:
             PostgreSQL and MySQL plan ``EXISTS`` as semi- and anti-joins, where a large ``NOT IN``
             set can make PostgreSQL scan it once a row.
         """
-        if table is not tables.free_margin:
+        if table is not tables.balance_minus_resting:
             return self.wrote(table)
         balance, totals = tables.balance, tables.totals
         if dialect == "sqlite":

@@ -84,6 +84,12 @@ def _numbers(reading: AccountReading, try_number: int | None) -> list[tuple[str,
         ):
             found.append((what, number, MIN_BIGINT, MAX_BIGINT))
         found += [("an exchange_index", shard.exchange_index, 0, MAX_INTEGER) for shard in balance.breakdown]
+    listed = reading.subaccounts.value if reading.subaccounts is not None else None
+    for row in listed.rows if listed is not None else ():
+        found.append(
+            (f"subaccount {row.subaccount_number}'s updated_ts", row.updated_ts, MIN_BIGINT, MAX_BIGINT)
+        )
+        found.append(("a subaccount's exchange_index", row.exchange_index, 0, MAX_INTEGER))
     return found
 
 
@@ -96,4 +102,7 @@ def _amounts(reading: AccountReading) -> list[tuple[str, Decimal]]:
     if balance is not None:
         found.append(("the balance's dollars", balance.balance_dollars))
         found += [(f"shard {s.exchange_index}'s balance", s.dollars) for s in balance.breakdown]
+    listed = reading.subaccounts.value if reading.subaccounts is not None else None
+    for row in listed.rows if listed is not None else ():
+        found.append((f"subaccount {row.subaccount_number}'s balance", row.balance_dollars))
     return found

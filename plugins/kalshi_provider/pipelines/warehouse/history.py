@@ -18,7 +18,12 @@ from sqlalchemy import Table, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from kalshi_provider.endpoints import BALANCE_ENDPOINT, STATUS_ENDPOINT, TOTAL_ENDPOINT
+from kalshi_provider.endpoints import (
+    BALANCE_ENDPOINT,
+    STATUS_ENDPOINT,
+    SUBACCOUNT_BALANCES_ENDPOINT,
+    TOTAL_ENDPOINT,
+)
 from kalshi_provider.pipelines.warehouse.bounds import PROBLEM_LENGTH, READING_JSON_LENGTH
 from kalshi_provider.pipelines.warehouse.hour_rows import StoredHour, insert_rows
 from kalshi_provider.pipelines.warehouse.warehouse_errors import InvalidSnapshotError
@@ -28,7 +33,8 @@ from kalshi_provider.readings import AccountReading
 HOUR_ROW = "hour_row"  # it is the hour's row (at the load's commit)
 EARLIER_KEPT = "earlier_kept"  # the hour holds an earlier observation of the same endpoint
 NOT_IN_HOUR = "not_in_hour"  # observed outside the run's hour, or too late: not stored for it
-NOT_PERMITTED = "not_permitted"  # Kalshi refused the total: the key's account is no FCM member
+NOT_PERMITTED = "not_permitted"  # Kalshi refused the call: the total (no FCM member), the
+# subaccounts (a key restricted to one subaccount)
 LEFT_OUT = "left_out"  # Kalshi's answer was not its documented body: nothing to store
 #: Kalshi's exchange said it was not active (maintenance) after a call failed: nothing was read.
 #: The row's endpoint is ``/exchange/status``, its note the reason and Kalshi's estimated resume
@@ -49,12 +55,18 @@ class Load:
 def previous_total_outcome(history: Table, reading: AccountReading) -> ColumnElement[Any]:
     """The outcome of the account's latest reading of the total before this one (a scalar subquery):
     a refusal is reported once, the first time, or the first after the account had FCM access."""
+    return previous_outcome(history, reading.account, TOTAL_ENDPOINT, reading.observed_at)
+
+
+def previous_outcome(history: Table, account: str, endpoint: str, before: datetime) -> ColumnElement[Any]:
+    """The outcome of the account's latest reading of ``endpoint`` observed before ``before`` (a
+    scalar subquery), so a refusal is reported once."""
     return (
         select(history.c.outcome)
         .where(
-            history.c.account == reading.account,
-            history.c.endpoint == TOTAL_ENDPOINT,
-            history.c.observed_at < reading.observed_at,
+            history.c.account == account,
+            history.c.endpoint == endpoint,
+            history.c.observed_at < before,
         )
         .order_by(history.c.observed_at.desc())
         .limit(1)
@@ -132,6 +144,8 @@ def history_rows(
                 "portfolio_value_cents": None if found is None else found.portfolio_value_cents,
             }
         )
+    if reading.subaccounts is not None:
+        rows.append(_subaccounts_row(reading, hour, kept, late))
     return rows
 
 
@@ -142,6 +156,33 @@ def exchange_paused_row(reading: AccountReading, hour: datetime) -> dict[str, An
     return _row(
         reading, STATUS_ENDPOINT, pause.observed_at, hour, EXCHANGE_PAUSED, pause.describe(), pause.to_xcom()
     )
+
+
+def _subaccounts_row(
+    reading: AccountReading, hour: datetime, kept: Mapping[str, StoredHour | None], late: Mapping[str, str]
+) -> dict[str, Any]:
+    """The subaccounts' history row: they are stored with the hour's balance row, or not at all."""
+    found = reading.subaccounts
+    assert found is not None
+    if found.not_permitted is not None:
+        outcome, note, values = NOT_PERMITTED, found.not_permitted, {"not_permitted": found.not_permitted}
+    elif found.value is None:
+        outcome, note, values = LEFT_OUT, found.problem, {"problem": found.problem}
+    else:
+        values = {"subaccount_balances": found.value.to_xcom()}
+        stored_with = kept.get(SUBACCOUNT_BALANCES_ENDPOINT)
+        if SUBACCOUNT_BALANCES_ENDPOINT in late:
+            outcome, note = NOT_IN_HOUR, late[SUBACCOUNT_BALANCES_ENDPOINT]
+        elif stored_with is None:
+            outcome = LEFT_OUT
+            note = (
+                "Kalshi's answer names no exchange_index, which the table keys on"
+                if any(row.exchange_index is None for row in found.value.rows)
+                else "stored with the hour's balance row, and this reading's balance was not stored"
+            )
+        else:
+            outcome, note = _outcome(stored_with, None)
+    return _row(reading, SUBACCOUNT_BALANCES_ENDPOINT, found.observed_at, hour, outcome, note, values)
 
 
 def _outcome(kept: StoredHour | None, late: str | None) -> tuple[str, str | None]:

@@ -2,8 +2,9 @@
 
 A new hour's row goes in with one ``INSERT ... SELECT ... WHERE`` per table; a present row is told
 apart per engine (``ON CONFLICT DO NOTHING``, MySQL's duplicate-key error, or a savepoint when
-``portable``), and only then is the hour read, locked and replaced by an earlier observation.
-Why this way: ``docs/adr/0003-keep-earliest.md``.
+``portable``), and only then is the hour read, locked and replaced by an earlier observation, with
+every row that hangs on it (breakdowns, the balance minus resting, the subaccounts). Why this way:
+``docs/adr/0003-keep-earliest.md``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
-from kalshi_provider.pipelines.warehouse.margin import Breakdown
+from kalshi_provider.pipelines.warehouse.balance_minus_resting import Breakdown
 from kalshi_provider.pipelines.warehouse.schema import WarehouseTables
 
 #: What a load's write did to an hourly table's row.

@@ -86,8 +86,8 @@ def read_balances(
 
     Each dict has the balance table's columns (cents as ``int``, dollars as ``Decimal``,
     timestamps aware UTC), ``breakdown`` (the balance per shard: ``{"exchange_index",
-    "shard_balance_dollars"}``) and ``free_margin`` (per shard: ``{"exchange_index",
-    "shard_balance_dollars", "shard_resting_order_value_dollars", "shard_free_margin_dollars"}``,
+    "shard_balance_dollars"}``) and ``balance_minus_resting`` (per shard: ``{"exchange_index",
+    "shard_balance_dollars", "shard_resting_order_value_dollars", "shard_balance_minus_resting_dollars"}``,
     None where unknown). No table, no rows. Every key is documented in ``docs/tables.md``.
 
     :param engine: The warehouse, from :func:`~.engine.warehouse_engine`.
@@ -105,11 +105,11 @@ def read_balances(
     with engine.connect() as conn:
         rows = _hourly_rows(conn, tables.balance, account, since, until)
         shards = _shards_by_key(conn, tables.balance_shards, _BALANCE_SHARD_AMOUNT, account, since, until)
-        margins = _margins_by_key(conn, tables.free_margin, account, since, until)
+        differences = _differences_by_key(conn, tables.balance_minus_resting, account, since, until)
     for row in rows:
         key = (row["account"], row["snapshot_hour"])
         row["breakdown"] = shards.get(key, [])
-        row["free_margin"] = margins.get(key, [])
+        row["balance_minus_resting"] = differences.get(key, [])
     return rows
 
 
@@ -134,6 +134,26 @@ def read_history(
     if account is not None:
         query = query.where(history.c.account == account)
     query = query.order_by(history.c.observed_at, history.c.endpoint, history.c.recorded_at)
+    with engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def read_subaccounts(
+    engine: Engine,
+    *,
+    account: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    table_name: str = DEFAULT_TABLE,
+    schema: str | None = None,
+) -> list[dict[str, Any]]:
+    """Every subaccount's balance per shard with ``since <= snapshot_hour < until``, ordered by
+    account, hour, subaccount and shard: the ``…_subacct`` table's rows as dicts. No table, no rows."""
+    table = warehouse_tables(table_name, schema).subaccounts
+    since, until = _bounds(since, until)
+    if table.name not in set(inspect(engine).get_table_names(schema=schema)):
+        return []
+    query = _filtered(select(table), table, account, since, until).order_by(*table.primary_key.columns)
     with engine.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(query)]
 
@@ -184,7 +204,7 @@ def _shards_by_key(
     return grouped
 
 
-def _margins_by_key(
+def _differences_by_key(
     conn: Connection, table: Table, account: str | None, since: datetime | None, until: datetime | None
 ) -> dict[tuple[str, datetime], list[dict[str, Any]]]:
     query = _filtered(select(table), table, account, since, until)

@@ -43,15 +43,20 @@ PROBLEMS_SUFFIX = "_problems"
 BALANCE_SUFFIX = "_balance"
 #: The hour's balance per exchange shard (Kalshi's balance_breakdown).
 BALANCE_SHARD_SUFFIX = "_bal_shard"
-#: The hour's free margin per exchange shard: its balance minus the value of its resting orders.
-MARGIN_SUFFIX = "_margin"
+#: Per hour and exchange shard: the shard's balance minus the value of its resting orders, a figure
+#: this provider derives (``balance_minus_resting.py``). Kalshi publishes no such figure and
+#: defines no "free margin": its ``balance`` is already the "available balance", which may exclude
+#: what resting orders hold (docs/tables.md). Named for what it computes, not for what it may mean.
+BALANCE_MINUS_RESTING_SUFFIX = "_bal_rest"
+#: Every subaccount's balance per shard (GET /portfolio/subaccounts/balances), per account and hour.
+SUBACCOUNTS_SUFFIX = "_subacct"
 #: Every reading the pipeline took, append-only.
 HISTORY_SUFFIX = "_history"
 
 #: Prefixes of the indexes leading on ``snapshot_hour`` of the tables the chart reads by time range:
 #: at most 10 characters before a totals table's name (at most 53, see BREAKDOWN_SUFFIX), so each
 #: name is a 63-character identifier, unique in its schema and never cut.
-HOUR_INDEX_PREFIXES = {"totals": "ixh_total_", "balance": "ixh_bal_", "free_margin": "ixh_marg_"}
+HOUR_INDEX_PREFIXES = {"totals": "ixh_total_", "balance": "ixh_bal_", "balance_minus_resting": "ixh_brest_"}
 
 
 def validate_identifier(value: object, what: str) -> str:
@@ -113,8 +118,10 @@ class WarehouseTables(NamedTuple):
 
     ``totals``, ``breakdown`` and ``problems``: the hourly total resting order value, its split per
     shard, and the hours whose split was left out. ``balance`` and ``balance_shards``: the hourly
-    balance and its split per shard. ``free_margin``: per hour and shard, the balance minus the
-    value of the resting orders, written at load time. ``history``: every reading taken.
+    balance and its split per shard. ``balance_minus_resting``: per hour and shard, the balance
+    minus the value of the resting orders (derived, not Kalshi's), written at load time.
+    ``history``: every reading taken. ``subaccounts``: every subaccount's balance per shard,
+    hanging on the hour's balance row.
     """
 
     totals: Table
@@ -122,8 +129,9 @@ class WarehouseTables(NamedTuple):
     problems: Table
     balance: Table
     balance_shards: Table
-    free_margin: Table
+    balance_minus_resting: Table
     history: Table
+    subaccounts: Table
 
 
 def _per_shard_table(name: str, metadata: MetaData, amount: str) -> Table:
@@ -207,8 +215,8 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
         **_MYSQL_TABLE_OPTIONS,
     )
     balance_shards = _per_shard_table(table_name + BALANCE_SHARD_SUFFIX, metadata, "shard_balance_dollars")
-    free_margin = Table(
-        table_name + MARGIN_SUFFIX,
+    balance_minus_resting = Table(
+        table_name + BALANCE_MINUS_RESTING_SUFFIX,
         metadata,
         _key("account"),
         Column("snapshot_hour", UTCDateTime, nullable=False),
@@ -217,9 +225,26 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
         # or no resting order value at all (a key without FCM access, an hour without a total).
         Column("shard_balance_dollars", ExactDecimal, nullable=True),
         Column("shard_resting_order_value_dollars", ExactDecimal, nullable=True),
-        Column("shard_free_margin_dollars", ExactDecimal, nullable=True),
+        # shard_balance_dollars - shard_resting_order_value_dollars, and no more than that: Kalshi's
+        # balance is the "available balance", so this may count the resting orders twice.
+        Column("shard_balance_minus_resting_dollars", ExactDecimal, nullable=True),
         PrimaryKeyConstraint("account", "snapshot_hour", "exchange_index"),
-        _hour_index("free_margin", table_name),
+        _hour_index("balance_minus_resting", table_name),
+        **_MYSQL_TABLE_OPTIONS,
+    )
+    subaccounts = Table(
+        table_name + SUBACCOUNTS_SUFFIX,
+        metadata,
+        _key("account"),
+        Column("snapshot_hour", UTCDateTime, nullable=False),
+        Column("subaccount_number", Integer, nullable=False, autoincrement=False),
+        Column("exchange_index", Integer, nullable=False, autoincrement=False),
+        # Kalshi's balance of the subaccount on the shard, a fixed-point dollar string, exactly.
+        Column("balance_dollars", ExactDecimal, nullable=False),
+        # Kalshi's updated_ts of the row: when that balance last changed (Unix seconds).
+        Column("balance_updated_ts", BigInteger, nullable=False),
+        Column("observed_at", UTCDateTime, nullable=False),
+        PrimaryKeyConstraint("account", "snapshot_hour", "subaccount_number", "exchange_index"),
         **_MYSQL_TABLE_OPTIONS,
     )
     history_name = table_name + HISTORY_SUFFIX
@@ -250,4 +275,6 @@ def warehouse_tables(table_name: str = DEFAULT_TABLE, schema: str | None = None)
         Index(f"ix_{history_name}"[:63], "account", "endpoint", "observed_at"),
         **_MYSQL_TABLE_OPTIONS,
     )
-    return WarehouseTables(totals, breakdown, problems, balance, balance_shards, free_margin, history)
+    return WarehouseTables(
+        totals, breakdown, problems, balance, balance_shards, balance_minus_resting, history, subaccounts
+    )

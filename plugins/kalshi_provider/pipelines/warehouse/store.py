@@ -1,6 +1,7 @@
 """Store one account-hour in one transaction, so it is whole or absent: the total with its
-breakdown, the balance with its shards (each keeping the earliest observation inside the hour,
-:mod:`.hour_rows`), the free margin per shard (:mod:`.margin`) and a history row per reading
+breakdown, the balance with its shards and every subaccount's balance (each keeping the earliest
+observation inside the hour, :mod:`.hour_rows`), the balance minus resting per shard
+(:mod:`.balance_minus_resting`, a derived figure, not Kalshi's) and a history row per reading
 (:mod:`.history`). A load whose first write finds the schema behind writes again after bringing
 it to the head as ``[kalshi] warehouse_migrations`` allows; one a deadlock rolled back writes again,
 once. Why: ``docs/adr/0003-keep-earliest.md``; ``reads.py`` reads the rows back.
@@ -15,18 +16,21 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
+from kalshi_provider.endpoints import BALANCE_ENDPOINT, SUBACCOUNT_BALANCES_ENDPOINT, TOTAL_ENDPOINT
 from kalshi_provider.pipelines.hours import inside_hour, on_the_hour
 from kalshi_provider.pipelines.settings import DEFAULT_TABLE, MIGRATIONS_AUTO
 from kalshi_provider.pipelines.warehouse import versioning
+from kalshi_provider.pipelines.warehouse.balance_minus_resting import Breakdown, balance_minus_resting
 from kalshi_provider.pipelines.warehouse.bounds import PROBLEM_LENGTH, refuse_unstorable
 from kalshi_provider.pipelines.warehouse.history import (
     Load,
     insert_history,
     newly_not_permitted,
+    previous_outcome,
     previous_total_outcome,
 )
 from kalshi_provider.pipelines.warehouse.hour_rows import (
@@ -39,13 +43,12 @@ from kalshi_provider.pipelines.warehouse.hour_rows import (
     write_hour_row,
 )
 from kalshi_provider.pipelines.warehouse.locks import sqlite_begin_immediate
-from kalshi_provider.pipelines.warehouse.margin import Breakdown, free_margin
 from kalshi_provider.pipelines.warehouse.schema import WarehouseTables, warehouse_tables
 from kalshi_provider.pipelines.warehouse.warehouse_errors import InvalidSnapshotError
 from kalshi_provider.readings import AccountReading, Balance, RestingOrderValue
 
 __all__ = ["StoredHour", "StoredReading", "store_reading"]
-ENDPOINTS = (TOTAL_ENDPOINT, BALANCE_ENDPOINT)
+ENDPOINTS = (TOTAL_ENDPOINT, BALANCE_ENDPOINT, SUBACCOUNT_BALANCES_ENDPOINT)
 #: Engines' codes for "this transaction was chosen as a deadlock victim and rolled back".
 _POSTGRES_DEADLOCK, _MYSQL_DEADLOCK = "40P01", 1213
 #: A load writes at most this often: again after catching the schema up, or after a deadlock.
@@ -60,7 +63,9 @@ class StoredReading:
     refused the total, an answer was left out, not read, or observed outside the hour).
     ``newly_not_permitted`` is True when Kalshi refused this reading's total and the account's
     previous reading of it was permitted, or there was none: the load reports that once.
-    ``held``, ``observed_at`` and ``dag_run_id`` are the total's, as before the balance existed.
+    ``newly_refused_subaccounts`` likewise for Kalshi's refusal of the subaccounts' list (a key
+    restricted to one subaccount). ``held``, ``observed_at`` and ``dag_run_id`` are the total's, as
+    before the balance existed.
     """
 
     account: str
@@ -68,6 +73,7 @@ class StoredReading:
     total: StoredHour | None
     balance: StoredHour | None
     newly_not_permitted: bool = False
+    newly_refused_subaccounts: bool = False
 
     @property
     def held(self) -> bool:
@@ -169,9 +175,12 @@ class _Load:
         self.total = None if TOTAL_ENDPOINT in late else reading.resting_order_value
         found = reading.balance
         self.balance = None if found is None or BALANCE_ENDPOINT in late else found.value
+        listed = reading.subaccounts
+        self.subaccounts = None if listed is None or SUBACCOUNT_BALANCES_ENDPOINT in late else listed.value
         for value, observed_at in (
             (self.total, reading.observed_at),
             (self.balance, found and found.observed_at),
+            (self.subaccounts, listed and listed.observed_at),
         ):
             if value is not None and not inside_hour(hour, observed_at):
                 raise InvalidSnapshotError(
@@ -183,11 +192,24 @@ class _Load:
     def write(self, conn: Connection, load: Load) -> StoredReading:
         reading, tables, hour = self.reading, self.tables, self.hour
         at_head = versioning.head_guard(self.version)
-        newly = False
+        newly = newly_refused = False
+        listed = reading.subaccounts
+        # Kalshi's refusal of the subaccounts is reported once: asked with the version where the
+        # load asks it anyway (a query of its own otherwise, for restricted keys only).
+        refused = None
+        if listed is not None and listed.not_permitted is not None:
+            refused = previous_outcome(
+                tables.history, reading.account, SUBACCOUNT_BALANCES_ENDPOINT, listed.observed_at
+            )
         if reading.not_permitted is not None or (self.total is None and self.balance is None):
             also = [previous_total_outcome(tables.history, reading)] if reading.not_permitted else []
-            found = versioning.confirm_head(conn, self.version, *also)
+            found = versioning.confirm_head(
+                conn, self.version, *also, *([refused] if refused is not None else [])
+            )
             newly = reading.not_permitted is not None and newly_not_permitted(found[1])
+            if refused is not None:
+                newly_refused = newly_not_permitted(found[-1])
+                refused = None
             at_head = None
         stored_total = stored_balance_ = None
         if self.total is not None:
@@ -199,16 +221,23 @@ class _Load:
             stored_balance_ = self._hour_row(conn, self._balance_row(load), at_head)
             at_head = None
             if stored_balance_.changed:
+                fresh = stored_balance_.state == INSERTED
                 shards = self._shard_rows("shard_balance_dollars", self.balance, reading.balance.observed_at)
-                replace_rows(
-                    conn, tables.balance_shards, reading.account, hour, shards,
-                    fresh=stored_balance_.state == INSERTED,
-                )  # fmt: skip
+                replace_rows(conn, tables.balance_shards, reading.account, hour, shards, fresh=fresh)
+                listed = self._subaccount_rows()
+                replace_rows(conn, tables.subaccounts, reading.account, hour, listed, fresh=fresh)
         if any(stored is not None and stored.changed for stored in (stored_total, stored_balance_)):
-            self._write_free_margin(conn, stored_total, stored_balance_)
-        kept = {TOTAL_ENDPOINT: stored_total, BALANCE_ENDPOINT: stored_balance_}
+            self._write_balance_minus_resting(conn, stored_total, stored_balance_)
+        kept = {
+            TOTAL_ENDPOINT: stored_total,
+            BALANCE_ENDPOINT: stored_balance_,
+            # The subaccounts hang on the hour's balance row: kept with it, or not at all.
+            SUBACCOUNT_BALANCES_ENDPOINT: stored_balance_ if self._storable_subaccounts() else None,
+        }
+        if refused is not None:  # before this reading's own history row goes in
+            newly_refused = newly_not_permitted(conn.execute(select(refused)).scalar())
         insert_history(conn, tables.history, reading, hour, kept, self.late, load)
-        return StoredReading(reading.account, hour, stored_total, stored_balance_, newly)
+        return StoredReading(reading.account, hour, stored_total, stored_balance_, newly, newly_refused)
 
     def _hour_row(self, conn: Connection, hour_row: HourRow, at_head: Any) -> StoredHour:
         """The first hourly write of a load is conditioned on the head (``at_head``); if it inserts
@@ -246,7 +275,33 @@ class _Load:
             "total_refusal_reason": _cut(reading.not_permitted),
             "breakdown_problem": _cut(value.breakdown_problem),
         }
-        return HourRow(self.tables.balance, row, (self.tables.balance_shards, self.tables.free_margin))
+        dependents = (self.tables.balance_shards, self.tables.balance_minus_resting, self.tables.subaccounts)
+        return HourRow(self.tables.balance, row, dependents)
+
+    def _storable_subaccounts(self) -> bool:
+        """The subaccounts go with the balance of the same fetch, shard by shard: an answer without
+        ``exchange_index`` (Kalshi's before 2026-07) is recorded in the history only."""
+        return self.subaccounts is not None and all(
+            row.exchange_index is not None for row in self.subaccounts.rows
+        )
+
+    def _subaccount_rows(self) -> list[dict[str, Any]]:
+        if not self._storable_subaccounts():
+            return []
+        assert self.subaccounts is not None and self.reading.subaccounts is not None
+        observed_at = self.reading.subaccounts.observed_at
+        return [
+            {
+                "account": self.reading.account,
+                "snapshot_hour": self.hour,
+                "subaccount_number": row.subaccount_number,
+                "exchange_index": row.exchange_index,
+                "balance_dollars": row.balance_dollars,
+                "balance_updated_ts": row.updated_ts,
+                "observed_at": observed_at,
+            }
+            for row in self.subaccounts.rows
+        ]
 
     def _shard_rows(self, amount: str, value: Any, observed_at: datetime) -> list[dict[str, Any]]:
         return [
@@ -278,28 +333,29 @@ class _Load:
             )
         replace_rows(conn, tables.problems, reading.account, self.hour, problems, fresh=fresh)
 
-    def _write_free_margin(
+    def _write_balance_minus_resting(
         self, conn: Connection, total: StoredHour | None, balance: StoredHour | None
     ) -> None:
-        """The hour's free margin from what it holds now: the reading where the load holds the hour's
-        row, the rows of the hour where it keeps an earlier observation (read only then)."""
+        """Per shard, the hour's balance minus resting order value from what it holds now: the
+        reading where the load holds the hour's row, the rows of the hour where it keeps an earlier
+        observation (read only then)."""
         account, hour = self.reading.account, self.hour
         if balance is not None and balance.held:
             balance_side: Breakdown | None = _balance_breakdown(self.balance)
         else:
             balance_side = stored_balance(conn, self.tables, account, hour)
         if balance_side is None:
-            return  # no balance in the hour: no free margin (and none was there to take away)
+            return  # no balance in the hour: no rows (and none was there to take away)
         if total is not None and total.held:
             resting_side: Breakdown | None = _resting_breakdown(self.total)
         else:
             resting_side = stored_resting(conn, self.tables, account, hour)
         rows = [
-            {"account": account, "snapshot_hour": hour, **asdict(margin)}
-            for margin in free_margin(balance_side, resting_side)
+            {"account": account, "snapshot_hour": hour, **asdict(shard)}
+            for shard in balance_minus_resting(balance_side, resting_side)
         ]
-        fresh = balance is not None and balance.state == INSERTED  # no margin rows before it
-        replace_rows(conn, self.tables.free_margin, account, hour, rows, fresh=fresh)
+        fresh = balance is not None and balance.state == INSERTED  # no rows of it before it
+        replace_rows(conn, self.tables.balance_minus_resting, account, hour, rows, fresh=fresh)
 
 
 def _balance_breakdown(value: Balance | None) -> Breakdown:

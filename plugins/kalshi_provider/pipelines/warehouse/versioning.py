@@ -226,9 +226,11 @@ def warehouse_status(
 
 
 def _inspect(conn: Connection, table: str, schema: str | None) -> tuple[WarehouseStatus, dict[str, Any]]:
-    """The status, and the deployment's tables as reflected (0.2.0's names and the head's agree)."""
+    """The status, and the deployment's tables as reflected under 0.2.0's names and the head's (they
+    differ since revision 0004 renamed ``…_margin``)."""
     version = version_table(table, schema)
-    found = reflect_tables(conn, [*release_0_2_0.tables(table, schema), version], schema)
+    named = {t.name: t for t in (*release_0_2_0.tables(table, schema), *warehouse_tables(table, schema))}
+    found = reflect_tables(conn, [*named.values(), version], schema)
     existing = tuple(sorted(name for name in found if name != version.name))
     revision = None
     if version.name in found:
@@ -354,7 +356,7 @@ def _adopt(
         baseline = release_0_2_0.tables(table, schema)
         found = {name: tables for name, tables in found.items() if name in status.existing}
         release, revision = min(
-            ((baseline, BASELINE), (head, HEAD)), key=lambda candidate: _missing_columns(candidate[0], found)
+            ((baseline, BASELINE), (head, HEAD)), key=lambda candidate: _misfit(candidate[0], found)
         )
         check_existing(conn, release, found, schema)
     missing = [each for each in release if each.name not in status.existing]
@@ -363,6 +365,13 @@ def _adopt(
         refuse_forgetful_created(conn, missing, schema)
     command.stamp(config, revision)
     return tuple(each.name for each in missing), revision
+
+
+def _misfit(tables: tuple[Table, ...], found: dict[str, Any]) -> tuple[int, int]:
+    """How badly the existing tables fit a release: how many of them it does not name (since 0004
+    renamed ``…_margin``, a table of one release only), then how many of its columns they lack."""
+    named = {table.name for table in tables}
+    return sum(name not in named for name in found), _missing_columns(tables, found)
 
 
 def _missing_columns(tables: tuple[Table, ...], found: dict[str, Any]) -> int:

@@ -10,8 +10,9 @@ stay exact (SQLite's extremes by length-prefixed text, ``extremes.py``). Why and
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from operator import itemgetter
 from typing import Any
 
@@ -41,7 +42,7 @@ class TooManyPoints(ValueError):
 
     :param hours: The window asked for, in hours.
     :param series: Lines in the window: per account its totals and balances, and each exchange
-        shard's free margin.
+        shard's balance minus resting.
     :param points: Points at one a day.
     :param budget: The points budget.
     :param at_least: ``series`` and ``points`` are lower bounds: counting stopped at the rows no
@@ -60,7 +61,7 @@ class TooManyPoints(ValueError):
         more = "at least " if at_least else ""
         super().__init__(
             f"the last {hours} hours hold {more}{series:,} lines (each account's totals and balances, "
-            f"and each exchange shard's free margin): at one point a day that is {more}{points:,} "
+            f"and each exchange shard's balance minus resting): at one point a day that is {more}{points:,} "
             f"points, more than the {budget:,} one answer may hold; {fits}"
         )
 
@@ -70,10 +71,10 @@ class ChartWindow:
     """The rows of a window, hourly or in buckets of ``bucket_hours``.
 
     Each row is a dict of the table's key columns (``account``, and ``exchange_index`` for the
-    free margin), ``snapshot_hour`` and the values the chart shows. In buckets, a row is the
+    balance minus resting), ``snapshot_hour`` and the values the chart shows. In buckets, a row is the
     bucket's last hour with a row, plus ``bucket_start``, ``hours`` (how many hours of the bucket
     have a row) and ``<value>_min`` / ``<value>_max`` of the series' value over the bucket (the
-    total's cents, the balance's dollars, the free margin's dollars). Rows come ordered by key and
+    total's cents, the balance's dollars, the balance minus resting's dollars). Rows come ordered by key and
     hour.
     """
 
@@ -83,11 +84,15 @@ class ChartWindow:
     budget: int
     totals: list[dict[str, Any]]
     balances: list[dict[str, Any]]
-    margins: list[dict[str, Any]]
+    balance_minus_resting: list[dict[str, Any]]
+    #: Per (account, snapshot_hour) of a row of ``balances``: every subaccount's balance summed over
+    #: subaccounts and shards (``…_subacct``), exactly; absent where the hour has no subaccount rows.
+    #: A value of the balance's point, not a line of its own: it costs no points.
+    subaccount_sums: dict[tuple[str, datetime], Decimal] = field(default_factory=dict)
 
     @property
     def points(self) -> int:
-        return len(self.totals) + len(self.balances) + len(self.margins)
+        return len(self.totals) + len(self.balances) + len(self.balance_minus_resting)
 
 
 @dataclass(frozen=True)
@@ -121,10 +126,10 @@ _SERIES = (
         ),
     ),
     _Series(
-        "free_margin",
+        "balance_minus_resting",
         ("account", "exchange_index"),
-        "shard_free_margin_dollars",
-        ("shard_balance_dollars", "shard_resting_order_value_dollars", "shard_free_margin_dollars"),
+        "shard_balance_minus_resting_dollars",
+        ("shard_balance_dollars", "shard_resting_order_value_dollars", "shard_balance_minus_resting_dollars"),
     ),
 )
 
@@ -147,7 +152,7 @@ def read_window(
     readable: ReadableRows | None = None,
 ) -> ChartWindow:
     """
-    Read the totals, balances and free margins with ``since <= snapshot_hour < until`` within
+    Read the totals, balances and balance minus resting with ``since <= snapshot_hour < until`` within
     ``budget`` points: hourly when they fit, else in the finest buckets that fit.
 
     :param engine: The warehouse.
@@ -193,9 +198,56 @@ def read_window(
                 raise TooManyPoints(window.hours, sum(c.series for c in counts), budget + 1, budget)
             left -= len(rows)
             found[series.table] = sorted(rows, key=itemgetter(*series.key, "snapshot_hour"))
+        sums = {}
+        if found["balance"] and inspector.has_table(tables.subaccounts.name, schema=schema):
+            sums = _subaccount_sums(conn, tables.subaccounts, found["balance"], budget)
     return ChartWindow(
-        since, until, bucket_hours, budget, found["totals"], found["balance"], found["free_margin"]
+        since,
+        until,
+        bucket_hours,
+        budget,
+        found["totals"],
+        found["balance"],
+        found["balance_minus_resting"],
+        sums,
     )
+
+
+#: Rows of ``…_subacct`` one answer may read per point of the budget (a few subaccounts on a few
+#: shards each); more is refused, as every read here is, never cut.
+_SUBACCOUNT_ROWS_A_POINT = 64
+#: Hours one query names (SQLite takes 32,766 values a statement).
+_HOURS_A_QUERY = 10_000
+
+
+def _subaccount_sums(
+    conn: Connection, table: Table, balances: list[dict[str, Any]], budget: int
+) -> dict[tuple[str, datetime], Decimal]:
+    """The sum over subaccounts of the hours the balance rows stand for, and of those only (the
+    rows a reader may see: a subaccount row belongs to its hour's balance). Summed here, exactly:
+    SQLite's SUM of fixed-point text would be a float."""
+    wanted = {(row["account"], row["snapshot_hour"]) for row in balances}
+    hours = sorted({hour for _, hour in wanted})
+    accounts = sorted({account for account, _ in wanted})
+    most = _SUBACCOUNT_ROWS_A_POINT * budget
+    sums: dict[tuple[str, datetime], Decimal] = {}
+    seen = 0
+    for start in range(0, len(hours), _HOURS_A_QUERY):
+        query = (
+            select(table.c.account, table.c.snapshot_hour, table.c.balance_dollars)
+            .where(
+                table.c.snapshot_hour.in_(hours[start : start + _HOURS_A_QUERY]),
+                table.c.account.in_(accounts),
+            )
+            .limit(most - seen + 1)
+        )
+        for account, hour, dollars in conn.execute(query):
+            seen += 1
+            if seen > most:
+                raise TooManyPoints(len(hours), len(accounts), budget + 1, budget)
+            if (account, hour) in wanted:
+                sums[(account, hour)] = sums.get((account, hour), Decimal(0)) + dollars
+    return sums
 
 
 @dataclass(frozen=True)

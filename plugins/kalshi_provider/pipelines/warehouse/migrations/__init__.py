@@ -19,7 +19,7 @@ SCRIPT_LOCATION = Path(__file__).resolve().parent
 #: 0.2.0's schema: what tables found without a version row are stamped at, once they pass its check.
 BASELINE = "0001_v0_2_0"
 #: The newest revision, the schema ``schema.py`` defines (a test checks it is the scripts' head).
-HEAD = "0003_hour_index_utf8mb4"
+HEAD = "0005_subaccounts"
 #: Appended to the ``table`` param: at most 6 characters, since Alembic names the version table's
 #: primary key ``<version table>_pkc`` and a 53-character table name must leave it 63 characters.
 VERSION_SUFFIX = "_ver"

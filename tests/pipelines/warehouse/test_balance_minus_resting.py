@@ -6,7 +6,11 @@ from decimal import Decimal
 
 import pytest
 
-from kalshi_provider.pipelines.warehouse.margin import Breakdown, ShardMargin, free_margin
+from kalshi_provider.pipelines.warehouse.balance_minus_resting import (
+    Breakdown,
+    ShardBalanceMinusResting,
+    balance_minus_resting,
+)
 
 D = Decimal
 
@@ -16,9 +20,9 @@ def _margins(balance: Breakdown | None, resting: Breakdown | None) -> dict[int, 
         m.exchange_index: (
             m.shard_balance_dollars,
             m.shard_resting_order_value_dollars,
-            m.shard_free_margin_dollars,
+            m.shard_balance_minus_resting_dollars,
         )
-        for m in free_margin(balance, resting)
+        for m in balance_minus_resting(balance, resting)
     }
 
 
@@ -65,12 +69,12 @@ def test_what_is_unknown_stays_none(balance, resting, expected):
 
 
 def test_an_hour_without_a_balance_has_no_free_margin():
-    assert free_margin(None, Breakdown(D("1"), {0: D("1")})) == []
+    assert balance_minus_resting(None, Breakdown(D("1"), {0: D("1")})) == []
 
 
 def test_a_difference_beyond_what_the_column_holds_is_unknown_not_rounded():
     """NUMERIC(24, 6) holds less than 10**18 in magnitude; the difference of two amounts that fit
     may not."""
     big = D("999999999999999999.999999")
-    (margin,) = free_margin(Breakdown(-big, {0: -big}), Breakdown(big, {0: big}))
-    assert margin == ShardMargin(0, -big, big, None)
+    (margin,) = balance_minus_resting(Breakdown(-big, {0: -big}), Breakdown(big, {0: big}))
+    assert margin == ShardBalanceMinusResting(0, -big, big, None)

@@ -1,10 +1,11 @@
-"""The free margin per exchange shard (balance minus resting order value): a figure this provider
-derives in exact decimals, never from floats and never guessed (the rules: ``docs/tables.md``).
+"""Per exchange shard: its balance minus the value of its resting orders, in exact decimals.
 
-A shard one breakdown omits counts as 0 there only if that breakdown is complete (kept, adding up
-exactly); else, or without the hour's resting order value, that side is unknown (None), as is a
-difference the columns cannot hold exactly; an hour without a balance has no free margin. Pure
-functions, given the load's reading or the rows an hour keeps from an earlier observation.
+A figure this provider derives; Kalshi publishes none under any name, and its balance is the
+"Member's available balance", which may already leave out what resting orders hold: then this
+difference counts them twice. Kalshi defines no "free margin" (``docs/tables.md`` quotes Kalshi's
+words with their URLs). A shard one breakdown omits counts as 0 there only if that breakdown is
+complete; else, or without the hour's resting order value, that side is unknown (None), as is a
+difference the columns cannot hold exactly. Pure functions of the load's reading or the hour's rows.
 """
 
 from __future__ import annotations
@@ -38,17 +39,19 @@ class Breakdown:
 
 
 @dataclass(frozen=True)
-class ShardMargin:
-    """One shard's free margin and what it is made of; None where unknown."""
+class ShardBalanceMinusResting:
+    """One shard's balance, resting order value and their difference; None where unknown."""
 
     exchange_index: int
     shard_balance_dollars: Decimal | None
     shard_resting_order_value_dollars: Decimal | None
-    shard_free_margin_dollars: Decimal | None
+    shard_balance_minus_resting_dollars: Decimal | None
 
 
-def free_margin(balance: Breakdown | None, resting: Breakdown | None) -> list[ShardMargin]:
-    """The hour's free margin per shard, ordered by shard (see the module doc for the rules).
+def balance_minus_resting(
+    balance: Breakdown | None, resting: Breakdown | None
+) -> list[ShardBalanceMinusResting]:
+    """The hour's balance minus resting order value per shard, by shard (rules: the module doc).
 
     :param balance: The hour's balance and its split; None when the hour has no balance.
     :param resting: The hour's total resting order value and its split; None when it has none.
@@ -56,17 +59,17 @@ def free_margin(balance: Breakdown | None, resting: Breakdown | None) -> list[Sh
     if balance is None:
         return []
     indexes = sorted(set(balance.shards) | set(resting.shards if resting is not None else ()))
-    margins = []
+    shards = []
     for index in indexes:
         shard_balance = _side(balance, index)
         shard_resting = None if resting is None else _side(resting, index)
-        free = None
+        difference = None
         if shard_balance is not None and shard_resting is not None:
-            free = shard_balance - shard_resting
-            if abs(free) >= MAX_DOLLARS:
-                free = None  # beyond what the column holds exactly: unknown, never rounded
-        margins.append(ShardMargin(index, shard_balance, shard_resting, free))
-    return margins
+            difference = shard_balance - shard_resting
+            if abs(difference) >= MAX_DOLLARS:
+                difference = None  # beyond what the column holds exactly: unknown, never rounded
+        shards.append(ShardBalanceMinusResting(index, shard_balance, shard_resting, difference))
+    return shards
 
 
 def _side(breakdown: Breakdown, index: int) -> Decimal | None:
