@@ -276,7 +276,7 @@ class KalshiHook(BaseHook):
         )
 
     def _read(
-        self, path: str, parse: Callable[[Any], _Value], *, deadline_seconds: float = CALL_DEADLINE_SECONDS
+        self, path: str, parse: Callable[[Any], _Value], *, deadline_seconds: float | None = None
     ) -> _Value:
         """GET ``path`` and parse the answer into a value stamped with when the answer arrived.
 
@@ -302,7 +302,7 @@ class KalshiHook(BaseHook):
         json: Any = None,
         max_attempts: int | None = None,
         exchange_status: bool = True,
-        deadline_seconds: float = CALL_DEADLINE_SECONDS,
+        deadline_seconds: float | None = None,
     ) -> transport.Answer:
         """The answer to one call, after all the attempts it needed."""
         settings = self.settings
@@ -312,7 +312,8 @@ class KalshiHook(BaseHook):
         for limit in (self.max_attempts, max_attempts):
             if limit is not None:
                 attempts = max(1, min(attempts, limit))
-        deadline = time.monotonic() + deadline_seconds
+        # The module's bound, read at call time (None: CALL_DEADLINE_SECONDS), or the caller's.
+        deadline = time.monotonic() + (CALL_DEADLINE_SECONDS if deadline_seconds is None else deadline_seconds)
         return self._retrying(label, attempts, deadline)(
             self._send_once, method.upper(), url, params, json, label, deadline, exchange_status
         )
