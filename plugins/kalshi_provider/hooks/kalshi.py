@@ -313,7 +313,8 @@ class KalshiHook(BaseHook):
             if limit is not None:
                 attempts = max(1, min(attempts, limit))
         # The module's bound, read at call time (None: CALL_DEADLINE_SECONDS), or the caller's.
-        deadline = time.monotonic() + (CALL_DEADLINE_SECONDS if deadline_seconds is None else deadline_seconds)
+        seconds = CALL_DEADLINE_SECONDS if deadline_seconds is None else deadline_seconds
+        deadline = time.monotonic() + seconds
         return self._retrying(label, attempts, deadline)(
             self._send_once, method.upper(), url, params, json, label, deadline, exchange_status
         )
