@@ -4,10 +4,11 @@ For each line (see ``runner.py`` for how it is installed): the wheel goes in wit
 Airflow or anything else, and with an empty plugins folder and a DAG folder of copies of
 ``dags/`` Airflow lists the provider and the chart plugin, builds the connection form, tests a
 Kalshi connection against the simulator, parses both DAGs with their schedules, runs the hourly
-DAG into SQLite (the hour's total, balance, free margin per shard and history rows), runs it again
-the way the UI triggers a run (no logical date; an account without FCM access gets its balance,
-a refused key fails at once, without retries), refuses a backfill (3.2+) or skips its run in its
-first task (3.0, 3.1), and serves the chart's rows only to readers of the DAGs that wrote them.
+DAG into SQLite (the hour's total, balance, every subaccount's balance, per-shard figures and
+history rows), runs it again the way the UI triggers a run (no logical date; an account without
+FCM access gets its balance, a refused key fails at once, without retries), refuses a backfill
+(3.2+) or skips its run in its first task (3.0, 3.1), and serves the chart's rows only to readers
+of the DAGs that wrote them.
 On 3.3.2 this is also issue 11's wheel-install test.
 
 The main suite runs on 3.3 in ``.venv``; this module adds 4 to 6 minutes on 2 cores, about as much from a
@@ -199,10 +200,10 @@ def test_the_dag_folder_parses_with_both_schedules(run: LineRun, line: AirflowLi
 
 
 #: The simulator's balance (500000 cents over shards 0-3) minus the resting orders (all on shard 0).
-FREE_MARGIN = {0: "-2242.420000", 1: "1500.000000", 2: "1000.000000", 3: "500.000000"}
+BALANCE_MINUS_RESTING = {0: "-2242.420000", 1: "1500.000000", 2: "1000.000000", 3: "500.000000"}
 
 
-def test_dags_test_writes_the_hours_total_balance_free_margin_and_history(run: LineRun):
+def test_dags_test_writes_the_hours_total_balance_subaccounts_shards_and_history(run: LineRun):
     step = run.step("dags_test")
     [dag_run, *_] = run.airflow.dag_runs(HOURLY)
     assert step.returncode == 0 and dag_run["state"] == "success", step.tail()
@@ -219,12 +220,17 @@ def test_dags_test_writes_the_hours_total_balance_free_margin_and_history(run: L
         row["exchange_index"]: row["shard_balance_minus_resting_dollars"]
         for row in run.warehouse_rows(f"{HOURLY}_bal_rest")
     }
-    assert margins == FREE_MARGIN
+    assert margins == BALANCE_MINUS_RESTING
     history = [row for row in run.warehouse_rows(f"{HOURLY}_history") if row["account"] == "kalshi_default"]
     assert sorted((row["endpoint"], row["outcome"], row["became_hour_row"]) for row in history) == [
         ("/portfolio/balance", "hour_row", 1),
+        ("/portfolio/subaccounts/balances", "hour_row", 1),
         ("/portfolio/summary/total_resting_order_value", "hour_row", 1),
     ]
+    # Every subaccount's balance, with the hour's balance row: the simulator's primary, per shard.
+    ours = [r for r in run.warehouse_rows(f"{HOURLY}_subacct") if r["account"] == "kalshi_default"]
+    stored = {(r["subaccount_number"], r["exchange_index"]) for r in ours}
+    assert stored == {(0, shard) for shard in range(4)}
 
 
 def test_the_warehouse_command_on_every_line_and_inside_airflow_from_3_2(run: LineRun, line: AirflowLine):
@@ -271,8 +277,10 @@ def test_a_run_without_logical_date_labels_its_hour_and_fails_a_refused_key_at_o
     } == {None}
     history = run.warehouse_rows(f"{TRIGGERED_TABLE}_history")
     assert sorted((row["account"], row["outcome"]) for row in history) == [
+        ("kalshi_default", "hour_row"),  # the total, the balance, the subaccounts
         ("kalshi_default", "hour_row"),
         ("kalshi_default", "hour_row"),
+        ("kalshi_no_fcm", "hour_row"),  # the balance, the subaccounts
         ("kalshi_no_fcm", "hour_row"),
         ("kalshi_no_fcm", "not_permitted"),
     ]
@@ -308,7 +316,7 @@ def test_the_chart_answers_each_user_with_the_rows_of_the_dags_they_may_read(run
     shards = served["balance_minus_resting"]["kalshi_default"]
     assert {
         int(index): points[-1]["balance_minus_resting_dollars"] for index, points in shards.items()
-    } == FREE_MARGIN
+    } == BALANCE_MINUS_RESTING
     assert answers["reader_chart"] == {"status": 200, "has_svg": True}
     # A browser opening the page's address: no data, whatever the line.
     page = answers["anonymous_chart"]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from kalshi_provider.endpoints import BALANCE_ENDPOINT, TOTAL_ENDPOINT
+from kalshi_provider.endpoints import BALANCE_ENDPOINT, SUBACCOUNT_BALANCES_ENDPOINT, TOTAL_ENDPOINT
 from kalshi_provider.pipelines.warehouse import read_balances, read_history, read_snapshots
 from tests.fixtures.stack import BALANCE, DAG_ID, AirflowStack
 
@@ -60,7 +60,7 @@ def test_triggered_run_writes_the_simulators_value_to_the_postgres_warehouse(
         engine.dispose()
     # The run's own readings are in the history, taken during the run, in the run's hour.
     ours = {row["endpoint"]: row for row in history if row["dag_run_id"] == run_id}
-    assert set(ours) == {TOTAL_ENDPOINT, BALANCE_ENDPOINT}, history
+    assert set(ours) == {TOTAL_ENDPOINT, BALANCE_ENDPOINT, SUBACCOUNT_BALANCES_ENDPOINT}, history
     run_after, end = datetime.fromisoformat(run["run_after"]), datetime.fromisoformat(run["end_date"])
     for reading in ours.values():
         assert reading["snapshot_hour"] == hour and run_after <= reading["observed_at"] <= end

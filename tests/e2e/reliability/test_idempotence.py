@@ -150,7 +150,18 @@ def test_the_dag_run_twice_for_one_hour_leaves_the_first_runs_row(
         ]
         total = [entry for entry in seen if entry[2] is not None]
         assert total == [(first.run_id, "hour_row", 111), (second.run_id, "earlier_kept", 222)]
-        assert [entry[1] for entry in seen if entry[2] is None] == ["hour_row", "earlier_kept"]  # balances
+        # The balances and the subaccounts' lists: each run's, the re-run's kept out likewise.
+        others = sorted(
+            (row["endpoint"], row["dag_run_id"] == first.run_id, row["outcome"])
+            for row in warehouse.history()
+            if row["total_resting_order_value_cents"] is None
+        )
+        assert others == [
+            ("/portfolio/balance", False, "earlier_kept"),
+            ("/portfolio/balance", True, "hour_row"),
+            ("/portfolio/subaccounts/balances", False, "earlier_kept"),
+            ("/portfolio/subaccounts/balances", True, "hour_row"),
+        ]
     finally:
         warehouse.dispose()
 
