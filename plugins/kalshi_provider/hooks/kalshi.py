@@ -230,15 +230,7 @@ class KalshiHook(BaseHook):
             deadline=min(time.monotonic() + timeout, not_after),
             max_body=max_body,
         )
-        if answer.status >= 400:
-            raise error_from_response(
-                answer.status,
-                answer.body.decode("utf-8", "replace"),
-                answer.headers,
-                request_label=label,
-                received_at=answer.received_at,
-            )
-        return answer
+        return _refuse_error_status(answer, label)
 
     def _stop_if_exchange_paused(self, label: str, failure: KalshiError, call_deadline: float) -> None:
         """After a retryable failure: raise ``KalshiExchangePausedError`` if Kalshi says its exchange
@@ -374,14 +366,7 @@ class KalshiHook(BaseHook):
                 params=params,
                 json=body,
             )
-            if answer.status >= 400:
-                raise error_from_response(
-                    answer.status,
-                    answer.body.decode("utf-8", "replace"),
-                    answer.headers,
-                    request_label=label,
-                    received_at=answer.received_at,
-                )
+            _refuse_error_status(answer, label)
         except KalshiError as err:
             if err.retryable and exchange_status:
                 self._stop_if_exchange_paused(label, err, call_deadline)
@@ -417,6 +402,19 @@ class KalshiHook(BaseHook):
 _exponential_jitter = tenacity.wait_exponential(
     multiplier=INITIAL_BACKOFF_SECONDS, max=MAX_BACKOFF_SECONDS - BACKOFF_JITTER_SECONDS
 ) + tenacity.wait_random(0, BACKOFF_JITTER_SECONDS)
+
+
+def _refuse_error_status(answer: transport.Answer, label: str) -> transport.Answer:
+    """The answer, or the :class:`KalshiError` its 4xx/5xx status stands for (stamped on arrival)."""
+    if answer.status >= 400:
+        raise error_from_response(
+            answer.status,
+            answer.body.decode("utf-8", "replace"),
+            answer.headers,
+            request_label=label,
+            received_at=answer.received_at,
+        )
+    return answer
 
 
 def _wait_with_retry_after(state: tenacity.RetryCallState) -> float:

@@ -157,6 +157,30 @@ class KalshiAccountReadingOperator(_KalshiReadingOperator):
 
     calls_per_try = 3
 
+    def _read_subaccounts(self, hook: KalshiHook, context: Context) -> SubaccountsReading:
+        """The third call: every subaccount's balance, or why it is left out (it never costs the
+        total or the balance); a failure only a task retry can mend is raised before the last try."""
+        from kalshi_provider.exceptions import (
+            KalshiError,
+            KalshiExchangePausedError,
+            KalshiPermissionError,
+            KalshiResponseError,
+        )
+        from kalshi_provider.readings import MAX_NOTE_LENGTH, SubaccountsReading
+
+        try:
+            listed = hook.get_subaccount_balances()
+            return SubaccountsReading(listed.received_at, listed)
+        except KalshiPermissionError as refused:  # a key restricted to one subaccount
+            return SubaccountsReading(_arrival(refused), not_permitted=str(refused)[:MAX_NOTE_LENGTH])
+        except (KalshiResponseError, KalshiExchangePausedError) as unusable:
+            return SubaccountsReading(_arrival(unusable), problem=str(unusable)[:MAX_NOTE_LENGTH])
+        except KalshiError as failed:
+            if not (failed.retryable and self._last_try(context)):
+                raise
+            problem = f"the subaccounts could not be read on the task's last try: {failed}"
+            return SubaccountsReading(_arrival(failed), problem=problem[:MAX_NOTE_LENGTH])
+
     def execute(self, context: Context) -> dict[str, Any]:
         from kalshi_provider.exceptions import (
             KalshiError,
@@ -198,24 +222,10 @@ class KalshiAccountReadingOperator(_KalshiReadingOperator):
                     raise  # a task retry reads both again (or no retry can fix it)
                 problem = f"the balance could not be read on the task's last try: {failed}"
                 balance = BalanceReading(_arrival(failed), problem=problem[:MAX_NOTE_LENGTH])
-            try:
-                if pause is not None:  # no further signed request while the exchange is paused
-                    raise pause
-                listed = hook.get_subaccount_balances()
-                subaccounts = SubaccountsReading(listed.received_at, listed)
-            except KalshiExchangePausedError as paused:
-                subaccounts = SubaccountsReading(_arrival(paused), problem=str(paused)[:MAX_NOTE_LENGTH])
-            except KalshiPermissionError as refused:  # a key restricted to one subaccount
-                subaccounts = SubaccountsReading(
-                    _arrival(refused), not_permitted=str(refused)[:MAX_NOTE_LENGTH]
-                )
-            except KalshiResponseError as unusable:
-                subaccounts = SubaccountsReading(_arrival(unusable), problem=str(unusable)[:MAX_NOTE_LENGTH])
-            except KalshiError as failed:
-                if not (failed.retryable and self._last_try(context)):
-                    raise
-                problem = f"the subaccounts could not be read on the task's last try: {failed}"
-                subaccounts = SubaccountsReading(_arrival(failed), problem=problem[:MAX_NOTE_LENGTH])
+            if pause is not None:  # no further signed request while the exchange is paused
+                subaccounts = SubaccountsReading(_arrival(pause), problem=str(pause)[:MAX_NOTE_LENGTH])
+            else:
+                subaccounts = self._read_subaccounts(hook, context)
         reading = AccountReading(
             self.kalshi_conn_id,
             observed_at,
