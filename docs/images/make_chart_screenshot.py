@@ -24,14 +24,13 @@ import math
 import os
 import sys
 import tempfile
-import threading
-import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from html import escape
 from pathlib import Path
 
 IMAGES = Path(__file__).resolve().parent
+sys.path.insert(0, str(IMAGES.parents[1]))  # tests.fixtures: the app served as the tests serve it
 CHROMIUM = os.environ.get("KALSHI_TEST_CHROMIUM", "/usr/bin/chromium")
 DAYS = 30
 #: Each shard's share of the FCM account's balance and of its resting orders, in percent.
@@ -109,32 +108,6 @@ def seed(path: Path, now: datetime) -> None:
         engine.dispose()
 
 
-def serve():
-    """The plugin's app on loopback, every row readable; returns (base URL, stop)."""
-    import uvicorn
-
-    from kalshi_provider.pipelines.ui.app import app, readable_rows
-
-    app.dependency_overrides[readable_rows] = lambda: None  # no filter: every row
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-
-    def stop() -> None:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-    return f"http://127.0.0.1:{port}", stop
-
-
 def shoot(base: str, work: Path) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -206,11 +179,12 @@ def main() -> int:
         )
         now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
         seed(warehouse, now)
-        base, stop = serve()
-        try:
+        from kalshi_provider.pipelines.ui.app import app, readable_rows
+        from tests.fixtures.served_app import served_app
+
+        app.dependency_overrides[readable_rows] = lambda: None  # no filter: every row
+        with served_app(app) as base:
             shoot(base, Path(work))
-        finally:
-            stop()
     print(f"wrote {', '.join(p.name for p in sorted(IMAGES.glob('kalshi-chart*.png')))} in {IMAGES}")
     return 0
 
