@@ -148,7 +148,15 @@ def read_subaccounts(
     schema: str | None = None,
 ) -> list[dict[str, Any]]:
     """Every subaccount's balance per shard with ``since <= snapshot_hour < until``, ordered by
-    account, hour, subaccount and shard: the ``…_subacct`` table's rows as dicts. No table, no rows."""
+    account, hour, subaccount and shard: the ``…_subacct`` table's rows as dicts. No table, no rows.
+
+    :param engine: The warehouse, from :func:`~.engine.warehouse_engine`.
+    :param account: Only this account's rows; None for every account.
+    :param since: The first hour (aware); None for no lower bound.
+    :param until: The hour after the last (aware); None for no upper bound.
+    :param table_name: The deployment's table, after which its other tables are named.
+    :param schema: The tables' schema; None for the connection's default.
+    """
     table = warehouse_tables(table_name, schema).subaccounts
     since, until = _bounds(since, until)
     if table.name not in set(inspect(engine).get_table_names(schema=schema)):
