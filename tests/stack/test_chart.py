@@ -19,7 +19,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import jwt
 import pytest
@@ -217,8 +217,13 @@ def test_chart_in_the_ui(
     assert run_id in {triggered_run["run"]["dag_run_id"], *_run_ids(stack)}, run_id
     link.click()
     expect(frame.locator("body")).to_contain_text(run_id)
-    path = frame.locator("html").evaluate("() => location.pathname")
-    assert unquote(path) == f"/dags/{DAG_ID}/runs/{run_id}", path  # the UI may show it decoded
+    # The UI's own routing may navigate the frame again after the text shows (reading its address
+    # then raced that navigation): wait for the run's address, then read it.
+    run_page = iframe.element_handle().content_frame()
+    run_path = f"/dags/{DAG_ID}/runs/{run_id}"
+    run_page.wait_for_url(lambda url: unquote(urlsplit(url).path) == run_path, timeout=30_000)
+    path = urlsplit(run_page.url).path
+    assert unquote(path) == run_path, path  # the UI may show it decoded
     page.screenshot(path=artifacts / "23-kalshi-chart-run-link.png", animations="disabled")
 
     # The page itself, opened directly in the signed-in browser (cookie, no header).
